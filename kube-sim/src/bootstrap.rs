@@ -20,8 +20,10 @@ pub fn put_system_object(sim: &Sim, group: &str, resource: &str, mut v: Value) {
     v["metadata"]["uid"] = json!(crate::meta::uid());
     v["metadata"]["creationTimestamp"] = json!(crate::meta::now());
     let gr = gr(group, resource);
-    sim.store.write().expect("store lock").commit(&gr, &ns, &name, Some(v));
-    sim.after_commit(&gr);
+    let ev = sim.store.write().expect("store lock").commit(&gr, &ns, &name, Some(v));
+    if let Some(ev) = ev {
+        crate::api::post_commit(sim, &ev);
+    }
 }
 
 pub fn namespace_object(name: &str) -> Value {

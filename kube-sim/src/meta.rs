@@ -128,7 +128,7 @@ pub fn validate_metadata(meta: &Value) -> Vec<(String, String)> {
             let f = f.as_str().unwrap_or_default();
             if !qualified_name_ok(f) {
                 errs.push((format!("metadata.finalizers[{i}]"), format!("Invalid value: \"{f}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")));
-            } else if !f.contains('/') && !["kubernetes", "orphan", "foregroundDeletion"].contains(&f) {
+            } else if !f.contains('/') && !["kubernetes", "orphan", "foregroundDeletion", "customresourcecleanup.apiextensions.k8s.io"].contains(&f) {
                 errs.push((format!("metadata.finalizers[{i}]"), format!("Invalid value: \"{f}\": name is neither a standard finalizer name nor is it fully qualified")));
             }
         }
