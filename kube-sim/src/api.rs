@@ -80,7 +80,7 @@ pub struct Ctx<'a> {
 pub fn decode(body: &[u8], headers: &HeaderMap) -> Result<Value, ApiError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     if ct.contains("protobuf") {
-        return Err(ApiError::unsupported_media_type(&["application/json", "application/yaml"]));
+        return crate::proto::decode(body).map_err(|e| ApiError::bad_request(format!("the object provided is unrecognized: protobuf: {e}")));
     }
     let v: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
@@ -781,8 +781,10 @@ impl Ctx<'_> {
         }
         if ct == "application/apply-patch+yaml" {
             let force = self.query.flag("force");
-            if self.query.get("fieldManager").is_none() {
-                return Err(ApiError::bad_request("PATCH /apply requires fieldManager"));
+            if self.query.get("fieldManager").is_none_or(|m| m.is_empty()) {
+                // The server's ValidatePatchOptions: a 422 on PatchOptions, not a 400.
+                let cause = ("FieldValueRequired".to_string(), "fieldManager".to_string(), "Required value: is required for apply patch".to_string());
+                return Err(ApiError::invalid("meta.k8s.io", "PatchOptions", "", &[cause]));
             }
             let applied = decode(body, &HeaderMap::from_iter([(header::CONTENT_TYPE, "application/yaml".parse().expect("static"))]))?;
             // Retry on concurrent writes, as the server's patcher does.
@@ -961,6 +963,8 @@ impl Ctx<'_> {
 fn delete_options(body: &[u8], query: &Query) -> Result<Value, ApiError> {
     let mut opts: Value = if body.iter().all(|b| b.is_ascii_whitespace()) {
         json!({})
+    } else if crate::proto::is_protobuf(body) {
+        crate::proto::decode(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: protobuf: {e}")))?
     } else {
         serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
     };

@@ -17,6 +17,7 @@ pub mod gc;
 pub mod kinds;
 pub mod meta;
 pub mod present;
+pub mod proto;
 pub mod request;
 pub mod reviews;
 pub mod schema;

@@ -1,0 +1,37 @@
+# partnerkit — the two commands a fresh machine needs are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: demo test test-real bench build lint clean
+
+## The main job: kube-sim (the embedded API server) driven by the real kubectl.
+demo: build
+	./scripts/demo.sh
+
+build:
+	$(CARGO) build --release -p kube-sim
+
+## Unit tests and the fidelity suite (against an in-process kube-sim).
+test:
+	$(CARGO) build --workspace --all-targets
+	@if command -v cargo-nextest >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+## The same fidelity scenarios against the real cluster of $KUBECONFIG
+## (simulator-only tests — metrics, faults, token files — are left out).
+test-real:
+	@test -n "$$KUBECONFIG" || { echo "make test-real: set KUBECONFIG to a real cluster" >&2; exit 2; }
+	FIDELITY_REAL=1 $(CARGO) nextest run -p kube-sim -E 'kind(test) and not binary(fidelity_sim_only)' --no-fail-fast
+
+## Throughput and memory figures (not tests).
+bench: build
+	$(CARGO) bench -p kube-sim --bench throughput
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
