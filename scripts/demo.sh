@@ -42,17 +42,17 @@ run kubectl -n demo wait --for=condition=Ready widget/red --timeout=10s
 run kubectl -n demo get wg -l tier=front
 
 say "Server-side apply: field ownership, conflicts, force"
-cat > "$WORK/red-ssa.yaml" <<'YAML'
+cat > "$WORK/green.yaml" <<'YAML'
 apiVersion: demo.kube-sim.io/v1
 kind: Widget
-metadata: {name: red, namespace: demo}
-spec: {color: "#ff0000", size: 5}
+metadata: {name: green, namespace: demo}
+spec: {color: "#00ff00", size: 5}
 YAML
-run kubectl apply --server-side --field-manager=team-a -f "$WORK/red-ssa.yaml"
-sed -i 's/size: 5/size: 9/' "$WORK/red-ssa.yaml"
-fails kubectl apply --server-side --field-manager=team-b -f "$WORK/red-ssa.yaml"
-run kubectl apply --server-side --field-manager=team-b --force-conflicts -f "$WORK/red-ssa.yaml"
-run kubectl -n demo get widget red -o jsonpath='{range .metadata.managedFields[*]}{.manager}{"\t"}{.operation}{"\n"}{end}'
+run kubectl apply --server-side --field-manager=team-a -f "$WORK/green.yaml"
+sed -i 's/size: 5/size: 9/' "$WORK/green.yaml"
+fails kubectl apply --server-side --field-manager=team-b -f "$WORK/green.yaml"
+run kubectl apply --server-side --field-manager=team-b --force-conflicts -f "$WORK/green.yaml"
+run kubectl -n demo get widget green -o jsonpath='{range .metadata.managedFields[*]}{.manager}{"\t"}{.operation}{"\t"}{.fieldsV1}{"\n"}{end}'
 
 say "RBAC: alice may edit widgets in demo, and nothing else"
 run kubectl apply -f $EX/alice-rbac.yaml

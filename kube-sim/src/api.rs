@@ -236,6 +236,7 @@ impl Ctx<'_> {
         // Objects of the snapshot at `at`, in key order.
         let mut items: Vec<Arc<Obj>> = Vec::new();
         let mut remaining = 0usize;
+        let mut rest = 0usize;
         let matches = |o: &Obj| -> bool {
             (labels.is_empty() || labels.matches(&o.labels)) && (fields.is_empty() || fields.matches(&o.value()))
         };
@@ -281,7 +282,14 @@ impl Ctx<'_> {
                 gone.sort_by(|a, b| a.0.cmp(&b.0));
             }
             let mut gone = gone.into_iter().peekable();
-            for (k, o) in store.range(&self.gr(), ns, after.as_ref()) {
+            // Without selectors or history, all that follows a full page is remaining: count it.
+            let count_rest = limit > 0 && past.is_none() && labels.is_empty() && fields.is_empty();
+            let mut objs = store.range(&self.gr(), ns, after.as_ref());
+            while let Some((k, o)) = objs.next() {
+                if count_rest && items.len() >= limit {
+                    rest = 1 + objs.by_ref().count();
+                    break;
+                }
                 while let Some((gk, _)) = gone.peek() {
                     if gk < k {
                         let (gk, go) = gone.next().expect("peeked");
@@ -306,6 +314,7 @@ impl Ctx<'_> {
             }
         }
         drop(store);
+        let remaining = remaining + rest;
         // The continue key is the last item returned.
         let cont = if remaining > 0 {
             items.last().map(|o| {
@@ -378,6 +387,20 @@ impl Ctx<'_> {
             None => crate::builtin::normalize(&self.ri.group, &self.ri.kind, &v)
                 .map_err(|e| ApiError::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: {e}", self.ri.kind, self.ri.version, self.ri.kind)))?,
         };
+        let mut v = v;
+        // Secret: write-only stringData is folded into data (overwriting), as v1 -> internal conversion does.
+        if self.ri.group.is_empty()
+            && self.ri.kind.as_ref() == "Secret"
+            && let Some(Value::Object(sd)) = v.as_object_mut().and_then(|o| o.remove("stringData"))
+            && !sd.is_empty()
+        {
+            if !v["data"].is_object() {
+                v["data"] = json!({});
+            }
+            for (k, s) in sd {
+                v["data"][k.as_str()] = json!(base64::engine::general_purpose::STANDARD.encode(s.as_str().unwrap_or_default()));
+            }
+        }
         if !unknown.is_empty() {
             match self.query.get("fieldValidation").unwrap_or("Warn") {
                 "Strict" => {
@@ -590,7 +613,22 @@ impl Ctx<'_> {
                 413 => "RequestEntityTooLarge",
                 _ => "Forbidden",
             };
-            ApiError::new(d.code, reason, d.message)
+            // admission.NewForbidden(attrs, err) with the policy's reason and code, and the
+            // denial repeated as the one cause.
+            let resource = crate::status::qualified(&self.ri.group, &self.ri.plural);
+            let message = if info.name.is_empty() {
+                format!("{resource} is forbidden: {}", d.message)
+            } else {
+                format!("{resource} \"{}\" is forbidden: {}", info.name, d.message)
+            };
+            let mut details = serde_json::json!({"kind": self.ri.plural.as_ref(), "causes": [{"message": d.message}]});
+            if !info.name.is_empty() {
+                details["name"] = serde_json::json!(info.name);
+            }
+            if !self.ri.group.is_empty() {
+                details["group"] = serde_json::json!(self.ri.group.as_ref());
+            }
+            ApiError { details: Some(details), ..ApiError::new(d.code, reason, message) }
         })
     }
 
@@ -602,8 +640,7 @@ impl Ctx<'_> {
         match ns {
             None => Err(ApiError::not_found("", "namespaces", &self.ns)),
             Some(o) => {
-                let v = o.value();
-                if meta::is_deleting(&v) {
+                if o.deleting {
                     Err(ApiError {
                         details: Some(json!({"name": self.name, "group": self.ri.group.as_ref(), "kind": self.ri.plural.as_ref(),
                             "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {} is being terminated", self.ns), "field": "metadata.namespace"}]})),
@@ -678,7 +715,8 @@ impl Ctx<'_> {
             if store.get(&self.gr(), &self.ns, &name).is_some() {
                 return Err(ApiError::already_exists(&self.ri.group, &self.ri.plural, &name));
             }
-            store.commit(&self.gr(), &self.ns, &name, Some(new.clone())).expect("commit of a value")
+            // `new` is not used after this: move it instead of cloning it under the lock.
+            store.commit(&self.gr(), &self.ns, &name, Some(std::mem::take(new))).expect("commit of a value")
         };
         self.committed(&ev);
         Ok(Reply { code: 201, body: render(&self.ri, &ev.obj).into(), content_type: "application/json".into(), warnings: std::mem::take(warnings) })
@@ -710,10 +748,19 @@ impl Ctx<'_> {
             return Err(ApiError::bad_request(format!("the name of the object ({body_name}) does not match the name on the URL ({})", self.name)));
         }
         let want_rv = body["metadata"]["resourceVersion"].as_str().map(String::from).filter(|s| !s.is_empty());
+        let want_uid = body["metadata"]["uid"].as_str().map(String::from).filter(|s| !s.is_empty());
         let new = self.normalize(body, &mut warnings)?;
         let Some(cur) = self.current() else {
             return Err(self.not_found());
         };
+        // A PUT body's uid is a precondition (rest.DefaultUpdatedObjectInfo.Preconditions).
+        if let Some(uid) = &want_uid {
+            let have = cur.value()["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+            if *uid != have {
+                let why = format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have}");
+                return Err(ApiError::conflict(&self.ri.group, &self.ri.plural, &self.name, &why));
+            }
+        }
         if let Some(rv) = &want_rv
             && *rv != cur.rv.to_string()
         {
@@ -740,6 +787,10 @@ impl Ctx<'_> {
         old_cmp["metadata"].as_object_mut().map(|m| m.remove("resourceVersion"));
         let mut new_cmp = new.clone();
         new_cmp["metadata"].as_object_mut().map(|m| m.remove("resourceVersion"));
+        if self.ri.is_crd() {
+            // Versions of a custom resource differ only in apiVersion (conversion None): no change.
+            old_cmp["apiVersion"] = new_cmp["apiVersion"].clone();
+        }
         if old_cmp == new_cmp {
             let mut r = Reply::json(200, render(&self.ri, &cur));
             r.warnings = warnings;
@@ -779,6 +830,10 @@ impl Ctx<'_> {
         if !accepted.contains(&ct.as_str()) {
             return Err(ApiError::unsupported_media_type(accepted));
         }
+        if ct != "application/apply-patch+yaml" && self.query.get("force").is_some() {
+            let cause = ("FieldValueForbidden".to_string(), "force".to_string(), "Forbidden: may not be specified for non-apply patch".to_string());
+            return Err(ApiError::invalid("meta.k8s.io", "PatchOptions", "", &[cause]));
+        }
         if ct == "application/apply-patch+yaml" {
             let force = self.query.flag("force");
             if self.query.get("fieldManager").is_none_or(|m| m.is_empty()) {
@@ -799,7 +854,11 @@ impl Ctx<'_> {
         let patch: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         for _ in 0..16 {
             let Some(cur) = self.current() else { return Err(self.not_found()) };
-            let old = cur.value();
+            let mut old = cur.value();
+            if self.ri.is_crd() {
+                // The patch applies to the object as the request's version serves it.
+                old["apiVersion"] = json!(self.ri.api_version());
+            }
             let patched = match ct.as_str() {
                 "application/json-patch+json" => {
                     let p: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;

@@ -67,6 +67,7 @@ pub fn non_resource(sim: &Arc<Sim>, path: &str, headers: &HeaderMap) -> Result<R
         }
         ["api", v] => resource_list(&registry, "", v),
         ["apis", g, v] => resource_list(&registry, g, v),
+        ["openapi", "v2"] => Ok(crate::openapi_v2::reply(&registry, &accept)),
         ["openapi", "v3"] => {
             let gvs: Vec<(String, String)> = group_versions(&registry).into_iter().map(|(g, v)| (gv_path(&g, &v), hash(&openapi_doc(&registry, &g, &v)))).collect();
             Ok(Reply::value(200, &openapi_v3_root(&gvs)))

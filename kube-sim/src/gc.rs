@@ -43,7 +43,9 @@ async fn run(weak: Weak<Sim>) {
             let oref = ObjRef { gr: e.gr.clone(), ns: e.ns.clone(), name: e.name.clone() };
             match e.kind {
                 EventType::Deleted => {
-                    for dep in sim.store.read().expect("store lock").dependents_of(&e.obj.uid) {
+                    // Bound first: a guard in the `for` expression would live through the loop (deadlock).
+                    let deps = sim.store.read().expect("store lock").dependents_of(&e.obj.uid);
+                    for dep in deps {
                         orphaned(&sim, &dep, &e.obj.uid);
                     }
                     // Owners waiting in foreground, and terminating namespaces, may now be done.
@@ -72,8 +74,7 @@ async fn run(weak: Weak<Sim>) {
                             continue;
                         }
                     }
-                    let v = e.obj.value();
-                    if meta::is_deleting(&v) {
+                    if e.obj.deleting {
                         waiting.insert(oref);
                     }
                 }
@@ -113,7 +114,7 @@ fn all_deleting(sim: &Sim) -> Vec<ObjRef> {
             continue;
         }
         for ((ns, name), o) in store.range(&gr, None, None) {
-            if meta::is_deleting(&o.value()) {
+            if o.deleting {
                 out.push(ObjRef { gr: gr.clone(), ns: ns.clone(), name: name.clone() });
             }
         }
@@ -190,7 +191,8 @@ fn progress(sim: &Sim, r: &ObjRef) -> bool {
     let fins = meta::finalizers(&v);
     let mut waits = false;
     if fins.iter().any(|f| f == "orphan") {
-        for dep in sim.store.read().expect("store lock").dependents_of(&obj.uid) {
+        let deps = sim.store.read().expect("store lock").dependents_of(&obj.uid);
+        for dep in deps {
             remove_owner_ref(sim, &dep, &obj.uid);
         }
         remove_finalizer(sim, r, "orphan", false);
@@ -225,7 +227,7 @@ fn progress(sim: &Sim, r: &ObjRef) -> bool {
         if contents.is_empty() {
             remove_finalizer(sim, r, "kubernetes", true);
         } else {
-            set_namespace_conditions(sim, r, contents.len());
+            set_namespace_conditions(sim, r, &contents);
             waits = true;
         }
     }
@@ -249,15 +251,62 @@ fn progress(sim: &Sim, r: &ObjRef) -> bool {
     waits || meta::finalizers(&v).iter().any(|f| f == "foregroundDeletion")
 }
 
-fn set_namespace_conditions(sim: &Sim, r: &ObjRef, remaining: usize) {
+/// The namespace controller's five deletion conditions, with its messages
+/// ("configmaps. has 1 resource instances", "example.com/hold in 1 resource instances").
+fn set_namespace_conditions(sim: &Sim, r: &ObjRef, contents: &[ObjRef]) {
+    let mut by_resource: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut by_finalizer: std::collections::BTreeMap<String, usize> = Default::default();
+    {
+        let store = sim.store.read().expect("store lock");
+        // What is still there after this round of deletes.
+        for c in contents {
+            if let Some(o) = store.get(&c.gr, &c.ns, &c.name) {
+                *by_resource.entry(format!("{}.{}", c.gr.resource, c.gr.group)).or_default() += 1;
+                for f in meta::finalizers(&o.value()) {
+                    *by_finalizer.entry(f).or_default() += 1;
+                }
+            }
+        }
+    }
+    let resources: Vec<String> = by_resource.iter().map(|(r, n)| format!("{r} has {n} resource instances")).collect();
+    let finalizers: Vec<String> = by_finalizer.iter().map(|(f, n)| format!("{f} in {n} resource instances")).collect();
+    let content = if resources.is_empty() {
+        ("False", "ContentRemoved", "All content successfully removed".to_string())
+    } else {
+        ("True", "SomeResourcesRemain", format!("Some resources are remaining: {}", resources.join(", ")))
+    };
+    let fins = if finalizers.is_empty() {
+        ("False", "ContentHasNoFinalizers", "All content-preserving finalizers finished".to_string())
+    } else {
+        ("True", "SomeFinalizersRemain", format!("Some content in the namespace has finalizers remaining: {}", finalizers.join(", ")))
+    };
+    let want = [
+        ("NamespaceDeletionDiscoveryFailure", ("False", "ResourcesDiscovered", "All resources successfully discovered".to_string())),
+        ("NamespaceDeletionGroupVersionParsingFailure", ("False", "ParsedGroupVersions", "All legacy kube types successfully parsed".to_string())),
+        ("NamespaceDeletionContentFailure", ("False", "ContentDeleted", "All content successfully deleted, may be waiting on finalization".to_string())),
+        ("NamespaceContentRemaining", content),
+        ("NamespaceFinalizersRemaining", fins),
+    ];
     system_update(sim, &r.gr, &r.ns, &r.name, |v| {
-        let msg = format!("Some resources are remaining: {remaining} objects");
-        let cur = v["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "NamespaceContentRemaining").cloned());
-        if cur.as_ref().is_some_and(|c| c["message"] == msg.as_str()) {
+        let old = v["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let mut changed = old.len() != want.len();
+        let conds: Vec<Value> = want
+            .iter()
+            .map(|(ty, (status, reason, message))| {
+                let cur = old.iter().find(|c| c["type"] == *ty);
+                if cur.is_none_or(|c| c["status"] != *status || c["reason"] != *reason || c["message"] != message.as_str()) {
+                    changed = true;
+                }
+                // lastTransitionTime moves only when the status does.
+                let since = cur.filter(|c| c["status"] == *status).and_then(|c| c["lastTransitionTime"].as_str().map(String::from)).unwrap_or_else(meta::now);
+                json!({"type": ty, "status": status, "lastTransitionTime": since, "reason": reason, "message": message})
+            })
+            .collect();
+        if !changed {
             return None;
         }
         let mut v = v.clone();
-        v["status"]["conditions"] = json!([{"type": "NamespaceContentRemaining", "status": "True", "reason": "SomeResourcesRemain", "message": msg, "lastTransitionTime": meta::now()}]);
+        v["status"]["conditions"] = json!(conds);
         Some(v)
     });
 }

@@ -16,6 +16,7 @@ pub mod faults;
 pub mod gc;
 pub mod kinds;
 pub mod meta;
+pub mod openapi_v2;
 pub mod present;
 pub mod proto;
 pub mod request;

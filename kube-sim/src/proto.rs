@@ -553,6 +553,271 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// `kubectl create configmap cm1 --from-literal=a=b --from-literal=c=d` (kubectl 1.33).
+    const KUBECTL_CONFIGMAP: &[u8] = b"k8s\x00\x0a\x0f\x0a\x02v1\x12\x09ConfigMap\x12%\x0a\x13\x0a\x03cm1\x12\x00\x1a\x00\x22\x00*\x002\x008\x00B\x00\x12\x06\x0a\x01a\x12\x01b\x12\x06\x0a\x01c\x12\x01d\x1a\x00\x22\x00";
+
+    /// `kubectl create rolebinding rb --role=r --user=bob@x --group=g --serviceaccount=default:sa` (kubectl 1.33).
+    const KUBECTL_ROLEBINDING: &[u8] = b"k8s\x00\x0a+\x0a\x1crbac.authorization.k8s.io/v1\x12\x0bRoleBinding\x12\xb0\x01\x0a\x12\x0a\x02rb\x12\x00\x1a\x00\x22\x00*\x002\x008\x00B\x00\x12*\x0a\x04User\x12\x19rbac.authorization.k8s.io\x1a\x05bob@x\x22\x00\x12'\x0a\x05Group\x12\x19rbac.authorization.k8s.io\x1a\x01g\x22\x00\x12\x1f\x0a\x0eServiceAccount\x12\x00\x1a\x02sa\x22\x07default\x1a$\x0a\x19rbac.authorization.k8s.io\x12\x04Role\x1a\x01r\x1a\x00\x22\x00";
+
+    /// `kubectl auth can-i get configmaps` (kubectl 1.33).
+    const KUBECTL_SSAR: &[u8] = b"k8s\x00\x0a2\x0a\x17authorization.k8s.io/v1\x12\x17SelfSubjectAccessReview\x12B\x0a\x10\x0a\x00\x12\x00\x1a\x00\x22\x00*\x002\x008\x00B\x00\x12$\x0a\x22\x0a\x07default\x12\x03get\x1a\x00\x22\x00*\x0aconfigmaps2\x00:\x00\x1a\x08\x08\x00\x12\x00\x1a\x00 \x00\x1a\x00\x22\x00";
+
+    /// `kubectl auth can-i --list` (kubectl 1.33).
+    const KUBECTL_SSRR: &[u8] = b"k8s\x00\x0a1\x0a\x17authorization.k8s.io/v1\x12\x16SelfSubjectRulesReview\x12#\x0a\x10\x0a\x00\x12\x00\x1a\x00\x22\x00*\x002\x008\x00B\x00\x12\x09\x0a\x07default\x1a\x04\x18\x00\x22\x00\x1a\x00\x22\x00";
+
+    /// `kubectl auth whoami` (kubectl 1.33).
+    const KUBECTL_SSR: &[u8] = b"k8s\x00\x0a-\x0a\x18authentication.k8s.io/v1\x12\x11SelfSubjectReview\x12\x1a\x0a\x10\x0a\x00\x12\x00\x1a\x00\x22\x00*\x002\x008\x00B\x00\x12\x06\x0a\x04\x0a\x00\x12\x00\x1a\x00\x22\x00";
+
+    // A tiny encoder for hand-made messages.
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn vi(num: u32, v: u64) -> Vec<u8> {
+        let mut out = vec![];
+        varint(u64::from(num) << 3, &mut out);
+        varint(v, &mut out);
+        out
+    }
+    fn ld(num: u32, b: &[u8]) -> Vec<u8> {
+        let mut out = vec![];
+        varint(u64::from(num) << 3 | 2, &mut out);
+        varint(b.len() as u64, &mut out);
+        out.extend_from_slice(b);
+        out
+    }
+    fn st(num: u32, s: &str) -> Vec<u8> {
+        ld(num, s.as_bytes())
+    }
+    fn entry(num: u32, k: &str, v: &[u8]) -> Vec<u8> {
+        ld(num, &[st(1, k), ld(2, v)].concat())
+    }
+    fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
+        [MAGIC, &ld(1, &[st(1, api_version), st(2, kind)].concat()), &ld(2, raw), &st(3, ""), &st(4, "")].concat()
+    }
+
+    #[test]
+    fn kubectl_configmap() {
+        assert_eq!(
+            decode(KUBECTL_CONFIGMAP).unwrap(),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm1"}, "data": {"a": "b", "c": "d"}})
+        );
+    }
+
+    #[test]
+    fn kubectl_rolebinding() {
+        assert_eq!(
+            decode(KUBECTL_ROLEBINDING).unwrap(),
+            json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "rb"},
+                "subjects": [
+                    {"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "bob@x"},
+                    {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "g"},
+                    {"kind": "ServiceAccount", "name": "sa", "namespace": "default"},
+                ],
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+            })
+        );
+    }
+
+    #[test]
+    fn kubectl_reviews() {
+        assert_eq!(
+            decode(KUBECTL_SSAR).unwrap(),
+            json!({
+                "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {},
+                "spec": {"resourceAttributes": {"namespace": "default", "verb": "get", "resource": "configmaps"}},
+                "status": {"allowed": false},
+            })
+        );
+        assert_eq!(
+            decode(KUBECTL_SSRR).unwrap(),
+            json!({
+                "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview", "metadata": {},
+                "spec": {"namespace": "default"},
+                "status": {"resourceRules": [], "nonResourceRules": [], "incomplete": false},
+            })
+        );
+        assert_eq!(
+            decode(KUBECTL_SSR).unwrap(),
+            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview", "metadata": {}, "status": {"userInfo": {}}})
+        );
+    }
+
+    #[test]
+    fn role_keeps_the_empty_core_group_and_required_fields() {
+        let rule = [st(1, "get"), st(2, ""), st(3, "configmaps"), st(4, "a")].concat();
+        let raw = [ld(1, &st(1, "r")), ld(2, &rule), ld(2, &st(5, "/healthz"))].concat();
+        assert_eq!(
+            decode(&envelope("rbac.authorization.k8s.io/v1", "Role", &raw)).unwrap(),
+            json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "r"},
+                "rules": [
+                    {"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"]},
+                    {"verbs": [], "nonResourceURLs": ["/healthz"]},
+                ],
+            })
+        );
+        // roleRef is required: there even when the sender left it out.
+        let v = decode(&envelope("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", &ld(1, &st(1, "b")))).unwrap();
+        assert_eq!(v["roleRef"], json!({"apiGroup": "", "kind": "", "name": ""}));
+    }
+
+    #[test]
+    fn object_meta_maps_times_owner_references_and_managed_fields() {
+        let time = [vi(1, 1_704_164_645), vi(2, 0)].concat(); // 2024-01-02T03:04:05Z
+        let owner = [st(5, "v1"), st(1, "ConfigMap"), st(3, "o"), st(4, "u-1"), vi(6, 1), vi(7, 0)].concat();
+        let managed = [st(1, "kubectl"), st(2, "Update"), st(3, "v1"), ld(4, &time), st(6, "FieldsV1"), ld(7, &st(1, r#"{"f:data":{}}"#))].concat();
+        let meta = [
+            st(1, "c"),
+            st(3, "ns"),
+            vi(7, 3),
+            ld(8, &time),
+            entry(11, "app", b"x"),
+            entry(11, "tier", b"db"),
+            entry(12, "note", b""),
+            ld(13, &owner),
+            st(14, "example.com/f"),
+            ld(17, &managed),
+        ]
+        .concat();
+        let raw = [ld(1, &meta), vi(4, 0), entry(3, "bin", b"\xff\x00"), entry(2, "k", b"v")].concat();
+        assert_eq!(
+            decode(&envelope("v1", "ConfigMap", &raw)).unwrap(),
+            json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {
+                    "name": "c", "namespace": "ns", "generation": 3, "creationTimestamp": "2024-01-02T03:04:05Z",
+                    "labels": {"app": "x", "tier": "db"}, "annotations": {"note": ""},
+                    "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u-1", "controller": true, "blockOwnerDeletion": false}],
+                    "finalizers": ["example.com/f"],
+                    "managedFields": [{"manager": "kubectl", "operation": "Update", "apiVersion": "v1", "time": "2024-01-02T03:04:05Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {}}}],
+                },
+                "immutable": false,
+                "data": {"k": "v"},
+                "binaryData": {"bin": "/wA="},
+            })
+        );
+    }
+
+    #[test]
+    fn secrets_namespaces_leases_events_and_delete_options() {
+        let secret = [ld(1, &st(1, "s")), entry(2, "k", b"v"), entry(4, "plain", b"text"), st(3, "Opaque")].concat();
+        assert_eq!(
+            decode(&envelope("v1", "Secret", &secret)).unwrap(),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "dg=="}, "stringData": {"plain": "text"}, "type": "Opaque"})
+        );
+        let ns = [ld(1, &st(1, "n")), ld(2, &st(1, "kubernetes")), ld(3, &st(1, "Active"))].concat();
+        assert_eq!(
+            decode(&envelope("v1", "Namespace", &ns)).unwrap(),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+        );
+        let micro = [vi(1, 1_704_164_645), vi(2, 123_456_789)].concat();
+        let lease = [ld(1, &st(1, "l")), ld(2, &[st(1, "me"), vi(2, 15), ld(4, &micro), vi(5, 0)].concat())].concat();
+        assert_eq!(
+            decode(&envelope("coordination.k8s.io/v1", "Lease", &lease)).unwrap(),
+            json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"},
+                "spec": {"holderIdentity": "me", "leaseDurationSeconds": 15, "renewTime": "2024-01-02T03:04:05.123456Z", "leaseTransitions": 0},
+            })
+        );
+        let event = [ld(1, &st(1, "e")), ld(2, &[st(1, "ConfigMap"), st(3, "c")].concat()), st(3, "Created"), vi(8, 2), st(9, "Normal")].concat();
+        assert_eq!(
+            decode(&envelope("v1", "Event", &event)).unwrap(),
+            json!({
+                "apiVersion": "v1", "kind": "Event", "metadata": {"name": "e"},
+                "involvedObject": {"kind": "ConfigMap", "name": "c"}, "reason": "Created", "count": 2, "type": "Normal",
+                "reportingComponent": "", "reportingInstance": "",
+            })
+        );
+        let opts = [vi(1, 0), st(4, "Foreground"), st(5, "All"), ld(2, &st(1, "u-1"))].concat();
+        assert_eq!(
+            decode(&envelope("v1", "DeleteOptions", &opts)).unwrap(),
+            json!({"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0, "propagationPolicy": "Foreground", "dryRun": ["All"], "preconditions": {"uid": "u-1"}})
+        );
+    }
+
+    #[test]
+    fn subject_access_review_extra_and_negative_numbers() {
+        let extra = entry(5, "scopes", &[st(1, "a"), st(1, "b")].concat());
+        let spec = [ld(2, &[st(1, "/x"), st(2, "get")].concat()), st(3, "bob"), st(4, "g1"), st(4, "g2"), extra].concat();
+        assert_eq!(
+            decode(&envelope("authorization.k8s.io/v1", "SubjectAccessReview", &ld(2, &spec))).unwrap(),
+            json!({
+                "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                "spec": {"nonResourceAttributes": {"path": "/x", "verb": "get"}, "user": "bob", "groups": ["g1", "g2"], "extra": {"scopes": ["a", "b"]}},
+            })
+        );
+        // int32 -1 is a 10-byte varint on the wire.
+        let lease = [ld(2, &vi(2, (-1i64) as u64))].concat();
+        assert_eq!(decode(&envelope("coordination.k8s.io/v1", "Lease", &lease)).unwrap()["spec"]["leaseDurationSeconds"], json!(-1));
+    }
+
+    #[test]
+    fn unknown_fields_of_every_wire_type_are_skipped() {
+        // In ObjectMeta: an unknown varint and the removed clusterName (15); in ConfigMap: one field of each wire type.
+        let mut raw = ld(1, &[st(1, "cm"), vi(99, 7), st(15, "old clusterName")].concat());
+        raw.extend(vi(50, 300));
+        let mut fixed64 = vec![];
+        varint(51 << 3 | 1, &mut fixed64);
+        fixed64.extend([1, 2, 3, 4, 5, 6, 7, 8]);
+        raw.extend(fixed64);
+        let mut fixed32 = vec![];
+        varint(52 << 3 | 5, &mut fixed32);
+        fixed32.extend([1, 2, 3, 4]);
+        raw.extend(fixed32);
+        raw.extend(st(53, "unknown"));
+        raw.extend(entry(2, "a", b"b"));
+        let mut body = envelope("v1", "ConfigMap", &raw);
+        body.extend(st(9, "unknown envelope field"));
+        assert_eq!(
+            decode(&body).unwrap(),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}, "data": {"a": "b"}})
+        );
+    }
+
+    #[test]
+    fn truncated_input_names_what_was_truncated() {
+        // Cut inside the raw object: the envelope's length no longer fits.
+        let e = decode(&KUBECTL_CONFIGMAP[..30]).unwrap_err();
+        assert!(e.contains("runtime.Unknown.raw") && e.contains("truncated"), "{e}");
+        // A nested length that overruns its parent.
+        let raw = [vec![0x0a, 0x10], st(1, "cm")].concat();
+        let e = decode(&envelope("v1", "ConfigMap", &raw)).unwrap_err();
+        assert!(e.contains("ConfigMap.metadata") && e.contains("truncated"), "{e}");
+        // A varint cut short.
+        let raw = [ld(1, &st(1, "cm")), vec![0x20, 0x80]].concat();
+        let e = decode(&envelope("v1", "ConfigMap", &raw)).unwrap_err();
+        assert!(e.contains("ConfigMap.immutable") && e.contains("truncated varint"), "{e}");
+        // No prefix of a real body panics.
+        for n in 0..KUBECTL_ROLEBINDING.len() {
+            let _ = decode(&KUBECTL_ROLEBINDING[..n]);
+        }
+    }
+
+    #[test]
+    fn wrong_magic_unknown_kinds_and_bad_values_are_errors() {
+        assert!(decode(b"{\"kind\":\"ConfigMap\"}").unwrap_err().contains("magic"));
+        assert!(decode(b"k8s").unwrap_err().contains("magic"));
+        let e = decode(&envelope("apps/v1", "Deployment", &[])).unwrap_err();
+        assert!(e.contains("Deployment") && e.contains("apps/v1"), "{e}");
+        // events.k8s.io Event is a different message from the core one.
+        assert!(decode(&envelope("events.k8s.io/v1", "Event", &[])).is_err());
+        assert!(decode(&envelope("", "", &[])).unwrap_err().contains("no kind"));
+        // A string field sent as a varint.
+        let e = decode(&envelope("v1", "ConfigMap", &ld(1, &vi(1, 5)))).unwrap_err();
+        assert!(e.contains("ConfigMap.metadata.name"), "{e}");
+        // Strings must be UTF-8.
+        let e = decode(&envelope("v1", "ConfigMap", &ld(1, &ld(1, b"\xff")))).unwrap_err();
+        assert!(e.contains("UTF-8"), "{e}");
+        // Compressed or non-protobuf payloads are refused.
+        let body = [MAGIC, &ld(1, &[st(1, "v1"), st(2, "ConfigMap")].concat()), &st(3, "gzip")].concat();
+        assert!(decode(&body).unwrap_err().contains("gzip"));
+    }
+
     #[test]
     fn every_message_reference_resolves() {
         for (name, fields) in MESSAGES {
@@ -565,6 +830,11 @@ mod tests {
             nums.sort_unstable();
             nums.dedup();
             assert_eq!(nums.len(), fields.len(), "{name} has a duplicate field number");
+        }
+        for (group, kinds) in [("", "ConfigMap Secret Namespace ServiceAccount Event DeleteOptions"), ("rbac.authorization.k8s.io", "Role ClusterRole RoleBinding ClusterRoleBinding")] {
+            for k in kinds.split(' ') {
+                assert!(top_level(group, k).and_then(message).is_some(), "{k}");
+            }
         }
     }
 }

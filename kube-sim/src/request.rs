@@ -69,7 +69,30 @@ pub fn request_info(method: &str, path: &str, query: &Query) -> RequestInfo {
         other => return RequestInfo { verb: other.to_ascii_lowercase(), ..info },
     }
     .to_string();
+    // A list or watch narrowed by `fieldSelector=metadata.name=<n>` is authorized as for that name.
+    if matches!(info.verb.as_str(), "list" | "watch")
+        && let Some(name) = query.get("fieldSelector").and_then(exact_name)
+    {
+        info.name = name;
+    }
     info
+}
+
+/// `fields.Selector.RequiresExactMatch("metadata.name")`, for a name valid as a path segment.
+fn exact_name(selector: &str) -> Option<String> {
+    if selector.contains('\\') {
+        return None;
+    }
+    let name = selector.split(',').find_map(|term| {
+        let term = term.trim();
+        if term.contains("!=") {
+            return None;
+        }
+        let (field, value) = term.split_once("==").or_else(|| term.split_once('='))?;
+        (field.trim() == "metadata.name").then(|| value.trim().to_string())
+    })?;
+    let invalid = name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('%');
+    (!invalid).then_some(name)
 }
 
 /// Query parameters (the last value wins; `dryRun` may repeat).
@@ -129,6 +152,10 @@ mod tests {
         assert_eq!(r.verb, "watch");
         let r = ri("GET", "/version");
         assert!(!r.resource_request);
+        let r = request_info("GET", "/api/v1/namespaces/n/configmaps", &Query::parse(Some("fieldSelector=metadata.name%3Dx&watch=1")).unwrap());
+        assert_eq!((r.verb.as_str(), r.name.as_str()), ("watch", "x"));
+        let r = request_info("GET", "/api/v1/configmaps", &Query::parse(Some("fieldSelector=metadata.name%21%3Dx")).unwrap());
+        assert_eq!((r.verb.as_str(), r.name.as_str()), ("list", ""));
     }
 
     #[test]

@@ -253,7 +253,7 @@ fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<UserInfo, ApiError> {
         check("uids", "authentication.k8s.io", u)?;
     }
     let mut groups = imp_groups;
-    if target != "system:anonymous" && !groups.iter().any(|g| g == "system:authenticated") {
+    if target != "system:anonymous" && !groups.iter().any(|g| g == "system:authenticated" || g == "system:unauthenticated") {
         groups.push("system:authenticated".into());
     }
     if let Some(sa) = target.strip_prefix("system:serviceaccount:") {

@@ -19,6 +19,8 @@ pub struct Obj {
     pub labels: BTreeMap<String, String>,
     /// uids of the owners in metadata.ownerReferences.
     pub owners: Vec<Arc<str>>,
+    /// metadata.deletionTimestamp is set (saves parsing `json` to find out).
+    pub deleting: bool,
 }
 
 impl Obj {
@@ -247,12 +249,15 @@ fn make_obj(v: &Value, rv: u64) -> Obj {
         .and_then(|o| o.as_array())
         .map(|a| a.iter().filter_map(|r| r.get("uid").and_then(|u| u.as_str()).map(Arc::from)).collect())
         .unwrap_or_default();
+    // Exactly sized: serde_json's buffer doubles as it grows, and Bytes would keep it all.
+    let json = serde_json::to_vec(v).unwrap_or_default().into_boxed_slice();
     Obj {
-        json: Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
+        json: Bytes::from(json),
         rv,
         uid: meta.get("uid").and_then(|u| u.as_str()).unwrap_or_default().into(),
         labels,
         owners,
+        deleting: meta.get("deletionTimestamp").is_some_and(|t| !t.is_null()),
     }
 }
 

@@ -69,7 +69,16 @@ impl Filter {
             EventType::Deleted if before || now => "DELETED",
             EventType::Modified if now && before => "MODIFIED",
             EventType::Modified if now => "ADDED",
-            EventType::Modified if before => "DELETED",
+            EventType::Modified if before => {
+                // Leaving the selector: like the watch cache, the last state that matched, at this
+                // event's resourceVersion.
+                let p = e.prev.as_ref()?;
+                let mut v = p.value();
+                v["metadata"]["resourceVersion"] = json!(e.rv.to_string());
+                let json = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+                let o = Obj { json, rv: e.rv, uid: p.uid.clone(), labels: p.labels.clone(), owners: p.owners.clone(), deleting: p.deleting };
+                return Some(self.frame("DELETED", &o));
+            }
             _ => return None,
         };
         Some(self.frame(kind, &e.obj))

@@ -1,0 +1,830 @@
+//! Identity, RBAC and admission: "Using RBAC Authorization", "Authorization overview",
+//! "User impersonation" (kubernetes.io/docs/reference/access-authn-authz/) and
+//! "Validating Admission Policy", driven through kubectl `--as` and kube-rs.
+mod common;
+use common::*;
+
+use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+
+// ---------------------------------------------------------------------------
+// helpers
+// ---------------------------------------------------------------------------
+
+/// A user name unique to this test (bindings on a shared real cluster must not leak).
+fn bob(c: &Cluster) -> String {
+    format!("bob-{}@x.example", c.suffix)
+}
+
+fn with_as<'a>(who: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["--as", who];
+    v.extend_from_slice(args);
+    v
+}
+
+async fn apply_json(c: &Cluster, v: &Value) {
+    let o = c.apply(&v.to_string()).await;
+    assert!(o.ok(), "apply failed: {}\n{v}", o.stderr);
+}
+
+/// RBAC is enforced from caches on a real server: retry until kubectl succeeds.
+async fn eventually_ok(c: &Cluster, args: &[&str]) -> String {
+    c.eventually(20, &format!("kubectl {args:?} to succeed"), || async {
+        let o = c.kubectl(args).await;
+        o.ok().then_some(o.stdout)
+    })
+    .await
+}
+
+fn configmap(ns: &str, name: &str, data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": data})
+}
+
+fn role(ns: &str, name: &str, rules: Value) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name, "namespace": ns}, "rules": rules})
+}
+
+fn cluster_role(name: &str, rules: Value) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name}, "rules": rules})
+}
+
+fn role_binding(ns: &str, name: &str, role_kind: &str, role: &str, subjects: Value) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name, "namespace": ns},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": role}, "subjects": subjects})
+}
+
+fn cluster_role_binding(name: &str, role: &str, subjects: Value) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}, "subjects": subjects})
+}
+
+fn user_subject(name: &str) -> Value {
+    json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}])
+}
+
+fn reader_rules() -> Value {
+    json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}])
+}
+
+/// Cluster-scoped objects to delete when a test on a real cluster ends.
+struct Cleanup {
+    kubeconfig: std::path::PathBuf,
+    objects: Vec<String>,
+}
+
+impl Cleanup {
+    fn new(c: &Cluster) -> Cleanup {
+        Cleanup { kubeconfig: c.kubeconfig.clone(), objects: Vec::new() }
+    }
+    fn add(&mut self, kind_name: String) {
+        self.objects.push(kind_name);
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !real() {
+            return;
+        }
+        for o in self.objects.iter().rev() {
+            let _ = std::process::Command::new(kubectl_bin())
+                .args(["delete", o, "--wait=false", "--ignore-not-found"])
+                .env("KUBECONFIG", &self.kubeconfig)
+                .output();
+        }
+    }
+}
+
+/// A second namespace (deleted at the end on a real cluster).
+async fn other_namespace(c: &Cluster, cleanup: &mut Cleanup) -> String {
+    let ns = c.name("other");
+    let o = c.kubectl_stdin(&["create", "-f", "-"], &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string()).await;
+    assert!(o.ok(), "creating namespace {ns}: {}", o.stderr);
+    cleanup.add(format!("namespace/{ns}"));
+    ns
+}
+
+// ---------------------------------------------------------------------------
+// RBAC
+// ---------------------------------------------------------------------------
+
+// RBAC: with no bindings a user is refused, with the authorizer's standard 403 text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_user_without_bindings_is_forbidden_with_the_standard_message() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let bob = bob(&c);
+    let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
+    assert!(
+        err.contains(&format!(
+            "Error from server (Forbidden): configmaps is forbidden: User \"{bob}\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"{}\"",
+            c.ns
+        )),
+        "{err}"
+    );
+    let err = c.kubectl_err(&with_as(&bob, &["get", "configmap", "kube-root-ca.crt", "-n", &c.ns])).await;
+    assert!(
+        err.contains(&format!(
+            "configmaps \"kube-root-ca.crt\" is forbidden: User \"{bob}\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"{}\"",
+            c.ns
+        )),
+        "{err}"
+    );
+    let err = c.kubectl_err(&with_as(&bob, &["get", "namespaces"])).await;
+    assert!(err.contains(&format!("namespaces is forbidden: User \"{bob}\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope")), "{err}");
+}
+
+// RBAC: a Role + RoleBinding grants its verbs in its namespace only, never cluster-wide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_role_binding_grants_only_in_its_namespace() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let mut cleanup = Cleanup::new(&c);
+    let other = other_namespace(&c, &mut cleanup).await;
+    let bob = bob(&c);
+    apply_json(&c, &configmap(&c.ns, "one", json!({"k": "v"}))).await;
+    apply_json(&c, &role(&c.ns, "cm-reader", reader_rules())).await;
+    apply_json(&c, &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob))).await;
+
+    let out = eventually_ok(&c, &with_as(&bob, &["get", "configmaps", "-n", &c.ns, "-o", "name"])).await;
+    assert!(out.contains("configmap/one"), "{out}");
+    let out = c.kubectl_ok(&with_as(&bob, &["get", "configmap", "one", "-n", &c.ns, "-o", "json"])).await;
+    assert_eq!(json(&out)["data"]["k"], "v");
+    // A verb the role lacks.
+    let err = c.kubectl_err(&with_as(&bob, &["delete", "configmap", "one", "-n", &c.ns])).await;
+    assert!(err.contains(&format!("configmaps \"one\" is forbidden: User \"{bob}\" cannot delete resource \"configmaps\" in API group \"\" in the namespace \"{}\"", c.ns)), "{err}");
+    // Another namespace.
+    let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &other])).await;
+    assert!(err.contains(&format!("User \"{bob}\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"{other}\"")), "{err}");
+    // Cluster-wide.
+    let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "--all-namespaces"])).await;
+    assert!(err.contains(&format!("configmaps is forbidden: User \"{bob}\" cannot list resource \"configmaps\" in API group \"\" at the cluster scope")), "{err}");
+    // Another user.
+    let alice = format!("alice-{}@x.example", c.suffix);
+    c.kubectl_err(&with_as(&alice, &["get", "configmaps", "-n", &c.ns])).await;
+}
+
+// RBAC: a RoleBinding may reference a ClusterRole; the permissions are scoped to the binding's namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_cluster_role_bound_by_role_binding_is_namespace_scoped() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let mut cleanup = Cleanup::new(&c);
+    let other = other_namespace(&c, &mut cleanup).await;
+    let bob = bob(&c);
+    let cr = c.name("cm-reader");
+    apply_json(&c, &cluster_role(&cr, reader_rules())).await;
+    cleanup.add(format!("clusterrole/{cr}"));
+    apply_json(&c, &role_binding(&c.ns, "bob-reads", "ClusterRole", &cr, user_subject(&bob))).await;
+
+    eventually_ok(&c, &with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
+    let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &other])).await;
+    assert!(err.contains(&format!("cannot list resource \"configmaps\" in API group \"\" in the namespace \"{other}\"")), "{err}");
+    let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-A"])).await;
+    assert!(err.contains("at the cluster scope"), "{err}");
+}
+
+// RBAC: a ClusterRoleBinding grants the ClusterRole's permissions in every namespace and cluster-wide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_cluster_role_binding_grants_everywhere() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let mut cleanup = Cleanup::new(&c);
+    let other = other_namespace(&c, &mut cleanup).await;
+    let bob = bob(&c);
+    let cr = c.name("cm-reader");
+    let crb = c.name("bob-reads");
+    apply_json(&c, &cluster_role(&cr, reader_rules())).await;
+    cleanup.add(format!("clusterrole/{cr}"));
+    apply_json(&c, &cluster_role_binding(&crb, &cr, user_subject(&bob))).await;
+    cleanup.add(format!("clusterrolebinding/{crb}"));
+    apply_json(&c, &configmap(&other, "there", json!({}))).await;
+
+    eventually_ok(&c, &with_as(&bob, &["get", "configmaps", "-A"])).await;
+    c.kubectl_ok(&with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
+    let out = c.kubectl_ok(&with_as(&bob, &["get", "configmap", "there", "-n", &other, "-o", "name"])).await;
+    assert_eq!(out.trim(), "configmap/there");
+    // Only what the role says.
+    let err = c.kubectl_err(&with_as(&bob, &["get", "secrets", "-n", &other])).await;
+    assert!(err.contains(&format!("User \"{bob}\" cannot list resource \"secrets\" in API group \"\" in the namespace \"{other}\"")), "{err}");
+}
+
+// RBAC: subjects of kind Group match the groups of the request (`--as-group`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_group_subject_matches_impersonated_group() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let bob = bob(&c);
+    let group = c.name("devs");
+    apply_json(&c, &role(&c.ns, "cm-reader", reader_rules())).await;
+    apply_json(
+        &c,
+        &role_binding(&c.ns, "devs-read", "Role", "cm-reader", json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}])),
+    )
+    .await;
+    eventually_ok(&c, &["--as", &bob, "--as-group", &group, "get", "configmaps", "-n", &c.ns]).await;
+    // The same user without the group is refused.
+    let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
+    assert!(err.contains(&format!("User \"{bob}\" cannot list resource \"configmaps\"")), "{err}");
+    // Another group is not enough.
+    c.kubectl_err(&["--as", &bob, "--as-group", "someone-else", "get", "configmaps", "-n", &c.ns]).await;
+}
+
+// RBAC: resourceNames restrict a rule to named objects; `list` cannot be restricted by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_resource_names_allow_only_named_objects() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let bob = bob(&c);
+    apply_json(&c, &configmap(&c.ns, "x", json!({}))).await;
+    apply_json(&c, &configmap(&c.ns, "y", json!({}))).await;
+    apply_json(&c, &role(&c.ns, "x-only", json!([{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["x"], "verbs": ["get", "list"]}]))).await;
+    apply_json(&c, &role_binding(&c.ns, "bob-x", "Role", "x-only", user_subject(&bob))).await;
+
+    let out = eventually_ok(&c, &with_as(&bob, &["get", "configmap", "x", "-n", &c.ns, "-o", "name"])).await;
+    assert_eq!(out.trim(), "configmap/x");
+    let err = c.kubectl_err(&with_as(&bob, &["get", "configmap", "y", "-n", &c.ns])).await;
+    assert!(
+        err.contains(&format!("configmaps \"y\" is forbidden: User \"{bob}\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"{}\"", c.ns)),
+        "{err}"
+    );
+    let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
+    assert!(err.contains(&format!("configmaps is forbidden: User \"{bob}\" cannot list resource \"configmaps\"")), "{err}");
+    // A list narrowed to the one name by fieldSelector is allowed (the authorizer sees the name).
+    let out = c.kubectl_ok(&with_as(&bob, &["get", "configmaps", "-n", &c.ns, "--field-selector", "metadata.name=x", "-o", "name"])).await;
+    assert_eq!(out.trim(), "configmap/x");
+}
+
+fn widget_crd(group: &str) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                    "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}
+    })
+}
+
+// RBAC: a rule for a resource does not cover its subresources; `<plural>/status` must be named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_subresource_needs_its_own_rule() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let mut cleanup = Cleanup::new(&c);
+    let bob = bob(&c);
+    let group = format!("f{}.example.com", c.suffix);
+    apply_json(&c, &widget_crd(&group)).await;
+    cleanup.add(format!("crd/widgets.{group}"));
+    let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "w", "namespace": c.ns}, "spec": {"size": 1}});
+    c.eventually(30, "the CRD to serve widgets", || async { c.apply(&widget.to_string()).await.ok().then_some(()) }).await;
+    let rules = |status: bool| {
+        let mut r = json!([{"apiGroups": [group], "resources": ["widgets"], "verbs": ["get", "list", "patch"]}]);
+        if status {
+            r.as_array_mut().unwrap().push(json!({"apiGroups": [group], "resources": ["widgets/status"], "verbs": ["get", "patch"]}));
+        }
+        r
+    };
+    apply_json(&c, &role(&c.ns, "widgets", rules(false))).await;
+    apply_json(&c, &role_binding(&c.ns, "bob-widgets", "Role", "widgets", user_subject(&bob))).await;
+
+    eventually_ok(&c, &with_as(&bob, &["patch", "widget", "w", "-n", &c.ns, "--type=merge", "-p", r#"{"spec":{"size":2}}"#])).await;
+    let status_patch = with_as(&bob, &["patch", "widget", "w", "-n", &c.ns, "--subresource=status", "--type=merge", "-p", r#"{"status":{"ready":true}}"#]);
+    let err = c.kubectl_err(&status_patch).await;
+    // (kubectl reads the status subresource before patching it: the refused verb may be get or patch.)
+    assert!(err.contains(&format!("widgets.{group} \"w\" is forbidden: User \"{bob}\" cannot ")), "{err}");
+    assert!(err.contains(&format!("resource \"widgets/status\" in API group \"{group}\" in the namespace \"{}\"", c.ns)), "{err}");
+    apply_json(&c, &role(&c.ns, "widgets", rules(true))).await;
+    eventually_ok(&c, &status_patch).await;
+    let out = c.kubectl_ok(&["get", "widget", "w", "-n", &c.ns, "-o", "json"]).await;
+    assert_eq!(json(&out)["status"]["ready"], true);
+    assert_eq!(json(&out)["spec"]["size"], 2);
+}
+
+// RBAC: `*` in verbs means every verb; `*` in resources means every resource of the listed groups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_wildcard_verbs_and_resources() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let bob = bob(&c);
+    let carol = format!("carol-{}@x.example", c.suffix);
+    apply_json(&c, &configmap(&c.ns, "one", json!({}))).await;
+    apply_json(&c, &role(&c.ns, "all-verbs", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]))).await;
+    apply_json(&c, &role(&c.ns, "get-all", json!([{"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}]))).await;
+    apply_json(&c, &role_binding(&c.ns, "bob", "Role", "all-verbs", user_subject(&bob))).await;
+    apply_json(&c, &role_binding(&c.ns, "carol", "Role", "get-all", user_subject(&carol))).await;
+
+    // bob: every verb on configmaps, nothing else.
+    let cm = configmap(&c.ns, "made-by-bob", json!({"a": "1"})).to_string();
+    c.eventually(20, "bob to create a configmap", || async { c.kubectl_stdin(&with_as(&bob, &["create", "-f", "-"]), &cm).await.ok().then_some(()) }).await;
+    c.kubectl_ok(&with_as(&bob, &["label", "configmap", "made-by-bob", "-n", &c.ns, "x=y"])).await;
+    c.kubectl_ok(&with_as(&bob, &["delete", "configmap", "made-by-bob", "-n", &c.ns])).await;
+    c.kubectl_ok(&with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
+    let err = c.kubectl_err(&with_as(&bob, &["get", "secrets", "-n", &c.ns])).await;
+    assert!(err.contains("cannot list resource \"secrets\""), "{err}");
+
+    // carol: get on every core resource, no other verb.
+    eventually_ok(&c, &with_as(&carol, &["get", "configmap", "one", "-n", &c.ns])).await;
+    let sa = c.kubectl(&with_as(&carol, &["get", "serviceaccount", "no-such-sa", "-n", &c.ns])).await;
+    assert!(sa.stderr.contains("serviceaccounts \"no-such-sa\" not found"), "get on any resource reaches the store: {}", sa.stderr);
+    let err = c.kubectl_err(&with_as(&carol, &["get", "configmaps", "-n", &c.ns])).await;
+    assert!(err.contains(&format!("User \"{carol}\" cannot list resource \"configmaps\"")), "{err}");
+    let err = c.kubectl_err(&with_as(&carol, &["delete", "configmap", "one", "-n", &c.ns])).await;
+    assert!(err.contains("cannot delete resource \"configmaps\""), "{err}");
+    // `*` resources is limited to the rule's API groups.
+    let err = c.kubectl_err(&with_as(&carol, &["get", "role", "all-verbs", "-n", &c.ns])).await;
+    assert!(err.contains("cannot get resource \"roles\" in API group \"rbac.authorization.k8s.io\""), "{err}");
+}
+
+// RBAC: ServiceAccount subjects; a service account's user name is `system:serviceaccount:<ns>:<name>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_service_account_subject() {
+    let c = Cluster::start().await;
+    let c = &c;
+    apply_json(&c, &role(&c.ns, "cm-reader", reader_rules())).await;
+    apply_json(&c, &role_binding(&c.ns, "robot-reads", "Role", "cm-reader", json!([{"kind": "ServiceAccount", "name": "robot", "namespace": c.ns}]))).await;
+    let robot = format!("system:serviceaccount:{}:robot", c.ns);
+    let other = format!("system:serviceaccount:{}:other", c.ns);
+    eventually_ok(&c, &with_as(&robot, &["get", "configmaps", "-n", &c.ns])).await;
+    let err = c.kubectl_err(&with_as(&other, &["get", "configmaps", "-n", &c.ns])).await;
+    assert!(
+        err.contains(&format!("configmaps is forbidden: User \"{other}\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"{}\"", c.ns)),
+        "{err}"
+    );
+    // Service accounts are in the groups system:serviceaccounts and system:serviceaccounts:<ns>.
+    let who = json(&c.kubectl_ok(&with_as(&robot, &["auth", "whoami", "-o", "json"])).await);
+    let groups: Vec<&str> = who["status"]["userInfo"]["groups"].as_array().unwrap().iter().map(|g| g.as_str().unwrap()).collect();
+    for g in ["system:serviceaccounts".to_string(), format!("system:serviceaccounts:{}", c.ns), "system:authenticated".to_string()] {
+        assert!(groups.contains(&g.as_str()), "{groups:?} lacks {g}");
+    }
+    // A binding to the namespace's service-account group grants every service account there.
+    apply_json(
+        &c,
+        &role_binding(
+            &c.ns,
+            "all-sas",
+            "Role",
+            "cm-reader",
+            json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": format!("system:serviceaccounts:{}", c.ns)}]),
+        ),
+    )
+    .await;
+    eventually_ok(&c, &with_as(&other, &["get", "configmaps", "-n", &c.ns])).await;
+}
+
+// ---------------------------------------------------------------------------
+// Access reviews
+// ---------------------------------------------------------------------------
+
+// Authorization overview: `kubectl auth can-i` (SelfSubjectAccessReview) answers for the caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_can_i_answers_for_admin_and_impersonated_users() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let bob = bob(&c);
+    let o = c.kubectl(&["auth", "can-i", "create", "configmaps", "-n", &c.ns]).await;
+    assert_eq!((o.code, o.stdout.trim()), (0, "yes"), "{}", o.stderr);
+    let o = c.kubectl(&with_as(&bob, &["auth", "can-i", "list", "configmaps", "-n", &c.ns])).await;
+    assert_eq!((o.code, o.stdout.trim()), (1, "no"), "{}", o.stderr);
+
+    apply_json(&c, &role(&c.ns, "cm-reader", reader_rules())).await;
+    apply_json(&c, &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob))).await;
+    c.eventually(20, "bob may list", || async {
+        let o = c.kubectl(&with_as(&bob, &["auth", "can-i", "list", "configmaps", "-n", &c.ns])).await;
+        (o.code == 0 && o.stdout.trim() == "yes").then_some(())
+    })
+    .await;
+    for (args, want) in [
+        (vec!["get", "configmaps/anything"], "yes"),
+        (vec!["delete", "configmaps"], "no"),
+        (vec!["list", "secrets"], "no"),
+    ] {
+        let mut a = vec!["auth", "can-i"];
+        a.extend(args.iter());
+        a.extend(["-n", c.ns.as_str()]);
+        let o = c.kubectl(&with_as(&bob, &a)).await;
+        assert_eq!(o.stdout.trim(), want, "{a:?}: {}", o.stderr);
+        assert_eq!(o.code, if want == "yes" { 0 } else { 1 }, "{a:?}");
+    }
+    let o = c.kubectl(&with_as(&bob, &["auth", "can-i", "list", "configmaps", "--all-namespaces"])).await;
+    assert_eq!((o.code, o.stdout.trim()), (1, "no"), "{}", o.stderr);
+}
+
+// Authorization overview: `kubectl auth can-i --list` (SelfSubjectRulesReview) lists the caller's rules in a namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_can_i_list_shows_the_rules_of_the_user() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let bob = bob(&c);
+    apply_json(
+        &c,
+        &role(
+            &c.ns,
+            "mixed",
+            json!([
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]},
+                {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["token"], "verbs": ["get"]}
+            ]),
+        ),
+    )
+    .await;
+    apply_json(&c, &role_binding(&c.ns, "bob-mixed", "Role", "mixed", user_subject(&bob))).await;
+    let out = c
+        .eventually(20, "bob's rules to show", || async {
+            let o = c.kubectl(&with_as(&bob, &["auth", "can-i", "--list", "-n", &c.ns])).await;
+            (o.ok() && o.stdout.lines().any(|l| l.starts_with("configmaps "))).then_some(o.stdout)
+        })
+        .await;
+    let row = |res: &str| -> Vec<String> {
+        out.lines().find(|l| l.split_whitespace().next() == Some(res)).unwrap_or_else(|| panic!("no row for {res}:\n{out}")).split_whitespace().map(String::from).collect()
+    };
+    assert!(out.lines().next().unwrap().split_whitespace().eq(["Resources", "Non-Resource", "URLs", "Resource", "Names", "Verbs"]), "{out}");
+    assert_eq!(row("configmaps"), ["configmaps", "[]", "[]", "[get", "list]"], "{out}");
+    assert_eq!(row("secrets"), ["secrets", "[]", "[token]", "[get]"], "{out}");
+    // Every authenticated user may ask these questions (system:basic-user).
+    assert!(row("selfsubjectaccessreviews.authorization.k8s.io").contains(&"[create]".to_string()), "{out}");
+    // In another namespace bob has none of the Role's rules.
+    let o = c.kubectl_ok(&with_as(&bob, &["auth", "can-i", "--list", "-n", "default"])).await;
+    assert!(!o.lines().any(|l| l.starts_with("configmaps ")), "{o}");
+}
+
+// Authorization overview: a SubjectAccessReview asks about any user and group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_subject_access_review_answers_for_another_user() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let bob = bob(&c);
+    let group = c.name("readers");
+    apply_json(&c, &role(&c.ns, "cm-reader", reader_rules())).await;
+    apply_json(&c, &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob))).await;
+    apply_json(
+        &c,
+        &role_binding(&c.ns, "group-reads", "Role", "cm-reader", json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}])),
+    )
+    .await;
+    let client = c.client().await;
+    let sars: Api<SubjectAccessReview> = Api::all(client);
+    let ask = |user: &str, groups: Vec<String>, verb: &str, ns: &str| SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.to_string()),
+            groups: Some(groups),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(ns.to_string()),
+                verb: Some(verb.to_string()),
+                resource: Some("configmaps".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let allowed = |r: SubjectAccessReview| r.status.expect("status").allowed;
+    let pp = PostParams::default();
+    c.eventually(20, "bob's review to allow", || async { allowed(sars.create(&pp, &ask(&bob, vec![], "list", &c.ns)).await.unwrap()).then_some(()) }).await;
+    assert!(!allowed(sars.create(&pp, &ask(&bob, vec![], "delete", &c.ns)).await.unwrap()));
+    assert!(!allowed(sars.create(&pp, &ask(&bob, vec![], "list", "default")).await.unwrap()));
+    assert!(!allowed(sars.create(&pp, &ask("alice", vec![], "get", &c.ns)).await.unwrap()));
+    assert!(allowed(sars.create(&pp, &ask("alice", vec![group.clone()], "get", &c.ns)).await.unwrap()));
+    // The review is answered, not stored: the response echoes the spec.
+    let r = sars.create(&pp, &ask(&bob, vec![], "list", &c.ns)).await.unwrap();
+    assert_eq!(r.spec.user.as_deref(), Some(bob.as_str()));
+}
+
+// User impersonation / SelfSubjectReview: `kubectl auth whoami` shows the impersonated user and groups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_whoami_shows_impersonated_user_and_groups() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let bob = bob(&c);
+    let out = c.kubectl_ok(&["--as", &bob, "--as-group", "g1", "--as-group", "g2", "auth", "whoami", "-o", "json"]).await;
+    let v = json(&out);
+    assert_eq!(v["kind"], "SelfSubjectReview");
+    assert_eq!(v["apiVersion"], "authentication.k8s.io/v1");
+    assert_eq!(v["status"]["userInfo"]["username"], bob.as_str());
+    assert_eq!(v["status"]["userInfo"]["groups"], json!(["g1", "g2", "system:authenticated"]));
+    let table = c.kubectl_ok(&["--as", &bob, "--as-group", "g1", "auth", "whoami"]).await;
+    let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert!(lines.contains(&vec!["Username", bob.as_str()]), "{table}");
+    assert!(lines.contains(&vec!["Groups", "[g1", "system:authenticated]"]), "{table}");
+}
+
+// User impersonation: impersonating a user adds system:authenticated unless the groups name
+// system:unauthenticated; without it the user loses what system:basic-user grants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_impersonated_unauthenticated_group_is_not_authenticated() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let bob = bob(&c);
+    let err = c.kubectl_err(&["--as", &bob, "--as-group", "system:unauthenticated", "auth", "whoami"]).await;
+    assert!(err.contains("the selfsubjectreviews API is not enabled in the cluster or you do not have permission to call it"), "{err}");
+    let err = c.kubectl_err(&["--as", &bob, "--as-group", "system:unauthenticated", "auth", "can-i", "get", "pods"]).await;
+    assert!(
+        err.contains(&format!(
+            "selfsubjectaccessreviews.authorization.k8s.io is forbidden: User \"{bob}\" cannot create resource \"selfsubjectaccessreviews\" in API group \"authorization.k8s.io\" at the cluster scope"
+        )),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// ValidatingAdmissionPolicy
+// ---------------------------------------------------------------------------
+
+/// A policy on CREATE/UPDATE of ConfigMaps in namespaces labelled `vap-test=<suffix>`, and its binding.
+fn vap(c: &Cluster, policy: &str, extra: Value, binding: &str, actions: &[&str]) -> (Value, Value) {
+    let mut spec = json!({
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["configmaps"]}],
+            "namespaceSelector": {"matchLabels": {"vap-test": c.suffix}}
+        }
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    let p = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy", "metadata": {"name": policy}, "spec": spec});
+    let b = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": binding},
+        "spec": {"policyName": policy, "validationActions": actions}});
+    (p, b)
+}
+
+async fn install_vap(c: &Cluster, cleanup: &mut Cleanup, (p, b): (Value, Value)) {
+    let o = c.kubectl(&["label", "namespace", &c.ns, &format!("vap-test={}", c.suffix), "--overwrite"]).await;
+    assert!(o.ok(), "{}", o.stderr);
+    apply_json(c, &p).await;
+    cleanup.add(format!("validatingadmissionpolicy/{}", p["metadata"]["name"].as_str().unwrap()));
+    apply_json(c, &b).await;
+    cleanup.add(format!("validatingadmissionpolicybinding/{}", b["metadata"]["name"].as_str().unwrap()));
+}
+
+fn no_forbidden_key() -> Value {
+    json!([{"expression": "!has(object.data) || !('forbidden' in object.data)", "message": "data key 'forbidden' is not allowed"}])
+}
+
+/// Create a ConfigMap with kube-rs as the admin; the API error on refusal.
+async fn create_cm(c: &Cluster, name: &str, data: Value) -> Result<ConfigMap, Box<kube::core::Status>> {
+    let api: Api<ConfigMap> = Api::namespaced(c.client().await, &c.ns);
+    let cm: ConfigMap = serde_json::from_value(configmap(&c.ns, name, data)).unwrap();
+    match api.create(&PostParams::default(), &cm).await {
+        Ok(v) => Ok(v),
+        Err(kube::Error::Api(s)) => Err(s),
+        Err(e) => panic!("create {name}: {e}"),
+    }
+}
+
+/// Wait for a policy to become active: create `forbidden` ConfigMaps until one is refused.
+async fn first_denial(c: &Cluster, base: &str) -> (String, Box<kube::core::Status>) {
+    let mut n = 0;
+    c.eventually(30, "the policy to deny", || {
+        n += 1;
+        let name = format!("{base}-{n}");
+        async move { create_cm(c, &name, json!({"forbidden": "1"})).await.err().map(|e| (name, e)) }
+    })
+    .await
+}
+
+// ValidatingAdmissionPolicy: a failed validation denies with `ValidatingAdmissionPolicy '<p>' with
+// binding '<b>' denied request: <message>`, 422 Invalid when `reason` is unset; namespaceSelector scopes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vap_validation_denies_with_invalid_and_the_standard_message() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let mut cleanup = Cleanup::new(&c);
+    let other = other_namespace(&c, &mut cleanup).await;
+    let (p, b) = (c.name("no-forbidden"), c.name("no-forbidden-binding"));
+    install_vap(&c, &mut cleanup, vap(&c, &p, json!({"validations": no_forbidden_key()}), &b, &["Deny"])).await;
+
+    let (name, st) = first_denial(&c, "bad").await;
+    let cause = format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: data key 'forbidden' is not allowed");
+    assert_eq!(st.code, 422, "{st:?}");
+    assert_eq!(st.reason, "Invalid");
+    assert_eq!(st.message, format!("configmaps \"{name}\" is forbidden: {cause}"));
+    let d = st.details.as_ref().expect("details");
+    assert_eq!((d.kind.as_str(), d.name.as_str()), ("configmaps", name.as_str()));
+    assert_eq!(d.causes.iter().map(|c| c.message.as_str()).collect::<Vec<_>>(), [cause.as_str()]);
+
+    // kubectl prints the cause of the Invalid status.
+    let o = c.kubectl_stdin(&["create", "-f", "-"], &configmap(&c.ns, "bad-kubectl", json!({"forbidden": "x"})).to_string()).await;
+    assert!(!o.ok());
+    assert!(o.stderr.contains(&format!("The configmaps \"bad-kubectl\" is invalid: : {cause}")), "{}", o.stderr);
+
+    // Allowed objects, and updates are checked too.
+    create_cm(&c, "good", json!({"fine": "1"})).await.expect("a ConfigMap without the key is allowed");
+    let o = c.kubectl(&["patch", "configmap", "good", "-n", &c.ns, "--type=merge", "-p", r#"{"data":{"forbidden":"now"}}"#]).await;
+    assert!(!o.ok() && o.stderr.contains(&cause), "{}", o.stderr);
+    // Namespaces without the label are not selected.
+    let o = c.kubectl_stdin(&["create", "-f", "-"], &configmap(&other, "fine-there", json!({"forbidden": "x"})).to_string()).await;
+    assert!(o.ok(), "{}", o.stderr);
+}
+
+// ValidatingAdmissionPolicy: `reason: Forbidden` on a validation turns the denial into 403 Forbidden.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vap_reason_forbidden_is_403() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let mut cleanup = Cleanup::new(&c);
+    let (p, b) = (c.name("forbid"), c.name("forbid-binding"));
+    let validations = json!([{"expression": "!has(object.data) || !('forbidden' in object.data)", "message": "no", "reason": "Forbidden"}]);
+    install_vap(&c, &mut cleanup, vap(&c, &p, json!({"validations": validations}), &b, &["Deny"])).await;
+    let (name, st) = first_denial(&c, "bad").await;
+    assert_eq!((st.code, st.reason.as_str()), (403, "Forbidden"), "{st:?}");
+    assert_eq!(st.message, format!("configmaps \"{name}\" is forbidden: ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: no"));
+    let o = c.kubectl_stdin(&["create", "-f", "-"], &configmap(&c.ns, "bad-kubectl", json!({"forbidden": "x"})).to_string()).await;
+    assert!(
+        o.stderr.contains(&format!(
+            "Error from server (Forbidden): error when creating \"STDIN\": configmaps \"bad-kubectl\" is forbidden: ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: no"
+        )),
+        "{}",
+        o.stderr
+    );
+}
+
+// ValidatingAdmissionPolicy: `request.userInfo.username` is available to expressions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vap_request_user_info_in_expression() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let mut cleanup = Cleanup::new(&c);
+    let bob = bob(&c);
+    let alice = format!("alice-{}@x.example", c.suffix);
+    apply_json(&c, &role(&c.ns, "cm-writer", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]))).await;
+    apply_json(
+        &c,
+        &role_binding(
+            &c.ns,
+            "writers",
+            "Role",
+            "cm-writer",
+            json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": bob}, {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": alice}]),
+        ),
+    )
+    .await;
+    let (p, b) = (c.name("only-bob"), c.name("only-bob-binding"));
+    let validations = json!([{"expression": format!("request.userInfo.username == '{bob}'"), "messageExpression": "'user ' + request.userInfo.username + ' may not write configmaps here'"}]);
+    install_vap(&c, &mut cleanup, vap(&c, &p, json!({"validations": validations}), &b, &["Deny"])).await;
+
+    let mut n = 0;
+    let err = c
+        .eventually(30, "the policy to deny alice", || {
+            n += 1;
+            let cm = configmap(&c.ns, &format!("by-alice-{n}"), json!({})).to_string();
+            let alice = alice.clone();
+            async move {
+                let o = c.kubectl_stdin(&["--as", &alice, "create", "-f", "-"], &cm).await;
+                (!o.ok() && o.stderr.contains("ValidatingAdmissionPolicy")).then_some(o.stderr)
+            }
+        })
+        .await;
+    assert!(err.contains(&format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: user {alice} may not write configmaps here")), "{err}");
+    let o = c.kubectl_stdin(&["--as", &bob, "create", "-f", "-"], &configmap(&c.ns, "by-bob", json!({})).to_string()).await;
+    assert!(o.ok(), "{}", o.stderr);
+}
+
+// ValidatingAdmissionPolicy: the `authorizer` library checks the requesting user's RBAC permissions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vap_authorizer_checks_the_requesters_permissions() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let mut cleanup = Cleanup::new(&c);
+    let bob = bob(&c);
+    let alice = format!("alice-{}@x.example", c.suffix);
+    // Both may create; only alice may delete.
+    apply_json(&c, &role(&c.ns, "creator", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get"]}]))).await;
+    apply_json(&c, &role(&c.ns, "deleter", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["delete"]}]))).await;
+    apply_json(
+        &c,
+        &role_binding(
+            &c.ns,
+            "creators",
+            "Role",
+            "creator",
+            json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": bob}, {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": alice}]),
+        ),
+    )
+    .await;
+    apply_json(&c, &role_binding(&c.ns, "deleters", "Role", "deleter", user_subject(&alice))).await;
+    let (p, b) = (c.name("protected"), c.name("protected-binding"));
+    let validations = json!([{
+        "expression": "!has(object.metadata.labels) || !('protected' in object.metadata.labels) || authorizer.group('').resource('configmaps').namespace(object.metadata.namespace).check('delete').allowed()",
+        "message": "only users who may delete configmaps may create protected ones"
+    }]);
+    install_vap(&c, &mut cleanup, vap(&c, &p, json!({"validations": validations}), &b, &["Deny"])).await;
+
+    let protected = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": c.ns, "labels": {"protected": "yes"}}}).to_string()
+    };
+    let mut n = 0;
+    let err = c
+        .eventually(30, "the policy to deny bob", || {
+            n += 1;
+            let cm = protected(&format!("by-bob-{n}"));
+            let bob = bob.clone();
+            async move {
+                let o = c.kubectl_stdin(&["--as", &bob, "create", "-f", "-"], &cm).await;
+                (!o.ok() && o.stderr.contains("ValidatingAdmissionPolicy")).then_some(o.stderr)
+            }
+        })
+        .await;
+    assert!(err.contains(&format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: only users who may delete")), "{err}");
+    let o = c.kubectl_stdin(&["--as", &alice, "create", "-f", "-"], &protected("by-alice")).await;
+    assert!(o.ok(), "{}", o.stderr);
+    // Unprotected ones are fine for bob.
+    let o = c.kubectl_stdin(&["--as", &bob, "create", "-f", "-"], &configmap(&c.ns, "plain", json!({})).to_string()).await;
+    assert!(o.ok(), "{}", o.stderr);
+}
+
+// ValidatingAdmissionPolicy: `matchConditions` that are false skip the policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vap_match_conditions_skip_the_policy() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let mut cleanup = Cleanup::new(&c);
+    let (p, b) = (c.name("strict"), c.name("strict-binding"));
+    let extra = json!({
+        "matchConditions": [{"name": "only-strict", "expression": "has(object.metadata.labels) && 'strict' in object.metadata.labels"}],
+        "validations": [{"expression": "has(object.data) && 'owner' in object.data", "message": "strict configmaps need an owner"}]
+    });
+    install_vap(&c, &mut cleanup, vap(&c, &p, extra, &b, &["Deny"])).await;
+    let strict = |name: &str, data: Value| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": c.ns, "labels": {"strict": "1"}}, "data": data}).to_string()
+    };
+    let mut n = 0;
+    let err = c
+        .eventually(30, "the policy to deny", || {
+            n += 1;
+            let cm = strict(&format!("strict-{n}"), json!({}));
+            async move {
+                let o = c.kubectl_stdin(&["create", "-f", "-"], &cm).await;
+                (!o.ok()).then_some(o.stderr)
+            }
+        })
+        .await;
+    assert!(err.contains(&format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: strict configmaps need an owner")), "{err}");
+    let o = c.kubectl_stdin(&["create", "-f", "-"], &strict("strict-owned", json!({"owner": "me"}))).await;
+    assert!(o.ok(), "{}", o.stderr);
+    // No label: the match condition is false, the validation is not evaluated.
+    create_cm(&c, "lax", json!({})).await.expect("unmatched objects are admitted");
+}
+
+// ValidatingAdmissionPolicy: `validationActions: [Warn]` admits the request and returns a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vap_warn_action_admits_with_a_warning() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let mut cleanup = Cleanup::new(&c);
+    let (p, b) = (c.name("warn"), c.name("warn-binding"));
+    install_vap(&c, &mut cleanup, vap(&c, &p, json!({"validations": no_forbidden_key()}), &b, &["Warn"])).await;
+    let want = format!("Warning: Validation failed for ValidatingAdmissionPolicy '{p}' with binding '{b}': data key 'forbidden' is not allowed");
+    let mut n = 0;
+    let stderr = c
+        .eventually(30, "the warning", || {
+            n += 1;
+            let cm = configmap(&c.ns, &format!("warned-{n}"), json!({"forbidden": "1"})).to_string();
+            async move {
+                let o = c.kubectl_stdin(&["create", "-f", "-"], &cm).await;
+                assert!(o.ok(), "Warn must not deny: {}", o.stderr);
+                o.stderr.contains("Warning:").then_some(o.stderr)
+            }
+        })
+        .await;
+    assert!(stderr.contains(&want), "{stderr}");
+    let o = c.kubectl_stdin(&["create", "-f", "-"], &configmap(&c.ns, "quiet", json!({"ok": "1"})).to_string()).await;
+    assert!(o.ok() && !o.stderr.contains("Warning"), "{}", o.stderr);
+}
+
+// ValidatingAdmissionPolicy: a runtime error is ignored under `failurePolicy: Ignore` and denies under `Fail`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vap_failure_policy_decides_on_runtime_errors() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let mut cleanup = Cleanup::new(&c);
+    // object.data.missing fails at run time (no such key) for every ConfigMap without `missing`.
+    let validations = json!([
+        {"expression": "object.data.missing == 'x'", "message": "missing must be x"},
+        {"expression": "!has(object.data) || !('forbidden' in object.data)", "message": "data key 'forbidden' is not allowed"}
+    ]);
+    let (p, b) = (c.name("ignore"), c.name("ignore-binding"));
+    install_vap(&c, &mut cleanup, vap(&c, &p, json!({"failurePolicy": "Ignore", "validations": validations}), &b, &["Deny"])).await;
+    // Active once the second validation denies.
+    let (_, st) = first_denial(&c, "bad").await;
+    assert!(st.message.ends_with(&format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: data key 'forbidden' is not allowed")), "{st:?}");
+    create_cm(&c, "errs-but-ignored", json!({"other": "1"})).await.expect("Ignore admits on a runtime error");
+
+    // The same policy with failurePolicy Fail denies.
+    let o = c.kubectl(&["patch", "validatingadmissionpolicy", &p, "--type=merge", "-p", r#"{"spec":{"failurePolicy":"Fail"}}"#]).await;
+    assert!(o.ok(), "{}", o.stderr);
+    let mut n = 0;
+    let st = c
+        .eventually(30, "Fail to deny", || {
+            n += 1;
+            let name = format!("errs-{n}");
+            async move { create_cm(&c, &name, json!({"other": "1"})).await.err() }
+        })
+        .await;
+    assert_eq!(st.code, 422, "{st:?}");
+    assert!(st.message.contains(&format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: expression 'object.data.missing == 'x'' resulted in error")), "{st:?}");
+}
