@@ -134,18 +134,19 @@ fn ssa_err(ri: &ResourceInfo, name: &str, e: SsaError) -> ApiError {
     }
 }
 
-/// The object as this resource version serves it (custom resources change apiVersion between versions).
+/// The object as this resource version serves it (custom resources change apiVersion between
+/// versions; events.k8s.io Events are converted from the stored core Events).
 pub fn render(ri: &ResourceInfo, obj: &Obj) -> Bytes {
     if ri.is_crd() {
         let want = ri.api_version();
         let prefix = format!("\"apiVersion\":\"{want}\"");
-        if !obj.json.windows(prefix.len()).any(|w| w == prefix.as_bytes()) {
-            let mut v = obj.value();
-            v["apiVersion"] = json!(want);
-            return Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
+        if obj.json.windows(prefix.len()).any(|w| w == prefix.as_bytes()) {
+            return obj.json.clone();
         }
+    } else if !crate::convert::converts(ri) {
+        return obj.json.clone();
     }
-    obj.json.clone()
+    Bytes::from(serde_json::to_vec(&crate::convert::to_served(ri, obj.value())).unwrap_or_default())
 }
 
 fn now() -> String {
@@ -387,7 +388,7 @@ impl Ctx<'_> {
             None => crate::builtin::normalize(&self.ri.group, &self.ri.kind, &v)
                 .map_err(|e| ApiError::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: {e}", self.ri.kind, self.ri.version, self.ri.kind)))?,
         };
-        let mut v = v;
+        let mut v = crate::convert::to_storage(&self.ri, v);
         // Secret: write-only stringData is folded into data (overwriting), as v1 -> internal conversion does.
         if self.ri.group.is_empty()
             && self.ri.kind.as_ref() == "Secret"
@@ -659,7 +660,7 @@ impl Ctx<'_> {
     }
 
     fn reply_obj(&self, code: u16, v: &Value, warnings: Vec<String>) -> Reply {
-        let mut r = Reply::value(code, v);
+        let mut r = Reply::value(code, &crate::convert::to_served(&self.ri, v.clone()));
         r.warnings = warnings;
         r
     }
@@ -854,11 +855,8 @@ impl Ctx<'_> {
         let patch: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         for _ in 0..16 {
             let Some(cur) = self.current() else { return Err(self.not_found()) };
-            let mut old = cur.value();
-            if self.ri.is_crd() {
-                // The patch applies to the object as the request's version serves it.
-                old["apiVersion"] = json!(self.ri.api_version());
-            }
+            // The patch applies to the object as the request's version serves it.
+            let old = crate::convert::to_served(&self.ri, cur.value());
             let patched = match ct.as_str() {
                 "application/json-patch+json" => {
                     let p: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;

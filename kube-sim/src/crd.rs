@@ -157,6 +157,7 @@ pub fn sync_registry(sim: &Sim, crd: &Value, deleted: bool) {
                 storage: v["storage"].as_bool() == Some(true),
             })),
             extra_field_selectors: &[],
+            storage_group: group.into(),
         });
     }
 }

@@ -50,11 +50,14 @@ pub struct ResourceInfo {
     pub crd: Option<Arc<CrdVersion>>,
     /// Field selectors this resource supports besides metadata.name and metadata.namespace.
     pub extra_field_selectors: &'static [&'static str],
+    /// The group whose storage this resource shares (events.k8s.io Events are core Events).
+    pub storage_group: Arc<str>,
 }
 
 impl ResourceInfo {
+    /// Where its objects are stored.
     pub fn gr(&self) -> GroupResource {
-        GroupResource { group: self.group.clone(), resource: self.plural.clone() }
+        GroupResource { group: self.storage_group.clone(), resource: self.plural.clone() }
     }
     pub fn api_version(&self) -> String {
         if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
@@ -79,6 +82,7 @@ struct Builtin {
     has_generation: bool,
     virtual_create: bool,
     field_selectors: &'static [&'static str],
+    storage_group: Option<&'static str>,
 }
 
 const fn kind(group: &'static str, version: &'static str, kind: &'static str, plural: &'static str, namespaced: bool) -> Builtin {
@@ -94,8 +98,24 @@ const fn kind(group: &'static str, version: &'static str, kind: &'static str, pl
         has_generation: false,
         virtual_create: false,
         field_selectors: &[],
+        storage_group: None,
     }
 }
+
+/// Field selectors of Events (they select on the stored, core/v1 form).
+const EVENT_FIELDS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+];
 
 /// The built-in kinds. One entry per kind.
 const BUILTINS: &[Builtin] = &[
@@ -105,22 +125,10 @@ const BUILTINS: &[Builtin] = &[
     Builtin { short_names: &["sa"], ..kind("", "v1", "ServiceAccount", "serviceaccounts", true) },
     Builtin {
         short_names: &["ev"],
-        field_selectors: &[
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.name",
-            "involvedObject.uid",
-            "involvedObject.apiVersion",
-            "involvedObject.resourceVersion",
-            "involvedObject.fieldPath",
-            "reason",
-            "reportingComponent",
-            "source",
-            "type",
-        ],
+        field_selectors: EVENT_FIELDS,
         ..kind("", "v1", "Event", "events", true)
     },
-    Builtin { short_names: &["ev"], ..kind("events.k8s.io", "v1", "Event", "events", true) },
+    Builtin { short_names: &["ev"], storage_group: Some(""), field_selectors: EVENT_FIELDS, ..kind("events.k8s.io", "v1", "Event", "events", true) },
     kind("coordination.k8s.io", "v1", "Lease", "leases", true),
     kind("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
     kind("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true),
@@ -177,6 +185,7 @@ impl Registry {
                 virtual_create: b.virtual_create,
                 crd: None,
                 extra_field_selectors: b.field_selectors,
+                storage_group: b.storage_group.unwrap_or(b.group).into(),
             });
         }
         r

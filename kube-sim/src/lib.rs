@@ -9,6 +9,7 @@
 pub mod api;
 pub mod authz;
 pub mod bootstrap;
+pub mod convert;
 pub mod builtin;
 pub mod crd;
 pub mod discovery;

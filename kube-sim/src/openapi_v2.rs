@@ -893,6 +893,7 @@ mod tests {
                 storage: true,
             })),
             extra_field_selectors: &[],
+                storage_group: "partnerkit.io".into(),
         });
         reg
     }
