@@ -231,25 +231,25 @@ impl Binding {
                 format!(
                     "{} {}",
                     subject.kind,
-                    go_quote(&format!("{}/{}", subject.name, ns))
+                    crate::status::go_quote(&format!("{}/{}", subject.name, ns))
                 )
             }
-            _ => format!("{} {}", subject.kind, go_quote(&subject.name)),
+            _ => format!("{} {}", subject.kind, crate::status::go_quote(&subject.name)),
         };
         if self.namespace.is_empty() {
             format!(
                 "ClusterRoleBinding {} of {} {} to {}",
-                go_quote(&self.name),
+                crate::status::go_quote(&self.name),
                 self.role_kind,
-                go_quote(&self.role_name),
+                crate::status::go_quote(&self.role_name),
                 subj
             )
         } else {
             format!(
                 "RoleBinding {} of {} {} to {}",
-                go_quote(&format!("{}/{}", self.name, self.namespace)),
+                crate::status::go_quote(&format!("{}/{}", self.name, self.namespace)),
                 self.role_kind,
-                go_quote(&self.role_name),
+                crate::status::go_quote(&self.role_name),
                 subj
             )
         }
@@ -297,7 +297,7 @@ impl RbacInner {
                 .ok_or_else(|| {
                     format!(
                         "role.rbac.authorization.k8s.io {} not found",
-                        go_quote(&b.role_name)
+                        crate::status::go_quote(&b.role_name)
                     )
                 }),
             "ClusterRole" => self
@@ -307,12 +307,12 @@ impl RbacInner {
                 .ok_or_else(|| {
                     format!(
                         "clusterrole.rbac.authorization.k8s.io {} not found",
-                        go_quote(&b.role_name)
+                        crate::status::go_quote(&b.role_name)
                     )
                 }),
             other => Err(format!(
                 "unsupported role reference kind: {}",
-                go_quote(other)
+                crate::status::go_quote(other)
             )),
         }
     }
@@ -579,39 +579,14 @@ fn effective_cluster_role_rules(
     rules
 }
 
-/// Go's `%q` for the strings that appear in API messages.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// The 403 message of the real API server: `forbiddenMessage` from
 /// k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors.go wrapped by
 /// `apierrors.NewForbidden(GroupResource{group, resource}, name, err)`; the
 /// reason is appended after `": "` when non-empty.
 pub fn forbidden_message(a: &Attributes, reason: &str) -> String {
-    let user = go_quote(&a.user.name);
+    let user = crate::status::go_quote(&a.user.name);
     let msg = if !a.resource_request {
-        format!("User {user} cannot {} path {}", a.verb, go_quote(&a.path))
+        format!("User {user} cannot {} path {}", a.verb, crate::status::go_quote(&a.path))
     } else {
         let resource = if a.subresource.is_empty() {
             a.resource.clone()
@@ -622,16 +597,16 @@ pub fn forbidden_message(a: &Attributes, reason: &str) -> String {
             format!(
                 "User {user} cannot {} resource {} in API group {} in the namespace {}",
                 a.verb,
-                go_quote(&resource),
-                go_quote(&a.api_group),
-                go_quote(&a.namespace)
+                crate::status::go_quote(&resource),
+                crate::status::go_quote(&a.api_group),
+                crate::status::go_quote(&a.namespace)
             )
         } else {
             format!(
                 "User {user} cannot {} resource {} in API group {} at the cluster scope",
                 a.verb,
-                go_quote(&resource),
-                go_quote(&a.api_group)
+                crate::status::go_quote(&resource),
+                crate::status::go_quote(&a.api_group)
             )
         }
     };
@@ -656,7 +631,7 @@ pub fn forbidden_message(a: &Attributes, reason: &str) -> String {
     if a.name.is_empty() || !a.resource_request {
         format!("{qualified} is forbidden: {err}")
     } else {
-        format!("{qualified} {} is forbidden: {err}", go_quote(&a.name))
+        format!("{qualified} {} is forbidden: {err}", crate::status::go_quote(&a.name))
     }
 }
 

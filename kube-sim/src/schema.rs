@@ -124,7 +124,7 @@ fn format_bad_value(v: &Value) -> String {
         Value::Null => "\"null\"".to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => format_number(n),
-        Value::String(s) => go_quote(s),
+        Value::String(s) => crate::status::go_quote(s),
         other => serde_json::to_string(other).unwrap_or_default(),
     }
 }
@@ -161,29 +161,6 @@ fn go_float(f: f64) -> String {
         // Rust's Display prints the shortest round-trip digits without exponent.
         format!("{}", f)
     }
-}
-
-/// Go's strconv.Quote (approximation: printable unicode kept verbatim).
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{07}' => out.push_str("\\a"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            '\u{0b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 // ---------------------------------------------------------------------------
@@ -524,7 +501,7 @@ fn compile_rule(raw: &Value, path: &mut Vec<Seg>, errs: &mut Vec<FieldError>) ->
             Some(Value::String(r.clone())),
             format!(
                 "supported values: {}",
-                VALID_REASONS.iter().map(|v| go_quote(v)).collect::<Vec<_>>().join(", ")
+                VALID_REASONS.iter().map(|v| crate::status::go_quote(v)).collect::<Vec<_>>().join(", ")
             ),
         ));
         ok = false;
@@ -1012,7 +989,7 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
                 openapi_path(path),
                 FieldErrorKind::TypeInvalid,
                 Some(Value::String(sch_type.into())),
-                format!("{} in body must be of type {}: {}", name, types.join(","), go_quote(sch_type)),
+                format!("{} in body must be of type {}: {}", name, types.join(","), crate::status::go_quote(sch_type)),
             ));
         }
     }
@@ -1034,7 +1011,7 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
             collected.extend(e);
         }
         if !any_ok {
-            push_invalid(errs, path, Value::String(String::new()), format!("{} must validate at least one schema (anyOf)", go_quote(&name)));
+            push_invalid(errs, path, Value::String(String::new()), format!("{} must validate at least one schema (anyOf)", crate::status::go_quote(&name)));
             errs.extend(collected);
         }
     }
@@ -1052,7 +1029,7 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
         }
         if ok_count != 1 {
             let extra = if ok_count > 1 { format!("Found {ok_count} valid alternatives") } else { String::new() };
-            push_invalid(errs, path, Value::String(String::new()), format!("{} must validate one and only one schema (oneOf). {}", go_quote(&name), extra));
+            push_invalid(errs, path, Value::String(String::new()), format!("{} must validate one and only one schema (oneOf). {}", crate::status::go_quote(&name), extra));
             if ok_count == 0 {
                 errs.extend(collected);
             }
@@ -1062,7 +1039,7 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
         let mut e = Vec::new();
         validate_openapi(x, not, path, &mut e);
         if e.is_empty() {
-            push_invalid(errs, path, Value::String(String::new()), format!("{} must not validate the schema (not)", go_quote(&name)));
+            push_invalid(errs, path, Value::String(String::new()), format!("{} must not validate the schema (not)", crate::status::go_quote(&name)));
         }
     }
 
@@ -1098,7 +1075,7 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
                     openapi_path(path),
                     FieldErrorKind::TypeInvalid,
                     Some(x.clone()),
-                    format!("{} in body must be of type {}: {}", name, f, go_quote(st)),
+                    format!("{} in body must be of type {}: {}", name, f, crate::status::go_quote(st)),
                 ));
             }
         }
@@ -1232,8 +1209,8 @@ fn validate_enum(x: &Value, s: &Node, path: &[Seg], errs: &mut Vec<FieldError>) 
     let supported: Vec<String> = values
         .iter()
         .map(|v| match v {
-            Value::String(s) => go_quote(s),
-            other => go_quote(&serde_json::to_string(other).unwrap_or_default()),
+            Value::String(s) => crate::status::go_quote(s),
+            other => crate::status::go_quote(&serde_json::to_string(other).unwrap_or_default()),
         })
         .collect();
     errs.push(FieldError::new(
@@ -1820,7 +1797,7 @@ mod tests {
         assert_eq!(FieldErrorKind::TypeInvalid.reason(), "FieldValueTypeInvalid");
         assert_eq!(FieldErrorKind::NotSupported.reason(), "FieldValueNotSupported");
         assert_eq!(FieldErrorKind::TooShort.reason(), "FieldValueInvalid");
-        assert_eq!(go_quote("a\"b\n"), r#""a\"b\n""#);
+        assert_eq!(crate::status::go_quote("a\"b\n"), r#""a\"b\n""#);
         assert_eq!(go_float(1000000.0), "1e+06");
         assert_eq!(go_float(255.0), "255");
         assert_eq!(go_float(0.5), "0.5");

@@ -66,20 +66,65 @@ impl LabelSelector {
         self.reqs.is_empty()
     }
 
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn matches(&self, labels: &impl LabelLookup) -> bool {
         self.reqs.iter().all(|(k, op)| {
-            let v = labels.get(k);
+            let v = labels.label(k);
             match op {
-                Op::Eq(want) => v == Some(want),
-                Op::NotEq(want) => v != Some(want),
-                Op::In(set) => v.is_some_and(|v| set.contains(v)),
-                Op::NotIn(set) => v.is_none_or(|v| !set.contains(v)),
+                Op::Eq(want) => v == Some(want.as_str()),
+                Op::NotEq(want) => v != Some(want.as_str()),
+                Op::In(set) => v.is_some_and(|v| set.iter().any(|s| s == v)),
+                Op::NotIn(set) => v.is_none_or(|v| !set.iter().any(|s| s == v)),
                 Op::Exists => v.is_some(),
                 Op::DoesNotExist => v.is_none(),
                 Op::Gt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x > *n),
                 Op::Lt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x < *n),
             }
         })
+    }
+}
+
+/// Something with labels to select on.
+pub trait LabelLookup {
+    fn label(&self, key: &str) -> Option<&str>;
+}
+
+impl LabelLookup for BTreeMap<String, String> {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
+/// An object's labels in a single allocation (`k1 \0 v1 \0 k2 \0 v2`, keys sorted): a
+/// stored object carries them beside its JSON for selectors, so they must be small.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Labels(Option<Box<str>>);
+
+impl Labels {
+    pub fn from_json(labels: Option<&serde_json::Map<String, serde_json::Value>>) -> Labels {
+        let Some(m) = labels.filter(|m| !m.is_empty()) else { return Labels(None) };
+        let mut pairs: Vec<(&str, &str)> = m.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default())).collect();
+        pairs.sort_unstable();
+        let mut s = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            if i > 0 {
+                s.push('\0');
+            }
+            s.push_str(k);
+            s.push('\0');
+            s.push_str(v);
+        }
+        Labels(Some(s.into_boxed_str()))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut parts = self.0.as_deref().into_iter().flat_map(|s| s.split('\0'));
+        std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
+    }
+}
+
+impl LabelLookup for Labels {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 }
 
@@ -268,6 +313,18 @@ mod tests {
         }
         assert!(LabelSelector::parse("app in web").is_err());
         assert!(LabelSelector::parse("-bad=1").is_err());
+    }
+
+    #[test]
+    fn compact_labels_answer_like_a_map() {
+        let m = serde_json::json!({"b": "2", "a": "1", "empty": ""});
+        let l = Labels::from_json(m.as_object());
+        assert_eq!(l.iter().collect::<Vec<_>>(), vec![("a", "1"), ("b", "2"), ("empty", "")]);
+        assert_eq!(l.label("b"), Some("2"));
+        assert_eq!(l.label("empty"), Some(""));
+        assert_eq!(l.label("c"), None);
+        assert!(LabelSelector::parse("a=1,empty,!c").unwrap().matches(&l));
+        assert_eq!(Labels::from_json(None).iter().count(), 0);
     }
 
     #[test]

@@ -16,9 +16,9 @@ pub struct Obj {
     pub json: Bytes,
     pub rv: u64,
     pub uid: Arc<str>,
-    pub labels: BTreeMap<String, String>,
+    pub labels: crate::selectors::Labels,
     /// uids of the owners in metadata.ownerReferences.
-    pub owners: Vec<Arc<str>>,
+    pub owners: Box<[Arc<str>]>,
     /// metadata.deletionTimestamp is set (saves parsing `json` to find out).
     pub deleting: bool,
 }
@@ -239,11 +239,7 @@ impl Store {
 
 fn make_obj(v: &Value, rv: u64) -> Obj {
     let meta = &v["metadata"];
-    let labels = meta
-        .get("labels")
-        .and_then(|l| l.as_object())
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
-        .unwrap_or_default();
+    let labels = crate::selectors::Labels::from_json(meta.get("labels").and_then(|l| l.as_object()));
     let owners = meta
         .get("ownerReferences")
         .and_then(|o| o.as_array())

@@ -7,19 +7,8 @@ use common::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, Status};
+use kube::core::ApiResource;
 use serde_json::{Value, json};
-
-fn api_err<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> Status {
-    match r {
-        Err(kube::Error::Api(s)) => *s,
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
-
-fn val<T: serde::Serialize>(o: &T) -> Value {
-    serde_json::to_value(o).expect("serialize")
-}
 
 fn rv(v: &Value) -> String {
     v["metadata"]["resourceVersion"].as_str().expect("resourceVersion").to_string()

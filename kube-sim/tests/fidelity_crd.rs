@@ -9,17 +9,6 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use kube::core::{ApiResource, Status};
 use serde_json::{Value, json};
 
-fn api_err<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> Status {
-    match r {
-        Err(kube::Error::Api(s)) => *s,
-        other => panic!("expected an API error, got {other:?}"),
-    }
-}
-
-fn val<T: serde::Serialize>(o: &T) -> Value {
-    serde_json::to_value(o).expect("serialize")
-}
-
 /// A CRD this test installed; deleted again on a real cluster.
 struct Crd {
     name: String,

@@ -217,14 +217,6 @@ async fn token_client(c: &Cluster, token: &str, as_user: Option<&str>, as_groups
     kube::Client::try_from(cfg).expect("client")
 }
 
-/// The API error of a request that must fail.
-fn api_err<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> Box<kube::core::Status> {
-    match r {
-        Err(kube::Error::Api(s)) => s,
-        other => panic!("want an API error, got {other:?}"),
-    }
-}
-
 /// SelfSubjectReview: who the server thinks the client is.
 async fn whoami(client: &kube::Client) -> Result<serde_json::Value, kube::Error> {
     use k8s_openapi::api::authentication::v1::SelfSubjectReview;

@@ -201,3 +201,16 @@ impl Drop for Cluster {
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}):\n{s}"))
 }
+
+/// The `Status` of a failed kube-rs call (panics if the call did not fail with an API error).
+pub fn api_err<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> kube::core::Status {
+    match r {
+        Err(kube::Error::Api(s)) => *s,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// Any serializable value as JSON.
+pub fn val<T: serde::Serialize>(o: &T) -> serde_json::Value {
+    serde_json::to_value(o).expect("serialize")
+}
