@@ -22,7 +22,8 @@ use crate::store::{Event, Key, Obj};
 
 pub async fn serve(sim: &Arc<Sim>, user: &UserInfo, info: &RequestInfo, query: &Query, headers: &HeaderMap, body: Bytes) -> Result<Reply, ApiError> {
     let ri = sim.registry.read().expect("registry lock").get(&info.group, &info.version, &info.resource).ok_or_else(ApiError::no_route)?;
-    let ns_in_path = !info.namespace.is_empty() && !(ri.group.is_empty() && ri.plural.as_ref() == "namespaces");
+    let is_namespaces = ri.group.is_empty() && ri.plural.as_ref() == "namespaces";
+    let ns_in_path = !info.namespace.is_empty() && !is_namespaces;
     if ns_in_path && !ri.namespaced {
         return Err(ApiError::no_route());
     }
@@ -441,11 +442,10 @@ impl Ctx<'_> {
                 } else {
                     m.remove("namespace");
                 }
-                if self.ri.has_status && self.ri.is_crd() {
-                    if let Some(o) = new.as_object_mut() {
+                if self.ri.has_status && self.ri.is_crd()
+                    && let Some(o) = new.as_object_mut() {
                         o.remove("status");
                     }
-                }
             }
             Op::Update => {
                 let old = old.expect("update has an old object");
@@ -897,8 +897,8 @@ impl Ctx<'_> {
         if applied_name != self.name {
             return Err(ApiError::bad_request(format!("the name of the object ({applied_name}) does not match the name on the URL ({})", self.name)));
         }
-        if self.ri.has_status {
-            if let Some(o) = applied.as_object_mut() {
+        if self.ri.has_status
+            && let Some(o) = applied.as_object_mut() {
                 if self.sub == "status" {
                     let keep: Vec<String> = o.keys().filter(|k| !["apiVersion", "kind", "metadata", "status"].contains(&k.as_str())).cloned().collect();
                     for k in keep {
@@ -914,7 +914,6 @@ impl Ctx<'_> {
                     o.remove("status");
                 }
             }
-        }
         let ti = type_info(&self.ri);
         let sub = (!self.sub.is_empty()).then_some(self.sub.as_str());
         let cur = self.current();

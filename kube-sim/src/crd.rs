@@ -110,11 +110,10 @@ pub fn on_write(crd: &mut Value) {
         names["listKind"] = json!(format!("{}List", names["kind"].as_str().unwrap_or_default()));
     }
     let mut stored: Vec<Value> = crd["status"]["storedVersions"].as_array().cloned().unwrap_or_default();
-    if let Some(v) = crd["spec"]["versions"].as_array().and_then(|vs| vs.iter().find(|v| v["storage"].as_bool() == Some(true))) {
-        if !stored.contains(&v["name"]) {
+    if let Some(v) = crd["spec"]["versions"].as_array().and_then(|vs| vs.iter().find(|v| v["storage"].as_bool() == Some(true)))
+        && !stored.contains(&v["name"]) {
             stored.push(v["name"].clone());
         }
-    }
     crd["status"] = json!({"conditions": conditions, "acceptedNames": names, "storedVersions": stored});
 }
 

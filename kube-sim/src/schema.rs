@@ -443,7 +443,7 @@ fn compile_node(schema: &Value, path: &mut Vec<Seg>, errs: &mut Vec<FieldError>)
     n
 }
 
-fn compile_rule(raw: &Value, path: &mut Vec<Seg>, errs: &mut Vec<FieldError>) -> Option<Rule> {
+fn compile_rule(raw: &Value, path: &mut [Seg], errs: &mut Vec<FieldError>) -> Option<Rule> {
     let s = |k: &str| raw.get(k).and_then(Value::as_str).map(String::from);
     let rule = s("rule").unwrap_or_default();
     let sub = |p: &[Seg], name: &str| format!("{}.{}", field_path(p), name);
@@ -837,9 +837,9 @@ fn prune_value(x: &mut Value, s: Option<&Node>, is_root: bool, path: &mut Vec<Se
                     with(path, Seg::Prop(k.clone()), |p| prune_value(v, Some(prop), false, p, pruned));
                 } else if s.has_additional() {
                     let v = m.get_mut(&k).expect("key exists");
-                    match s.additional_schema() {
-                        Some(a) => with(path, Seg::Key(k.clone()), |p| prune_value(v, Some(a), false, p, pruned)),
-                        None => {} // additionalProperties: true keeps everything
+                    // additionalProperties: true keeps everything.
+                    if let Some(a) = s.additional_schema() {
+                        with(path, Seg::Key(k.clone()), |p| prune_value(v, Some(a), false, p, pruned));
                     }
                 } else if is_root && META_FIELDS.contains(&k.as_str()) {
                     // kept
@@ -1386,7 +1386,7 @@ fn is_cidr(s: &str) -> bool {
 /// Strict standard base64 (Go's base64.StdEncoding).
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return None;
     }
     let val = |c: u8| -> Option<u32> {

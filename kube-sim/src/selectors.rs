@@ -190,7 +190,7 @@ fn parse_requirement(p: &str) -> Result<(String, Op), String> {
                     Op::Eq(v.to_string())
                 }
                 2 | 3 => {
-                    let n: i64 = v.parse().map_err(|_| format!("unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer"))?;
+                    let n: i64 = v.parse().map_err(|_| "unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer".to_string())?;
                     if ctor == 2 { Op::Gt(n) } else { Op::Lt(n) }
                 }
                 _ => unreachable!(),

@@ -177,7 +177,7 @@ fn write_fault(f: &Faults) -> bool {
 pub fn attributes(user: &UserInfo, info: &RequestInfo) -> Attributes {
     Attributes {
         user: user.clone(),
-        verb: if info.resource_request { info.verb.clone() } else { info.verb.clone() },
+        verb: info.verb.clone(),
         namespace: info.namespace.clone(),
         api_group: info.group.clone(),
         api_version: info.version.clone(),

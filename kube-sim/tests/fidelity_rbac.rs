@@ -115,7 +115,7 @@ async fn other_namespace(c: &Cluster, cleanup: &mut Cleanup) -> String {
 async fn rbac_user_without_bindings_is_forbidden_with_the_standard_message() {
     let c = Cluster::start().await;
     let c = &c;
-    let bob = bob(&c);
+    let bob = bob(c);
     let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
     assert!(
         err.contains(&format!(
@@ -141,14 +141,14 @@ async fn rbac_user_without_bindings_is_forbidden_with_the_standard_message() {
 async fn rbac_role_binding_grants_only_in_its_namespace() {
     let c = Cluster::start().await;
     let c = &c;
-    let mut cleanup = Cleanup::new(&c);
-    let other = other_namespace(&c, &mut cleanup).await;
-    let bob = bob(&c);
-    apply_json(&c, &configmap(&c.ns, "one", json!({"k": "v"}))).await;
-    apply_json(&c, &role(&c.ns, "cm-reader", reader_rules())).await;
-    apply_json(&c, &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob))).await;
+    let mut cleanup = Cleanup::new(c);
+    let other = other_namespace(c, &mut cleanup).await;
+    let bob = bob(c);
+    apply_json(c, &configmap(&c.ns, "one", json!({"k": "v"}))).await;
+    apply_json(c, &role(&c.ns, "cm-reader", reader_rules())).await;
+    apply_json(c, &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob))).await;
 
-    let out = eventually_ok(&c, &with_as(&bob, &["get", "configmaps", "-n", &c.ns, "-o", "name"])).await;
+    let out = eventually_ok(c, &with_as(&bob, &["get", "configmaps", "-n", &c.ns, "-o", "name"])).await;
     assert!(out.contains("configmap/one"), "{out}");
     let out = c.kubectl_ok(&with_as(&bob, &["get", "configmap", "one", "-n", &c.ns, "-o", "json"])).await;
     assert_eq!(json(&out)["data"]["k"], "v");
@@ -171,15 +171,15 @@ async fn rbac_role_binding_grants_only_in_its_namespace() {
 async fn rbac_cluster_role_bound_by_role_binding_is_namespace_scoped() {
     let c = Cluster::start().await;
     let c = &c;
-    let mut cleanup = Cleanup::new(&c);
-    let other = other_namespace(&c, &mut cleanup).await;
-    let bob = bob(&c);
+    let mut cleanup = Cleanup::new(c);
+    let other = other_namespace(c, &mut cleanup).await;
+    let bob = bob(c);
     let cr = c.name("cm-reader");
-    apply_json(&c, &cluster_role(&cr, reader_rules())).await;
+    apply_json(c, &cluster_role(&cr, reader_rules())).await;
     cleanup.add(format!("clusterrole/{cr}"));
-    apply_json(&c, &role_binding(&c.ns, "bob-reads", "ClusterRole", &cr, user_subject(&bob))).await;
+    apply_json(c, &role_binding(&c.ns, "bob-reads", "ClusterRole", &cr, user_subject(&bob))).await;
 
-    eventually_ok(&c, &with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
+    eventually_ok(c, &with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
     let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &other])).await;
     assert!(err.contains(&format!("cannot list resource \"configmaps\" in API group \"\" in the namespace \"{other}\"")), "{err}");
     let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-A"])).await;
@@ -191,18 +191,18 @@ async fn rbac_cluster_role_bound_by_role_binding_is_namespace_scoped() {
 async fn rbac_cluster_role_binding_grants_everywhere() {
     let c = Cluster::start().await;
     let c = &c;
-    let mut cleanup = Cleanup::new(&c);
-    let other = other_namespace(&c, &mut cleanup).await;
-    let bob = bob(&c);
+    let mut cleanup = Cleanup::new(c);
+    let other = other_namespace(c, &mut cleanup).await;
+    let bob = bob(c);
     let cr = c.name("cm-reader");
     let crb = c.name("bob-reads");
-    apply_json(&c, &cluster_role(&cr, reader_rules())).await;
+    apply_json(c, &cluster_role(&cr, reader_rules())).await;
     cleanup.add(format!("clusterrole/{cr}"));
-    apply_json(&c, &cluster_role_binding(&crb, &cr, user_subject(&bob))).await;
+    apply_json(c, &cluster_role_binding(&crb, &cr, user_subject(&bob))).await;
     cleanup.add(format!("clusterrolebinding/{crb}"));
-    apply_json(&c, &configmap(&other, "there", json!({}))).await;
+    apply_json(c, &configmap(&other, "there", json!({}))).await;
 
-    eventually_ok(&c, &with_as(&bob, &["get", "configmaps", "-A"])).await;
+    eventually_ok(c, &with_as(&bob, &["get", "configmaps", "-A"])).await;
     c.kubectl_ok(&with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
     let out = c.kubectl_ok(&with_as(&bob, &["get", "configmap", "there", "-n", &other, "-o", "name"])).await;
     assert_eq!(out.trim(), "configmap/there");
@@ -216,15 +216,15 @@ async fn rbac_cluster_role_binding_grants_everywhere() {
 async fn rbac_group_subject_matches_impersonated_group() {
     let c = Cluster::start().await;
     let c = &c;
-    let bob = bob(&c);
+    let bob = bob(c);
     let group = c.name("devs");
-    apply_json(&c, &role(&c.ns, "cm-reader", reader_rules())).await;
+    apply_json(c, &role(&c.ns, "cm-reader", reader_rules())).await;
     apply_json(
-        &c,
+        c,
         &role_binding(&c.ns, "devs-read", "Role", "cm-reader", json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}])),
     )
     .await;
-    eventually_ok(&c, &["--as", &bob, "--as-group", &group, "get", "configmaps", "-n", &c.ns]).await;
+    eventually_ok(c, &["--as", &bob, "--as-group", &group, "get", "configmaps", "-n", &c.ns]).await;
     // The same user without the group is refused.
     let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
     assert!(err.contains(&format!("User \"{bob}\" cannot list resource \"configmaps\"")), "{err}");
@@ -237,13 +237,13 @@ async fn rbac_group_subject_matches_impersonated_group() {
 async fn rbac_resource_names_allow_only_named_objects() {
     let c = Cluster::start().await;
     let c = &c;
-    let bob = bob(&c);
-    apply_json(&c, &configmap(&c.ns, "x", json!({}))).await;
-    apply_json(&c, &configmap(&c.ns, "y", json!({}))).await;
-    apply_json(&c, &role(&c.ns, "x-only", json!([{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["x"], "verbs": ["get", "list"]}]))).await;
-    apply_json(&c, &role_binding(&c.ns, "bob-x", "Role", "x-only", user_subject(&bob))).await;
+    let bob = bob(c);
+    apply_json(c, &configmap(&c.ns, "x", json!({}))).await;
+    apply_json(c, &configmap(&c.ns, "y", json!({}))).await;
+    apply_json(c, &role(&c.ns, "x-only", json!([{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["x"], "verbs": ["get", "list"]}]))).await;
+    apply_json(c, &role_binding(&c.ns, "bob-x", "Role", "x-only", user_subject(&bob))).await;
 
-    let out = eventually_ok(&c, &with_as(&bob, &["get", "configmap", "x", "-n", &c.ns, "-o", "name"])).await;
+    let out = eventually_ok(c, &with_as(&bob, &["get", "configmap", "x", "-n", &c.ns, "-o", "name"])).await;
     assert_eq!(out.trim(), "configmap/x");
     let err = c.kubectl_err(&with_as(&bob, &["get", "configmap", "y", "-n", &c.ns])).await;
     assert!(
@@ -275,10 +275,10 @@ fn widget_crd(group: &str) -> Value {
 async fn rbac_subresource_needs_its_own_rule() {
     let c = Cluster::start().await;
     let c = &c;
-    let mut cleanup = Cleanup::new(&c);
-    let bob = bob(&c);
+    let mut cleanup = Cleanup::new(c);
+    let bob = bob(c);
     let group = format!("f{}.example.com", c.suffix);
-    apply_json(&c, &widget_crd(&group)).await;
+    apply_json(c, &widget_crd(&group)).await;
     cleanup.add(format!("crd/widgets.{group}"));
     let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "w", "namespace": c.ns}, "spec": {"size": 1}});
     c.eventually(30, "the CRD to serve widgets", || async { c.apply(&widget.to_string()).await.ok().then_some(()) }).await;
@@ -289,17 +289,17 @@ async fn rbac_subresource_needs_its_own_rule() {
         }
         r
     };
-    apply_json(&c, &role(&c.ns, "widgets", rules(false))).await;
-    apply_json(&c, &role_binding(&c.ns, "bob-widgets", "Role", "widgets", user_subject(&bob))).await;
+    apply_json(c, &role(&c.ns, "widgets", rules(false))).await;
+    apply_json(c, &role_binding(&c.ns, "bob-widgets", "Role", "widgets", user_subject(&bob))).await;
 
-    eventually_ok(&c, &with_as(&bob, &["patch", "widget", "w", "-n", &c.ns, "--type=merge", "-p", r#"{"spec":{"size":2}}"#])).await;
+    eventually_ok(c, &with_as(&bob, &["patch", "widget", "w", "-n", &c.ns, "--type=merge", "-p", r#"{"spec":{"size":2}}"#])).await;
     let status_patch = with_as(&bob, &["patch", "widget", "w", "-n", &c.ns, "--subresource=status", "--type=merge", "-p", r#"{"status":{"ready":true}}"#]);
     let err = c.kubectl_err(&status_patch).await;
     // (kubectl reads the status subresource before patching it: the refused verb may be get or patch.)
     assert!(err.contains(&format!("widgets.{group} \"w\" is forbidden: User \"{bob}\" cannot ")), "{err}");
     assert!(err.contains(&format!("resource \"widgets/status\" in API group \"{group}\" in the namespace \"{}\"", c.ns)), "{err}");
-    apply_json(&c, &role(&c.ns, "widgets", rules(true))).await;
-    eventually_ok(&c, &status_patch).await;
+    apply_json(c, &role(&c.ns, "widgets", rules(true))).await;
+    eventually_ok(c, &status_patch).await;
     let out = c.kubectl_ok(&["get", "widget", "w", "-n", &c.ns, "-o", "json"]).await;
     assert_eq!(json(&out)["status"]["ready"], true);
     assert_eq!(json(&out)["spec"]["size"], 2);
@@ -310,13 +310,13 @@ async fn rbac_subresource_needs_its_own_rule() {
 async fn rbac_wildcard_verbs_and_resources() {
     let c = Cluster::start().await;
     let c = &c;
-    let bob = bob(&c);
+    let bob = bob(c);
     let carol = format!("carol-{}@x.example", c.suffix);
-    apply_json(&c, &configmap(&c.ns, "one", json!({}))).await;
-    apply_json(&c, &role(&c.ns, "all-verbs", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]))).await;
-    apply_json(&c, &role(&c.ns, "get-all", json!([{"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}]))).await;
-    apply_json(&c, &role_binding(&c.ns, "bob", "Role", "all-verbs", user_subject(&bob))).await;
-    apply_json(&c, &role_binding(&c.ns, "carol", "Role", "get-all", user_subject(&carol))).await;
+    apply_json(c, &configmap(&c.ns, "one", json!({}))).await;
+    apply_json(c, &role(&c.ns, "all-verbs", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]))).await;
+    apply_json(c, &role(&c.ns, "get-all", json!([{"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}]))).await;
+    apply_json(c, &role_binding(&c.ns, "bob", "Role", "all-verbs", user_subject(&bob))).await;
+    apply_json(c, &role_binding(&c.ns, "carol", "Role", "get-all", user_subject(&carol))).await;
 
     // bob: every verb on configmaps, nothing else.
     let cm = configmap(&c.ns, "made-by-bob", json!({"a": "1"})).to_string();
@@ -328,7 +328,7 @@ async fn rbac_wildcard_verbs_and_resources() {
     assert!(err.contains("cannot list resource \"secrets\""), "{err}");
 
     // carol: get on every core resource, no other verb.
-    eventually_ok(&c, &with_as(&carol, &["get", "configmap", "one", "-n", &c.ns])).await;
+    eventually_ok(c, &with_as(&carol, &["get", "configmap", "one", "-n", &c.ns])).await;
     let sa = c.kubectl(&with_as(&carol, &["get", "serviceaccount", "no-such-sa", "-n", &c.ns])).await;
     assert!(sa.stderr.contains("serviceaccounts \"no-such-sa\" not found"), "get on any resource reaches the store: {}", sa.stderr);
     let err = c.kubectl_err(&with_as(&carol, &["get", "configmaps", "-n", &c.ns])).await;
@@ -345,11 +345,11 @@ async fn rbac_wildcard_verbs_and_resources() {
 async fn rbac_service_account_subject() {
     let c = Cluster::start().await;
     let c = &c;
-    apply_json(&c, &role(&c.ns, "cm-reader", reader_rules())).await;
-    apply_json(&c, &role_binding(&c.ns, "robot-reads", "Role", "cm-reader", json!([{"kind": "ServiceAccount", "name": "robot", "namespace": c.ns}]))).await;
+    apply_json(c, &role(&c.ns, "cm-reader", reader_rules())).await;
+    apply_json(c, &role_binding(&c.ns, "robot-reads", "Role", "cm-reader", json!([{"kind": "ServiceAccount", "name": "robot", "namespace": c.ns}]))).await;
     let robot = format!("system:serviceaccount:{}:robot", c.ns);
     let other = format!("system:serviceaccount:{}:other", c.ns);
-    eventually_ok(&c, &with_as(&robot, &["get", "configmaps", "-n", &c.ns])).await;
+    eventually_ok(c, &with_as(&robot, &["get", "configmaps", "-n", &c.ns])).await;
     let err = c.kubectl_err(&with_as(&other, &["get", "configmaps", "-n", &c.ns])).await;
     assert!(
         err.contains(&format!("configmaps is forbidden: User \"{other}\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"{}\"", c.ns)),
@@ -363,7 +363,7 @@ async fn rbac_service_account_subject() {
     }
     // A binding to the namespace's service-account group grants every service account there.
     apply_json(
-        &c,
+        c,
         &role_binding(
             &c.ns,
             "all-sas",
@@ -373,7 +373,7 @@ async fn rbac_service_account_subject() {
         ),
     )
     .await;
-    eventually_ok(&c, &with_as(&other, &["get", "configmaps", "-n", &c.ns])).await;
+    eventually_ok(c, &with_as(&other, &["get", "configmaps", "-n", &c.ns])).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -385,14 +385,14 @@ async fn rbac_service_account_subject() {
 async fn reviews_can_i_answers_for_admin_and_impersonated_users() {
     let c = Cluster::start().await;
     let c = &c;
-    let bob = bob(&c);
+    let bob = bob(c);
     let o = c.kubectl(&["auth", "can-i", "create", "configmaps", "-n", &c.ns]).await;
     assert_eq!((o.code, o.stdout.trim()), (0, "yes"), "{}", o.stderr);
     let o = c.kubectl(&with_as(&bob, &["auth", "can-i", "list", "configmaps", "-n", &c.ns])).await;
     assert_eq!((o.code, o.stdout.trim()), (1, "no"), "{}", o.stderr);
 
-    apply_json(&c, &role(&c.ns, "cm-reader", reader_rules())).await;
-    apply_json(&c, &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob))).await;
+    apply_json(c, &role(&c.ns, "cm-reader", reader_rules())).await;
+    apply_json(c, &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob))).await;
     c.eventually(20, "bob may list", || async {
         let o = c.kubectl(&with_as(&bob, &["auth", "can-i", "list", "configmaps", "-n", &c.ns])).await;
         (o.code == 0 && o.stdout.trim() == "yes").then_some(())
@@ -419,9 +419,9 @@ async fn reviews_can_i_answers_for_admin_and_impersonated_users() {
 async fn reviews_can_i_list_shows_the_rules_of_the_user() {
     let c = Cluster::start().await;
     let c = &c;
-    let bob = bob(&c);
+    let bob = bob(c);
     apply_json(
-        &c,
+        c,
         &role(
             &c.ns,
             "mixed",
@@ -432,7 +432,7 @@ async fn reviews_can_i_list_shows_the_rules_of_the_user() {
         ),
     )
     .await;
-    apply_json(&c, &role_binding(&c.ns, "bob-mixed", "Role", "mixed", user_subject(&bob))).await;
+    apply_json(c, &role_binding(&c.ns, "bob-mixed", "Role", "mixed", user_subject(&bob))).await;
     let out = c
         .eventually(20, "bob's rules to show", || async {
             let o = c.kubectl(&with_as(&bob, &["auth", "can-i", "--list", "-n", &c.ns])).await;
@@ -457,12 +457,12 @@ async fn reviews_can_i_list_shows_the_rules_of_the_user() {
 async fn reviews_subject_access_review_answers_for_another_user() {
     let c = Cluster::start().await;
     let c = &c;
-    let bob = bob(&c);
+    let bob = bob(c);
     let group = c.name("readers");
-    apply_json(&c, &role(&c.ns, "cm-reader", reader_rules())).await;
-    apply_json(&c, &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob))).await;
+    apply_json(c, &role(&c.ns, "cm-reader", reader_rules())).await;
+    apply_json(c, &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob))).await;
     apply_json(
-        &c,
+        c,
         &role_binding(&c.ns, "group-reads", "Role", "cm-reader", json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}])),
     )
     .await;
@@ -499,7 +499,7 @@ async fn reviews_subject_access_review_answers_for_another_user() {
 async fn reviews_whoami_shows_impersonated_user_and_groups() {
     let c = Cluster::start().await;
     let c = &c;
-    let bob = bob(&c);
+    let bob = bob(c);
     let out = c.kubectl_ok(&["--as", &bob, "--as-group", "g1", "--as-group", "g2", "auth", "whoami", "-o", "json"]).await;
     let v = json(&out);
     assert_eq!(v["kind"], "SelfSubjectReview");
@@ -518,7 +518,7 @@ async fn reviews_whoami_shows_impersonated_user_and_groups() {
 async fn reviews_impersonated_unauthenticated_group_is_not_authenticated() {
     let c = Cluster::start().await;
     let c = &c;
-    let bob = bob(&c);
+    let bob = bob(c);
     let err = c.kubectl_err(&["--as", &bob, "--as-group", "system:unauthenticated", "auth", "whoami"]).await;
     assert!(err.contains("the selfsubjectreviews API is not enabled in the cluster or you do not have permission to call it"), "{err}");
     let err = c.kubectl_err(&["--as", &bob, "--as-group", "system:unauthenticated", "auth", "can-i", "get", "pods"]).await;
@@ -593,12 +593,12 @@ async fn first_denial(c: &Cluster, base: &str) -> (String, Box<kube::core::Statu
 async fn vap_validation_denies_with_invalid_and_the_standard_message() {
     let c = Cluster::start().await;
     let c = &c;
-    let mut cleanup = Cleanup::new(&c);
-    let other = other_namespace(&c, &mut cleanup).await;
+    let mut cleanup = Cleanup::new(c);
+    let other = other_namespace(c, &mut cleanup).await;
     let (p, b) = (c.name("no-forbidden"), c.name("no-forbidden-binding"));
-    install_vap(&c, &mut cleanup, vap(&c, &p, json!({"validations": no_forbidden_key()}), &b, &["Deny"])).await;
+    install_vap(c, &mut cleanup, vap(c, &p, json!({"validations": no_forbidden_key()}), &b, &["Deny"])).await;
 
-    let (name, st) = first_denial(&c, "bad").await;
+    let (name, st) = first_denial(c, "bad").await;
     let cause = format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: data key 'forbidden' is not allowed");
     assert_eq!(st.code, 422, "{st:?}");
     assert_eq!(st.reason, "Invalid");
@@ -613,7 +613,7 @@ async fn vap_validation_denies_with_invalid_and_the_standard_message() {
     assert!(o.stderr.contains(&format!("The configmaps \"bad-kubectl\" is invalid: : {cause}")), "{}", o.stderr);
 
     // Allowed objects, and updates are checked too.
-    create_cm(&c, "good", json!({"fine": "1"})).await.expect("a ConfigMap without the key is allowed");
+    create_cm(c, "good", json!({"fine": "1"})).await.expect("a ConfigMap without the key is allowed");
     let o = c.kubectl(&["patch", "configmap", "good", "-n", &c.ns, "--type=merge", "-p", r#"{"data":{"forbidden":"now"}}"#]).await;
     assert!(!o.ok() && o.stderr.contains(&cause), "{}", o.stderr);
     // Namespaces without the label are not selected.
@@ -626,11 +626,11 @@ async fn vap_validation_denies_with_invalid_and_the_standard_message() {
 async fn vap_reason_forbidden_is_403() {
     let c = Cluster::start().await;
     let c = &c;
-    let mut cleanup = Cleanup::new(&c);
+    let mut cleanup = Cleanup::new(c);
     let (p, b) = (c.name("forbid"), c.name("forbid-binding"));
     let validations = json!([{"expression": "!has(object.data) || !('forbidden' in object.data)", "message": "no", "reason": "Forbidden"}]);
-    install_vap(&c, &mut cleanup, vap(&c, &p, json!({"validations": validations}), &b, &["Deny"])).await;
-    let (name, st) = first_denial(&c, "bad").await;
+    install_vap(c, &mut cleanup, vap(c, &p, json!({"validations": validations}), &b, &["Deny"])).await;
+    let (name, st) = first_denial(c, "bad").await;
     assert_eq!((st.code, st.reason.as_str()), (403, "Forbidden"), "{st:?}");
     assert_eq!(st.message, format!("configmaps \"{name}\" is forbidden: ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: no"));
     let o = c.kubectl_stdin(&["create", "-f", "-"], &configmap(&c.ns, "bad-kubectl", json!({"forbidden": "x"})).to_string()).await;
@@ -648,12 +648,12 @@ async fn vap_reason_forbidden_is_403() {
 async fn vap_request_user_info_in_expression() {
     let c = Cluster::start().await;
     let c = &c;
-    let mut cleanup = Cleanup::new(&c);
-    let bob = bob(&c);
+    let mut cleanup = Cleanup::new(c);
+    let bob = bob(c);
     let alice = format!("alice-{}@x.example", c.suffix);
-    apply_json(&c, &role(&c.ns, "cm-writer", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]))).await;
+    apply_json(c, &role(&c.ns, "cm-writer", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]))).await;
     apply_json(
-        &c,
+        c,
         &role_binding(
             &c.ns,
             "writers",
@@ -665,7 +665,7 @@ async fn vap_request_user_info_in_expression() {
     .await;
     let (p, b) = (c.name("only-bob"), c.name("only-bob-binding"));
     let validations = json!([{"expression": format!("request.userInfo.username == '{bob}'"), "messageExpression": "'user ' + request.userInfo.username + ' may not write configmaps here'"}]);
-    install_vap(&c, &mut cleanup, vap(&c, &p, json!({"validations": validations}), &b, &["Deny"])).await;
+    install_vap(c, &mut cleanup, vap(c, &p, json!({"validations": validations}), &b, &["Deny"])).await;
 
     let mut n = 0;
     let err = c
@@ -689,14 +689,14 @@ async fn vap_request_user_info_in_expression() {
 async fn vap_authorizer_checks_the_requesters_permissions() {
     let c = Cluster::start().await;
     let c = &c;
-    let mut cleanup = Cleanup::new(&c);
-    let bob = bob(&c);
+    let mut cleanup = Cleanup::new(c);
+    let bob = bob(c);
     let alice = format!("alice-{}@x.example", c.suffix);
     // Both may create; only alice may delete.
-    apply_json(&c, &role(&c.ns, "creator", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get"]}]))).await;
-    apply_json(&c, &role(&c.ns, "deleter", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["delete"]}]))).await;
+    apply_json(c, &role(&c.ns, "creator", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get"]}]))).await;
+    apply_json(c, &role(&c.ns, "deleter", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["delete"]}]))).await;
     apply_json(
-        &c,
+        c,
         &role_binding(
             &c.ns,
             "creators",
@@ -706,13 +706,13 @@ async fn vap_authorizer_checks_the_requesters_permissions() {
         ),
     )
     .await;
-    apply_json(&c, &role_binding(&c.ns, "deleters", "Role", "deleter", user_subject(&alice))).await;
+    apply_json(c, &role_binding(&c.ns, "deleters", "Role", "deleter", user_subject(&alice))).await;
     let (p, b) = (c.name("protected"), c.name("protected-binding"));
     let validations = json!([{
         "expression": "!has(object.metadata.labels) || !('protected' in object.metadata.labels) || authorizer.group('').resource('configmaps').namespace(object.metadata.namespace).check('delete').allowed()",
         "message": "only users who may delete configmaps may create protected ones"
     }]);
-    install_vap(&c, &mut cleanup, vap(&c, &p, json!({"validations": validations}), &b, &["Deny"])).await;
+    install_vap(c, &mut cleanup, vap(c, &p, json!({"validations": validations}), &b, &["Deny"])).await;
 
     let protected = |name: &str| {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": c.ns, "labels": {"protected": "yes"}}}).to_string()
@@ -742,13 +742,13 @@ async fn vap_authorizer_checks_the_requesters_permissions() {
 async fn vap_match_conditions_skip_the_policy() {
     let c = Cluster::start().await;
     let c = &c;
-    let mut cleanup = Cleanup::new(&c);
+    let mut cleanup = Cleanup::new(c);
     let (p, b) = (c.name("strict"), c.name("strict-binding"));
     let extra = json!({
         "matchConditions": [{"name": "only-strict", "expression": "has(object.metadata.labels) && 'strict' in object.metadata.labels"}],
         "validations": [{"expression": "has(object.data) && 'owner' in object.data", "message": "strict configmaps need an owner"}]
     });
-    install_vap(&c, &mut cleanup, vap(&c, &p, extra, &b, &["Deny"])).await;
+    install_vap(c, &mut cleanup, vap(c, &p, extra, &b, &["Deny"])).await;
     let strict = |name: &str, data: Value| {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": c.ns, "labels": {"strict": "1"}}, "data": data}).to_string()
     };
@@ -767,7 +767,7 @@ async fn vap_match_conditions_skip_the_policy() {
     let o = c.kubectl_stdin(&["create", "-f", "-"], &strict("strict-owned", json!({"owner": "me"}))).await;
     assert!(o.ok(), "{}", o.stderr);
     // No label: the match condition is false, the validation is not evaluated.
-    create_cm(&c, "lax", json!({})).await.expect("unmatched objects are admitted");
+    create_cm(c, "lax", json!({})).await.expect("unmatched objects are admitted");
 }
 
 // ValidatingAdmissionPolicy: `validationActions: [Warn]` admits the request and returns a warning.
@@ -775,9 +775,9 @@ async fn vap_match_conditions_skip_the_policy() {
 async fn vap_warn_action_admits_with_a_warning() {
     let c = Cluster::start().await;
     let c = &c;
-    let mut cleanup = Cleanup::new(&c);
+    let mut cleanup = Cleanup::new(c);
     let (p, b) = (c.name("warn"), c.name("warn-binding"));
-    install_vap(&c, &mut cleanup, vap(&c, &p, json!({"validations": no_forbidden_key()}), &b, &["Warn"])).await;
+    install_vap(c, &mut cleanup, vap(c, &p, json!({"validations": no_forbidden_key()}), &b, &["Warn"])).await;
     let want = format!("Warning: Validation failed for ValidatingAdmissionPolicy '{p}' with binding '{b}': data key 'forbidden' is not allowed");
     let mut n = 0;
     let stderr = c
@@ -801,18 +801,18 @@ async fn vap_warn_action_admits_with_a_warning() {
 async fn vap_failure_policy_decides_on_runtime_errors() {
     let c = Cluster::start().await;
     let c = &c;
-    let mut cleanup = Cleanup::new(&c);
+    let mut cleanup = Cleanup::new(c);
     // object.data.missing fails at run time (no such key) for every ConfigMap without `missing`.
     let validations = json!([
         {"expression": "object.data.missing == 'x'", "message": "missing must be x"},
         {"expression": "!has(object.data) || !('forbidden' in object.data)", "message": "data key 'forbidden' is not allowed"}
     ]);
     let (p, b) = (c.name("ignore"), c.name("ignore-binding"));
-    install_vap(&c, &mut cleanup, vap(&c, &p, json!({"failurePolicy": "Ignore", "validations": validations}), &b, &["Deny"])).await;
+    install_vap(c, &mut cleanup, vap(c, &p, json!({"failurePolicy": "Ignore", "validations": validations}), &b, &["Deny"])).await;
     // Active once the second validation denies.
-    let (_, st) = first_denial(&c, "bad").await;
+    let (_, st) = first_denial(c, "bad").await;
     assert!(st.message.ends_with(&format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: data key 'forbidden' is not allowed")), "{st:?}");
-    create_cm(&c, "errs-but-ignored", json!({"other": "1"})).await.expect("Ignore admits on a runtime error");
+    create_cm(c, "errs-but-ignored", json!({"other": "1"})).await.expect("Ignore admits on a runtime error");
 
     // The same policy with failurePolicy Fail denies.
     let o = c.kubectl(&["patch", "validatingadmissionpolicy", &p, "--type=merge", "-p", r#"{"spec":{"failurePolicy":"Fail"}}"#]).await;
@@ -822,7 +822,7 @@ async fn vap_failure_policy_decides_on_runtime_errors() {
         .eventually(30, "Fail to deny", || {
             n += 1;
             let name = format!("errs-{n}");
-            async move { create_cm(&c, &name, json!({"other": "1"})).await.err() }
+            async move { create_cm(c, &name, json!({"other": "1"})).await.err() }
         })
         .await;
     assert_eq!(st.code, 422, "{st:?}");
