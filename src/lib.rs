@@ -1,0 +1,19 @@
+//! partnerkit: a Kubernetes operator that runs a partner portal.
+
+pub mod api;
+pub mod config;
+pub mod crdgen;
+pub mod manifests;
+
+/// Errors of the partnerkit library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("serialization: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
