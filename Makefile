@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test test-real bench build lint clean
+.PHONY: demo test test-real bench build lint crds clean
 
 ## The main job: kube-sim (the embedded API server) driven by the real kubectl.
 demo: build
@@ -29,6 +29,10 @@ test-real:
 ## Throughput and memory figures (not tests).
 bench: build
 	$(CARGO) bench -p kube-sim --bench throughput
+
+## Regenerate crds/ from the API types (a test fails when they drift).
+crds:
+	$(CARGO) run -q --bin partnerkit -- crdgen crds
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
