@@ -11,7 +11,8 @@ demo: build
 build:
 	$(CARGO) build --release -p kube-sim
 
-## Unit tests and the fidelity suite (against an in-process kube-sim).
+## Unit tests, the operator's integration tests and kube-sim's fidelity suite (against
+## in-process kube-sims), then the Helm chart's tests.
 test:
 	$(CARGO) build --workspace --all-targets
 	@if command -v cargo-nextest >/dev/null 2>&1; then \
@@ -19,6 +20,8 @@ test:
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
+	python3 -m pip install -q --disable-pip-version-check -r tests/chart/requirements.txt
+	python3 -m pytest tests/chart -q
 
 ## The same fidelity scenarios against the real cluster of $KUBECONFIG
 ## (simulator-only tests — metrics, faults, token files — are left out).

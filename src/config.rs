@@ -48,7 +48,10 @@ pub struct NamespacePrefixes {
 
 impl Default for NamespacePrefixes {
     fn default() -> Self {
-        NamespacePrefixes { partner: default_partner_prefix(), tenant: default_tenant_prefix() }
+        NamespacePrefixes {
+            partner: default_partner_prefix(),
+            tenant: default_tenant_prefix(),
+        }
     }
 }
 
@@ -105,7 +108,11 @@ pub struct Listen {
 
 impl Default for Listen {
     fn default() -> Self {
-        Listen { metrics: default_metrics(), health: default_health(), web: default_web() }
+        Listen {
+            metrics: default_metrics(),
+            health: default_health(),
+            web: default_web(),
+        }
     }
 }
 
@@ -135,4 +142,713 @@ pub struct Config {
     pub invites: Invites,
     #[serde(default)]
     pub listen: Listen,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading and validation
+// ---------------------------------------------------------------------------------------------
+
+/// The longest namespace prefix: Partner and Tenant names are at most [`crate::api::MAX_NAME`]
+/// (50) characters, so a prefix of at most 13 keeps every namespace name within 63.
+pub const MAX_NAMESPACE_PREFIX: usize = 63 - crate::api::MAX_NAME;
+
+impl Config {
+    /// Reads and validates the configuration file at `path`.
+    pub fn load(path: impl AsRef<std::path::Path>) -> crate::Result<Config> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| crate::Error::Config(format!("config {}: {e}", path.display())))?;
+        Config::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates a configuration text; `source_name` (a path, "ConfigMap x", …)
+    /// prefixes every error message: `config <source_name>: <key>: <reason>`.
+    pub fn from_yaml(text: &str, source_name: &str) -> crate::Result<Config> {
+        let config: Config = serde_saphyr::from_str(text).map_err(|e| {
+            // serde-saphyr names the unknown key or the expected type, with line and column;
+            // quote the offending line so that the key is in the message as well.
+            let mut msg = e.without_snippet().to_string().trim().replace('\n', " ");
+            if let Some(loc) = e.location() {
+                if !msg.contains(&format!("line {}", loc.line())) {
+                    msg = format!("{msg} at line {}, column {}", loc.line(), loc.column());
+                }
+                let line = usize::try_from(loc.line())
+                    .ok()
+                    .and_then(|n| text.lines().nth(n.checked_sub(1)?));
+                if let Some(line) = line.map(str::trim).filter(|l| !l.is_empty()) {
+                    let shown: String = line.chars().take(100).collect();
+                    msg = format!("{msg}: `{shown}`");
+                }
+            }
+            crate::Error::Config(format!("config {source_name}: {msg}"))
+        })?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(crate::Error::Config(format!(
+                "config {source_name}: {}",
+                problems.join("; ")
+            )))
+        }
+    }
+
+    /// Every semantic problem of an already-parsed configuration, each as `<key>: <reason>`,
+    /// in file order. Empty when the configuration is valid.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+
+        if self.catalog.is_empty() {
+            p.push("catalog: at least one app is required".to_string());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, app) in self.catalog.iter().enumerate() {
+            if !is_dns_label(&app.name) {
+                p.push(format!(
+                    "catalog[{i}].name: {:?} is not a DNS label",
+                    app.name
+                ));
+            } else if !seen.insert(app.name.as_str()) {
+                p.push(format!("catalog[{i}].name: duplicate app {:?}", app.name));
+            }
+        }
+
+        let b = &self.default_branding;
+        if let Some(url) = &b.logo_url
+            && !is_https_url(url)
+        {
+            p.push(format!(
+                "defaultBranding.logoUrl: {url:?} is not an https URL"
+            ));
+        }
+        if let Some(color) = &b.primary_color
+            && !is_color(color)
+        {
+            p.push(format!(
+                "defaultBranding.primaryColor: {color:?} is not #RRGGBB"
+            ));
+        }
+        if let Some(support) = &b.support {
+            match (&support.email, &support.url) {
+                (Some(email), None) => {
+                    if !is_email(email) {
+                        p.push(format!(
+                            "defaultBranding.support.email: {email:?} is not an e-mail address"
+                        ));
+                    }
+                }
+                (None, Some(url)) => {
+                    if !is_https_url(url) {
+                        p.push(format!(
+                            "defaultBranding.support.url: {url:?} is not an https URL"
+                        ));
+                    }
+                }
+                _ => p.push(
+                    "defaultBranding.support: exactly one of email or url must be set".to_string(),
+                ),
+            }
+        }
+
+        let np = &self.namespace_prefixes;
+        for (key, prefix) in [("partner", &np.partner), ("tenant", &np.tenant)] {
+            if !is_namespace_prefix(prefix) {
+                p.push(format!(
+                    "namespacePrefixes.{key}: {prefix:?} must be a DNS-label prefix of at most {MAX_NAMESPACE_PREFIX} characters ending in '-'"
+                ));
+            }
+        }
+        let both_valid = is_namespace_prefix(&np.partner) && is_namespace_prefix(&np.tenant);
+        if both_valid
+            && (np.partner.starts_with(np.tenant.as_str())
+                || np.tenant.starts_with(np.partner.as_str()))
+        {
+            p.push(format!(
+                "namespacePrefixes: partner {:?} and tenant {:?} must differ and neither may start with the other (partner namespaces and workspaces must never collide)",
+                np.partner, np.tenant
+            ));
+        }
+
+        if self.user_prefix.chars().any(char::is_whitespace) {
+            p.push(format!(
+                "userPrefix: {:?} must not contain whitespace",
+                self.user_prefix
+            ));
+        }
+
+        if let Some(url) = &self.invites.accept_url
+            && !is_http_url(url)
+        {
+            p.push(format!("invites.acceptUrl: {url:?} must be an http(s) URL"));
+        }
+        if let Some(smtp) = &self.invites.smtp {
+            if !is_host(&smtp.host) {
+                p.push(format!(
+                    "invites.smtp.host: {:?} is not a host name or IP address",
+                    smtp.host
+                ));
+            }
+            if smtp.port == 0 {
+                p.push("invites.smtp.port: must be 1-65535".to_string());
+            }
+            if !matches!(smtp.tls.as_str(), "none" | "starttls" | "tls") {
+                p.push(format!(
+                    "invites.smtp.tls: {:?} must be none, starttls or tls",
+                    smtp.tls
+                ));
+            }
+            if !is_email(&smtp.from) {
+                p.push(format!(
+                    "invites.smtp.from: {:?} is not an e-mail address",
+                    smtp.from
+                ));
+            }
+            if let Some(secret) = &smtp.credentials_secret
+                && !is_dns_subdomain(secret)
+            {
+                p.push(format!(
+                    "invites.smtp.credentialsSecret: {secret:?} is not a Secret name"
+                ));
+            }
+        }
+
+        for (key, addr) in [
+            ("metrics", &self.listen.metrics),
+            ("health", &self.listen.health),
+            ("web", &self.listen.web),
+        ] {
+            if !is_host_port(addr) {
+                p.push(format!("listen.{key}: {addr:?} is not a host:port"));
+            }
+        }
+        p
+    }
+
+    /// The catalog entry of a BizApp, if the platform offers it.
+    pub fn catalog_app(&self, name: &str) -> Option<&CatalogApp> {
+        self.catalog.iter().find(|a| a.name == name)
+    }
+
+    /// Names of the catalog's premium apps, in catalog order.
+    pub fn premium_apps(&self) -> impl Iterator<Item = &str> {
+        self.catalog
+            .iter()
+            .filter(|a| a.premium)
+            .map(|a| a.name.as_str())
+    }
+}
+
+// Small validators mirroring the CRD schema patterns of `crate::api` (no regex dependency).
+
+/// RFC 1123 label: 1-63 lower-case alphanumerics or '-', starting and ending alphanumeric.
+pub(crate) fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+/// RFC 1123 subdomain: dot-separated DNS labels, at most 253 characters.
+pub(crate) fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// A namespace prefix: a DNS label's beginning ending in '-', at most 13 characters, so that
+/// prefix + a 50-character name is still a DNS label.
+pub(crate) fn is_namespace_prefix(s: &str) -> bool {
+    s.len() >= 2
+        && s.len() <= MAX_NAMESPACE_PREFIX
+        && s.ends_with('-')
+        && is_dns_label(&s[..s.len() - 1])
+}
+
+/// `#RRGGBB`.
+pub(crate) fn is_color(s: &str) -> bool {
+    s.len() == 7 && s.starts_with('#') && s[1..].bytes().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The `api::EMAIL` pattern: local part of `[A-Za-z0-9._%+-]`, '@', a domain of two or more labels.
+pub(crate) fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    let domain_label = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+    };
+    s.len() <= 254
+        && !local.is_empty()
+        && local
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c))
+        && domain.split('.').count() >= 2
+        && domain.split('.').all(domain_label)
+}
+
+fn is_url_with_scheme(s: &str, schemes: &[&str]) -> bool {
+    schemes.iter().any(|scheme| {
+        s.strip_prefix(scheme)
+            .and_then(|rest| rest.strip_prefix("://"))
+            .is_some_and(|rest| {
+                rest.chars()
+                    .next()
+                    .is_some_and(|c| !c.is_whitespace() && !"/$.?#".contains(c))
+                    && !rest.chars().any(char::is_whitespace)
+            })
+    })
+}
+
+/// The `api::HTTPS_URL` pattern.
+pub(crate) fn is_https_url(s: &str) -> bool {
+    is_url_with_scheme(s, &["https"])
+}
+
+/// Like [`is_https_url`], also allowing `http://` (e.g. a portal behind a local proxy).
+pub(crate) fn is_http_url(s: &str) -> bool {
+    is_url_with_scheme(s, &["http", "https"])
+}
+
+/// A host name (DNS subdomain, case-insensitive) or an IP address.
+fn is_host(s: &str) -> bool {
+    s.parse::<std::net::IpAddr>().is_ok()
+        || (!s.is_empty() && is_dns_subdomain(&s.to_ascii_lowercase()))
+}
+
+/// `host:port` with a host name, IPv4 address or `[IPv6]` address, and a port number.
+pub(crate) fn is_host_port(s: &str) -> bool {
+    if s.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return false;
+    };
+    !port.is_empty()
+        && port.bytes().all(|c| c.is_ascii_digit())
+        && port.parse::<u16>().is_ok()
+        && is_host(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example configuration of DESIGN.md, verbatim.
+    pub(crate) const DESIGN_EXAMPLE: &str = include_str!("../tests/fixtures/config-design.yaml");
+
+    const SRC: &str = "/etc/partnerkit/config.yaml";
+
+    fn err(yaml: &str) -> String {
+        match Config::from_yaml(yaml, SRC) {
+            Ok(c) => panic!("expected an error, got {c:?}"),
+            Err(crate::Error::Config(m)) => m,
+            Err(e) => panic!("expected a config error, got {e}"),
+        }
+    }
+
+    /// A minimal valid file with `extra` appended.
+    fn with(extra: &str) -> String {
+        format!("catalog: [{{name: mail}}]\n{extra}")
+    }
+
+    #[test]
+    fn design_example_is_valid() {
+        let c = Config::from_yaml(DESIGN_EXAMPLE, SRC).unwrap();
+        assert_eq!(
+            c.catalog,
+            vec![
+                CatalogApp {
+                    name: "mail".into(),
+                    display_name: "Mail".into(),
+                    premium: false
+                },
+                CatalogApp {
+                    name: "crm".into(),
+                    display_name: "CRM".into(),
+                    premium: true
+                },
+            ]
+        );
+        assert_eq!(
+            c.default_branding.logo_url.as_deref(),
+            Some("https://platform.example/logo.png")
+        );
+        assert_eq!(c.default_branding.primary_color.as_deref(), Some("#333333"));
+        assert_eq!(
+            c.default_branding.support,
+            Some(SupportChannel {
+                email: None,
+                url: Some("https://help.platform.example".into())
+            })
+        );
+        assert_eq!(c.namespace_prefixes, NamespacePrefixes::default());
+        assert_eq!(c.user_prefix, "");
+        assert_eq!(
+            c.invites.accept_url.as_deref(),
+            Some("https://portal.platform.example/invites")
+        );
+        assert_eq!(
+            c.invites.smtp,
+            Some(Smtp {
+                host: "smtp.platform.example".into(),
+                port: 587,
+                tls: "starttls".into(),
+                from: "portal@platform.example".into(),
+                credentials_secret: Some("partnerkit-smtp".into()),
+            })
+        );
+        assert_eq!(c.listen, Listen::default());
+        assert_eq!(c.catalog_app("crm").map(|a| a.premium), Some(true));
+        assert!(c.catalog_app("nope").is_none());
+        assert_eq!(c.premium_apps().collect::<Vec<_>>(), vec!["crm"]);
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let c = Config::from_yaml("catalog:\n  - name: mail\n", SRC).unwrap();
+        assert_eq!(
+            c.catalog,
+            vec![CatalogApp {
+                name: "mail".into(),
+                display_name: String::new(),
+                premium: false
+            }]
+        );
+        assert_eq!(c.default_branding, DefaultBranding::default());
+        assert_eq!(c.namespace_prefixes.partner, "partner-");
+        assert_eq!(c.namespace_prefixes.tenant, "tenant-");
+        assert_eq!(c.user_prefix, "");
+        assert_eq!(c.invites, Invites::default());
+        assert_eq!(c.listen.metrics, "0.0.0.0:8080");
+        assert_eq!(c.listen.health, "0.0.0.0:8081");
+        assert_eq!(c.listen.web, "0.0.0.0:8443");
+    }
+
+    #[test]
+    fn smtp_defaults() {
+        let c = Config::from_yaml(
+            &with("invites: {smtp: {host: mail.example, from: a@b.example}}\n"),
+            SRC,
+        )
+        .unwrap();
+        let smtp = c.invites.smtp.unwrap();
+        assert_eq!(
+            (smtp.port, smtp.tls.as_str(), smtp.credentials_secret),
+            (587, "starttls", None)
+        );
+    }
+
+    #[test]
+    fn load_reads_a_file_and_names_it() {
+        let dir =
+            std::env::temp_dir().join(format!("partnerkit-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.yaml");
+        std::fs::write(&good, DESIGN_EXAMPLE).unwrap();
+        assert_eq!(Config::load(&good).unwrap().catalog.len(), 2);
+        let bad = dir.join("bad.yaml");
+        std::fs::write(&bad, "catalog: []\n").unwrap();
+        let e = Config::load(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "config {}: catalog: at least one app is required",
+                bad.display()
+            )),
+            "{e}"
+        );
+        let missing = dir.join("missing.yaml");
+        let e = Config::load(&missing).unwrap_err().to_string();
+        assert!(e.contains(&format!("config {}", missing.display())), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn catalog_is_required() {
+        assert_eq!(
+            err("catalog: []\n"),
+            format!("config {SRC}: catalog: at least one app is required")
+        );
+        let e = err("userPrefix: x\n");
+        assert!(
+            e.starts_with(&format!("config {SRC}: ")) && e.contains("catalog"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn catalog_name_must_be_a_dns_label() {
+        assert_eq!(
+            err("catalog: [{name: mail}, {name: CRM}]\n"),
+            format!(r#"config {SRC}: catalog[1].name: "CRM" is not a DNS label"#)
+        );
+    }
+
+    #[test]
+    fn catalog_names_are_unique() {
+        assert_eq!(
+            err("catalog: [{name: mail}, {name: crm}, {name: crm}]\n"),
+            format!(r#"config {SRC}: catalog[2].name: duplicate app "crm""#)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_position() {
+        let e = err("catalog: [{name: mail}]\ncolour: red\n");
+        assert!(e.starts_with(&format!("config {SRC}: ")), "{e}");
+        assert!(e.contains("colour"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        let e = err("catalog: [{name: mail, premum: true}]\n");
+        assert!(e.contains("premum") && e.contains("line 1"), "{e}");
+        let e = err(&with("listen:\n  metric: \"0.0.0.0:1\"\n"));
+        assert!(e.contains("metric") && e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn type_errors_name_the_position() {
+        let e = err(&with(
+            "invites: {smtp: {host: h.example, from: a@b.example, port: lots}}\n",
+        ));
+        assert!(e.contains("line 2") && e.contains("port: lots"), "{e}");
+    }
+
+    #[test]
+    fn namespace_prefixes_are_short_dns_prefixes() {
+        let reason = "must be a DNS-label prefix of at most 13 characters ending in '-'";
+        for bad in [
+            "tenant",
+            "Tenant-",
+            "-",
+            "",
+            "tenants-of-the-platform-",
+            "-t-",
+            "t_-",
+        ] {
+            let e = err(&with(&format!("namespacePrefixes: {{tenant: {bad:?}}}\n")));
+            assert_eq!(
+                e,
+                format!("config {SRC}: namespacePrefixes.tenant: {bad:?} {reason}")
+            );
+        }
+        let e = err(&with("namespacePrefixes: {partner: \"p\"}\n"));
+        assert!(
+            e.contains(&format!("namespacePrefixes.partner: \"p\" {reason}")),
+            "{e}"
+        );
+        for good in ["t-", "ws-", "thirteenchar-"] {
+            assert!(good.len() <= MAX_NAMESPACE_PREFIX);
+            Config::from_yaml(
+                &with(&format!("namespacePrefixes: {{tenant: {good}}}\n")),
+                SRC,
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn namespace_prefixes_must_not_overlap() {
+        for (p, t) in [("x-", "x-"), ("p-", "p-t-"), ("t-a-", "t-")] {
+            let e = err(&with(&format!(
+                "namespacePrefixes: {{partner: {p}, tenant: {t}}}\n"
+            )));
+            assert!(
+                e.contains("namespacePrefixes: partner") && e.contains("must differ"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn primary_color_must_be_rrggbb() {
+        assert_eq!(
+            err(&with("defaultBranding: {primaryColor: blue}\n")),
+            format!(r#"config {SRC}: defaultBranding.primaryColor: "blue" is not #RRGGBB"#)
+        );
+        for bad in ["#12345", "#1234567", "123456", "#12345g"] {
+            assert!(
+                err(&with(&format!(
+                    "defaultBranding: {{primaryColor: {bad:?}}}\n"
+                )))
+                .contains("primaryColor")
+            );
+        }
+        Config::from_yaml(&with("defaultBranding: {primaryColor: \"#aBc123\"}\n"), SRC).unwrap();
+    }
+
+    #[test]
+    fn logo_and_support_urls_must_be_https() {
+        assert_eq!(
+            err(&with(
+                "defaultBranding: {logoUrl: http://x.example/l.png}\n"
+            )),
+            format!(
+                r#"config {SRC}: defaultBranding.logoUrl: "http://x.example/l.png" is not an https URL"#
+            )
+        );
+        assert_eq!(
+            err(&with(
+                "defaultBranding: {support: {url: \"ftp://x.example\"}}\n"
+            )),
+            format!(
+                r#"config {SRC}: defaultBranding.support.url: "ftp://x.example" is not an https URL"#
+            )
+        );
+        assert!(
+            err(&with("defaultBranding: {logoUrl: \"https://a b\"}\n"))
+                .contains("defaultBranding.logoUrl")
+        );
+    }
+
+    #[test]
+    fn support_needs_exactly_one_channel() {
+        let msg = format!(
+            "config {SRC}: defaultBranding.support: exactly one of email or url must be set"
+        );
+        assert_eq!(err(&with("defaultBranding: {support: {}}\n")), msg);
+        assert_eq!(
+            err(&with(
+                "defaultBranding: {support: {email: a@b.example, url: \"https://b.example\"}}\n"
+            )),
+            msg
+        );
+        assert_eq!(
+            err(&with("defaultBranding: {support: {email: nobody}}\n")),
+            format!(
+                r#"config {SRC}: defaultBranding.support.email: "nobody" is not an e-mail address"#
+            )
+        );
+        let c = Config::from_yaml(
+            &with("defaultBranding: {support: {email: help@platform.example}}\n"),
+            SRC,
+        )
+        .unwrap();
+        assert_eq!(
+            c.default_branding.support.unwrap().email.as_deref(),
+            Some("help@platform.example")
+        );
+    }
+
+    #[test]
+    fn smtp_tls_is_an_enum() {
+        assert_eq!(
+            err(&with(
+                "invites: {smtp: {host: h.example, from: a@b.example, tls: ssl}}\n"
+            )),
+            format!(r#"config {SRC}: invites.smtp.tls: "ssl" must be none, starttls or tls"#)
+        );
+        for ok in ["none", "starttls", "tls"] {
+            Config::from_yaml(
+                &with(&format!(
+                    "invites: {{smtp: {{host: h.example, from: a@b.example, tls: {ok}}}}}\n"
+                )),
+                SRC,
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn smtp_fields_are_checked() {
+        let e = err(&with(
+            "invites: {smtp: {host: \"bad host\", from: nobody, port: 0, credentialsSecret: Bad_Name}}\n",
+        ));
+        for key in [
+            "invites.smtp.host",
+            "invites.smtp.from",
+            "invites.smtp.port",
+            "invites.smtp.credentialsSecret",
+        ] {
+            assert!(e.contains(key), "{key} in {e}");
+        }
+        Config::from_yaml(
+            &with("invites: {smtp: {host: 127.0.0.1, port: 8025, tls: none, from: a@b.example}}\n"),
+            SRC,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn accept_url_must_be_http_or_https() {
+        assert_eq!(
+            err(&with("invites: {acceptUrl: portal.example/invites}\n")),
+            format!(
+                r#"config {SRC}: invites.acceptUrl: "portal.example/invites" must be an http(s) URL"#
+            )
+        );
+        Config::from_yaml(
+            &with("invites: {acceptUrl: \"http://127.0.0.1:8443/invites\"}\n"),
+            SRC,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn listen_addresses_are_host_port() {
+        for (key, bad) in [
+            ("metrics", "8080"),
+            ("health", "0.0.0.0"),
+            ("web", "localhost:http"),
+            ("web", ":8443"),
+            ("metrics", "h:70000"),
+        ] {
+            assert_eq!(
+                err(&with(&format!("listen: {{{key}: {bad:?}}}\n"))),
+                format!("config {SRC}: listen.{key}: {bad:?} is not a host:port")
+            );
+        }
+        Config::from_yaml(&with("listen: {metrics: \"localhost:9090\", health: \"[::1]:8081\", web: \"127.0.0.1:0\"}\n"), SRC)
+            .unwrap();
+    }
+
+    #[test]
+    fn user_prefix_without_whitespace() {
+        assert!(err(&with("userPrefix: \"oidc: \"\n")).contains("userPrefix"));
+        assert_eq!(
+            Config::from_yaml(&with("userPrefix: \"oidc:\"\n"), SRC)
+                .unwrap()
+                .user_prefix,
+            "oidc:"
+        );
+    }
+
+    #[test]
+    fn all_problems_are_reported_at_once() {
+        let e = err(
+            "catalog: [{name: A}]\ndefaultBranding: {primaryColor: red}\nlisten: {web: nope}\n",
+        );
+        assert!(
+            e.contains("catalog[0].name")
+                && e.contains("defaultBranding.primaryColor")
+                && e.contains("listen.web"),
+            "{e}"
+        );
+        assert_eq!(e.matches("; ").count(), 2, "{e}");
+    }
+
+    #[test]
+    fn validators() {
+        assert!(
+            is_dns_label("a")
+                && is_dns_label("a-1")
+                && !is_dns_label("a-")
+                && !is_dns_label(&"a".repeat(64))
+        );
+        assert!(
+            is_email("alice@acme.example")
+                && !is_email("alice@acme")
+                && !is_email("@a.example")
+                && !is_email("a@-a.example")
+        );
+        assert!(
+            is_https_url("https://x")
+                && !is_https_url("https://")
+                && !is_https_url("https:///x")
+                && !is_https_url("http://x")
+        );
+        assert!(is_http_url("http://x") && is_http_url("https://x"));
+    }
 }

@@ -2,8 +2,11 @@
 
 pub mod api;
 pub mod config;
+pub mod controller;
 pub mod crdgen;
 pub mod manifests;
+pub mod resources;
+pub mod telemetry;
 
 /// Errors of the partnerkit library.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +17,8 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Controller(#[from] controller::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -5,6 +5,13 @@ use anyhow::Context;
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("run") => {
+            if let Err(e) = run(&args[1..]) {
+                eprintln!("partnerkit run: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Some("crd") => {
             print!("{}", partnerkit::crdgen::all_yaml()?);
             Ok(())
@@ -22,8 +29,77 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         _ => {
-            eprintln!("usage: partnerkit run [--config PATH] | crd | manifests | crdgen [DIR]");
+            eprintln!("usage: partnerkit run [--config PATH] [--log-json] | crd | manifests | crdgen [DIR]");
             std::process::exit(2);
         }
+    }
+}
+
+/// `partnerkit run [--config PATH] [--log-json]`: the operator.
+///
+/// Configuration from `--config PATH` or `PARTNERKIT_CONFIG` (read once: a change needs a
+/// restart); cluster from `KUBECONFIG` or the in-cluster service account; logs filtered by
+/// `RUST_LOG` (default `info`). SIGTERM or SIGINT start a graceful shutdown (reconciles under
+/// way finish); a second signal exits at once.
+fn run(args: &[String]) -> anyhow::Result<()> {
+    let mut config_path = std::env::var("PARTNERKIT_CONFIG").ok().filter(|p| !p.is_empty());
+    let mut log_json = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" => config_path = Some(it.next().context("--config needs a PATH")?.clone()),
+            s if s.starts_with("--config=") => config_path = Some(s["--config=".len()..].to_string()),
+            "--log-json" => log_json = true,
+            other => anyhow::bail!("partnerkit run: unknown argument {other:?} (usage: partnerkit run [--config PATH] [--log-json])"),
+        }
+    }
+    partnerkit::telemetry::init_logging(log_json);
+    let path = config_path.context("no configuration: pass --config PATH or set PARTNERKIT_CONFIG")?;
+    let config = partnerkit::config::Config::load(&path)?;
+    tracing::info!(config = %path, catalog = config.catalog.len(), "configuration loaded");
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let result = rt.block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            signal().await;
+            tracing::info!("shutdown requested; finishing reconciles under way (signal again to exit now)");
+            let _ = stop_tx.send(true);
+            signal().await;
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(130);
+        });
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+
+        let telemetry = partnerkit::telemetry::Telemetry::new();
+        let (_, health) = partnerkit::telemetry::serve("health", &config.listen.health, partnerkit::telemetry::health_router(telemetry.clone()), stopped()).await?;
+        let (_, metrics) = partnerkit::telemetry::serve("metrics", &config.listen.metrics, partnerkit::telemetry::metrics_router(telemetry.clone()), stopped()).await?;
+
+        let client = kube::Client::try_default().await.context("connecting to the cluster (KUBECONFIG or in-cluster)")?;
+        tracing::info!("connected to the cluster");
+        partnerkit::controller::run_with(client, config, telemetry, stopped()).await?;
+        let _ = tokio::join!(health, metrics);
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    });
+    // Idle connection-pool and blocking tasks must not hold the exit up.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    result
+}
+
+/// SIGINT or SIGTERM.
+async fn signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }

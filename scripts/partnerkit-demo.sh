@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# The partnerkit demo: the examples/ walk-through, step by step, against kube-sim (the embedded
+# API server) with the real operator and the real kubectl — as a platform admin and as partner
+# admins (kubectl --as <e-mail>).
+#
+#   scripts/partnerkit-demo.sh            # builds the release binaries if missing
+#   KUBE_SIM=... PARTNERKIT=... scripts/partnerkit-demo.sh    # other binaries
+#   KEEP=1 scripts/partnerkit-demo.sh     # keep the work directory (logs, kubeconfig)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EX=examples
+KUBE_SIM=${KUBE_SIM:-target/release/kube-sim}
+PARTNERKIT=${PARTNERKIT:-target/release/partnerkit}
+if [ ! -x "$KUBE_SIM" ] || [ ! -x "$PARTNERKIT" ]; then
+  cargo build --release -p kube-sim -p partnerkit --bins
+fi
+
+WORK=$(mktemp -d)
+export KUBECONFIG=$WORK/kubeconfig
+SIM_PID=
+OP_PID=
+stop() { # stop PID: SIGTERM, wait, report how it ended
+  local pid=$1 what=$2
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    local status=0
+    wait "$pid" 2>/dev/null || status=$?
+    echo "$what stopped (exit status $status)"
+  fi
+}
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [ "$status" -ne 0 ]; then
+    echo >&2
+    echo "demo failed (exit $status); last lines of the operator's log:" >&2
+    tail -n 30 "$WORK/operator.log" 2>/dev/null >&2 || true
+  fi
+  stop "$OP_PID" "partnerkit"
+  stop "$SIM_PID" "kube-sim"
+  if [ -n "${KEEP:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+note() { printf '\033[2m# %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+# `kubectl auth can-i` exits 1 for "no": show the answer, never stop the demo for it.
+can_i() { printf '$ kubectl auth can-i %s\n' "$*"; kubectl auth can-i "$@" 2>/dev/null || true; }
+fails() { # a command that must be refused: show the refusal
+  printf '$ %s\n' "$*"
+  if "$@"; then echo "(expected a refusal)" >&2; exit 1; fi
+}
+# Wait until `kubectl get ARGS` finds the object (kubectl wait needs it to exist).
+wait_exists() {
+  for _ in $(seq 200); do kubectl get "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "timed out waiting for: kubectl get $*" >&2
+  return 1
+}
+ALICE=alice@acme.example   # acme's admins: alice, carol
+CAROL=carol@acme.example
+PETER=peter@initech.example # initech's admin
+
+say "Start kube-sim on a free port; it writes its kubeconfig once it listens"
+"$KUBE_SIM" --listen 127.0.0.1:0 --kubeconfig "$KUBECONFIG" 2>"$WORK/kube-sim.log" &
+SIM_PID=$!
+for _ in $(seq 200); do [ -s "$KUBECONFIG" ] && break; sleep 0.05; done
+[ -s "$KUBECONFIG" ] || { cat "$WORK/kube-sim.log"; exit 1; }
+run kubectl version
+
+say "Install partnerkit's cluster objects: CRDs, ClusterRoles, admission policy"
+note "partnerkit manifests | kubectl apply -f -   (the Helm chart ships the same objects)"
+"$PARTNERKIT" manifests | kubectl apply -f -
+run kubectl get crds
+run kubectl get clusterroles partnerkit-platform-admin partnerkit-partner-admin partnerkit-tenant-admin
+
+say "Start the operator with examples/00-config.yaml (listening on free loopback ports)"
+sed -E 's/"0\.0\.0\.0:[0-9]+"/"127.0.0.1:0"/' $EX/00-config.yaml >"$WORK/config.yaml"
+note "catalog: mail, calendar, crm (premium), analytics (premium); default branding; userPrefix \"\""
+run grep -A3 '^listen:' "$WORK/config.yaml"
+printf '$ %s\n' "$PARTNERKIT run --config $WORK/config.yaml &"
+RUST_LOG=${RUST_LOG:-info} "$PARTNERKIT" run --config "$WORK/config.yaml" >"$WORK/operator.log" 2>&1 &
+OP_PID=$!
+sleep 0.5
+kill -0 "$OP_PID" 2>/dev/null || { echo "the operator exited:"; cat "$WORK/operator.log"; exit 1; }
+
+say "Step 1 — the platform admin signs up two partners"
+run kubectl apply -f $EX/01-partners.yaml
+run kubectl wait --for=condition=Ready partner/acme partner/initech --timeout=30s
+run kubectl get partners
+note "what partnerkit made for acme:"
+run kubectl get namespace partner-acme --show-labels
+wait_exists tenant template -n partner-acme
+run kubectl get tenants -n partner-acme --show-labels
+run kubectl get rolebinding partnerkit-partner-admins -n partner-acme -o wide
+run kubectl get clusterrole,clusterrolebinding partnerkit:partner:acme
+
+say "What a partner admin may do — plain RBAC, each partner in its own namespace"
+can_i create tenants -n partner-acme --as $ALICE
+can_i create tenants -n partner-initech --as $ALICE
+can_i get partners.partnerkit.io/acme --as $ALICE -A
+can_i patch partners.partnerkit.io/acme --as $ALICE -A
+can_i patch partners.partnerkit.io/initech --as $ALICE -A
+can_i create partners.partnerkit.io --as $ALICE -A
+fails kubectl get tenants -n partner-acme --as $PETER
+
+say "Step 2 — acme's admin edits the template: crm on, a wifi profile"
+run kubectl apply -f $EX/02-acme-template.yaml --as $ALICE
+note "the template has no workspace; its status shows its own effective values"
+run kubectl wait --for=jsonpath='{.status.effectiveBizApps[?(@.name=="crm")].enabled}'=true tenant/template -n partner-acme --timeout=30s
+run kubectl get tenant template -n partner-acme \
+  -o jsonpath='{range .status.effectiveBizApps[*]}{.name}={.enabled} ({.source}){"\n"}{end}'
+
+say "Step 3 — acme's other admin creates two companies (globex, umbrella)"
+run kubectl apply -f $EX/03-acme-tenants.yaml --as $CAROL
+run kubectl wait --for=condition=Ready tenant/globex tenant/umbrella -n partner-acme --timeout=30s
+run kubectl get tenants -n partner-acme --as $CAROL
+note "globex's effective values and where each comes from:"
+run kubectl get tenant globex -n partner-acme --as $CAROL \
+  -o jsonpath='{range .status.effectiveBizApps[*]}{.name}={.enabled} ({.source}){"\n"}{end}'
+run kubectl get tenant globex -n partner-acme --as $CAROL \
+  -o jsonpath='{range .status.effectiveProfiles[*]}{.name}: {.data} from {.sources}{"\n"}{end}'
+run kubectl get tenant globex -n partner-acme --as $CAROL \
+  -o jsonpath='{range .status.effectiveAdmins[*]}{.email} ({.source}){"\n"}{end}'
+note "materialized in globex's workspace:"
+run kubectl get namespace tenant-globex --show-labels
+run kubectl get configmaps,rolebindings -n tenant-globex -l app.kubernetes.io/managed-by=partnerkit
+run kubectl get configmap partnerkit-bizapps -n tenant-globex -o jsonpath='{.data}{"\n"}'
+run kubectl get configmap partnerkit-profile-wifi -n tenant-globex -o jsonpath='{.data}{"\n"}'
+run kubectl get configmap partnerkit-branding -n tenant-globex -o jsonpath='{.data}{"\n"}'
+note "umbrella has its own admins; acme's admins keep access:"
+run kubectl get rolebindings -n tenant-umbrella -o wide
+can_i create configmaps -n tenant-umbrella --as wesker@umbrella.example
+can_i create configmaps -n tenant-globex --as wesker@umbrella.example
+
+say "Inheritance is live: the template changes, every inheriting tenant follows"
+run kubectl patch tenant template -n partner-acme --type merge \
+  -p '{"spec":{"profiles":{"wifi":{"security":"wpa3"}}}}' --as $ALICE
+run kubectl wait --for=jsonpath='{.data.security}'=wpa3 configmap/partnerkit-profile-wifi -n tenant-globex --timeout=30s
+run kubectl get configmap partnerkit-profile-wifi -n tenant-globex -o jsonpath='{.data}{"\n"}'
+
+say "Refusals read from status: a premium app acme is not entitled to"
+cat >"$WORK/hooli.yaml" <<'YAML'
+apiVersion: partnerkit.io/v1alpha1
+kind: Tenant
+metadata: {name: hooli, namespace: partner-acme}
+spec:
+  displayName: Hooli
+  bizApps: {analytics: true}
+YAML
+run kubectl apply -f "$WORK/hooli.yaml" --as $ALICE
+run kubectl wait --for=condition=Ready=false tenant/hooli -n partner-acme --timeout=30s
+run kubectl get tenant hooli -n partner-acme \
+  -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}'
+fails kubectl get namespace tenant-hooli
+run kubectl delete tenant hooli -n partner-acme --as $ALICE --wait
+
+say "Step 4 — initech's admin creates initrode (analytics: initech is entitled to every premium app)"
+run kubectl apply -f $EX/04-initech-tenants.yaml --as $PETER
+run kubectl wait --for=condition=Ready tenant/initrode -n partner-initech --timeout=30s
+run kubectl get configmap partnerkit-bizapps -n tenant-initrode -o jsonpath='{.data}{"\n"}'
+
+say "Step 5 — branding: partner admins may change spec.branding of their Partner, nothing else"
+run kubectl patch partner acme --type merge --patch-file $EX/05-acme-branding.yaml --as $ALICE
+run kubectl patch partner initech --type merge --patch-file $EX/05-initech-branding.yaml --as $PETER
+note "RBAC allows patching the Partner; the admission policy refuses anything but branding:"
+fails kubectl patch partner acme --type merge -p '{"spec":{"displayName":"Evil Corp"}}' --as $ALICE
+fails kubectl patch partner acme --type merge -p '{"spec":{"entitlements":{"bizApps":["crm","analytics"]}}}' --as $ALICE
+note "acme is entitled to branding: applied; initech is not: stored, not applied"
+run kubectl wait --for=jsonpath='{.status.brandingApplied}'=true partner/acme --timeout=30s
+run kubectl wait --for=jsonpath='{.data.primaryColor}'='#0055ff' configmap/partnerkit-branding -n tenant-globex --timeout=30s
+run kubectl get partners
+run kubectl get configmap partnerkit-branding -n tenant-globex -o jsonpath='{.data}{"\n"}'
+run kubectl get configmap partnerkit-branding -n tenant-initrode -o jsonpath='{.data}{"\n"}'
+run kubectl get configmap partnerkit-branding -n partner-initech -o jsonpath='{.data}{"\n"}'
+
+say "Everything at a glance"
+run kubectl get partners,tenants -A
+run kubectl get namespaces -l app.kubernetes.io/managed-by=partnerkit --show-labels
+
+say "Step 6 — the platform admin moves globex from acme to initech"
+run kubectl delete tenant globex -n partner-acme --wait
+note "deletionPolicy Retain: the workspace stays, labelled orphaned"
+run kubectl wait --for=jsonpath='{.metadata.labels.partnerkit\.io/orphaned}'=true namespace/tenant-globex --timeout=30s
+run kubectl get namespace tenant-globex --show-labels
+run kubectl apply -f $EX/06-move-globex.yaml
+run kubectl wait --for=condition=Ready tenant/globex -n partner-initech --timeout=30s
+run kubectl wait --for=jsonpath='{.metadata.labels.partnerkit\.io/partner}'=initech namespace/tenant-globex --timeout=30s
+run kubectl get namespace tenant-globex --show-labels
+run kubectl get configmap partnerkit-bizapps -n tenant-globex -o jsonpath='{.data}{"\n"}'
+can_i create configmaps -n tenant-globex --as $PETER
+can_i create configmaps -n tenant-globex --as $ALICE
+run kubectl get partners
+
+say "deletionPolicy Delete: deleting umbrella deletes its workspace"
+run kubectl delete tenant umbrella -n partner-acme --as $ALICE --wait
+run kubectl wait --for=delete namespace/tenant-umbrella --timeout=30s
+run kubectl get tenants -A
+
+say "Stop the operator and kube-sim"
+stop "$OP_PID" "partnerkit"
+OP_PID=
+stop "$SIM_PID" "kube-sim"
+SIM_PID=
+echo "demo finished"

@@ -1,0 +1,485 @@
+//! Writing to the API: server-side apply only when the observed object differs from what would
+//! be applied, finalizers by JSON patch with a `test` guard, deletes that tolerate absence, and
+//! status conditions that move `lastTransitionTime` only when their status flips.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::Error;
+use crate::resources::{FIELD_MANAGER, labels};
+
+/// Label keys partnerkit owns outright: on these, observed and desired must agree exactly
+/// (an extra one means a label partnerkit applied before and no longer wants).
+pub fn is_our_label(key: &str) -> bool {
+    key == labels::MANAGED_BY
+        || key.starts_with("partnerkit.io/")
+        || key.starts_with(labels::BIZAPP_PREFIX)
+}
+
+fn empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+/// `desired` is contained in `observed`: every field desired is there with the same value (the
+/// server may add defaults and other managers' fields); lists match element by element.
+pub fn subset(desired: &Value, observed: &Value) -> bool {
+    match (desired, observed) {
+        (d, o) if empty(d) && empty(o) => true,
+        (Value::Object(d), Value::Object(o)) => d
+            .iter()
+            .all(|(k, dv)| subset(dv, o.get(k).unwrap_or(&Value::Null))),
+        (Value::Array(d), Value::Array(o)) => {
+            d.len() == o.len() && d.iter().zip(o).all(|(a, b)| subset(a, b))
+        }
+        (d, o) => d == o,
+    }
+}
+
+/// Labels and annotations of `desired` are in `observed`, and no label of partnerkit's own
+/// prefixes is on `observed` that `desired` lacks.
+pub fn meta_matches(desired: &ObjectMeta, observed: &ObjectMeta) -> bool {
+    let none = BTreeMap::new();
+    let (dl, ol) = (
+        desired.labels.as_ref().unwrap_or(&none),
+        observed.labels.as_ref().unwrap_or(&none),
+    );
+    let (da, oa) = (
+        desired.annotations.as_ref().unwrap_or(&none),
+        observed.annotations.as_ref().unwrap_or(&none),
+    );
+    dl.iter().all(|(k, v)| ol.get(k) == Some(v))
+        && ol
+            .keys()
+            .filter(|k| is_our_label(k))
+            .all(|k| dl.contains_key(k))
+        && da.iter().all(|(k, v)| oa.get(k) == Some(v))
+        && desired.owner_references.iter().flatten().all(|d| {
+            observed
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.uid == d.uid && o.controller == d.controller)
+        })
+}
+
+/// Whether `observed` already is what applying `desired` would make it. Top-level maps that
+/// partnerkit owns whole (`data`, `binaryData` of its ConfigMaps) must match exactly.
+pub fn matches<K: Resource + Serialize>(desired: &K, observed: &K) -> bool {
+    if !meta_matches(desired.meta(), observed.meta()) {
+        return false;
+    }
+    let (Ok(Value::Object(d)), Ok(o)) = (
+        serde_json::to_value(desired),
+        serde_json::to_value(observed),
+    ) else {
+        return false;
+    };
+    d.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "apiVersion" | "kind" | "status"))
+        .all(|(k, dv)| {
+            let ov = o.get(k).unwrap_or(&Value::Null);
+            if matches!(k.as_str(), "data" | "binaryData") {
+                (empty(dv) && empty(ov)) || dv == ov
+            } else {
+                subset(dv, ov)
+            }
+        })
+}
+
+fn kind_of<K: Resource<DynamicType = ()>>() -> String {
+    K::kind(&()).into_owned()
+}
+
+/// What partnerkit last wrote, per object: a hash of the body and the resourceVersion of the
+/// copy it was computed from. A reconcile that runs before the watch delivered partnerkit's
+/// own write still sees that older copy; when it would write the same body again, it skips.
+#[derive(Default)]
+pub struct Memo(Mutex<HashMap<String, (u64, Option<String>)>>);
+
+impl Memo {
+    fn hash(body: &impl Serialize) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_string(body).unwrap_or_default().hash(&mut h);
+        h.finish()
+    }
+    /// `body` was already written on top of the version `observed_rv`.
+    pub fn written(&self, key: &str, body: &impl Serialize, observed_rv: Option<&String>) -> bool {
+        let memo = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        memo.get(key)
+            .is_some_and(|(h, rv)| *h == Self::hash(body) && rv.as_ref() == observed_rv)
+    }
+    pub fn record(&self, key: String, body: &impl Serialize, observed_rv: Option<&String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (Self::hash(body), observed_rv.cloned()));
+    }
+}
+
+fn key<K: Resource<DynamicType = ()>>(obj_ns: Option<&str>, name: &str, sub: &str) -> String {
+    format!(
+        "{}/{}/{}/{name}{sub}",
+        K::api_version(&()),
+        K::kind(&()),
+        obj_ns.unwrap_or("")
+    )
+}
+
+/// A merge patch removing what someone else added where partnerkit owns every key: labels of
+/// partnerkit's prefixes and keys of `data` that `desired` does not have. (Server-side apply
+/// cannot remove fields another manager owns, and an extra `bizapps.partnerkit.io/<app>`
+/// label or `partnerkit-bizapps` key would switch an app on.)
+pub fn strip_patch(desired: &Value, observed: &Value) -> Option<Value> {
+    let mut patch = serde_json::Map::new();
+    let dl = desired
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object);
+    if let Some(ol) = observed
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+    {
+        let extra: serde_json::Map<String, Value> = ol
+            .keys()
+            .filter(|k| is_our_label(k) && !dl.is_some_and(|d| d.contains_key(*k)))
+            .map(|k| (k.clone(), Value::Null))
+            .collect();
+        if !extra.is_empty() {
+            patch.insert("metadata".into(), json!({"labels": extra}));
+        }
+    }
+    if let (Some(dd), Some(od)) = (
+        desired.get("data").and_then(Value::as_object),
+        observed.get("data").and_then(Value::as_object),
+    ) {
+        let extra: serde_json::Map<String, Value> = od
+            .keys()
+            .filter(|k| !dd.contains_key(*k))
+            .map(|k| (k.clone(), Value::Null))
+            .collect();
+        if !extra.is_empty() {
+            patch.insert("data".into(), Value::Object(extra));
+        }
+    }
+    (!patch.is_empty()).then_some(Value::Object(patch))
+}
+
+/// Server-side apply of `obj` (field manager `partnerkit`, force) unless `observed` matches it;
+/// first strip what others added where partnerkit owns every key ([`strip_patch`]).
+/// Returns whether it wrote.
+pub async fn apply_if_changed<K>(
+    memo: &Memo,
+    api: &Api<K>,
+    obj: &K,
+    observed: Option<&K>,
+) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+{
+    if let Some(o) = observed {
+        if matches(obj, o) {
+            return Ok(false);
+        }
+        strip_if_needed(
+            api,
+            &obj.name_any(),
+            &serde_json::to_value(obj)?,
+            &serde_json::to_value(o)?,
+        )
+        .await?;
+    }
+    apply_unless_written(
+        memo,
+        api,
+        obj,
+        observed.and_then(|o| o.meta().resource_version.as_ref()),
+    )
+    .await
+}
+
+/// [`apply_if_changed`] for a Namespace observed through a metadata-only watch.
+pub async fn apply_namespace(
+    memo: &Memo,
+    api: &Api<k8s_openapi::api::core::v1::Namespace>,
+    desired: &k8s_openapi::api::core::v1::Namespace,
+    observed: Option<&kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>>,
+) -> Result<bool, Error> {
+    if let Some(o) = observed {
+        if meta_matches(&desired.metadata, &o.metadata) {
+            return Ok(false);
+        }
+        let observed = json!({"metadata": o.metadata});
+        strip_if_needed(
+            api,
+            &desired.name_any(),
+            &serde_json::to_value(desired)?,
+            &observed,
+        )
+        .await?;
+    }
+    apply_unless_written(
+        memo,
+        api,
+        desired,
+        observed.and_then(|o| o.metadata.resource_version.as_ref()),
+    )
+    .await
+}
+
+/// Send [`strip_patch`] if there is anything to strip.
+pub async fn strip_if_needed<K>(
+    api: &Api<K>,
+    name: &str,
+    desired: &Value,
+    observed: &Value,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    if let Some(patch) = strip_patch(desired, observed) {
+        tracing::info!(kind = %kind_of::<K>(), %name, patch = %patch, "removing keys partnerkit owns that someone else added");
+        let pp = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        api.patch(name, &pp, &Patch::Merge(&patch))
+            .await
+            .map_err(|e| Error::api("patch", kind_of::<K>(), name, e))?;
+    }
+    Ok(())
+}
+
+/// Server-side apply of `obj` unless this very body was already applied on top of the
+/// version `observed_rv` (the store has not caught up yet). Returns whether it wrote.
+pub async fn apply_unless_written<K>(
+    memo: &Memo,
+    api: &Api<K>,
+    obj: &K,
+    observed_rv: Option<&String>,
+) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let name = obj.name_any();
+    let k = key::<K>(obj.meta().namespace.as_deref(), &name, "");
+    if memo.written(&k, obj, observed_rv) {
+        return Ok(false);
+    }
+    tracing::debug!(kind = %kind_of::<K>(), %name, "applying");
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .map_err(|e| Error::api("apply", kind_of::<K>(), &name, e))?;
+    memo.record(k, obj, observed_rv);
+    Ok(true)
+}
+
+/// Create `obj`; an existing object of that name is left alone (Ok(false)).
+pub async fn create_if_missing<K>(api: &Api<K>, obj: &K) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api.create(&pp, obj).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(Error::api("create", kind_of::<K>(), &obj.name_any(), e)),
+    }
+}
+
+/// Delete by name; absent is fine.
+pub async fn delete<K>(api: &Api<K>, name: &str) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    tracing::debug!(kind = %kind_of::<K>(), %name, "deleting");
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::api("delete", kind_of::<K>(), name, e)),
+    }
+}
+
+/// A merge patch of metadata.finalizers, guarded by the resourceVersion it was computed from
+/// (the API server refuses it with 409 if the object changed meanwhile).
+async fn patch_finalizers<K>(api: &Api<K>, obj: &K, next: Vec<String>) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    let name = obj.name_any();
+    let body =
+        json!({"metadata": {"resourceVersion": obj.meta().resource_version, "finalizers": next}});
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api.patch(&name, &pp, &Patch::Merge(&body)).await {
+        Ok(_) => Ok(()),
+        // Our copy was stale: the watch brings the current one and with it a new reconcile.
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            Err(Error::Stale(format!("{} {name}", kind_of::<K>())))
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::api("patch finalizers of", kind_of::<K>(), &name, e)),
+    }
+}
+
+/// Add `finalizer` unless present.
+pub async fn add_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    if obj.finalizers().iter().any(|f| f == finalizer) {
+        return Ok(false);
+    }
+    let mut next = obj.finalizers().to_vec();
+    next.push(finalizer.to_string());
+    patch_finalizers(api, obj, next).await?;
+    Ok(true)
+}
+
+/// Remove `finalizer` if present.
+pub async fn remove_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    if !obj.finalizers().iter().any(|f| f == finalizer) {
+        return Ok(());
+    }
+    let next: Vec<String> = obj
+        .finalizers()
+        .iter()
+        .filter(|f| *f != finalizer)
+        .cloned()
+        .collect();
+    patch_finalizers(api, obj, next).await
+}
+
+/// The Ready condition, keeping `lastTransitionTime` from `previous` unless the status flipped.
+pub fn ready_condition(
+    previous: &[Condition],
+    ready: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+) -> Condition {
+    let status = if ready { "True" } else { "False" };
+    let prev = previous
+        .iter()
+        .find(|c| c.type_ == crate::api::conditions::READY);
+    let last_transition_time = match prev {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => Time(jiff::Timestamp::now()),
+    };
+    Condition {
+        type_: crate::api::conditions::READY.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// `conditions` with `cond` in place of the condition of its type.
+pub fn with_condition(conditions: &[Condition], cond: Condition) -> Vec<Condition> {
+    let mut out: Vec<Condition> = conditions
+        .iter()
+        .filter(|c| c.type_ != cond.type_)
+        .cloned()
+        .collect();
+    out.push(cond);
+    out.sort_by(|a, b| a.type_.cmp(&b.type_));
+    out
+}
+
+/// Server-side apply of `status` on the status subresource of `obj` (only call when it
+/// differs from the observed status).
+pub async fn apply_status<K>(
+    memo: &Memo,
+    api: &Api<K>,
+    meta: &ObjectMeta,
+    status: &impl Serialize,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    let name = meta.name.clone().unwrap_or_default();
+    let name = name.as_str();
+    let k = key::<K>(meta.namespace.as_deref(), name, "/status");
+    let observed_rv = meta.resource_version.as_ref();
+    if memo.written(&k, status, observed_rv) {
+        return Ok(());
+    }
+    let body = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"name": name},
+        "status": status,
+    });
+    tracing::debug!(kind = %kind_of::<K>(), %name, "writing status");
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|e| Error::api("apply status of", kind_of::<K>(), name, e))?;
+    memo.record(k, status, observed_rv);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subset_ignores_server_defaults_but_not_list_changes() {
+        assert!(subset(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
+        assert!(!subset(&json!({"a": [1]}), &json!({"a": [1, 2]})));
+        assert!(subset(&json!({"a": []}), &json!({})));
+        assert!(subset(
+            &json!([{"kind": "User", "name": "x"}]),
+            &json!([{"kind": "User", "name": "x", "apiGroup": "rbac.authorization.k8s.io"}])
+        ));
+    }
+
+    #[test]
+    fn extra_partnerkit_label_is_a_difference() {
+        let d = ObjectMeta {
+            labels: Some([("partnerkit.io/tenant".to_string(), "a".to_string())].into()),
+            ..Default::default()
+        };
+        let mut o = d.clone();
+        assert!(meta_matches(&d, &o));
+        o.labels
+            .as_mut()
+            .unwrap()
+            .insert("other".into(), "x".into());
+        assert!(meta_matches(&d, &o));
+        o.labels
+            .as_mut()
+            .unwrap()
+            .insert("bizapps.partnerkit.io/crm".into(), "enabled".into());
+        assert!(!meta_matches(&d, &o));
+    }
+}

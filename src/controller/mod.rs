@@ -1,0 +1,349 @@
+//! The controllers: Partner and Tenant, event-driven over shared reflector stores.
+//!
+//! ```text
+//!  watches ──► reflectors (world.rs: stores + indexes) ──► routing ──► queues ──► appliers
+//!                                                                         │
+//!   reconcile = dereference (stores) → validate+build (resources::*, pure) → apply (SSA, only
+//!               if different) → delete orphans (by label) → status (only if different)
+//! ```
+//!
+//! Entry points: [`run`] (what `partnerkit run` and tests call) and [`run_with`] (the same with a
+//! [`Telemetry`] the caller keeps, to read metrics and readiness).
+//!
+//! The configuration is read once: a change to it takes a restart (the chart rolls the
+//! Deployment when its ConfigMap changes).
+
+pub mod apply;
+pub mod partner;
+pub mod tenant;
+pub mod world;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::core::error_boundary::InvalidObject;
+use kube::runtime::controller::{Action, Config as ControllerConfig};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::wait::Condition as _;
+use kube::runtime::{applier, conditions, wait::await_condition};
+use kube::{Api, Client, Resource, ResourceExt};
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::telemetry::ReconcileResult;
+pub use crate::telemetry::Telemetry;
+use world::World;
+
+/// The reason of `Ready=False` on an object partnerkit cannot read (it fails to deserialize).
+pub const INVALID_SPEC: &str = "InvalidSpec";
+/// The reason of `Ready=True`.
+pub const RECONCILED: &str = "Reconciled";
+
+/// Errors of the controllers. Each names itself for metrics and logs ([`Error::metric_label`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{verb} {kind} {name}: {source}")]
+    Api {
+        verb: &'static str,
+        kind: String,
+        name: String,
+        source: Box<kube::Error>,
+    },
+    #[error("stale copy of {0}; retrying with the current one")]
+    Stale(String),
+    #[error("namespace {0} was created by someone else meanwhile")]
+    NamespaceTaken(String),
+    #[error("serialization: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("waiting for CRD {crd} to be Established: {message}")]
+    CrdWait { crd: String, message: String },
+    #[error("reflectors stopped before their first list")]
+    NotSynced,
+}
+
+impl Error {
+    pub(crate) fn api(verb: &'static str, kind: String, name: &str, source: kube::Error) -> Error {
+        Error::Api {
+            verb,
+            kind,
+            name: name.to_string(),
+            source: Box::new(source),
+        }
+    }
+    /// A short, stable name for the error.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Api { .. } => "api",
+            Error::Stale(_) => "stale",
+            Error::NamespaceTaken(_) => "namespace_taken",
+            Error::Json(_) => "serialization",
+            Error::CrdWait { .. } => "crd_wait",
+            Error::NotSynced => "not_synced",
+        }
+    }
+}
+
+/// What a reconcile asks for next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing until something it watches changes.
+    AwaitChange,
+    /// Look again after this long (e.g. waiting for a namespace to finish terminating).
+    RequeueAfter(Duration),
+}
+
+/// What every reconcile gets.
+pub struct Ctx {
+    pub client: Client,
+    pub config: Arc<Config>,
+    pub world: Arc<World>,
+    pub recorder: Recorder,
+    pub telemetry: Arc<Telemetry>,
+    /// What was last reported for objects that fail to deserialize (uid -> generation/message),
+    /// so that the report is written once, not on every pass.
+    invalid_reported: Mutex<HashMap<String, (Option<i64>, String)>>,
+    /// What partnerkit last wrote (see [`apply::Memo`]).
+    pub memo: apply::Memo,
+}
+
+impl Ctx {
+    /// A Warning Event on `obj` (only call on a change of state: the Recorder writes each call).
+    pub async fn warn<K: Resource<DynamicType = ()>>(&self, obj: &K, reason: &str, note: String) {
+        let ev = KubeEvent {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, "publishing an Event failed");
+        }
+    }
+
+    /// An object that does not deserialize: a Warning Event and `Ready=False, reason=InvalidSpec`
+    /// once per generation, then wait for a change.
+    async fn report_invalid<K>(&self, api: Api<K>, invalid: &InvalidObject) -> Result<Next, Error>
+    where
+        K: Resource<DynamicType = ()> + serde::de::DeserializeOwned + Clone + std::fmt::Debug,
+    {
+        let meta = &invalid.metadata;
+        let uid = meta.uid.clone().unwrap_or_default();
+        let seen = (meta.generation, invalid.error.clone());
+        if self
+            .invalid_reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&uid)
+            == Some(&seen)
+        {
+            return Ok(Next::AwaitChange);
+        }
+        let name = meta.name.clone().unwrap_or_default();
+        tracing::warn!(error = %invalid.error, "object does not match its schema");
+        let message = format!("cannot read this object: {}", invalid.error);
+        let reference = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some(K::api_version(&()).into()),
+            kind: Some(K::kind(&()).into()),
+            name: Some(name.clone()),
+            namespace: meta.namespace.clone(),
+            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.clone(),
+            ..Default::default()
+        };
+        let ev = KubeEvent {
+            type_: EventType::Warning,
+            reason: INVALID_SPEC.into(),
+            note: Some(message.clone()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &reference).await {
+            tracing::warn!(error = %e, "publishing an Event failed");
+        }
+        let cond = apply::ready_condition(&[], false, INVALID_SPEC, message, meta.generation);
+        let status =
+            serde_json::json!({"observedGeneration": meta.generation, "conditions": [cond]});
+        apply::apply_status(&self.memo, &api, meta, &status).await?;
+        self.invalid_reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid, seen);
+        Ok(Next::AwaitChange)
+    }
+}
+
+/// Wait until the partnerkit CRDs are Established, logging what it waits for.
+pub async fn wait_for_crds(client: &Client) -> Result<(), Error> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (_, crd) in crate::crdgen::crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let established = api
+            .get_opt(&name)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|c| conditions::is_crd_established().matches_object(Some(&c)));
+        if !established {
+            tracing::info!(crd = %name, "waiting for CRD to be Established (apply `partnerkit manifests` or the chart)");
+        }
+        await_condition(api.clone(), &name, conditions::is_crd_established())
+            .await
+            .map_err(|e| Error::CrdWait {
+                crd: name.clone(),
+                message: e.to_string(),
+            })?;
+        tracing::debug!(crd = %name, "CRD established");
+    }
+    Ok(())
+}
+
+/// Run the controllers until `shutdown` resolves, then finish the reconciles under way.
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    run_with(client, config, Telemetry::new(), shutdown).await
+}
+
+/// [`run`] reporting into `telemetry` (metrics; ready once every reflector has listed).
+pub async fn run_with(
+    client: Client,
+    config: Config,
+    telemetry: Arc<Telemetry>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let shutdown = shutdown.shared();
+    tokio::select! {
+        r = wait_for_crds(&client) => r?,
+        _ = shutdown.clone() => return Ok(()),
+    }
+    let config = Arc::new(config);
+    let (world, writers) = world::world();
+    let (ptx, prx) = futures::channel::mpsc::unbounded();
+    let (ttx, trx) = futures::channel::mpsc::unbounded();
+    let mut reflectors = world::spawn_reflectors(
+        &client,
+        config.clone(),
+        world.clone(),
+        writers,
+        world::Queues {
+            partners: ptx,
+            tenants: ttx,
+        },
+    );
+
+    tracing::info!("waiting for caches to sync");
+    tokio::select! {
+        ok = world.synced() => if !ok { return Err(Error::NotSynced) },
+        _ = shutdown.clone() => { reflectors.shutdown().await; return Ok(()) }
+    }
+    tracing::info!("caches synced; controllers running");
+    telemetry.metrics.register(partner::CONTROLLER);
+    telemetry.metrics.register(tenant::CONTROLLER);
+    telemetry.set_ready(true);
+
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        config,
+        world: world.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "partnerkit".into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
+        telemetry: telemetry.clone(),
+        invalid_reported: Mutex::default(),
+        memo: apply::Memo::default(),
+    });
+    let cfg = ControllerConfig::default().concurrency(8);
+
+    let partners = applier(
+        |obj, ctx: Arc<Ctx>| {
+            let span = tracing::info_span!("reconcile", controller = partner::CONTROLLER, "object.name" = %obj.name_any());
+            Box::pin(measured(partner::CONTROLLER, ctx.clone(), partner::reconcile(obj, ctx)).instrument(span))
+        },
+        |_, e: &Error, _| error_policy(e),
+        ctx.clone(),
+        world.partners.clone(),
+        prx.map(Ok::<_, std::convert::Infallible>).take_until(shutdown.clone()),
+        cfg.clone(),
+    )
+    .for_each(|r| async move { log_applier(partner::CONTROLLER, r.map(|_| ())) });
+    let tenants = applier(
+        |obj, ctx: Arc<Ctx>| {
+            let span = tracing::info_span!("reconcile", controller = tenant::CONTROLLER, "object.name" = %obj.name_any(), "object.namespace" = %obj.namespace().unwrap_or_default());
+            Box::pin(measured(tenant::CONTROLLER, ctx.clone(), tenant::reconcile(obj, ctx)).instrument(span))
+        },
+        |_, e: &Error, _| error_policy(e),
+        ctx.clone(),
+        world.tenants.clone(),
+        trx.map(Ok::<_, std::convert::Infallible>).take_until(shutdown.clone()),
+        cfg,
+    )
+    .for_each(|r| async move { log_applier(tenant::CONTROLLER, r.map(|_| ())) });
+    futures::join!(partners, tenants);
+    tracing::info!("controllers stopped");
+    telemetry.set_ready(false);
+    reflectors.shutdown().await;
+    Ok(())
+}
+
+fn log_applier<E: std::fmt::Display>(controller: &str, r: Result<(), E>) {
+    if let Err(e) = r {
+        // Reconcile failures are logged (and counted) where they happen; this is the rest,
+        // e.g. a request for an object already gone from the store.
+        tracing::debug!(controller, error = %e, "applier");
+    }
+}
+
+/// Transient errors: retry with a delay (a stale copy soon, the API later).
+fn error_policy(e: &Error) -> Action {
+    match e {
+        Error::Stale(_) | Error::NamespaceTaken(_) => Action::requeue(Duration::from_millis(500)),
+        _ => Action::requeue(Duration::from_secs(5)),
+    }
+}
+
+/// Time a reconcile and count it in controller-runtime's metrics.
+async fn measured(
+    controller: &'static str,
+    ctx: Arc<Ctx>,
+    fut: impl Future<Output = Result<Next, Error>>,
+) -> Result<Action, Error> {
+    let start = Instant::now();
+    let r = fut.await;
+    let (result, out) = match r {
+        Ok(Next::AwaitChange) => (ReconcileResult::Success, Ok(Action::await_change())),
+        Ok(Next::RequeueAfter(d)) => (ReconcileResult::RequeueAfter, Ok(Action::requeue(d))),
+        Err(e) => {
+            match &e {
+                Error::Stale(_) => tracing::debug!(error = %e, "reconcile retried"),
+                _ => tracing::warn!(error = %e, kind = e.metric_label(), "reconcile failed"),
+            }
+            (ReconcileResult::Error, Err(e))
+        }
+    };
+    ctx.telemetry
+        .metrics
+        .observe(controller, result, start.elapsed());
+    out
+}
+
+/// A namespace's metadata straight from the API (only after a create found it existing).
+pub(crate) async fn get_namespace_meta(
+    client: &Client,
+    name: &str,
+) -> Result<Option<world::NamespaceMeta>, Error> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    api.get_metadata_opt(name)
+        .await
+        .map_err(|e| Error::api("get", "Namespace".into(), name, e))
+}

@@ -1,0 +1,423 @@
+//! The Tenant controller.
+//!
+//! dereference (stores: partner, invites, template, workspace namespace, same-named tenants,
+//! siblings) → validate and build (`resources::tenant`) → apply the workspace (namespace,
+//! ConfigMaps, RoleBindings; each only if it differs) → delete stale children (by label) →
+//! status.
+//!
+//! A refused tenant (NameConflict, QuotaExceeded, UnknownBizApp, NotEntitled, …) gets
+//! `Ready=False` and a Warning Event; nothing is created for it, and nothing already there is
+//! deleted (no data is lost because, say, an entitlement was withdrawn).
+//!
+//! Deletion (finalizer `tenants.partnerkit.io/cleanup`, added before the first workspace write):
+//! - `Retain` (default): the workspace namespace is labelled `partnerkit.io/orphaned=true` and
+//!   keeps its data (ConfigMaps and whatever users put there), but its admin RoleBindings are
+//!   deleted, so the old partner's admins and the tenant admins lose access until a Tenant of
+//!   the same name — in any partner — adopts it (relabels it and binds its own admins).
+//! - `Delete`: the workspace namespace is deleted.
+//!
+//! Only a namespace partnerkit created for this tenant name and this partner is orphaned or
+//! deleted; a foreign one is never touched.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use super::apply::{self, apply_if_changed, apply_unless_written, create_if_missing, delete};
+use super::world::{NamespaceMeta, TenantObj, World};
+use super::{Ctx, Error, Next, RECONCILED};
+use crate::api::conditions::READY;
+use crate::api::{DeletionPolicy, Tenant, TenantStatus};
+use crate::config::Config;
+use crate::resources::{
+    self, FIELD_MANAGER, MANAGED_BY_VALUE, TEMPLATE_NAME, TENANT_FINALIZER, TenantDesired,
+    TenantInputs, WorkspaceState, labels, names,
+};
+
+pub const CONTROLLER: &str = "tenant";
+
+fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(key))
+        .map(String::as_str)
+}
+
+/// What the workspace namespace is, for a tenant `name` of partner `partner`.
+pub(crate) fn workspace_state(
+    ns: Option<&NamespaceMeta>,
+    name: &str,
+    partner: Option<&str>,
+) -> WorkspaceState {
+    let Some(ns) = ns else {
+        return WorkspaceState::Missing;
+    };
+    let m = &ns.metadata;
+    if m.deletion_timestamp.is_some() {
+        return WorkspaceState::Terminating;
+    }
+    if label(m, labels::TENANT) != Some(name)
+        || label(m, labels::MANAGED_BY) != Some(MANAGED_BY_VALUE)
+    {
+        return WorkspaceState::Foreign;
+    }
+    if label(m, labels::ORPHANED) == Some("true") {
+        return WorkspaceState::Orphaned;
+    }
+    // partnerkit's, for a tenant of this name: this partner's, or another partner's live tenant's.
+    if partner.is_some() && label(m, labels::PARTNER) == partner {
+        WorkspaceState::Ours
+    } else {
+        WorkspaceState::Foreign
+    }
+}
+
+fn created(t: &TenantObj) -> Option<jiff::Timestamp> {
+    t.metadata_ref().creation_timestamp.as_ref().map(|c| c.0)
+}
+
+trait MetaRef {
+    fn metadata_ref(&self) -> &ObjectMeta;
+}
+impl MetaRef for TenantObj {
+    fn metadata_ref(&self) -> &ObjectMeta {
+        kube::Resource::meta(self)
+    }
+}
+
+/// "<namespace>/<name>" of the Tenant that holds this tenant's name, if it is another one: the
+/// oldest (creationTimestamp, then namespace) of the same-named Tenants in partner namespaces.
+fn name_taken_by(world: &World, cfg: &Config, ns: &str, name: &str) -> Option<String> {
+    let mut holders: Vec<(Option<jiff::Timestamp>, String)> = world
+        .tenants_named(name)
+        .iter()
+        .map(|t| (created(t), t.namespace().unwrap_or_default()))
+        .filter(|(_, n)| resources::partner_of_namespace(cfg, n).is_some())
+        .collect();
+    holders.sort();
+    match holders.first() {
+        Some((_, holder)) if holder != ns => Some(format!("{holder}/{name}")),
+        _ => None,
+    }
+}
+
+/// Position of this tenant among its partner's tenants (template excluded), oldest first.
+fn quota_rank(world: &World, ns: &str, name: &str) -> usize {
+    let mut siblings: Vec<(Option<jiff::Timestamp>, String)> = world
+        .tenants_in(ns)
+        .iter()
+        .map(|t| (created(t), t.name_any()))
+        .filter(|(_, n)| n != TEMPLATE_NAME)
+        .collect();
+    siblings.sort();
+    siblings
+        .iter()
+        .position(|(_, n)| n == name)
+        .unwrap_or(siblings.len())
+}
+
+pub async fn reconcile(obj: Arc<TenantObj>, ctx: Arc<Ctx>) -> Result<Next, Error> {
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let api: Api<Tenant> = Api::namespaced(ctx.client.clone(), &ns);
+    match &obj.0 {
+        Ok(t) => reconcile_tenant(t, &ns, &name, &api, &ctx).await,
+        Err(invalid) => ctx.report_invalid(api.clone(), invalid).await,
+    }
+}
+
+async fn reconcile_tenant(
+    t: &Tenant,
+    ns: &str,
+    name: &str,
+    api: &Api<Tenant>,
+    ctx: &Ctx,
+) -> Result<Next, Error> {
+    let cfg = &ctx.config;
+    let world = &ctx.world;
+    let partner_name = resources::partner_of_namespace(cfg, ns);
+    let partner_obj = partner_name.as_deref().and_then(|p| world.partner(p));
+    let partner = partner_obj.as_ref().and_then(|p| p.0.as_ref().ok());
+    let workspace_ns = names::workspace(cfg, name);
+    let is_template = name == TEMPLATE_NAME;
+
+    if t.metadata.deletion_timestamp.is_some() {
+        return cleanup(t, name, &workspace_ns, partner_name.as_deref(), api, ctx).await;
+    }
+
+    // Dereference.
+    let partner_admins: Vec<String> = match partner {
+        Some(p) => {
+            let mut v: Vec<String> = p
+                .spec
+                .admins
+                .iter()
+                .map(|a| a.email.clone())
+                .chain(world.accepted_invites(ns))
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+        None => Vec::new(),
+    };
+    let template_obj = if is_template {
+        None
+    } else {
+        world.tenant(ns, TEMPLATE_NAME)
+    };
+    let template = template_obj.as_ref().and_then(|t| t.0.as_ref().ok());
+    let observed_ws = world.namespace(&workspace_ns);
+    let workspace = workspace_state(
+        observed_ws.as_deref(),
+        name,
+        partner.map(|_| partner_name.as_deref()).unwrap_or(None),
+    );
+    let name_taken_by = if is_template || partner.is_none() {
+        None
+    } else {
+        name_taken_by(world, cfg, ns, name)
+    };
+
+    // Validate and build.
+    let plan = resources::tenant(&TenantInputs {
+        tenant: t,
+        config: cfg,
+        partner,
+        partner_admins: &partner_admins,
+        template,
+        workspace,
+        name_taken_by,
+        quota_rank: quota_rank(world, ns, name),
+    });
+
+    // Apply and clean up.
+    if let Some(desired) = &plan.desired {
+        if apply::add_finalizer(api, t, TENANT_FINALIZER).await? {
+            // The watch brings the object back with the finalizer, and with it the next pass:
+            // working on from this (now stale) copy would only write the status twice.
+            return Ok(Next::AwaitChange);
+        }
+        materialize(ctx, name, desired, workspace).await?;
+    }
+
+    let (ready, reason, message) = match &plan.ready {
+        Ok(()) if is_template => (
+            true,
+            RECONCILED,
+            format!(
+                "the template of partner {}: its tenants inherit from it",
+                partner_name.unwrap_or_default()
+            ),
+        ),
+        Ok(()) => (
+            true,
+            RECONCILED,
+            format!("workspace {workspace_ns} is up to date"),
+        ),
+        Err(r) => (false, r.reason, r.message.clone()),
+    };
+    write_status(ctx, api, t, plan.status, ready, reason, message).await?;
+    Ok(Next::AwaitChange)
+}
+
+/// Apply the workspace: the namespace (created first if missing, so a namespace someone else
+/// creates meanwhile is never taken over; un-orphaned when adopted), then its ConfigMaps and
+/// RoleBindings, then delete partnerkit's objects of this tenant there that are no longer wanted.
+async fn materialize(
+    ctx: &Ctx,
+    tenant: &str,
+    desired: &TenantDesired,
+    workspace: WorkspaceState,
+) -> Result<(), Error> {
+    let world = &ctx.world;
+    let ws = desired.namespace.name_any();
+    let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
+    match workspace {
+        WorkspaceState::Missing => {
+            let mut bare = desired.namespace.metadata.clone();
+            bare.labels = bare.labels.map(|l| {
+                l.into_iter()
+                    .filter(|(k, _)| !k.starts_with(labels::BIZAPP_PREFIX))
+                    .collect()
+            });
+            if create_if_missing(
+                &ns_api,
+                &Namespace {
+                    metadata: bare,
+                    ..Default::default()
+                },
+            )
+            .await?
+            {
+                tracing::info!(workspace = %ws, "created the workspace namespace");
+            } else {
+                // Created meanwhile: by us (the store is behind), or by someone else.
+                let now = super::get_namespace_meta(&ctx.client, &ws).await?;
+                if workspace_state(
+                    now.as_ref(),
+                    tenant,
+                    label(&desired.namespace.metadata, labels::PARTNER),
+                ) != WorkspaceState::Ours
+                {
+                    return Err(Error::NamespaceTaken(ws));
+                }
+            }
+            apply_unless_written(&ctx.memo, &ns_api, &desired.namespace, None).await?;
+        }
+        WorkspaceState::Orphaned => {
+            tracing::info!(workspace = %ws, "adopting the orphaned workspace");
+            let pp = PatchParams {
+                field_manager: Some(FIELD_MANAGER.into()),
+                ..Default::default()
+            };
+            let unorphan = json!({"metadata": {"labels": {labels::ORPHANED: null}}});
+            ns_api
+                .patch(&ws, &pp, &Patch::Merge(&unorphan))
+                .await
+                .map_err(|e| Error::api("patch", "Namespace".into(), &ws, e))?;
+            apply_unless_written(&ctx.memo, &ns_api, &desired.namespace, None).await?;
+        }
+        _ => {
+            apply::apply_namespace(
+                &ctx.memo,
+                &ns_api,
+                &desired.namespace,
+                world.namespace(&ws).as_deref(),
+            )
+            .await?;
+        }
+    }
+
+    let cm_api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ws);
+    let rb_api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ws);
+    for cm in &desired.config_maps {
+        apply_if_changed(
+            &ctx.memo,
+            &cm_api,
+            cm,
+            world.config_map(&ws, &cm.name_any()).as_deref(),
+        )
+        .await?;
+    }
+    for rb in &desired.role_bindings {
+        apply_if_changed(
+            &ctx.memo,
+            &rb_api,
+            rb,
+            world.role_binding(&ws, &rb.name_any()).as_deref(),
+        )
+        .await?;
+    }
+    let ours = |m: &ObjectMeta| {
+        label(m, labels::MANAGED_BY) == Some(MANAGED_BY_VALUE)
+            && label(m, labels::TENANT) == Some(tenant)
+    };
+    for cm in world.config_maps_in(&ws) {
+        if ours(&cm.metadata)
+            && !desired
+                .config_maps
+                .iter()
+                .any(|d| d.metadata.name == cm.metadata.name)
+        {
+            tracing::info!(workspace = %ws, config_map = %cm.name_any(), "deleting a stale ConfigMap");
+            delete(&cm_api, &cm.name_any()).await?;
+        }
+    }
+    for rb in world.role_bindings_in(&ws) {
+        if ours(&rb.metadata)
+            && !desired
+                .role_bindings
+                .iter()
+                .any(|d| d.metadata.name == rb.metadata.name)
+        {
+            tracing::info!(workspace = %ws, role_binding = %rb.name_any(), "deleting a stale RoleBinding");
+            delete(&rb_api, &rb.name_any()).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn cleanup(
+    t: &Tenant,
+    name: &str,
+    ws: &str,
+    partner: Option<&str>,
+    api: &Api<Tenant>,
+    ctx: &Ctx,
+) -> Result<Next, Error> {
+    if !t.finalizers().iter().any(|f| f == TENANT_FINALIZER) {
+        return Ok(Next::AwaitChange);
+    }
+    let world = &ctx.world;
+    let observed = world.namespace(ws);
+    if name != TEMPLATE_NAME
+        && workspace_state(observed.as_deref(), name, partner) == WorkspaceState::Ours
+    {
+        let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
+        match t.spec.deletion_policy {
+            DeletionPolicy::Delete => {
+                tracing::info!(workspace = %ws, "deleting the workspace (deletionPolicy Delete)");
+                delete(&ns_api, ws).await?;
+            }
+            DeletionPolicy::Retain => {
+                tracing::info!(workspace = %ws, "orphaning the workspace (deletionPolicy Retain)");
+                let pp = PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
+                let orphan = json!({"metadata": {"labels": {labels::ORPHANED: "true"}}});
+                ns_api
+                    .patch(ws, &pp, &Patch::Merge(&orphan))
+                    .await
+                    .map_err(|e| Error::api("patch", "Namespace".into(), ws, e))?;
+                let rb_api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), ws);
+                for rb in world.role_bindings_in(ws) {
+                    if label(&rb.metadata, labels::MANAGED_BY) == Some(MANAGED_BY_VALUE)
+                        && label(&rb.metadata, labels::TENANT) == Some(name)
+                    {
+                        delete(&rb_api, &rb.name_any()).await?;
+                    }
+                }
+            }
+        }
+    }
+    apply::remove_finalizer(api, t, TENANT_FINALIZER).await?;
+    Ok(Next::AwaitChange)
+}
+
+/// Write the status (observedGeneration, Ready) if it differs from the observed one; a Warning
+/// Event when Ready turns False or changes its reason.
+async fn write_status(
+    ctx: &Ctx,
+    api: &Api<Tenant>,
+    t: &Tenant,
+    mut status: TenantStatus,
+    ready: bool,
+    reason: &str,
+    message: String,
+) -> Result<(), Error> {
+    let current = t.status.clone().unwrap_or_default();
+    let cond = apply::ready_condition(
+        &current.conditions,
+        ready,
+        reason,
+        message.clone(),
+        t.metadata.generation,
+    );
+    status.conditions = apply::with_condition(&current.conditions, cond);
+    status.observed_generation = t.metadata.generation;
+    if status == current {
+        return Ok(());
+    }
+    let prev = current.conditions.iter().find(|c| c.type_ == READY);
+    if !ready && prev.is_none_or(|p| p.status != "False" || p.reason != reason) {
+        ctx.warn(t, reason, message).await;
+    }
+    apply::apply_status(&ctx.memo, api, &t.metadata, &status).await
+}

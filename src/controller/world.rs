@@ -1,0 +1,643 @@
+//! The controllers' view of the cluster: one reflector per watched kind, indexes kept beside the
+//! stores, and the routing of every watch event to the objects it concerns.
+//!
+//! Reconciles read only from here (never list the API), and every lookup is by key or through an
+//! index keyed by namespace, name or partner, so a reconcile's cost depends on the size of one
+//! partner, not on the number of tenants on the cluster.
+//!
+//! Watched: Partners, Tenants and PartnerAdminInvites (through `DeserializeGuard`, so one
+//! malformed object cannot stop a controller); Namespaces (metadata only, all of them: a foreign
+//! namespace holding a workspace's name must be seen to be refused); ConfigMaps, RoleBindings,
+//! ClusterRoles and ClusterRoleBindings labelled `app.kubernetes.io/managed-by=partnerkit` (the
+//! bodies are kept: the controllers compare them with what they would apply and skip the PATCH
+//! when nothing differs).
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::{Arc, RwLock};
+
+use futures::StreamExt;
+use futures::channel::mpsc::UnboundedSender;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
+use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, watcher as watch};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::api::{InvitePhase, Partner, PartnerAdminInvite, Tenant};
+use crate::config::Config;
+use crate::resources::{self, TEMPLATE_NAME, labels};
+
+pub type PartnerObj = DeserializeGuard<Partner>;
+pub type TenantObj = DeserializeGuard<Tenant>;
+pub type InviteObj = DeserializeGuard<PartnerAdminInvite>;
+pub type NamespaceMeta = PartialObjectMeta<Namespace>;
+
+/// `app.kubernetes.io/managed-by=partnerkit`: the selector of every child watch.
+pub fn managed_selector() -> String {
+    format!("{}=partnerkit", labels::MANAGED_BY)
+}
+
+/// Keys (e.g. a namespace) to sets of members (e.g. names), rebuilt atomically on a re-list.
+#[derive(Default)]
+struct Index {
+    live: HashMap<String, BTreeSet<String>>,
+    building: Option<HashMap<String, BTreeSet<String>>>,
+}
+
+impl Index {
+    fn insert(&mut self, key: String, member: String) {
+        let map = self.building.as_mut().unwrap_or(&mut self.live);
+        map.entry(key).or_default().insert(member);
+    }
+    fn remove(&mut self, key: &str, member: &str) {
+        if let Some(set) = self.live.get_mut(key) {
+            set.remove(member);
+            if set.is_empty() {
+                self.live.remove(key);
+            }
+        }
+    }
+    fn get(&self, key: &str) -> Vec<String> {
+        self.live
+            .get(key)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+    /// Apply a watch event, given how an object maps to (key, member) pairs.
+    fn apply<K: Resource>(&mut self, ev: &Event<K>, keys: impl Fn(&K) -> Vec<(String, String)>) {
+        match ev {
+            Event::Init => self.building = Some(HashMap::new()),
+            Event::InitApply(o) => {
+                for (k, m) in keys(o) {
+                    self.building
+                        .get_or_insert_with(HashMap::new)
+                        .entry(k)
+                        .or_default()
+                        .insert(m);
+                }
+            }
+            Event::InitDone => {
+                if let Some(b) = self.building.take() {
+                    self.live = b;
+                }
+            }
+            Event::Apply(o) => {
+                for (k, m) in keys(o) {
+                    self.insert(k, m);
+                }
+            }
+            Event::Delete(o) => {
+                for (k, m) in keys(o) {
+                    self.remove(&k, &m);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Indexes {
+    /// partner namespace -> tenant names
+    tenants_by_ns: Index,
+    /// tenant name -> namespaces holding a Tenant of that name
+    tenants_by_name: Index,
+    /// namespace -> invite names
+    invites_by_ns: Index,
+    /// namespace -> managed ConfigMap names
+    config_maps_by_ns: Index,
+    /// namespace -> managed RoleBinding names
+    role_bindings_by_ns: Index,
+    /// partner label -> managed ClusterRole names
+    cluster_roles_by_partner: Index,
+    /// partner label -> managed ClusterRoleBinding names
+    cluster_role_bindings_by_partner: Index,
+}
+
+/// Read-only stores and indexes shared by both controllers.
+pub struct World {
+    pub partners: Store<PartnerObj>,
+    pub tenants: Store<TenantObj>,
+    pub invites: Store<InviteObj>,
+    pub namespaces: Store<NamespaceMeta>,
+    pub config_maps: Store<ConfigMap>,
+    pub role_bindings: Store<RoleBinding>,
+    pub cluster_roles: Store<ClusterRole>,
+    pub cluster_role_bindings: Store<ClusterRoleBinding>,
+    idx: RwLock<Indexes>,
+}
+
+fn ns_of<K: Resource>(o: &K) -> String {
+    o.meta().namespace.clone().unwrap_or_default()
+}
+
+fn label<'a, K: Resource>(o: &'a K, key: &str) -> Option<&'a str> {
+    o.meta()
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(key))
+        .map(String::as_str)
+}
+
+impl World {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Indexes> {
+        self.idx.read().unwrap_or_else(|e| e.into_inner())
+    }
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Indexes> {
+        self.idx.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn partner(&self, name: &str) -> Option<Arc<PartnerObj>> {
+        self.partners.get(&ObjectRef::new(name))
+    }
+    pub fn tenant(&self, ns: &str, name: &str) -> Option<Arc<TenantObj>> {
+        self.tenants.get(&ObjectRef::new(name).within(ns))
+    }
+    pub fn namespace(&self, name: &str) -> Option<Arc<NamespaceMeta>> {
+        self.namespaces.get(&ObjectRef::new(name))
+    }
+    pub fn config_map(&self, ns: &str, name: &str) -> Option<Arc<ConfigMap>> {
+        self.config_maps.get(&ObjectRef::new(name).within(ns))
+    }
+    pub fn role_binding(&self, ns: &str, name: &str) -> Option<Arc<RoleBinding>> {
+        self.role_bindings.get(&ObjectRef::new(name).within(ns))
+    }
+    pub fn cluster_role(&self, name: &str) -> Option<Arc<ClusterRole>> {
+        self.cluster_roles.get(&ObjectRef::new(name))
+    }
+    pub fn cluster_role_binding(&self, name: &str) -> Option<Arc<ClusterRoleBinding>> {
+        self.cluster_role_bindings.get(&ObjectRef::new(name))
+    }
+
+    /// Every Tenant in a namespace (valid or not), by name.
+    pub fn tenants_in(&self, ns: &str) -> Vec<Arc<TenantObj>> {
+        let names = self.read().tenants_by_ns.get(ns);
+        names.iter().filter_map(|n| self.tenant(ns, n)).collect()
+    }
+    /// Every Tenant named `name`, in any namespace.
+    pub fn tenants_named(&self, name: &str) -> Vec<Arc<TenantObj>> {
+        let namespaces = self.read().tenants_by_name.get(name);
+        namespaces
+            .iter()
+            .filter_map(|ns| self.tenant(ns, name))
+            .collect()
+    }
+    pub fn invites_in(&self, ns: &str) -> Vec<Arc<InviteObj>> {
+        let names = self.read().invites_by_ns.get(ns);
+        names
+            .iter()
+            .filter_map(|n| self.invites.get(&ObjectRef::new(n).within(ns)))
+            .collect()
+    }
+    /// E-mails of the Accepted invites in a namespace, sorted.
+    pub fn accepted_invites(&self, ns: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .invites_in(ns)
+            .iter()
+            .filter_map(|i| i.0.as_ref().ok())
+            .filter(|i| i.status.as_ref().and_then(|s| s.phase) == Some(InvitePhase::Accepted))
+            .map(|i| i.spec.email.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+    pub fn config_maps_in(&self, ns: &str) -> Vec<Arc<ConfigMap>> {
+        let names = self.read().config_maps_by_ns.get(ns);
+        names
+            .iter()
+            .filter_map(|n| self.config_map(ns, n))
+            .collect()
+    }
+    pub fn role_bindings_in(&self, ns: &str) -> Vec<Arc<RoleBinding>> {
+        let names = self.read().role_bindings_by_ns.get(ns);
+        names
+            .iter()
+            .filter_map(|n| self.role_binding(ns, n))
+            .collect()
+    }
+    pub fn cluster_roles_of(&self, partner: &str) -> Vec<Arc<ClusterRole>> {
+        let names = self.read().cluster_roles_by_partner.get(partner);
+        names.iter().filter_map(|n| self.cluster_role(n)).collect()
+    }
+    pub fn cluster_role_bindings_of(&self, partner: &str) -> Vec<Arc<ClusterRoleBinding>> {
+        let names = self.read().cluster_role_bindings_by_partner.get(partner);
+        names
+            .iter()
+            .filter_map(|n| self.cluster_role_binding(n))
+            .collect()
+    }
+}
+
+/// Where reconcile requests go.
+#[derive(Clone)]
+pub struct Queues {
+    pub partners: UnboundedSender<ObjectRef<PartnerObj>>,
+    pub tenants: UnboundedSender<ObjectRef<TenantObj>>,
+}
+
+impl Queues {
+    fn partner(&self, name: &str) {
+        let _ = self.partners.unbounded_send(ObjectRef::new(name));
+    }
+    fn tenant(&self, ns: &str, name: &str) {
+        let _ = self.tenants.unbounded_send(ObjectRef::new(name).within(ns));
+    }
+    /// Every tenant of a partner namespace.
+    fn tenants_of_ns(&self, world: &World, ns: &str) {
+        for n in world.read().tenants_by_ns.get(ns) {
+            self.tenant(ns, &n);
+        }
+    }
+    /// Every Partner and Tenant (after a re-list of a child kind).
+    fn everything(&self, world: &World) {
+        for p in world.partners.state() {
+            self.partner(&p.name_any());
+        }
+        for t in world.tenants.state() {
+            self.tenant(&ns_of(&*t), &t.name_any());
+        }
+    }
+    /// Every Tenant named `name`, anywhere.
+    fn tenants_named(&self, world: &World, name: &str) {
+        for ns in world.read().tenants_by_name.get(name) {
+            self.tenant(&ns, name);
+        }
+    }
+    /// The owner of a child carrying partnerkit's labels: its tenant, else its partner.
+    fn owner_of<K: Resource>(&self, world: &World, config: &Config, o: &K) {
+        match (label(o, labels::PARTNER), label(o, labels::TENANT)) {
+            (Some(p), Some(t)) => {
+                // The Tenant lives in its partner's namespace; after a move (adoption) the label
+                // names the new partner, and while orphaned no Tenant exists: look both ways.
+                self.tenant(&resources::names::partner_namespace(config, p), t);
+                self.tenants_named(world, t);
+            }
+            (Some(p), None) => self.partner(p),
+            _ => {}
+        }
+    }
+}
+
+/// The writers of the stores, consumed by [`spawn_reflectors`].
+pub struct Writers {
+    partners: Writer<PartnerObj>,
+    tenants: Writer<TenantObj>,
+    invites: Writer<InviteObj>,
+    namespaces: Writer<NamespaceMeta>,
+    config_maps: Writer<ConfigMap>,
+    role_bindings: Writer<RoleBinding>,
+    cluster_roles: Writer<ClusterRole>,
+    cluster_role_bindings: Writer<ClusterRoleBinding>,
+}
+
+/// Empty stores and their writers.
+pub fn world() -> (Arc<World>, Writers) {
+    let w = Writers {
+        partners: Writer::default(),
+        tenants: Writer::default(),
+        invites: Writer::default(),
+        namespaces: Writer::default(),
+        config_maps: Writer::default(),
+        role_bindings: Writer::default(),
+        cluster_roles: Writer::default(),
+        cluster_role_bindings: Writer::default(),
+    };
+    let world = World {
+        partners: w.partners.as_reader(),
+        tenants: w.tenants.as_reader(),
+        invites: w.invites.as_reader(),
+        namespaces: w.namespaces.as_reader(),
+        config_maps: w.config_maps.as_reader(),
+        role_bindings: w.role_bindings.as_reader(),
+        cluster_roles: w.cluster_roles.as_reader(),
+        cluster_role_bindings: w.cluster_role_bindings.as_reader(),
+        idx: RwLock::default(),
+    };
+    (Arc::new(world), w)
+}
+
+impl World {
+    /// Resolves once every store has been listed.
+    pub async fn synced(&self) -> bool {
+        self.partners.wait_until_ready().await.is_ok()
+            && self.tenants.wait_until_ready().await.is_ok()
+            && self.invites.wait_until_ready().await.is_ok()
+            && self.namespaces.wait_until_ready().await.is_ok()
+            && self.config_maps.wait_until_ready().await.is_ok()
+            && self.role_bindings.wait_until_ready().await.is_ok()
+            && self.cluster_roles.wait_until_ready().await.is_ok()
+            && self.cluster_role_bindings.wait_until_ready().await.is_ok()
+    }
+}
+
+/// Drive one reflector: every event updates the store, then `hook` (indexes and routing).
+/// Watch errors are logged and retried with the default backoff.
+async fn drive<K>(
+    kind: &'static str,
+    api: Api<K>,
+    wc: watcher::Config,
+    mut writer: Writer<K>,
+    mut hook: impl FnMut(&Event<K>) + Send,
+) where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone,
+{
+    let mut stream = std::pin::pin!(watch(api, wc).default_backoff());
+    while let Some(ev) = stream.next().await {
+        match ev {
+            Ok(ev) => {
+                writer.apply_watcher_event(&ev);
+                hook(&ev);
+            }
+            Err(e) => tracing::warn!(kind, error = %e, "watch failed; retrying"),
+        }
+    }
+}
+
+/// Fingerprint of what dependants of an object care about; fan out only when it changes.
+#[derive(PartialEq, Eq, Clone)]
+struct Fp {
+    uid: Option<String>,
+    generation: Option<i64>,
+    deleting: bool,
+    extra: Option<String>,
+}
+
+fn fp<K: Resource>(o: &K, extra: Option<String>) -> Fp {
+    Fp {
+        uid: o.meta().uid.clone(),
+        generation: o.meta().generation,
+        deleting: o.meta().deletion_timestamp.is_some(),
+        extra,
+    }
+}
+
+/// Start every reflector; returns their tasks. Events are routed to `queues`.
+pub fn spawn_reflectors(
+    client: &Client,
+    config: Arc<Config>,
+    world: Arc<World>,
+    w: Writers,
+    queues: Queues,
+) -> tokio::task::JoinSet<()> {
+    let mut set = tokio::task::JoinSet::new();
+    let managed = watcher::Config::default().labels(&managed_selector());
+
+    // Partners: reconcile the partner; its tenants when its spec (generation) or existence changes.
+    {
+        let (world, q) = (world.clone(), queues.clone());
+        let config = config.clone();
+        let mut seen: HashMap<String, Fp> = HashMap::new();
+        set.spawn(drive(
+            "Partner",
+            Api::<PartnerObj>::all(client.clone()),
+            watcher::Config::default(),
+            w.partners,
+            move |ev| {
+                let route = |o: &PartnerObj, seen: &mut HashMap<String, Fp>, deleted: bool| {
+                    let name = o.name_any();
+                    q.partner(&name);
+                    let ns = resources::names::partner_namespace(&config, &name);
+                    let now = fp(o, None);
+                    let changed = if deleted {
+                        seen.remove(&name);
+                        true
+                    } else {
+                        seen.insert(name, now.clone()) != Some(now)
+                    };
+                    if changed {
+                        q.tenants_of_ns(&world, &ns);
+                    }
+                };
+                match ev {
+                    Event::Apply(o) => route(o, &mut seen, false),
+                    Event::Delete(o) => route(o, &mut seen, true),
+                    Event::InitApply(o) => {
+                        seen.insert(o.name_any(), fp(o, None));
+                    }
+                    Event::InitDone => {
+                        for o in world.partners.state() {
+                            q.partner(&o.name_any());
+                        }
+                    }
+                    Event::Init => {}
+                }
+            },
+        ));
+    }
+
+    // Tenants: the tenant; its partner (count, workspaces); same-named tenants elsewhere (name
+    // uniqueness); when it is the template, every tenant of the partner; when it comes or goes
+    // and the partner has a quota, its siblings (quota rank).
+    {
+        let (world, q) = (world.clone(), queues.clone());
+        let config = config.clone();
+        let mut seen: HashMap<(String, String), Fp> = HashMap::new();
+        set.spawn(drive(
+            "Tenant",
+            Api::<TenantObj>::all(client.clone()),
+            watcher::Config::default(),
+            w.tenants,
+            move |ev| {
+                {
+                    let mut idx = world.write();
+                    idx.tenants_by_ns
+                        .apply(ev, |o: &TenantObj| vec![(ns_of(o), o.name_any())]);
+                    idx.tenants_by_name
+                        .apply(ev, |o: &TenantObj| vec![(o.name_any(), ns_of(o))]);
+                }
+                let route =
+                    |o: &TenantObj, seen: &mut HashMap<(String, String), Fp>, deleted: bool| {
+                        let (ns, name) = (ns_of(o), o.name_any());
+                        let key = (ns.clone(), name.clone());
+                        let workspace =
+                            o.0.as_ref()
+                                .ok()
+                                .and_then(|t| t.status.as_ref())
+                                .and_then(|s| s.workspace.clone());
+                        let now = fp(o, workspace);
+                        let before = if deleted {
+                            seen.remove(&key)
+                        } else {
+                            seen.insert(key, now.clone())
+                        };
+                        if !deleted {
+                            q.tenant(&ns, &name);
+                        }
+                        if before.as_ref() == Some(&now) && !deleted {
+                            return; // a status write of ours, or metadata only: nobody else cares
+                        }
+                        let partner = resources::partner_of_namespace(&config, &ns);
+                        if let Some(p) = &partner {
+                            q.partner(p);
+                        }
+                        if name == TEMPLATE_NAME {
+                            q.tenants_of_ns(&world, &ns);
+                            return;
+                        }
+                        let came_or_went = deleted
+                            || before.as_ref().map(|b| (&b.uid, b.deleting))
+                                != Some((&now.uid, now.deleting));
+                        if came_or_went {
+                            q.tenants_named(&world, &name);
+                            let quota = partner
+                                .and_then(|p| world.partner(&p))
+                                .and_then(|p| {
+                                    p.0.as_ref()
+                                        .ok()
+                                        .map(|p| p.spec.entitlements.max_tenants.is_some())
+                                })
+                                .unwrap_or(false);
+                            if quota {
+                                q.tenants_of_ns(&world, &ns);
+                            }
+                        }
+                    };
+                match ev {
+                    Event::Apply(o) => route(o, &mut seen, false),
+                    Event::Delete(o) => route(o, &mut seen, true),
+                    Event::InitApply(o) => {
+                        let workspace =
+                            o.0.as_ref()
+                                .ok()
+                                .and_then(|t| t.status.as_ref())
+                                .and_then(|s| s.workspace.clone());
+                        seen.insert((ns_of(o), o.name_any()), fp(o, workspace));
+                    }
+                    Event::InitDone => {
+                        for o in world.tenants.state() {
+                            q.tenant(&ns_of(&*o), &o.name_any());
+                            if let Some(p) = resources::partner_of_namespace(&config, &ns_of(&*o)) {
+                                q.partner(&p);
+                            }
+                        }
+                    }
+                    Event::Init => {}
+                }
+            },
+        ));
+    }
+
+    // Invites: the partner of the namespace and its tenants (effective admins).
+    {
+        let (world, q) = (world.clone(), queues.clone());
+        let config = config.clone();
+        set.spawn(drive(
+            "PartnerAdminInvite",
+            Api::<InviteObj>::all(client.clone()),
+            watcher::Config::default(),
+            w.invites,
+            move |ev| {
+                world
+                    .write()
+                    .invites_by_ns
+                    .apply(ev, |o: &InviteObj| vec![(ns_of(o), o.name_any())]);
+                if let Event::Apply(o) | Event::Delete(o) = ev
+                    && let Some(p) = resources::partner_of_namespace(&config, &ns_of(o))
+                {
+                    q.partner(&p);
+                    q.tenants_of_ns(&world, &ns_of(o));
+                }
+            },
+        ));
+    }
+
+    // Namespaces (metadata): a workspace -> its tenant(s); a partner namespace -> its partner.
+    {
+        let (world, q) = (world.clone(), queues.clone());
+        let config = config.clone();
+        let mut listed = false;
+        set.spawn(drive(
+            "Namespace",
+            Api::<NamespaceMeta>::all(client.clone()),
+            watcher::Config::default(),
+            w.namespaces,
+            move |ev| {
+                let route = |o: &NamespaceMeta| {
+                    let name = o.name_any();
+                    if let Some(t) = label(o, labels::TENANT) {
+                        q.tenants_named(&world, t);
+                        if let Some(p) = label(o, labels::PARTNER) {
+                            q.partner(p);
+                        }
+                    }
+                    if let Some(t) = name.strip_prefix(&config.namespace_prefixes.tenant) {
+                        q.tenants_named(&world, t);
+                    }
+                    if let Some(p) = resources::partner_of_namespace(&config, &name) {
+                        q.partner(&p);
+                    }
+                };
+                match ev {
+                    Event::Apply(o) | Event::Delete(o) => route(o),
+                    // A re-list after a lost watch may hide deletions: look at everything again.
+                    Event::InitDone if listed => q.everything(&world),
+                    Event::InitDone => listed = true,
+                    _ => {}
+                }
+            },
+        ));
+    }
+
+    // Children: their owner.
+    macro_rules! children {
+        ($kind:literal, $ty:ty, $writer:expr, $index:ident, $key:expr) => {{
+            let (world, q) = (world.clone(), queues.clone());
+            let config = config.clone();
+            let mut listed = false;
+            set.spawn(drive(
+                $kind,
+                Api::<$ty>::all(client.clone()),
+                managed.clone(),
+                $writer,
+                move |ev| {
+                    world.write().$index.apply(ev, $key);
+                    match ev {
+                        Event::Apply(o) | Event::Delete(o) => q.owner_of(&world, &config, o),
+                        Event::InitDone if listed => q.everything(&world),
+                        Event::InitDone => listed = true,
+                        _ => {}
+                    }
+                },
+            ));
+        }};
+    }
+    children!(
+        "ConfigMap",
+        ConfigMap,
+        w.config_maps,
+        config_maps_by_ns,
+        |o: &ConfigMap| vec![(ns_of(o), o.name_any())]
+    );
+    children!(
+        "RoleBinding",
+        RoleBinding,
+        w.role_bindings,
+        role_bindings_by_ns,
+        |o: &RoleBinding| vec![(ns_of(o), o.name_any())]
+    );
+    children!(
+        "ClusterRole",
+        ClusterRole,
+        w.cluster_roles,
+        cluster_roles_by_partner,
+        |o: &ClusterRole| label(o, labels::PARTNER)
+            .map(|p| vec![(p.to_string(), o.name_any())])
+            .unwrap_or_default()
+    );
+    children!(
+        "ClusterRoleBinding",
+        ClusterRoleBinding,
+        w.cluster_role_bindings,
+        cluster_role_bindings_by_partner,
+        |o: &ClusterRoleBinding| label(o, labels::PARTNER)
+            .map(|p| vec![(p.to_string(), o.name_any())])
+            .unwrap_or_default()
+    );
+    set
+}
