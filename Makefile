@@ -2,14 +2,20 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: demo test test-real bench build lint crds clean
+.PHONY: demo demo-kube-sim test test-real bench build lint crds sync-chart clean
 
-## The main job: kube-sim (the embedded API server) driven by the real kubectl.
+## The main job: the operator on the embedded API server (kube-sim), driven by kubectl
+## as a platform admin and partner admins would.
 demo: build
-	./scripts/demo.sh
+	./scripts/partnerkit-demo.sh
+
+## kube-sim on its own, driven by kubectl.
+demo-kube-sim: build
+	./scripts/kube-sim-demo.sh
 
 build:
-	$(CARGO) build --release -p kube-sim
+	$(CARGO) build --release -p kube-sim --bin kube-sim
+	$(CARGO) build --release --bin partnerkit
 
 ## Unit tests, the operator's integration tests and kube-sim's fidelity suite (against
 ## in-process kube-sims), then the Helm chart's tests.
@@ -36,6 +42,11 @@ bench: build
 ## Regenerate crds/ from the API types (a test fails when they drift).
 crds:
 	$(CARGO) run -q --bin partnerkit -- crdgen crds
+
+## Copy `partnerkit manifests` into the chart (a test fails when they drift).
+sync-chart: crds
+	$(CARGO) build -q --bin partnerkit
+	./scripts/sync-chart.sh
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
