@@ -29,15 +29,18 @@ test:
 	python3 -m pip install -q --disable-pip-version-check -r tests/chart/requirements.txt
 	python3 -m pytest tests/chart -q
 
-## The same fidelity scenarios against the real cluster of $KUBECONFIG
-## (simulator-only tests — metrics, faults, token files — are left out).
+## The same scenarios against the real cluster of $KUBECONFIG: kube-sim's fidelity suite, then
+## the operator's rules (one at a time: each test's operator reconciles the whole cluster).
+## Simulator-only tests (metrics, faults, token files, injected latency) are left out.
 test-real:
 	@test -n "$$KUBECONFIG" || { echo "make test-real: set KUBECONFIG to a real cluster" >&2; exit 2; }
 	FIDELITY_REAL=1 $(CARGO) nextest run -p kube-sim -E 'kind(test) and not binary(fidelity_sim_only)' --no-fail-fast
+	PARTNERKIT_E2E_REAL=1 $(CARGO) nextest run -p partnerkit -E 'binary(/^rules_/) and not binary(rules_sim_only)' --test-threads 1 --no-fail-fast
 
 ## Throughput and memory figures (not tests).
 bench: build
 	$(CARGO) bench -p kube-sim --bench throughput
+	$(CARGO) bench --bench operator
 
 ## Regenerate crds/ from the API types (a test fails when they drift).
 crds:

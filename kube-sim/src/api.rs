@@ -607,7 +607,7 @@ impl Ctx<'_> {
             namespace_object: ns_obj.as_ref(),
             dry_run: self.query.dry_run,
         };
-        policies.admit(&input, &self.sim.rbac()).map_err(|d| {
+        policies.admit_lazy(&input, &|| self.sim.rbac()).map_err(|d| {
             let reason: &'static str = match d.code {
                 422 => "Invalid",
                 401 => "Unauthorized",

@@ -1285,6 +1285,16 @@ impl AdmissionPolicies {
         input: &AdmissionInput,
         rbac: &RbacSnapshot,
     ) -> Result<Vec<String>, AdmissionDenial> {
+        self.admit_lazy(input, &|| Arc::new(rbac.clone()))
+    }
+
+    /// [`AdmissionPolicies::admit`], asking for RBAC only when a policy matches the request
+    /// (building the snapshot after an RBAC change costs a pass over every RBAC object).
+    pub fn admit_lazy(
+        &self,
+        input: &AdmissionInput,
+        rbac: &dyn Fn() -> Arc<RbacSnapshot>,
+    ) -> Result<Vec<String>, AdmissionDenial> {
         let mut warnings = Vec::new();
         if self.bindings.is_empty() || is_exempt_resource(input.attributes) {
             return Ok(warnings);
@@ -1307,7 +1317,7 @@ impl AdmissionPolicies {
             {
                 continue;
             }
-            let base_vars = base.get_or_insert_with(|| base_variables(input, rbac));
+            let base_vars = base.get_or_insert_with(|| base_variables(input, &rbac()));
             let outcomes = evaluate_policy(policy, b, base_vars);
             for outcome in outcomes {
                 let (message, reason, actions): (String, String, Vec<&str>) = match outcome {

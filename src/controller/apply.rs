@@ -122,6 +122,12 @@ impl Memo {
         memo.get(key)
             .is_some_and(|(h, rv)| *h == Self::hash(body) && rv.as_ref() == observed_rv)
     }
+    pub fn forget(&self, key: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
     pub fn record(&self, key: String, body: &impl Serialize, observed_rv: Option<&String>) {
         self.0
             .lock()
@@ -130,7 +136,11 @@ impl Memo {
     }
 }
 
-fn key<K: Resource<DynamicType = ()>>(obj_ns: Option<&str>, name: &str, sub: &str) -> String {
+pub(crate) fn key<K: Resource<DynamicType = ()>>(
+    obj_ns: Option<&str>,
+    name: &str,
+    sub: &str,
+) -> String {
     format!(
         "{}/{}/{}/{name}{sub}",
         K::api_version(&()),
@@ -276,7 +286,19 @@ where
     let name = obj.name_any();
     let k = key::<K>(obj.meta().namespace.as_deref(), &name, "");
     if memo.written(&k, obj, observed_rv) {
-        return Ok(false);
+        // Written on top of "absent": the store may not have seen that write yet — or the
+        // object was deleted since (drift, a workspace re-created). Only the API can tell.
+        let exists = match observed_rv {
+            Some(_) => true,
+            None => api
+                .get_metadata_opt(&name)
+                .await
+                .map_err(|e| Error::api("get", kind_of::<K>(), &name, e))?
+                .is_some(),
+        };
+        if exists {
+            return Ok(false);
+        }
     }
     tracing::debug!(kind = %kind_of::<K>(), %name, "applying");
     api.patch(

@@ -238,7 +238,19 @@ async fn materialize(
     let world = &ctx.world;
     let ws = desired.namespace.name_any();
     let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
+    // Created and labelled by this very process moments ago, and this pass (started by another
+    // event of ours, a ConfigMap say) runs before the namespace watch delivered it: only the
+    // API can tell whether it is still there — a GET, instead of a create refused with 409.
+    let ns_key = apply::key::<Namespace>(None, &ws, "");
+    let created_by_us = workspace == WorkspaceState::Missing
+        && ctx.memo.written(&ns_key, &desired.namespace, None)
+        && workspace_state(
+            super::get_namespace_meta(&ctx.client, &ws).await?.as_ref(),
+            tenant,
+            label(&desired.namespace.metadata, labels::PARTNER),
+        ) == WorkspaceState::Ours;
     match workspace {
+        WorkspaceState::Missing if created_by_us => {}
         WorkspaceState::Missing => {
             let mut bare = desired.namespace.metadata.clone();
             bare.labels = bare.labels.map(|l| {
@@ -364,6 +376,7 @@ async fn cleanup(
             DeletionPolicy::Delete => {
                 tracing::info!(workspace = %ws, "deleting the workspace (deletionPolicy Delete)");
                 delete(&ns_api, ws).await?;
+                ctx.memo.forget(&apply::key::<Namespace>(None, ws, ""));
             }
             DeletionPolicy::Retain => {
                 tracing::info!(workspace = %ws, "orphaning the workspace (deletionPolicy Retain)");

@@ -248,3 +248,620 @@ impl Operator {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The rules suite's harness (tests/rules_*.rs): a cluster driven with the real `kubectl`.
+// ---------------------------------------------------------------------------------------------
+
+/// `PARTNERKIT_E2E_REAL=1` (with `KUBECONFIG`): run against that cluster instead of kube-sim.
+pub fn real() -> bool {
+    std::env::var("PARTNERKIT_E2E_REAL").is_ok_and(|v| v == "1")
+}
+
+/// What a `kubectl` run printed.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn ok(&self) -> bool {
+        self.code == 0
+    }
+}
+
+struct Running {
+    telemetry: Arc<Telemetry>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), partnerkit::controller::Error>>,
+}
+
+/// One test's cluster: an in-process kube-sim (or the real cluster of `KUBECONFIG` when
+/// [`real`]), `partnerkit manifests` installed, the operator running in-process on it, and the
+/// real `kubectl` pointed at it. Every name a test creates goes through [`Env::n`], so tests on
+/// a shared real cluster do not collide; [`Env::finish`] removes them there.
+pub struct Env {
+    pub dir: std::path::PathBuf,
+    pub kubeconfig: std::path::PathBuf,
+    pub client: Client,
+    pub config: Config,
+    pub config_yaml: String,
+    /// Appended to every name this test creates.
+    pub sfx: String,
+    pub sim: Option<kube_sim::SimHandle>,
+    op: Option<Running>,
+}
+
+static SCRATCH: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.write_u32(std::process::id());
+    format!("{:06x}", h.finish() & 0xff_ffff)
+}
+
+impl Env {
+    /// kube-sim (or the real cluster), the manifests, and the operator with [`CONFIG`].
+    pub async fn start() -> Env {
+        Self::start_with(kube_sim::SimConfig::default(), CONFIG, true).await
+    }
+
+    /// A simulator-only test (kube-sim metrics, faults or tokens): not for a real cluster.
+    pub async fn sim_only(sim: kube_sim::SimConfig, operator: bool) -> Env {
+        assert!(
+            !real(),
+            "this test needs kube-sim; it is excluded from the real-cluster run"
+        );
+        Self::start_with(sim, CONFIG, operator).await
+    }
+
+    pub async fn start_with(sim: kube_sim::SimConfig, config: &str, operator: bool) -> Env {
+        let n = SCRATCH.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let sfx = random_suffix();
+        let dir = std::env::temp_dir().join(format!(
+            "partnerkit-rules-{}-{n}-{sfx}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let (kubeconfig, sim) = if real() {
+            let path = std::env::var("KUBECONFIG").expect("PARTNERKIT_E2E_REAL=1 needs KUBECONFIG");
+            (std::path::PathBuf::from(path), None)
+        } else {
+            let path = dir.join("kubeconfig");
+            let handle = kube_sim::start(kube_sim::SimConfig {
+                kubeconfig: Some(path.clone()),
+                ..sim
+            })
+            .await
+            .expect("kube-sim");
+            (path, Some(handle))
+        };
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("client config");
+        let client = Client::try_from(cfg).expect("client");
+        apply_yaml(
+            &client,
+            &partnerkit::manifests::all_yaml().expect("manifests"),
+            "test-setup",
+        )
+        .await;
+        let mut env = Env {
+            dir,
+            kubeconfig,
+            client,
+            config: Config::from_yaml(config, "test config").expect("config"),
+            config_yaml: config.to_string(),
+            sfx,
+            sim,
+            op: None,
+        };
+        if operator {
+            env.start_operator().await;
+        }
+        env
+    }
+
+    pub fn sim(&self) -> &kube_sim::SimHandle {
+        self.sim.as_ref().expect("this test needs kube-sim")
+    }
+
+    // --- names ---------------------------------------------------------------------------
+
+    /// `base` made unique for this test.
+    pub fn n(&self, base: &str) -> String {
+        format!("{base}-{}", self.sfx)
+    }
+    /// The namespace of a partner (its full name).
+    pub fn pns(&self, partner: &str) -> String {
+        partnerkit::resources::names::partner_namespace(&self.config, partner)
+    }
+    /// The workspace namespace of a tenant (its full name).
+    pub fn ws(&self, tenant: &str) -> String {
+        partnerkit::resources::names::workspace(&self.config, tenant)
+    }
+    /// An admin's e-mail: `<who>@<partner>.example`.
+    pub fn email(&self, who: &str, org: &str) -> String {
+        format!("{who}@{org}.example")
+    }
+
+    // --- the operator --------------------------------------------------------------------
+
+    /// Start the operator in-process (waits until its caches are synced).
+    pub async fn start_operator(&mut self) {
+        assert!(self.op.is_none(), "the operator is already running");
+        let telemetry = Telemetry::new();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(partnerkit::controller::run_with(
+            self.client.clone(),
+            self.config.clone(),
+            telemetry.clone(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        self.op = Some(Running {
+            telemetry: telemetry.clone(),
+            stop: Some(tx),
+            task,
+        });
+        self.eventually(20, "the operator to be ready", || async {
+            telemetry.is_ready().then_some(())
+        })
+        .await;
+    }
+
+    /// The same, as another client (e.g. a ServiceAccount's).
+    pub async fn start_operator_as(&mut self, client: Client) {
+        let own = std::mem::replace(&mut self.client, client);
+        self.start_operator().await;
+        self.client = own;
+    }
+
+    pub fn telemetry(&self) -> Arc<Telemetry> {
+        self.op.as_ref().expect("operator running").telemetry.clone()
+    }
+
+    /// Graceful stop: the shutdown signal, then wait for the operator to end without error.
+    pub async fn stop_operator(&mut self) {
+        let Some(mut op) = self.op.take() else { return };
+        if let Some(tx) = op.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), op.task)
+            .await
+            .expect("the operator stops within 10s")
+            .expect("operator task")
+            .expect("the operator ran without error");
+    }
+
+    /// A crash: the operator's task is aborted wherever it is (requests under way included).
+    pub async fn kill_operator(&mut self) {
+        let Some(op) = self.op.take() else { return };
+        op.task.abort();
+        let _ = op.task.await;
+    }
+
+    pub async fn restart_operator(&mut self) {
+        self.stop_operator().await;
+        self.start_operator().await;
+    }
+
+    // --- kubectl -------------------------------------------------------------------------
+
+    async fn run_kubectl(&self, args: &[&str], stdin: Option<&str>) -> Out {
+        use tokio::io::AsyncWriteExt;
+        let bin = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+        let mut cmd = tokio::process::Command::new(&bin);
+        cmd.args(args)
+            .arg("--cache-dir")
+            .arg(self.dir.join("kubectl-cache"))
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", &self.dir)
+            .stdin(if stdin.is_some() {
+                std::process::Stdio::piped()
+            } else {
+                std::process::Stdio::null()
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+        if let Some(text) = stdin {
+            let mut si = child.stdin.take().expect("stdin");
+            si.write_all(text.as_bytes()).await.expect("write stdin");
+            drop(si);
+        }
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in 60s"))
+            .expect("kubectl output");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `kubectl ARGS` as the cluster admin.
+    pub async fn kubectl(&self, args: &[&str]) -> Out {
+        self.run_kubectl(args, None).await
+    }
+
+    /// `kubectl ARGS --as USER` (a partner or tenant admin).
+    pub async fn kubectl_as(&self, user: &str, args: &[&str]) -> Out {
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend(["--as", user]);
+        self.run_kubectl(&a, None).await
+    }
+
+    /// Panics unless kubectl succeeds; returns stdout.
+    pub async fn kubectl_ok(&self, args: &[&str]) -> String {
+        let o = self.kubectl(args).await;
+        assert!(o.ok(), "kubectl {args:?} failed:\n{}{}", o.stderr, o.stdout);
+        o.stdout
+    }
+
+    /// `kubectl apply -f -` of a manifest as the cluster admin; panics unless it succeeds.
+    pub async fn apply(&self, manifest: &str) {
+        let o = self.run_kubectl(&["apply", "-f", "-"], Some(manifest)).await;
+        assert!(o.ok(), "kubectl apply failed:\n{}\n{manifest}", o.stderr);
+    }
+
+    /// `kubectl apply -f - --as USER`.
+    pub async fn apply_as(&self, user: &str, manifest: &str) -> Out {
+        self.run_kubectl(&["apply", "-f", "-", "--as", user], Some(manifest))
+            .await
+    }
+
+    /// `kubectl create -f - [--as USER]`.
+    pub async fn create_as(&self, user: Option<&str>, manifest: &str) -> Out {
+        let mut a = vec!["create", "-f", "-"];
+        if let Some(u) = user {
+            a.extend(["--as", u]);
+        }
+        self.run_kubectl(&a, Some(manifest)).await
+    }
+
+    /// `kubectl delete KIND NAME [-n NS] --wait=false`; panics unless it succeeds.
+    pub async fn delete(&self, kind: &str, ns: Option<&str>, name: &str) {
+        let mut a = vec!["delete", kind, name, "--wait=false"];
+        if let Some(ns) = ns {
+            a.extend(["-n", ns]);
+        }
+        self.kubectl_ok(&a).await;
+    }
+
+    // --- reading -------------------------------------------------------------------------
+
+    async fn dyn_api(&self, api_version: &str, kind: &str, ns: Option<&str>) -> Api<DynamicObject> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let (ar, _) = pinned_kind(&self.client, &GroupVersionKind::gvk(group, version, kind))
+            .await
+            .expect("discovery");
+        match ns {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &ar),
+            None => Api::all_with(self.client.clone(), &ar),
+        }
+    }
+
+    /// An object as JSON, or None.
+    pub async fn get(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Option<Value> {
+        self.dyn_api(api_version, kind, ns)
+            .await
+            .get_opt(name)
+            .await
+            .expect("get")
+            .map(|o| serde_json::to_value(o).expect("json"))
+    }
+
+    /// Objects of a kind (in a namespace), as JSON, optionally by label selector.
+    pub async fn list(&self, api_version: &str, kind: &str, ns: Option<&str>, selector: Option<&str>) -> Vec<Value> {
+        let mut lp = kube::api::ListParams::default();
+        if let Some(s) = selector {
+            lp = lp.labels(s);
+        }
+        self.dyn_api(api_version, kind, ns)
+            .await
+            .list(&lp)
+            .await
+            .expect("list")
+            .items
+            .into_iter()
+            .map(|o| serde_json::to_value(o).expect("json"))
+            .collect()
+    }
+
+    pub async fn partner(&self, name: &str) -> Option<Value> {
+        self.get("partnerkit.io/v1alpha1", "Partner", None, name).await
+    }
+    pub async fn tenant(&self, ns: &str, name: &str) -> Option<Value> {
+        self.get("partnerkit.io/v1alpha1", "Tenant", Some(ns), name).await
+    }
+    pub async fn namespace(&self, name: &str) -> Option<Value> {
+        self.get("v1", "Namespace", None, name).await
+    }
+    pub async fn config_map(&self, ns: &str, name: &str) -> Option<Value> {
+        self.get("v1", "ConfigMap", Some(ns), name).await
+    }
+    pub async fn role_binding(&self, ns: &str, name: &str) -> Option<Value> {
+        self.get("rbac.authorization.k8s.io/v1", "RoleBinding", Some(ns), name)
+            .await
+    }
+    pub async fn cluster_role(&self, name: &str) -> Option<Value> {
+        self.get("rbac.authorization.k8s.io/v1", "ClusterRole", None, name)
+            .await
+    }
+    pub async fn cluster_role_binding(&self, name: &str) -> Option<Value> {
+        self.get("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, name)
+            .await
+    }
+
+    /// Poll `f` every 50 ms until it returns Some, for at most `secs` seconds.
+    pub async fn eventually<T, F, Fut>(&self, secs: u64, what: &str, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {secs}s waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The Ready condition of a partnerkit object, once its status describes its current
+    /// generation and Ready has `reason`; returns the object.
+    pub async fn wait_reason(&self, kind: &str, ns: Option<&str>, name: &str, reason: &str) -> Value {
+        let mut last = Value::Null;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(o) = self.get("partnerkit.io/v1alpha1", kind, ns, name).await {
+                let current = o["status"]["observedGeneration"] == o["metadata"]["generation"];
+                if current && ready(&o).is_some_and(|c| c["reason"] == reason) {
+                    return o;
+                }
+                last = o;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {kind} {name} to be {reason}; last seen:\n{:#}",
+                last["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Wait for `Ready=True, reason=Reconciled`.
+    pub async fn wait_ready(&self, kind: &str, ns: Option<&str>, name: &str) -> Value {
+        let o = self.wait_reason(kind, ns, name, "Reconciled").await;
+        assert_eq!(ready(&o).expect("Ready")["status"], "True");
+        o
+    }
+
+    /// Wait until the object is gone.
+    pub async fn wait_gone(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) {
+        self.eventually(15, &format!("{kind} {name} to be gone"), || async {
+            self.get(api_version, kind, ns, name).await.is_none().then_some(())
+        })
+        .await
+    }
+
+    /// kube-sim's request counters (`{"total","writes","byVerb","requests":[…]}`).
+    pub fn requests(&self) -> Value {
+        self.sim().sim.metrics.snapshot()
+    }
+    pub fn reset_requests(&self) {
+        self.sim().sim.metrics.reset()
+    }
+
+    /// Stop the operator; on a real cluster first delete what this test created (while the
+    /// operator still runs, so finalizers are honoured).
+    pub async fn finish(mut self) {
+        if real() {
+            self.clean_up_real().await;
+        }
+        self.stop_operator().await;
+        if let Some(sim) = self.sim.take() {
+            sim.stop().await;
+        }
+    }
+
+    async fn clean_up_real(&self) {
+        let sfx = format!("-{}", self.sfx);
+        let mine = |o: &Value| {
+            o["metadata"]["name"].as_str().is_some_and(|n| n.ends_with(&sfx))
+                || o["metadata"]["namespace"].as_str().is_some_and(|n| n.ends_with(&sfx))
+        };
+        for t in self.list("partnerkit.io/v1alpha1", "Tenant", None, None).await {
+            if mine(&t) && t["metadata"]["name"] != "template" {
+                let ns = t["metadata"]["namespace"].as_str().unwrap_or_default();
+                let name = t["metadata"]["name"].as_str().unwrap_or_default();
+                let _ = self.kubectl(&["delete", "tenant", name, "-n", ns, "--wait=false"]).await;
+            }
+        }
+        for p in self.list("partnerkit.io/v1alpha1", "Partner", None, None).await {
+            if mine(&p) {
+                let name = p["metadata"]["name"].as_str().unwrap_or_default();
+                let _ = self.kubectl(&["delete", "partner", name, "--wait=false"]).await;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while tokio::time::Instant::now() < deadline {
+            let left = self.list("partnerkit.io/v1alpha1", "Partner", None, None).await;
+            if !left.iter().any(mine) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for ns in self.list("v1", "Namespace", None, None).await {
+            if mine(&ns) {
+                let name = ns["metadata"]["name"].as_str().unwrap_or_default();
+                let _ = self.kubectl(&["delete", "namespace", name, "--wait=false"]).await;
+            }
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(op) = self.op.take() {
+            op.task.abort();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The Ready condition of an object, if any.
+pub fn ready(o: &Value) -> Option<&Value> {
+    o["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+}
+
+/// An object's labels (empty map if none).
+pub fn labels_of(o: &Value) -> std::collections::BTreeMap<String, String> {
+    o["metadata"]["labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A string map from `(key, value)` pairs.
+pub fn smap<const N: usize>(pairs: [(&str, &str); N]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The RBAC subjects of a binding as user names.
+pub fn subjects(o: &Value) -> Vec<String> {
+    o["subjects"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    assert_eq!(s["kind"], "User", "subject kind");
+                    s["name"].as_str().unwrap_or_default().to_string()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Partners writes by field manager `partnerkit` in a kube-sim counter snapshot:
+/// `(verb, resource, subresource) -> count`.
+pub fn partnerkit_writes(snapshot: &Value) -> std::collections::BTreeMap<(String, String, String), u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in snapshot["requests"].as_array().into_iter().flatten() {
+        let verb = r["verb"].as_str().unwrap_or_default();
+        if r["fieldManager"] == "partnerkit" && kube_sim::faults::is_write(verb) {
+            *out.entry((
+                verb.to_string(),
+                r["resource"].as_str().unwrap_or_default().to_string(),
+                r["subresource"].as_str().unwrap_or_default().to_string(),
+            ))
+            .or_default() += r["count"].as_u64().unwrap_or(0);
+        }
+    }
+    out
+}
+
+/// A Partner manifest: `admins` by e-mail, `spec` merged over displayName/admins.
+pub fn partner_json(name: &str, display: &str, admins: &[&str], spec: Value) -> Value {
+    let mut s = serde_json::json!({
+        "displayName": display,
+        "admins": admins.iter().map(|a| serde_json::json!({"email": a})).collect::<Vec<_>>(),
+    });
+    if let (Some(s), Some(extra)) = (s.as_object_mut(), spec.as_object()) {
+        s.extend(extra.clone());
+    }
+    serde_json::json!({"apiVersion": "partnerkit.io/v1alpha1", "kind": "Partner", "metadata": {"name": name}, "spec": s})
+}
+
+/// A Tenant manifest.
+pub fn tenant_json(ns: &str, name: &str, spec: Value) -> Value {
+    serde_json::json!({"apiVersion": "partnerkit.io/v1alpha1", "kind": "Tenant", "metadata": {"name": name, "namespace": ns}, "spec": spec})
+}
+
+/// A ConfigMap manifest (user data).
+pub fn config_map_json(ns: &str, name: &str, data: Value) -> Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": data})
+}
+
+impl Env {
+    /// `kubectl apply` of a JSON manifest as the cluster admin.
+    pub async fn apply_json(&self, v: &Value) {
+        self.apply(&v.to_string()).await
+    }
+
+    /// A partner with `admins`, applied and Ready; returns its namespace.
+    pub async fn partner_ready(&self, name: &str, admins: &[&str], spec: Value) -> String {
+        self.apply_json(&partner_json(name, &format!("{name} Inc"), admins, spec))
+            .await;
+        self.wait_ready("Partner", None, name).await;
+        let ns = self.pns(name);
+        self.eventually(10, "the template tenant", || async {
+            self.tenant(&ns, "template").await
+        })
+        .await;
+        ns
+    }
+
+    /// A tenant applied and Ready; returns the Tenant.
+    pub async fn tenant_ready(&self, ns: &str, name: &str, spec: Value) -> Value {
+        self.apply_json(&tenant_json(ns, name, spec)).await;
+        self.wait_ready("Tenant", Some(ns), name).await
+    }
+
+    /// Warning Events (events.k8s.io/v1) about an object, as `(reason, note)`.
+    pub async fn warnings_about(&self, ns: &str, kind: &str, name: &str) -> Vec<(String, String)> {
+        self.list("events.k8s.io/v1", "Event", Some(ns), None)
+            .await
+            .into_iter()
+            .filter(|e| {
+                e["type"] == "Warning"
+                    && e["regarding"]["kind"] == kind
+                    && e["regarding"]["name"] == name
+            })
+            .map(|e| {
+                (
+                    e["reason"].as_str().unwrap_or_default().to_string(),
+                    e["note"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// An object's labels without the one the API server puts on every namespace
+/// (`kubernetes.io/metadata.name`).
+pub fn our_labels(o: &Value) -> std::collections::BTreeMap<String, String> {
+    let mut l = labels_of(o);
+    l.remove("kubernetes.io/metadata.name");
+    l
+}
