@@ -46,11 +46,18 @@ const CLK_TCK: f64 = 100.0;
 const BENCH_MANAGER: &str = "bench";
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     if let Err(e) = rt.block_on(run()) {
         eprintln!("benchmark failed: {e}");
         std::process::exit(1);
@@ -69,7 +76,9 @@ fn kube_sim_binary() -> PathBuf {
     match std::env::var_os("KUBE_SIM_BIN") {
         Some(p) => PathBuf::from(p),
         None => {
-            let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace_root().join("target"));
             target.join("release").join("kube-sim")
         }
     }
@@ -101,7 +110,11 @@ fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(14) + ticks(15)) / CLK_TCK
 }
 
@@ -117,15 +130,26 @@ struct Child {
 impl Child {
     /// SIGTERM, SIGKILL if still there after 10 s.
     async fn stop(mut self) {
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status();
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status();
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
             let _ = self.child.start_kill();
             let _ = self.child.wait().await;
         }
     }
 }
 
-async fn wait_for_file(child: &mut tokio::process::Child, path: &std::path::Path, what: &str, needle: Option<&str>) -> Res<String> {
+async fn wait_for_file(
+    child: &mut tokio::process::Child,
+    path: &std::path::Path,
+    what: &str,
+    needle: Option<&str>,
+) -> Res<String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(text) = std::fs::read_to_string(path)
@@ -151,19 +175,42 @@ async fn wait_for_file(child: &mut tokio::process::Child, path: &std::path::Path
 fn http(addr: &str, method: &str, path: &str) -> Res<(u16, Vec<u8>)> {
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no HTTP head")?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no HTTP head")?;
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let code: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or("bad status line")?;
+    let code: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("bad status line")?;
     let raw = &buf[split + 4..];
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut out = Vec::new();
         let mut rest = raw;
         loop {
-            let eol = rest.windows(2).position(|w| w == b"\r\n").ok_or("bad chunk")?;
-            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..eol]).split(';').next().unwrap_or("").trim(), 16)?;
+            let eol = rest
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .ok_or("bad chunk")?;
+            let size = usize::from_str_radix(
+                String::from_utf8_lossy(&rest[..eol])
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim(),
+                16,
+            )?;
             if size == 0 {
                 break;
             }
@@ -180,7 +227,11 @@ fn http(addr: &str, method: &str, path: &str) -> Res<(u16, Vec<u8>)> {
 fn sim_json(addr: &str, method: &str, path: &str) -> Res<Value> {
     let (code, body) = http(addr, method, path)?;
     if code != 200 {
-        return Err(format!("{method} {path}: HTTP {code}: {}", String::from_utf8_lossy(&body)).into());
+        return Err(format!(
+            "{method} {path}: HTTP {code}: {}",
+            String::from_utf8_lossy(&body)
+        )
+        .into());
     }
     Ok(serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
@@ -195,26 +246,52 @@ impl Counts {
         let mut out = BTreeMap::new();
         for r in v["requests"].as_array().into_iter().flatten() {
             let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
-            let resource = if s("subresource").is_empty() { s("resource") } else { format!("{}/{}", s("resource"), s("subresource")) };
-            *out.entry((s("verb"), resource, s("fieldManager"))).or_default() += r["count"].as_u64().unwrap_or(0);
+            let resource = if s("subresource").is_empty() {
+                s("resource")
+            } else {
+                format!("{}/{}", s("resource"), s("subresource"))
+            };
+            *out.entry((s("verb"), resource, s("fieldManager")))
+                .or_default() += r["count"].as_u64().unwrap_or(0);
         }
         Ok(Counts(out))
     }
     fn minus(&self, before: &Counts) -> Counts {
-        Counts(self.0.iter().map(|(k, v)| (k.clone(), v - before.0.get(k).copied().unwrap_or(0))).filter(|(_, v)| *v > 0).collect())
+        Counts(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.clone(), v - before.0.get(k).copied().unwrap_or(0)))
+                .filter(|(_, v)| *v > 0)
+                .collect(),
+        )
     }
     fn is_write(verb: &str) -> bool {
-        matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection")
+        matches!(
+            verb,
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        )
     }
     /// Writes not made by the bench itself (the operator's, whatever field manager it used).
     fn operator_writes(&self) -> u64 {
-        self.0.iter().filter(|((verb, _, fm), _)| Self::is_write(verb) && fm != BENCH_MANAGER).map(|(_, v)| v).sum()
+        self.0
+            .iter()
+            .filter(|((verb, _, fm), _)| Self::is_write(verb) && fm != BENCH_MANAGER)
+            .map(|(_, v)| v)
+            .sum()
     }
     fn writes_by(&self, manager: &str) -> u64 {
-        self.0.iter().filter(|((verb, _, fm), _)| Self::is_write(verb) && fm == manager).map(|(_, v)| v).sum()
+        self.0
+            .iter()
+            .filter(|((verb, _, fm), _)| Self::is_write(verb) && fm == manager)
+            .map(|(_, v)| v)
+            .sum()
     }
     fn reads(&self) -> u64 {
-        self.0.iter().filter(|((verb, _, _), _)| !Self::is_write(verb)).map(|(_, v)| v).sum()
+        self.0
+            .iter()
+            .filter(|((verb, _, _), _)| !Self::is_write(verb))
+            .map(|(_, v)| v)
+            .sum()
     }
     /// "create namespaces 10000, patch configmaps 30000, …" for the operator's writes.
     fn operator_breakdown(&self) -> String {
@@ -222,7 +299,13 @@ impl Counts {
             .0
             .iter()
             .filter(|((verb, _, fm), _)| Self::is_write(verb) && fm != BENCH_MANAGER)
-            .map(|((verb, res, fm), n)| if fm == "partnerkit" { format!("{verb} {res} {n}") } else { format!("{verb} {res} [{fm}] {n}") })
+            .map(|((verb, res, fm), n)| {
+                if fm == "partnerkit" {
+                    format!("{verb} {res} {n}")
+                } else {
+                    format!("{verb} {res} [{fm}] {n}")
+                }
+            })
             .collect();
         if parts.is_empty() {
             parts.push("none".into());
@@ -239,17 +322,26 @@ impl Counts {
         if by.is_empty() {
             return "none".into();
         }
-        by.iter().map(|((v, r), n)| format!("{v} {r} {n}")).collect::<Vec<_>>().join(", ")
+        by.iter()
+            .map(|((v, r), n)| format!("{v} {r} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
 /// The operator's reconciles, from its /metrics: (total, errors).
 fn reconciles(metrics_addr: &str) -> (u64, u64) {
-    let Ok((200, body)) = http(metrics_addr, "GET", "/metrics") else { return (0, 0) };
+    let Ok((200, body)) = http(metrics_addr, "GET", "/metrics") else {
+        return (0, 0);
+    };
     let text = String::from_utf8_lossy(&body);
     let (mut total, mut errors) = (0u64, 0u64);
     for line in text.lines() {
-        let value = || line.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()).unwrap_or(0.0) as u64;
+        let value = || {
+            line.rsplit_once(' ')
+                .and_then(|(_, v)| v.parse::<f64>().ok())
+                .unwrap_or(0.0) as u64
+        };
         if line.starts_with("controller_runtime_reconcile_total{") {
             total += value();
         } else if line.starts_with("controller_runtime_reconcile_errors_total{") {
@@ -312,7 +404,10 @@ fn tenant_json(p: usize, i: usize) -> Value {
     match i % 10 {
         3 => spec["bizApps"] = json!({"calendar": false}),
         5 => spec["profiles"] = json!({"wifi": {"ssid": name.clone()}}),
-        7 => spec["profiles"] = json!({"vpn": {"gateway": format!("vpn.{name}.example"), "protocol": "wireguard"}}),
+        7 => {
+            spec["profiles"] =
+                json!({"vpn": {"gateway": format!("vpn.{name}.example"), "protocol": "wireguard"}})
+        }
         8 if p % 2 == 1 => spec["bizApps"] = json!({"analytics": true}),
         _ => {}
     }
@@ -329,19 +424,32 @@ fn tenant_json(p: usize, i: usize) -> Value {
 async fn install_manifests(client: &Client) -> Res<usize> {
     let yaml = partnerkit::manifests::all_yaml()?;
     let mut n = 0;
-    for doc in yaml.split("\n---").map(str::trim).filter(|d| !d.is_empty() && *d != "---") {
+    for doc in yaml
+        .split("\n---")
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && *d != "---")
+    {
         let v: Value = serde_saphyr::from_str(doc.trim_start_matches("---"))?;
         let api_version = v["apiVersion"].as_str().ok_or("apiVersion")?;
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
         let gvk = GroupVersionKind::gvk(group, version, v["kind"].as_str().ok_or("kind")?);
         let (ar, caps) = pinned_kind(client, &gvk).await?;
         let api: Api<DynamicObject> = match (caps.scope, v["metadata"]["namespace"].as_str()) {
-            (kube::discovery::Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
-            (kube::discovery::Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &ar),
+            (kube::discovery::Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(client.clone(), ns, &ar)
+            }
+            (kube::discovery::Scope::Namespaced, None) => {
+                Api::default_namespaced_with(client.clone(), &ar)
+            }
             (kube::discovery::Scope::Cluster, _) => Api::all_with(client.clone(), &ar),
         };
         let name = v["metadata"]["name"].as_str().ok_or("name")?;
-        api.patch(name, &PatchParams::apply("bench-setup").force(), &Patch::Apply(&v)).await?;
+        api.patch(
+            name,
+            &PatchParams::apply("bench-setup").force(),
+            &Patch::Apply(&v),
+        )
+        .await?;
         n += 1;
     }
     Ok(n)
@@ -350,7 +458,11 @@ async fn install_manifests(client: &Client) -> Res<usize> {
 fn ready_for_generation(t: &Tenant) -> bool {
     let Some(s) = &t.status else { return false };
     s.observed_generation == t.metadata.generation
-        && s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True" && c.observed_generation == t.metadata.generation)
+        && s.conditions.iter().any(|c| {
+            c.type_ == "Ready"
+                && c.status == "True"
+                && c.observed_generation == t.metadata.generation
+        })
 }
 
 /// Readiness of every Tenant as one watch sees it.
@@ -387,7 +499,9 @@ fn spawn_tenant_watch(client: Client, state: Arc<Mutex<Readiness>>) -> tokio::ta
                     let key = (t.namespace().unwrap_or_default(), t.name_any());
                     s.set(key, ready_for_generation(&t));
                 }
-                watcher::Event::Delete(t) => s.remove(&(t.namespace().unwrap_or_default(), t.name_any())),
+                watcher::Event::Delete(t) => {
+                    s.remove(&(t.namespace().unwrap_or_default(), t.name_any()))
+                }
                 _ => {}
             }
         }
@@ -395,10 +509,17 @@ fn spawn_tenant_watch(client: Client, state: Arc<Mutex<Readiness>>) -> tokio::ta
 }
 
 /// How many of a partner's `partnerkit-profile-wifi` ConfigMaps show `security=<value>`.
-fn spawn_profile_watch(client: Client, partner: String, value: String, count: Arc<AtomicUsize>) -> tokio::task::JoinHandle<()> {
+fn spawn_profile_watch(
+    client: Client,
+    partner: String,
+    value: String,
+    count: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let api: Api<ConfigMap> = Api::all(client);
-        let wc = watcher::Config::default().labels(&format!("partnerkit.io/partner={partner}")).fields("metadata.name=partnerkit-profile-wifi");
+        let wc = watcher::Config::default()
+            .labels(&format!("partnerkit.io/partner={partner}"))
+            .fields("metadata.name=partnerkit-profile-wifi");
         let mut seen: HashMap<String, bool> = HashMap::new();
         let mut stream = std::pin::pin!(watcher(api, wc));
         while let Some(ev) = stream.next().await {
@@ -420,7 +541,12 @@ fn spawn_profile_watch(client: Client, partner: String, value: String, count: Ar
 
 /// Poll kube-sim's counters until the operator has written nothing for `quiet`; returns when
 /// its last write was seen (approximately: polled every 100 ms), or None at `limit`.
-async fn wait_quiet(addr: &str, since: Instant, quiet: Duration, limit: Duration) -> Res<Option<Duration>> {
+async fn wait_quiet(
+    addr: &str,
+    since: Instant,
+    quiet: Duration,
+    limit: Duration,
+) -> Res<Option<Duration>> {
     let mut last = Counts::fetch(addr)?.operator_writes();
     let mut last_change = Instant::now();
     loop {
@@ -441,9 +567,16 @@ async fn wait_quiet(addr: &str, since: Instant, quiet: Duration, limit: Duration
 
 /// Objects (of partnerkit's kinds and children) whose resourceVersion is newer than `rv`,
 /// by partner (from the partnerkit.io/partner label, the partner namespace, or the name).
-async fn changed_since(client: &Client, rv: u64) -> Res<BTreeMap<String, BTreeMap<&'static str, usize>>> {
+async fn changed_since(
+    client: &Client,
+    rv: u64,
+) -> Res<BTreeMap<String, BTreeMap<&'static str, usize>>> {
     fn newer(o: &DynamicObject, rv: u64) -> bool {
-        o.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok()).is_some_and(|v| v > rv)
+        o.metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|v| v > rv)
     }
     let mut out: BTreeMap<String, BTreeMap<&'static str, usize>> = BTreeMap::new();
     let kinds: [(&str, &str, &str, &'static str); 7] = [
@@ -451,19 +584,43 @@ async fn changed_since(client: &Client, rv: u64) -> Res<BTreeMap<String, BTreeMa
         ("partnerkit.io", "v1alpha1", "Tenant", "Tenant"),
         ("", "v1", "Namespace", "Namespace"),
         ("", "v1", "ConfigMap", "ConfigMap"),
-        ("rbac.authorization.k8s.io", "v1", "RoleBinding", "RoleBinding"),
-        ("rbac.authorization.k8s.io", "v1", "ClusterRole", "ClusterRole"),
-        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "ClusterRoleBinding"),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "RoleBinding",
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "ClusterRole",
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "ClusterRoleBinding",
+        ),
     ];
     for (g, v, k, label) in kinds {
         let (ar, _) = pinned_kind(client, &GroupVersionKind::gvk(g, v, k)).await?;
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-        for o in api.list(&ListParams::default()).await?.items.iter().filter(|o| newer(o, rv)) {
+        for o in api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|o| newer(o, rv))
+        {
             let partner = o
                 .labels()
                 .get("partnerkit.io/partner")
                 .cloned()
-                .or_else(|| o.namespace().and_then(|ns| ns.strip_prefix("partner-").map(str::to_string)))
+                .or_else(|| {
+                    o.namespace()
+                        .and_then(|ns| ns.strip_prefix("partner-").map(str::to_string))
+                })
                 .or_else(|| (k == "Partner").then(|| o.name_any()))
                 .unwrap_or_else(|| "(none)".into());
             *out.entry(partner).or_default().entry(label).or_default() += 1;
@@ -482,11 +639,21 @@ async fn run() -> Res<()> {
     let per_partner = env_usize("BENCH_TENANTS", 1000);
     let clients = env_usize("BENCH_CLIENTS", 32);
     let idle_secs = env_usize("BENCH_IDLE_SECONDS", 30) as u64;
-    let ns_defaults = std::env::var("BENCH_NS_DEFAULTS").map(|v| v != "0").unwrap_or(true);
+    let ns_defaults = std::env::var("BENCH_NS_DEFAULTS")
+        .map(|v| v != "0")
+        .unwrap_or(true);
     let total = partners * per_partner;
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    println!("partnerkit operator benchmark: {partners} partners x {per_partner} tenants = {total} tenants, {clients} creating clients, {cpus} CPUs");
-    println!("  kube-sim: {} (namespace defaults {})", kube_sim_binary().display(), if ns_defaults { "on" } else { "off" });
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    println!(
+        "partnerkit operator benchmark: {partners} partners x {per_partner} tenants = {total} tenants, {clients} creating clients, {cpus} CPUs"
+    );
+    println!(
+        "  kube-sim: {} (namespace defaults {})",
+        kube_sim_binary().display(),
+        if ns_defaults { "on" } else { "off" }
+    );
     println!("  operator: {} run", partnerkit_binary().display());
 
     let dir = std::env::temp_dir().join(format!("partnerkit-bench-{}", std::process::id()));
@@ -495,29 +662,51 @@ async fn run() -> Res<()> {
     // kube-sim.
     let sim_bin = kube_sim_binary();
     if !sim_bin.exists() {
-        return Err(format!("{} is missing: run `make build` (or `cargo build --release -p kube-sim`)", sim_bin.display()).into());
+        return Err(format!(
+            "{} is missing: run `make build` (or `cargo build --release -p kube-sim`)",
+            sim_bin.display()
+        )
+        .into());
     }
     let kubeconfig = dir.join("kubeconfig");
     let mut cmd = tokio::process::Command::new(&sim_bin);
-    cmd.arg("--listen").arg("127.0.0.1:0").arg("--kubeconfig").arg(&kubeconfig);
+    cmd.arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig);
     if !ns_defaults {
         cmd.arg("--no-namespace-defaults");
     }
-    let mut sim_child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true).spawn()?;
+    let mut sim_child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
     let sim_pid = sim_child.id().ok_or("kube-sim exited at once")?;
     wait_for_file(&mut sim_child, &kubeconfig, "kube-sim", None).await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let sim = Child { child: sim_child, pid: sim_pid };
+    let sim = Child {
+        child: sim_child,
+        pid: sim_pid,
+    };
     let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
     let kconfig = Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-    let addr = kconfig.cluster_url.authority().ok_or("kubeconfig server has no host")?.to_string();
+    let addr = kconfig
+        .cluster_url
+        .authority()
+        .ok_or("kubeconfig server has no host")?
+        .to_string();
     let client = Client::try_from(kconfig)?;
     let n = install_manifests(&client).await?;
     println!("  installed `partnerkit manifests` ({n} objects)");
 
     // The operator, with the examples' configuration on free ports.
     let example = std::fs::read_to_string(workspace_root().join("examples/00-config.yaml"))?;
-    let config_text = example.replace("\"0.0.0.0:8080\"", "\"127.0.0.1:0\"").replace("\"0.0.0.0:8081\"", "\"127.0.0.1:0\"").replace("\"0.0.0.0:8443\"", "\"127.0.0.1:0\"");
+    let config_text = example
+        .replace("\"0.0.0.0:8080\"", "\"127.0.0.1:0\"")
+        .replace("\"0.0.0.0:8081\"", "\"127.0.0.1:0\"")
+        .replace("\"0.0.0.0:8443\"", "\"127.0.0.1:0\"");
     let config_path = dir.join("config.yaml");
     std::fs::write(&config_path, config_text)?;
     let log_path = dir.join("operator.log");
@@ -535,16 +724,34 @@ async fn run() -> Res<()> {
         .kill_on_drop(true)
         .spawn()?;
     let op_pid = op_child.id().ok_or("the operator exited at once")?;
-    let text = wait_for_file(&mut op_child, &log_path, "the operator", Some("controllers running")).await?;
-    let op = Child { child: op_child, pid: op_pid };
+    let text = wait_for_file(
+        &mut op_child,
+        &log_path,
+        "the operator",
+        Some("controllers running"),
+    )
+    .await?;
+    let op = Child {
+        child: op_child,
+        pid: op_pid,
+    };
     let metrics_addr = text
         .lines()
         .find(|l| l.contains("listening") && l.contains("metrics"))
         .and_then(|l| l.split("address=").nth(1))
-        .map(|a| a.split_whitespace().next().unwrap_or("").trim_matches('"').to_string())
+        .map(|a| {
+            a.split_whitespace()
+                .next()
+                .unwrap_or("")
+                .trim_matches('"')
+                .to_string()
+        })
         .unwrap_or_default();
     let (_, op_hwm_start) = memory(op_pid);
-    println!("  operator ready (metrics on {metrics_addr}; RSS {:.1} MiB)", mib(op_hwm_start));
+    println!(
+        "  operator ready (metrics on {metrics_addr}; RSS {:.1} MiB)",
+        mib(op_hwm_start)
+    );
 
     // 1. Convergence.
     let readiness = Arc::new(Mutex::new(Readiness::default()));
@@ -554,20 +761,36 @@ async fn run() -> Res<()> {
     let (sim_cpu0, op_cpu0) = (cpu_seconds(sim_pid), cpu_seconds(op_pid));
     let (rec0, _) = reconciles(&metrics_addr);
     let t0 = Instant::now();
-    let pp = PostParams { field_manager: Some(BENCH_MANAGER.into()), ..Default::default() };
+    let pp = PostParams {
+        field_manager: Some(BENCH_MANAGER.into()),
+        ..Default::default()
+    };
     let partner_api: Api<Partner> = Api::all(client.clone());
     for p in 0..partners {
-        partner_api.create(&pp, &serde_json::from_value(partner_json(p, per_partner))?).await?;
+        partner_api
+            .create(&pp, &serde_json::from_value(partner_json(p, per_partner))?)
+            .await?;
     }
     // Templates: applied by the partner admins once partnerkit has made the partner namespace.
     for p in 0..partners {
         let api: Api<Tenant> = Api::namespaced(client.clone(), &partner_ns(p));
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            match api.patch("template", &PatchParams::apply(BENCH_MANAGER).force(), &Patch::Apply(&template_json(p, "wpa2"))).await {
+            match api
+                .patch(
+                    "template",
+                    &PatchParams::apply(BENCH_MANAGER).force(),
+                    &Patch::Apply(&template_json(p, "wpa2")),
+                )
+                .await
+            {
                 Ok(_) => break,
-                Err(kube::Error::Api(s)) if s.code == 404 && Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
-                Err(e) => return Err(format!("applying the template of {}: {e}", partner_name(p)).into()),
+                Err(kube::Error::Api(s)) if s.code == 404 && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(e) => {
+                    return Err(format!("applying the template of {}: {e}", partner_name(p)).into());
+                }
             }
         }
     }
@@ -605,7 +828,15 @@ async fn run() -> Res<()> {
         t_templates.as_secs_f64(),
         create_time.as_secs_f64(),
         total as f64 / create_time.as_secs_f64(),
-        if create_errors.is_empty() { String::new() } else { format!("; {} ERRORS, first: {}", create_errors.len(), create_errors[0]) }
+        if create_errors.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} ERRORS, first: {}",
+                create_errors.len(),
+                create_errors[0]
+            )
+        }
     );
     let want = total + partners; // and the templates
     let mut last_print = Instant::now();
@@ -620,26 +851,56 @@ async fn run() -> Res<()> {
         }
         if last_print.elapsed() > Duration::from_secs(10) {
             let c = Counts::fetch(&addr)?;
-            println!("    {:>5.1}s: {ready}/{want} Ready; operator writes so far {}", t0.elapsed().as_secs_f64(), c.operator_writes());
+            println!(
+                "    {:>5.1}s: {ready}/{want} Ready; operator writes so far {}",
+                t0.elapsed().as_secs_f64(),
+                c.operator_writes()
+            );
             last_print = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     match converged {
-        Some(t) => println!("  every tenant Ready {:.2}s after the first create", t.as_secs_f64()),
-        None => println!("  NOT CONVERGED within {}s: {}/{want} Ready", converge_limit.as_secs(), readiness.lock().unwrap().ready_count),
+        Some(t) => println!(
+            "  every tenant Ready {:.2}s after the first create",
+            t.as_secs_f64()
+        ),
+        None => println!(
+            "  NOT CONVERGED within {}s: {}/{want} Ready",
+            converge_limit.as_secs(),
+            readiness.lock().unwrap().ready_count
+        ),
     }
     let quiet = wait_quiet(&addr, t0, Duration::from_secs(3), Duration::from_secs(300)).await?;
     if let Some(q) = quiet {
-        println!("  the operator's last write {:.2}s after the first create", q.as_secs_f64());
+        println!(
+            "  the operator's last write {:.2}s after the first create",
+            q.as_secs_f64()
+        );
     }
     let converge_counts = Counts::fetch(&addr)?;
     let (sim_cpu1, op_cpu1) = (cpu_seconds(sim_pid), cpu_seconds(op_pid));
     let (rec1, rec_err1) = reconciles(&metrics_addr);
-    let objects = sim_json(&addr, "GET", "/kube-sim/stats")?["objects"].as_u64().unwrap_or(0);
-    println!("  operator writes: {} ({:.2} per tenant): {}", converge_counts.operator_writes(), converge_counts.operator_writes() as f64 / total as f64, converge_counts.operator_breakdown());
-    println!("  reads (all clients): {}", converge_counts.reads_breakdown());
-    println!("  reconciles: {} ({} errors); CPU: operator {:.1}s, kube-sim {:.1}s; kube-sim holds {objects} objects", rec1 - rec0, rec_err1, op_cpu1 - op_cpu0, sim_cpu1 - sim_cpu0);
+    let objects = sim_json(&addr, "GET", "/kube-sim/stats")?["objects"]
+        .as_u64()
+        .unwrap_or(0);
+    println!(
+        "  operator writes: {} ({:.2} per tenant): {}",
+        converge_counts.operator_writes(),
+        converge_counts.operator_writes() as f64 / total as f64,
+        converge_counts.operator_breakdown()
+    );
+    println!(
+        "  reads (all clients): {}",
+        converge_counts.reads_breakdown()
+    );
+    println!(
+        "  reconciles: {} ({} errors); CPU: operator {:.1}s, kube-sim {:.1}s; kube-sim holds {objects} objects",
+        rec1 - rec0,
+        rec_err1,
+        op_cpu1 - op_cpu0,
+        sim_cpu1 - sim_cpu0
+    );
     let (op_rss_conv, op_hwm_conv) = memory(op_pid);
     let (sim_rss_conv, sim_hwm_conv) = memory(sim_pid);
 
@@ -664,14 +925,26 @@ async fn run() -> Res<()> {
     let edited = 3.min(partners - 1);
     let edited_name = partner_name(edited);
     let changed = Arc::new(AtomicUsize::new(0));
-    let profile_watch = spawn_profile_watch(client.clone(), edited_name.clone(), "wpa3".into(), changed.clone());
+    let profile_watch = spawn_profile_watch(
+        client.clone(),
+        edited_name.clone(),
+        "wpa3".into(),
+        changed.clone(),
+    );
     // The watch's initial list first (it counts the ConfigMaps already showing wpa3: none).
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rv_edit = sim_json(&addr, "GET", "/kube-sim/stats")?["resourceVersion"].as_u64().unwrap_or(0);
+    let rv_edit = sim_json(&addr, "GET", "/kube-sim/stats")?["resourceVersion"]
+        .as_u64()
+        .unwrap_or(0);
     let edit_before = Counts::fetch(&addr)?;
     let te = Instant::now();
     let api: Api<Tenant> = Api::namespaced(client.clone(), &partner_ns(edited));
-    api.patch("template", &PatchParams::apply(BENCH_MANAGER).force(), &Patch::Apply(&template_json(edited, "wpa3"))).await?;
+    api.patch(
+        "template",
+        &PatchParams::apply(BENCH_MANAGER).force(),
+        &Patch::Apply(&template_json(edited, "wpa3")),
+    )
+    .await?;
     // Every tenant of that partner inherits `security` (none overrides it).
     let inherit_time = loop {
         if changed.load(Ordering::SeqCst) >= per_partner {
@@ -683,14 +956,25 @@ async fn run() -> Res<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     match inherit_time {
-        Some(t) => println!("  template of {edited_name} edited: all {per_partner} profile ConfigMaps updated after {:.2}s", t.as_secs_f64()),
-        None => println!("  template of {edited_name} edited: only {}/{per_partner} profile ConfigMaps updated after 120s", changed.load(Ordering::SeqCst)),
+        Some(t) => println!(
+            "  template of {edited_name} edited: all {per_partner} profile ConfigMaps updated after {:.2}s",
+            t.as_secs_f64()
+        ),
+        None => println!(
+            "  template of {edited_name} edited: only {}/{per_partner} profile ConfigMaps updated after 120s",
+            changed.load(Ordering::SeqCst)
+        ),
     }
-    let inherit_quiet = wait_quiet(&addr, te, Duration::from_secs(2), Duration::from_secs(120)).await?;
+    let inherit_quiet =
+        wait_quiet(&addr, te, Duration::from_secs(2), Duration::from_secs(120)).await?;
     let edit = Counts::fetch(&addr)?.minus(&edit_before);
     profile_watch.abort();
     let by_partner = changed_since(&client, rv_edit).await?;
-    let others: usize = by_partner.iter().filter(|(p, _)| **p != edited_name).map(|(_, m)| m.values().sum::<usize>()).sum();
+    let others: usize = by_partner
+        .iter()
+        .filter(|(p, _)| **p != edited_name)
+        .map(|(_, m)| m.values().sum::<usize>())
+        .sum();
     println!(
         "  writes it caused: operator {} ({}); last one {:.2}s after the edit",
         edit.operator_writes(),
@@ -698,16 +982,29 @@ async fn run() -> Res<()> {
         inherit_quiet.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN)
     );
     for (p, kinds) in &by_partner {
-        println!("    objects changed, {p}: {}", kinds.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
+        println!(
+            "    objects changed, {p}: {}",
+            kinds
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
-    println!("    objects changed of the other {} partners: {others}", partners - 1);
+    println!(
+        "    objects changed of the other {} partners: {others}",
+        partners - 1
+    );
 
     // 5. Memory.
     let (op_rss, op_hwm) = memory(op_pid);
     let (sim_rss, sim_hwm) = memory(sim_pid);
     watch_task.abort();
     let log_text = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let warnings = log_text.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).count();
+    let warnings = log_text
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .count();
     op.stop().await;
     sim.stop().await;
     if std::env::var("BENCH_KEEP_LOG").is_ok_and(|v| v == "1") {
@@ -724,30 +1021,93 @@ async fn run() -> Res<()> {
     );
     println!("| Measurement | Result |");
     println!("|---|---|");
-    println!("| Creates: {partners} Partners + templates, then {total} Tenants ({clients} concurrent clients) | {:.1} s ({:.0} tenants/s) |", create_time.as_secs_f64() + t_templates.as_secs_f64(), total as f64 / create_time.as_secs_f64());
+    println!(
+        "| Creates: {partners} Partners + templates, then {total} Tenants ({clients} concurrent clients) | {:.1} s ({:.0} tenants/s) |",
+        create_time.as_secs_f64() + t_templates.as_secs_f64(),
+        total as f64 / create_time.as_secs_f64()
+    );
     match converged {
-        Some(t) => println!("| **Time to converge**: first create → every Tenant Ready (observedGeneration current) | **{:.1} s** |", t.as_secs_f64()),
-        None => println!("| **Time to converge** | NOT converged within {} s |", converge_limit.as_secs()),
+        Some(t) => println!(
+            "| **Time to converge**: first create → every Tenant Ready (observedGeneration current) | **{:.1} s** |",
+            t.as_secs_f64()
+        ),
+        None => println!(
+            "| **Time to converge** | NOT converged within {} s |",
+            converge_limit.as_secs()
+        ),
     }
     if let Some(q) = quiet {
-        println!("| First create → the operator's last write | {:.1} s |", q.as_secs_f64());
+        println!(
+            "| First create → the operator's last write | {:.1} s |",
+            q.as_secs_f64()
+        );
     }
-    println!("| **API writes by the operator** until converged | **{ops}** ({:.2} per tenant) |", ops as f64 / total as f64);
-    println!("| … by verb and resource | {} |", converge_counts.operator_breakdown());
-    println!("| Writes by the benchmark (creates, templates) | {} |", converge_counts.writes_by(BENCH_MANAGER));
-    println!("| Reads, all clients (operator watches and discovery, benchmark watch) | {} |", converge_counts.reads_breakdown());
-    println!("| Reconciles (errors) until converged | {} ({rec_err1}) |", rec1 - rec0);
-    println!("| CPU until converged: operator / kube-sim | {:.1} s / {:.1} s |", op_cpu1 - op_cpu0, sim_cpu1 - sim_cpu0);
-    println!("| **Idle**: operator writes in the {idle_secs} s after convergence | **{}** (reconciles {}, operator CPU {:.2} s) |", idle.operator_writes(), rec_idle1 - rec_idle0, op_cpu_idle);
+    println!(
+        "| **API writes by the operator** until converged | **{ops}** ({:.2} per tenant) |",
+        ops as f64 / total as f64
+    );
+    println!(
+        "| … by verb and resource | {} |",
+        converge_counts.operator_breakdown()
+    );
+    println!(
+        "| Writes by the benchmark (creates, templates) | {} |",
+        converge_counts.writes_by(BENCH_MANAGER)
+    );
+    println!(
+        "| Reads, all clients (operator watches and discovery, benchmark watch) | {} |",
+        converge_counts.reads_breakdown()
+    );
+    println!(
+        "| Reconciles (errors) until converged | {} ({rec_err1}) |",
+        rec1 - rec0
+    );
+    println!(
+        "| CPU until converged: operator / kube-sim | {:.1} s / {:.1} s |",
+        op_cpu1 - op_cpu0,
+        sim_cpu1 - sim_cpu0
+    );
+    println!(
+        "| **Idle**: operator writes in the {idle_secs} s after convergence | **{}** (reconciles {}, operator CPU {:.2} s) |",
+        idle.operator_writes(),
+        rec_idle1 - rec_idle0,
+        op_cpu_idle
+    );
     match inherit_time {
-        Some(t) => println!("| **Live inheritance**: one template's profile value → all {per_partner} tenants' ConfigMaps | **{:.2} s** |", t.as_secs_f64()),
-        None => println!("| **Live inheritance** | incomplete after 120 s: {}/{per_partner} |", changed.load(Ordering::SeqCst)),
+        Some(t) => println!(
+            "| **Live inheritance**: one template's profile value → all {per_partner} tenants' ConfigMaps | **{:.2} s** |",
+            t.as_secs_f64()
+        ),
+        None => println!(
+            "| **Live inheritance** | incomplete after 120 s: {}/{per_partner} |",
+            changed.load(Ordering::SeqCst)
+        ),
     }
-    println!("| … operator writes it caused | {} ({}) |", edit.operator_writes(), edit.operator_breakdown());
-    println!("| … objects changed of the other {} partners | {others} |", partners - 1);
-    println!("| **Peak memory (VmHWM)**: operator | **{:.1} MiB** (RSS {:.1} MiB at convergence, {:.1} MiB at the end) |", mib(op_hwm.max(op_hwm_conv)), mib(op_rss_conv), mib(op_rss));
-    println!("| Peak memory (VmHWM): kube-sim, {objects} objects | {:.1} MiB (RSS {:.1} MiB at convergence, {:.1} MiB at the end) |", mib(sim_hwm.max(sim_hwm_conv)), mib(sim_rss_conv), mib(sim_rss));
+    println!(
+        "| … operator writes it caused | {} ({}) |",
+        edit.operator_writes(),
+        edit.operator_breakdown()
+    );
+    println!(
+        "| … objects changed of the other {} partners | {others} |",
+        partners - 1
+    );
+    println!(
+        "| **Peak memory (VmHWM)**: operator | **{:.1} MiB** (RSS {:.1} MiB at convergence, {:.1} MiB at the end) |",
+        mib(op_hwm.max(op_hwm_conv)),
+        mib(op_rss_conv),
+        mib(op_rss)
+    );
+    println!(
+        "| Peak memory (VmHWM): kube-sim, {objects} objects | {:.1} MiB (RSS {:.1} MiB at convergence, {:.1} MiB at the end) |",
+        mib(sim_hwm.max(sim_hwm_conv)),
+        mib(sim_rss_conv),
+        mib(sim_rss)
+    );
     println!("| Operator log lines at WARN/ERROR | {warnings} |");
-    println!("\n(total bench time {:.1}s)", run_start.elapsed().as_secs_f64());
+    println!(
+        "\n(total bench time {:.1}s)",
+        run_start.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -5,8 +5,15 @@ use kube::CustomResourceExt;
 use crate::api::{Partner, PartnerAdminInvite, Tenant};
 
 /// Every CRD, each with its file name under `crds/`.
-pub fn crds() -> Vec<(&'static str, k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition)> {
-    vec![("partners.yaml", Partner::crd()), ("tenants.yaml", Tenant::crd()), ("partneradmininvites.yaml", PartnerAdminInvite::crd())]
+pub fn crds() -> Vec<(
+    &'static str,
+    k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+)> {
+    vec![
+        ("partners.yaml", Partner::crd()),
+        ("tenants.yaml", Tenant::crd()),
+        ("partneradmininvites.yaml", PartnerAdminInvite::crd()),
+    ]
 }
 
 /// One CRD as a YAML document.

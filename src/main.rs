@@ -24,12 +24,15 @@ fn main() -> anyhow::Result<()> {
             let dir = args.get(1).map(String::as_str).unwrap_or("crds");
             for (file, crd) in partnerkit::crdgen::crds() {
                 let path = std::path::Path::new(dir).join(file);
-                std::fs::write(&path, partnerkit::crdgen::to_yaml(&crd)?).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, partnerkit::crdgen::to_yaml(&crd)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
             Ok(())
         }
         _ => {
-            eprintln!("usage: partnerkit run [--config PATH] [--log-json] | crd | manifests | crdgen [DIR]");
+            eprintln!(
+                "usage: partnerkit run [--config PATH] [--log-json] | crd | manifests | crdgen [DIR]"
+            );
             std::process::exit(2);
         }
     }
@@ -42,28 +45,40 @@ fn main() -> anyhow::Result<()> {
 /// `RUST_LOG` (default `info`). SIGTERM or SIGINT start a graceful shutdown (reconciles under
 /// way finish); a second signal exits at once.
 fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut config_path = std::env::var("PARTNERKIT_CONFIG").ok().filter(|p| !p.is_empty());
+    let mut config_path = std::env::var("PARTNERKIT_CONFIG")
+        .ok()
+        .filter(|p| !p.is_empty());
     let mut log_json = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--config" => config_path = Some(it.next().context("--config needs a PATH")?.clone()),
-            s if s.starts_with("--config=") => config_path = Some(s["--config=".len()..].to_string()),
+            s if s.starts_with("--config=") => {
+                config_path = Some(s["--config=".len()..].to_string())
+            }
             "--log-json" => log_json = true,
-            other => anyhow::bail!("partnerkit run: unknown argument {other:?} (usage: partnerkit run [--config PATH] [--log-json])"),
+            other => anyhow::bail!(
+                "partnerkit run: unknown argument {other:?} (usage: partnerkit run [--config PATH] [--log-json])"
+            ),
         }
     }
     partnerkit::telemetry::init_logging(log_json);
-    let path = config_path.context("no configuration: pass --config PATH or set PARTNERKIT_CONFIG")?;
+    let path =
+        config_path.context("no configuration: pass --config PATH or set PARTNERKIT_CONFIG")?;
     let config = partnerkit::config::Config::load(&path)?;
     tracing::info!(config = %path, catalog = config.catalog.len(), "configuration loaded");
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
     let result = rt.block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             signal().await;
-            tracing::info!("shutdown requested; finishing reconciles under way (signal again to exit now)");
+            tracing::info!(
+                "shutdown requested; finishing reconciles under way (signal again to exit now)"
+            );
             let _ = stop_tx.send(true);
             signal().await;
             tracing::warn!("second signal: exiting now");
@@ -77,10 +92,24 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         };
 
         let telemetry = partnerkit::telemetry::Telemetry::new();
-        let (_, health) = partnerkit::telemetry::serve("health", &config.listen.health, partnerkit::telemetry::health_router(telemetry.clone()), stopped()).await?;
-        let (_, metrics) = partnerkit::telemetry::serve("metrics", &config.listen.metrics, partnerkit::telemetry::metrics_router(telemetry.clone()), stopped()).await?;
+        let (_, health) = partnerkit::telemetry::serve(
+            "health",
+            &config.listen.health,
+            partnerkit::telemetry::health_router(telemetry.clone()),
+            stopped(),
+        )
+        .await?;
+        let (_, metrics) = partnerkit::telemetry::serve(
+            "metrics",
+            &config.listen.metrics,
+            partnerkit::telemetry::metrics_router(telemetry.clone()),
+            stopped(),
+        )
+        .await?;
 
-        let client = kube::Client::try_default().await.context("connecting to the cluster (KUBECONFIG or in-cluster)")?;
+        let client = kube::Client::try_default()
+            .await
+            .context("connecting to the cluster (KUBECONFIG or in-cluster)")?;
         tracing::info!("connected to the cluster");
         partnerkit::controller::run_with(client, config, telemetry, stopped()).await?;
         let _ = tokio::join!(health, metrics);

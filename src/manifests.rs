@@ -66,7 +66,11 @@ pub fn tenant_admin_role() -> Value {
 /// change its branding and nothing else.
 pub fn partner_fields_policy() -> Value {
     // Written without mixed-type ternaries, so that it type-checks under the API server's CEL.
-    let same = |f: &str| format!("(has(object.{f}) == has(oldObject.{f}) && (!has(object.{f}) || object.{f} == oldObject.{f}))");
+    let same = |f: &str| {
+        format!(
+            "(has(object.{f}) == has(oldObject.{f}) && (!has(object.{f}) || object.{f} == oldObject.{f}))"
+        )
+    };
     let unchanged = [
         "spec.displayName",
         "spec.admins",
@@ -109,7 +113,13 @@ pub fn partner_fields_binding() -> Value {
 
 /// The non-CRD objects of `partnerkit manifests`, in apply order.
 pub fn objects() -> Vec<Value> {
-    vec![platform_admin_role(), partner_admin_role(), tenant_admin_role(), partner_fields_policy(), partner_fields_binding()]
+    vec![
+        platform_admin_role(),
+        partner_admin_role(),
+        tenant_admin_role(),
+        partner_fields_policy(),
+        partner_fields_binding(),
+    ]
 }
 
 /// `partnerkit manifests`: CRDs, ClusterRoles, the admission policy and its binding.

@@ -17,30 +17,91 @@ use support::{Env, apply_value, partnerkit_writes, ready, tenant_json};
 async fn busy_platform(env: &Env) -> (String, String) {
     let (acme, initech) = (env.n("acme"), env.n("initech"));
     let acme_ns = env
-        .partner_ready(&acme, &[&env.email("alice", &acme), &env.email("bob", &acme)], json!({
+        .partner_ready(
+            &acme,
+            &[&env.email("alice", &acme), &env.email("bob", &acme)],
+            json!({
             "entitlements": {"branding": true, "bizApps": ["crm"], "maxTenants": 4},
-            "branding": {"primaryColor": "#0055ff"}}))
+            "branding": {"primaryColor": "#0055ff"}}),
+        )
         .await;
-    let initech_ns = env.partner_ready(&initech, &[&env.email("ivan", &initech)], json!({})).await;
-    env.apply_json(&tenant_json(&acme_ns, "template", json!({"displayName": "T", "bizApps": {"crm": true},
-        "profiles": {"wifi": {"ssid": "acme"}, "printer": {"model": "laser"}}}))).await;
-    env.tenant_ready(&acme_ns, &env.n("globex"), json!({"displayName": "G", "profiles": {"wifi": {"ssid": "g"}}})).await;
-    env.tenant_ready(&acme_ns, &env.n("hooli"), json!({"displayName": "H", "admins": [{"email": "dan@hooli.example"}]})).await;
-    env.tenant_ready(&initech_ns, &env.n("umbrella"), json!({"displayName": "U"})).await;
-    env.apply_json(&tenant_json(&initech_ns, &env.n("globex"), json!({"displayName": "dup"}))).await;
-    env.apply_json(&tenant_json(&acme_ns, &env.n("greedy"), json!({"displayName": "X", "bizApps": {"analytics": true}}))).await;
+    let initech_ns = env
+        .partner_ready(&initech, &[&env.email("ivan", &initech)], json!({}))
+        .await;
+    env.apply_json(&tenant_json(
+        &acme_ns,
+        "template",
+        json!({"displayName": "T", "bizApps": {"crm": true},
+        "profiles": {"wifi": {"ssid": "acme"}, "printer": {"model": "laser"}}}),
+    ))
+    .await;
+    env.tenant_ready(
+        &acme_ns,
+        &env.n("globex"),
+        json!({"displayName": "G", "profiles": {"wifi": {"ssid": "g"}}}),
+    )
+    .await;
+    env.tenant_ready(
+        &acme_ns,
+        &env.n("hooli"),
+        json!({"displayName": "H", "admins": [{"email": "dan@hooli.example"}]}),
+    )
+    .await;
+    env.tenant_ready(&initech_ns, &env.n("umbrella"), json!({"displayName": "U"}))
+        .await;
+    env.apply_json(&tenant_json(
+        &initech_ns,
+        &env.n("globex"),
+        json!({"displayName": "dup"}),
+    ))
+    .await;
+    env.apply_json(&tenant_json(
+        &acme_ns,
+        &env.n("greedy"),
+        json!({"displayName": "X", "bizApps": {"analytics": true}}),
+    ))
+    .await;
     env.apply_json(&json!({"apiVersion": "partnerkit.io/v1alpha1", "kind": "PartnerAdminInvite",
         "metadata": {"name": "carol", "namespace": acme_ns}, "spec": {"email": "carol@acme.example"}})).await;
-    env.kubectl_ok(&["patch", "partneradmininvite", "carol", "-n", &acme_ns, "--subresource=status", "--type=merge",
-        "-p", r#"{"status":{"phase":"Accepted"}}"#]).await;
-    env.tenant_ready(&initech_ns, &env.n("gone"), json!({"displayName": "Gone"})).await;
-    env.delete("tenant", Some(&initech_ns), &env.n("gone")).await;
-    env.wait_reason("Tenant", Some(&initech_ns), &env.n("globex"), "NameConflict").await;
-    env.wait_reason("Tenant", Some(&acme_ns), &env.n("greedy"), "NotEntitled").await;
-    env.wait_gone("partnerkit.io/v1alpha1", "Tenant", Some(&initech_ns), &env.n("gone")).await;
+    env.kubectl_ok(&[
+        "patch",
+        "partneradmininvite",
+        "carol",
+        "-n",
+        &acme_ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"phase":"Accepted"}}"#,
+    ])
+    .await;
+    env.tenant_ready(&initech_ns, &env.n("gone"), json!({"displayName": "Gone"}))
+        .await;
+    env.delete("tenant", Some(&initech_ns), &env.n("gone"))
+        .await;
+    env.wait_reason(
+        "Tenant",
+        Some(&initech_ns),
+        &env.n("globex"),
+        "NameConflict",
+    )
+    .await;
+    env.wait_reason("Tenant", Some(&acme_ns), &env.n("greedy"), "NotEntitled")
+        .await;
+    env.wait_gone(
+        "partnerkit.io/v1alpha1",
+        "Tenant",
+        Some(&initech_ns),
+        &env.n("gone"),
+    )
+    .await;
     env.eventually(5, "carol in the bindings", || async {
-        let rb = env.role_binding(&env.ws(&env.n("globex")), "partnerkit-partner-admins").await?;
-        support::subjects(&rb).contains(&"carol@acme.example".to_string()).then_some(())
+        let rb = env
+            .role_binding(&env.ws(&env.n("globex")), "partnerkit-partner-admins")
+            .await?;
+        support::subjects(&rb)
+            .contains(&"carol@acme.example".to_string())
+            .then_some(())
     })
     .await;
     (acme_ns, initech_ns)
@@ -55,15 +116,26 @@ async fn a_converged_operator_writes_nothing_not_even_after_a_restart() {
     env.reset_requests();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let r = env.requests();
-    assert_eq!(r["writes"], 0, "writes of a converged operator in 5 s: {r:#}");
+    assert_eq!(
+        r["writes"], 0,
+        "writes of a converged operator in 5 s: {r:#}"
+    );
 
     // A new operator process finds everything in place: it lists, watches, and writes nothing.
     env.reset_requests();
     env.restart_operator().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let r = env.requests();
-    assert_eq!(r["writes"], 0, "writes after a restart: {:#?}", partnerkit_writes(&r));
-    assert!(r["byVerb"]["watch"].as_u64().unwrap_or(0) >= 8, "it did watch: {r:#}");
+    assert_eq!(
+        r["writes"],
+        0,
+        "writes after a restart: {:#?}",
+        partnerkit_writes(&r)
+    );
+    assert!(
+        r["byVerb"]["watch"].as_u64().unwrap_or(0) >= 8,
+        "it did watch: {r:#}"
+    );
     env.finish().await;
 }
 
@@ -80,7 +152,11 @@ async fn materialized(env: &Env, p: &str) -> BTreeMap<String, Value> {
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
     ] {
         for o in env.list(av, kind, None, Some(&sel)).await {
-            let key = format!("{kind} {}/{}", o["metadata"]["namespace"].as_str().unwrap_or(""), o["metadata"]["name"].as_str().unwrap());
+            let key = format!(
+                "{kind} {}/{}",
+                o["metadata"]["namespace"].as_str().unwrap_or(""),
+                o["metadata"]["name"].as_str().unwrap()
+            );
             let mut v = json!({"labels": o["metadata"]["labels"]});
             for f in ["data", "rules", "roleRef", "subjects"] {
                 if let Some(x) = o.get(f) {
@@ -97,11 +173,19 @@ async fn materialized(env: &Env, p: &str) -> BTreeMap<String, Value> {
         }
         s
     };
-    for t in env.list("partnerkit.io/v1alpha1", "Tenant", Some(&env.pns(p)), None).await {
-        out.insert(format!("Tenant {}", t["metadata"]["name"].as_str().unwrap()),
-            json!({"status": strip(&t["status"]), "finalizers": t["metadata"]["finalizers"]}));
+    for t in env
+        .list("partnerkit.io/v1alpha1", "Tenant", Some(&env.pns(p)), None)
+        .await
+    {
+        out.insert(
+            format!("Tenant {}", t["metadata"]["name"].as_str().unwrap()),
+            json!({"status": strip(&t["status"]), "finalizers": t["metadata"]["finalizers"]}),
+        );
     }
-    out.insert(format!("Partner {p}"), json!({"status": strip(&env.partner(p).await.unwrap()["status"])}));
+    out.insert(
+        format!("Partner {p}"),
+        json!({"status": strip(&env.partner(p).await.unwrap()["status"])}),
+    );
     out
 }
 
@@ -110,9 +194,17 @@ const TENANTS: usize = 16;
 fn rollout(env: &Env, pns: &str) -> String {
     (0..TENANTS)
         .map(|i| {
-            let admins = if i % 3 == 0 { json!([{"email": format!("owner{i}@t.example")}]) } else { json!([]) };
-            tenant_json(pns, &env.n(&format!("t{i:02}")), json!({"displayName": format!("T{i}"), "admins": admins,
-                "profiles": {"wifi": {"ssid": format!("net{i}")}}}))
+            let admins = if i % 3 == 0 {
+                json!([{"email": format!("owner{i}@t.example")}])
+            } else {
+                json!([])
+            };
+            tenant_json(
+                pns,
+                &env.n(&format!("t{i:02}")),
+                json!({"displayName": format!("T{i}"), "admins": admins,
+                "profiles": {"wifi": {"ssid": format!("net{i}")}}}),
+            )
             .to_string()
         })
         .collect::<Vec<_>>()
@@ -123,7 +215,9 @@ async fn ready_tenants(env: &Env, pns: &str) -> usize {
     env.list("partnerkit.io/v1alpha1", "Tenant", Some(pns), None)
         .await
         .iter()
-        .filter(|t| t["metadata"]["name"] != "template" && ready(t).is_some_and(|c| c["status"] == "True"))
+        .filter(|t| {
+            t["metadata"]["name"] != "template" && ready(t).is_some_and(|c| c["status"] == "True")
+        })
         .count()
 }
 
@@ -137,7 +231,13 @@ async fn a_restart_in_the_middle_of_a_rollout_converges_to_the_same_state_withou
     let acme = env.n("acme");
     let admins = [env.email("alice", &acme)];
     let admins: Vec<&str> = admins.iter().map(String::as_str).collect();
-    let template = |pns: &str| tenant_json(pns, "template", json!({"displayName": "T", "bizApps": {"chat": false}, "profiles": {"wifi": {"security": "wpa3"}}}));
+    let template = |pns: &str| {
+        tenant_json(
+            pns,
+            "template",
+            json!({"displayName": "T", "bizApps": {"chat": false}, "profiles": {"wifi": {"security": "wpa3"}}}),
+        )
+    };
     for e in [&reference, &env] {
         let pns = e.partner_ready(&acme, &admins, json!({})).await;
         e.apply_json(&template(&pns)).await;
@@ -146,7 +246,9 @@ async fn a_restart_in_the_middle_of_a_rollout_converges_to_the_same_state_withou
     let pns = env.pns(&acme);
     reference.apply(&rollout(&reference, &pns)).await;
     reference
-        .eventually(20, "the reference rollout", || async { (ready_tenants(&reference, &pns).await == TENANTS).then_some(()) })
+        .eventually(20, "the reference rollout", || async {
+            (ready_tenants(&reference, &pns).await == TENANTS).then_some(())
+        })
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let want = materialized(&reference, &acme).await;
@@ -154,12 +256,19 @@ async fn a_restart_in_the_middle_of_a_rollout_converges_to_the_same_state_withou
     // The interrupted run: slowed down, killed once a few tenants are done.
     env.stop_operator().await;
     env.apply(&rollout(&env, &pns)).await;
-    env.sim().sim.set_faults(kube_sim::Faults { latency_ms: 30, ..Default::default() });
+    env.sim().sim.set_faults(kube_sim::Faults {
+        latency_ms: 30,
+        ..Default::default()
+    });
     env.reset_requests();
     env.start_operator().await;
     env.eventually(20, "a few tenants to be done", || async {
         let done = partnerkit_writes(&env.requests())
-            .get(&("patch".to_string(), "tenants".to_string(), "status".to_string()))
+            .get(&(
+                "patch".to_string(),
+                "tenants".to_string(),
+                "status".to_string(),
+            ))
             .copied()
             .unwrap_or(0);
         (done >= 3).then_some(())
@@ -170,23 +279,65 @@ async fn a_restart_in_the_middle_of_a_rollout_converges_to_the_same_state_withou
     tokio::time::sleep(Duration::from_millis(300)).await;
     let at_kill = materialized(&env, &acme).await;
     let done = ready_tenants(&env, &pns).await;
-    assert!((1..TENANTS).contains(&done), "stopped mid-way: {done} of {TENANTS} tenants done");
-    let missing_ns = (0..TENANTS).filter(|i| !at_kill.contains_key(&format!("Namespace /{}", env.ws(&env.n(&format!("t{i:02}")))))).count();
-    let stale = |kind: &str| want.iter().filter(|(k, v)| k.starts_with(kind) && at_kill.get(*k) != Some(v)).count() as u64;
+    assert!(
+        (1..TENANTS).contains(&done),
+        "stopped mid-way: {done} of {TENANTS} tenants done"
+    );
+    let missing_ns = (0..TENANTS)
+        .filter(|i| {
+            !at_kill.contains_key(&format!(
+                "Namespace /{}",
+                env.ws(&env.n(&format!("t{i:02}")))
+            ))
+        })
+        .count();
+    let stale = |kind: &str| {
+        want.iter()
+            .filter(|(k, v)| k.starts_with(kind) && at_kill.get(*k) != Some(v))
+            .count() as u64
+    };
     let (stale_cms, stale_rbs) = (stale("ConfigMap "), stale("RoleBinding "));
 
     env.reset_requests();
     env.start_operator().await;
-    env.eventually(20, "the rollout to finish", || async { (ready_tenants(&env, &pns).await == TENANTS).then_some(()) }).await;
+    env.eventually(20, "the rollout to finish", || async {
+        (ready_tenants(&env, &pns).await == TENANTS).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(materialized(&env, &acme).await, want, "the same state as an uninterrupted run");
+    assert_eq!(
+        materialized(&env, &acme).await,
+        want,
+        "the same state as an uninterrupted run"
+    );
 
     let w = partnerkit_writes(&env.requests());
-    let n = |verb: &str, resource: &str| w.get(&(verb.to_string(), resource.to_string(), String::new())).copied().unwrap_or(0);
-    assert_eq!(n("create", "namespaces") as usize, missing_ns, "each missing workspace created once: {w:#?}");
-    assert!(n("patch", "configmaps") <= stale_cms, "ConfigMaps written at most once each ({stale_cms} to do): {w:#?}");
-    assert!(n("patch", "rolebindings") <= stale_rbs, "RoleBindings written at most once each ({stale_rbs} to do): {w:#?}");
-    assert_eq!(env.telemetry().metrics.reconcile_total(partnerkit::controller::tenant::CONTROLLER, ReconcileResult::Error), 0, "no conflicting writes");
+    let n = |verb: &str, resource: &str| {
+        w.get(&(verb.to_string(), resource.to_string(), String::new()))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        n("create", "namespaces") as usize,
+        missing_ns,
+        "each missing workspace created once: {w:#?}"
+    );
+    assert!(
+        n("patch", "configmaps") <= stale_cms,
+        "ConfigMaps written at most once each ({stale_cms} to do): {w:#?}"
+    );
+    assert!(
+        n("patch", "rolebindings") <= stale_rbs,
+        "RoleBindings written at most once each ({stale_rbs} to do): {w:#?}"
+    );
+    assert_eq!(
+        env.telemetry().metrics.reconcile_total(
+            partnerkit::controller::tenant::CONTROLLER,
+            ReconcileResult::Error
+        ),
+        0,
+        "no conflicting writes"
+    );
     env.finish().await;
     reference.finish().await;
 }
@@ -206,7 +357,11 @@ fn chart_operator_rbac() -> Vec<Value> {
         .args(["-c", &script])
         .output()
         .expect("python3 (with helm-python-sdk: pip install -r tests/chart/requirements.txt)");
-    assert!(o.status.success(), "rendering the chart failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "rendering the chart failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     serde_json::from_slice(&o.stdout).expect("rendered RBAC as JSON")
 }
 
@@ -218,71 +373,146 @@ async fn the_operator_works_with_exactly_the_charts_rbac() {
             token: "operator-token".into(),
             user: sa_user.into(),
             uid: "sa-uid".into(),
-            groups: vec!["system:serviceaccounts".into(), "system:serviceaccounts:partnerkit".into()],
+            groups: vec![
+                "system:serviceaccounts".into(),
+                "system:serviceaccounts:partnerkit".into(),
+            ],
         }],
         ..Default::default()
     };
     let mut env = Env::sim_only(sim, false).await;
     let rbac = chart_operator_rbac();
     let kinds: Vec<&str> = rbac.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]);
-    env.apply_json(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "partnerkit"}})).await;
+    assert_eq!(
+        kinds,
+        ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+    );
+    env.apply_json(
+        &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "partnerkit"}}),
+    )
+    .await;
     env.apply_json(&json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "partnerkit", "namespace": "partnerkit"}})).await;
     for d in &rbac {
         apply_value(&env.client, d, "helm").await;
     }
-    let o = env.kubectl(&["auth", "can-i", "create", "configmaps", "-n", "kube-system", "--as", sa_user]).await;
-    assert_eq!(o.stdout.trim(), "yes", "the binding is in effect: {}", o.stderr);
+    let o = env
+        .kubectl(&[
+            "auth",
+            "can-i",
+            "create",
+            "configmaps",
+            "-n",
+            "kube-system",
+            "--as",
+            sa_user,
+        ])
+        .await;
+    assert_eq!(
+        o.stdout.trim(),
+        "yes",
+        "the binding is in effect: {}",
+        o.stderr
+    );
 
     let kubeconfig = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster: {{server: {}}}\ncontexts:\n- name: sa\n  context: {{cluster: sim, user: sa}}\ncurrent-context: sa\nusers:\n- name: sa\n  user: {{token: operator-token}}\n",
         env.sim().url()
     );
     let kc = kube::config::Kubeconfig::from_yaml(&kubeconfig).unwrap();
-    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
-    let sa_client = kube::Client::try_from(cfg).unwrap();
-    let who = kube::Api::<k8s_openapi::api::authentication::v1::SelfSubjectReview>::all(sa_client.clone())
-        .create(&Default::default(), &Default::default())
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
-        .expect("SelfSubjectReview as the operator");
-    let username = who.status.and_then(|s| s.user_info).and_then(|u| u.username);
-    assert_eq!(username.as_deref(), Some(sa_user), "the operator's client is the ServiceAccount");
+        .unwrap();
+    let sa_client = kube::Client::try_from(cfg).unwrap();
+    let who = kube::Api::<k8s_openapi::api::authentication::v1::SelfSubjectReview>::all(
+        sa_client.clone(),
+    )
+    .create(&Default::default(), &Default::default())
+    .await
+    .expect("SelfSubjectReview as the operator");
+    let username = who
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username);
+    assert_eq!(
+        username.as_deref(),
+        Some(sa_user),
+        "the operator's client is the ServiceAccount"
+    );
     env.start_operator_as(sa_client).await;
 
     // A partner and its tenants converge; a refused tenant gets its Warning Event; deletion works.
     let acme = env.n("acme");
-    let pns = env.partner_ready(&acme, &[&env.email("alice", &acme)], json!({"entitlements": {"bizApps": []}})).await;
+    let pns = env
+        .partner_ready(
+            &acme,
+            &[&env.email("alice", &acme)],
+            json!({"entitlements": {"bizApps": []}}),
+        )
+        .await;
     let globex = env.n("globex");
-    env.tenant_ready(&pns, &globex, json!({"displayName": "Globex", "profiles": {"wifi": {"ssid": "g"}}})).await;
+    env.tenant_ready(
+        &pns,
+        &globex,
+        json!({"displayName": "Globex", "profiles": {"wifi": {"ssid": "g"}}}),
+    )
+    .await;
     let ws = env.ws(&globex);
-    for cm in ["partnerkit-bizapps", "partnerkit-branding", "partnerkit-profile-wifi"] {
+    for cm in [
+        "partnerkit-bizapps",
+        "partnerkit-branding",
+        "partnerkit-profile-wifi",
+    ] {
         assert!(env.config_map(&ws, cm).await.is_some(), "{cm}");
     }
     for rb in ["partnerkit-partner-admins", "partnerkit-tenant-admins"] {
         assert!(env.role_binding(&ws, rb).await.is_some(), "{rb}");
     }
-    assert!(env.cluster_role_binding(&format!("partnerkit:partner:{acme}")).await.is_some());
+    assert!(
+        env.cluster_role_binding(&format!("partnerkit:partner:{acme}"))
+            .await
+            .is_some()
+    );
     let greedy = env.n("greedy");
-    env.apply_json(&tenant_json(&pns, &greedy, json!({"displayName": "G", "bizApps": {"crm": true}}))).await;
-    env.wait_reason("Tenant", Some(&pns), &greedy, "NotEntitled").await;
+    env.apply_json(&tenant_json(
+        &pns,
+        &greedy,
+        json!({"displayName": "G", "bizApps": {"crm": true}}),
+    ))
+    .await;
+    env.wait_reason("Tenant", Some(&pns), &greedy, "NotEntitled")
+        .await;
     env.eventually(5, "the Warning Event", || async {
         (!env.warnings_about(&pns, "Tenant", &greedy).await.is_empty()).then_some(())
     })
     .await;
     let doomed = env.n("doomed");
-    env.tenant_ready(&pns, &doomed, json!({"displayName": "D", "deletionPolicy": "Delete"})).await;
+    env.tenant_ready(
+        &pns,
+        &doomed,
+        json!({"displayName": "D", "deletionPolicy": "Delete"}),
+    )
+    .await;
     env.delete("tenant", Some(&pns), &doomed).await;
-    env.wait_gone("v1", "Namespace", None, &env.ws(&doomed)).await;
+    env.wait_gone("v1", "Namespace", None, &env.ws(&doomed))
+        .await;
     env.delete("tenant", Some(&pns), &globex).await;
     env.delete("tenant", Some(&pns), &greedy).await;
     env.delete("partner", None, &acme).await;
-    env.wait_gone("partnerkit.io/v1alpha1", "Partner", None, &acme).await;
+    env.wait_gone("partnerkit.io/v1alpha1", "Partner", None, &acme)
+        .await;
     env.wait_gone("v1", "Namespace", None, &pns).await;
     assert_eq!(labels_orphaned(&env, &ws).await, "true");
 
     let t = env.telemetry();
-    for c in [partnerkit::controller::partner::CONTROLLER, partnerkit::controller::tenant::CONTROLLER] {
-        assert_eq!(t.metrics.reconcile_total(c, ReconcileResult::Error), 0, "{c}: no reconcile failed (e.g. forbidden)");
+    for c in [
+        partnerkit::controller::partner::CONTROLLER,
+        partnerkit::controller::tenant::CONTROLLER,
+    ] {
+        assert_eq!(
+            t.metrics.reconcile_total(c, ReconcileResult::Error),
+            0,
+            "{c}: no reconcile failed (e.g. forbidden)"
+        );
     }
     env.finish().await;
 }

@@ -37,8 +37,15 @@ const CLK_TCK: f64 = 100.0;
 
 fn main() {
     // `cargo bench` passes `--bench`; other arguments (filters) are ignored.
-    let threads: usize = std::env::var("BENCH_CLIENT_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().expect("tokio runtime");
+    let threads: usize = std::env::var("BENCH_CLIENT_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     if let Err(e) = rt.block_on(run(threads)) {
         eprintln!("benchmark failed: {e}");
         std::process::exit(1);
@@ -46,7 +53,10 @@ fn main() {
 }
 
 fn scaled(n: usize) -> usize {
-    let scale: f64 = std::env::var("BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let scale: f64 = std::env::var("BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
     ((n as f64 * scale) as usize).max(100)
 }
 
@@ -75,7 +85,11 @@ impl Server {
     async fn start(tag: &str) -> Res<Server> {
         let bin = server_binary();
         if !bin.exists() {
-            return Err(format!("{} is missing: run `cargo build --release -p kube-sim`", bin.display()).into());
+            return Err(format!(
+                "{} is missing: run `cargo build --release -p kube-sim`",
+                bin.display()
+            )
+            .into());
         }
         let dir = std::env::temp_dir().join(format!("kube-sim-bench-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
@@ -105,14 +119,25 @@ impl Server {
         }
         let kc = kube::config::Kubeconfig::read_from(&kubeconfig)?;
         let config = Config::from_custom_kubeconfig(kc, &Default::default()).await?;
-        let addr = config.cluster_url.authority().ok_or("kubeconfig server has no host")?.to_string();
+        let addr = config
+            .cluster_url
+            .authority()
+            .ok_or("kubeconfig server has no host")?
+            .to_string();
         let client = Client::try_from(config)?;
-        Ok(Server { child, pid, addr, client, dir })
+        Ok(Server {
+            child,
+            pid,
+            addr,
+            client,
+            dir,
+        })
     }
 
     /// (VmRSS, VmHWM) in bytes.
     fn memory(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
         let field = |name: &str| -> u64 {
             status
                 .lines()
@@ -146,10 +171,23 @@ impl Server {
     async fn create_namespaces(&self) -> Res<()> {
         let mut c = Conn::open(&self.addr).await?;
         for i in 0..NAMESPACES {
-            let body = format!(r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"bench-{i}"}}}}"#);
-            let (code, resp) = c.request("POST", "/api/v1/namespaces", Some("application/json"), body.as_bytes()).await?;
+            let body = format!(
+                r#"{{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"bench-{i}"}}}}"#
+            );
+            let (code, resp) = c
+                .request(
+                    "POST",
+                    "/api/v1/namespaces",
+                    Some("application/json"),
+                    body.as_bytes(),
+                )
+                .await?;
             if code != 201 {
-                return Err(format!("creating namespace bench-{i}: HTTP {code}: {}", String::from_utf8_lossy(&resp)).into());
+                return Err(format!(
+                    "creating namespace bench-{i}: HTTP {code}: {}",
+                    String::from_utf8_lossy(&resp)
+                )
+                .into());
             }
         }
         Ok(())
@@ -157,8 +195,14 @@ impl Server {
 
     /// SIGTERM (kube-sim shuts down gracefully), SIGKILL if it is still there after 10s.
     async fn stop(mut self) {
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status();
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status();
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
             let _ = self.child.start_kill();
             let _ = self.child.wait().await;
         }
@@ -172,7 +216,11 @@ fn cpu_seconds_of(stat_path: &str) -> f64 {
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
     let f: Vec<&str> = rest.split_whitespace().collect();
     // rest[0] is field 3 (state); utime is field 14, stime field 15.
-    let ticks = |i: usize| f.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(14) + ticks(15)) / CLK_TCK
 }
 
@@ -209,13 +257,29 @@ impl Conn {
         let s = TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;
         let (r, w) = s.into_split();
-        Ok(Conn { r: BufReader::with_capacity(64 * 1024, r), w, host: addr.to_string(), out: Vec::with_capacity(1024), line: String::new() })
+        Ok(Conn {
+            r: BufReader::with_capacity(64 * 1024, r),
+            w,
+            host: addr.to_string(),
+            out: Vec::with_capacity(1024),
+            line: String::new(),
+        })
     }
 
-    async fn send(&mut self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> io::Result<()> {
+    async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> io::Result<()> {
         self.out.clear();
         let mut head = String::with_capacity(256);
-        let _ = write!(head, "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: kube-sim-bench/1.0\r\nAccept: application/json\r\n", self.host);
+        let _ = write!(
+            head,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: kube-sim-bench/1.0\r\nAccept: application/json\r\n",
+            self.host
+        );
         if let Some(ct) = content_type {
             let _ = write!(head, "Content-Type: {ct}\r\n");
         }
@@ -228,25 +292,40 @@ impl Conn {
     async fn read_line(&mut self) -> io::Result<&str> {
         self.line.clear();
         if self.r.read_line(&mut self.line).await? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
         }
         Ok(self.line.trim_end())
     }
 
     async fn read_head(&mut self) -> io::Result<(u16, Framing)> {
         let status = self.read_line().await?;
-        let code: u16 = status.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| io::Error::other(format!("bad status line {status:?}")))?;
+        let code: u16 = status
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("bad status line {status:?}")))?;
         let mut framing = Framing::Length(0);
         loop {
             let line = self.read_line().await?;
             if line.is_empty() {
                 break;
             }
-            let Some((name, value)) = line.split_once(':') else { continue };
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
             let value = value.trim();
             if name.eq_ignore_ascii_case("content-length") {
-                framing = Framing::Length(value.parse().map_err(|_| io::Error::other("bad content-length"))?);
-            } else if name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked") {
+                framing = Framing::Length(
+                    value
+                        .parse()
+                        .map_err(|_| io::Error::other("bad content-length"))?,
+                );
+            } else if name.eq_ignore_ascii_case("transfer-encoding")
+                && value.eq_ignore_ascii_case("chunked")
+            {
                 framing = Framing::Chunked;
             }
         }
@@ -256,7 +335,8 @@ impl Conn {
     /// The next chunk of a chunked body into `buf` (replacing it); false at the end.
     async fn next_chunk(&mut self, buf: &mut Vec<u8>) -> io::Result<bool> {
         let size_line = self.read_line().await?;
-        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16).map_err(|_| io::Error::other(format!("bad chunk size {size_line:?}")))?;
+        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| io::Error::other(format!("bad chunk size {size_line:?}")))?;
         if size == 0 {
             while !self.read_line().await?.is_empty() {}
             return Ok(false);
@@ -269,7 +349,13 @@ impl Conn {
         Ok(true)
     }
 
-    async fn request(&mut self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> io::Result<(u16, Vec<u8>)> {
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> io::Result<(u16, Vec<u8>)> {
         self.send(method, path, content_type, body).await?;
         let (code, framing) = self.read_head().await?;
         let body = match framing {
@@ -329,10 +415,19 @@ fn cm_typed(prefix: &str, i: usize) -> (String, ConfigMap) {
     let cm = ConfigMap {
         metadata: ObjectMeta {
             name: Some(format!("{prefix}-{i:07}")),
-            labels: Some(BTreeMap::from([("app".to_string(), "bench".to_string()), ("shard".to_string(), format!("s{}", i % 16))])),
+            labels: Some(BTreeMap::from([
+                ("app".to_string(), "bench".to_string()),
+                ("shard".to_string(), format!("s{}", i % 16)),
+            ])),
             ..Default::default()
         },
-        data: Some(BTreeMap::from([("index".to_string(), i.to_string()), ("payload".to_string(), "0123456789abcdef0123456789abcdef".to_string())])),
+        data: Some(BTreeMap::from([
+            ("index".to_string(), i.to_string()),
+            (
+                "payload".to_string(),
+                "0123456789abcdef0123456789abcdef".to_string(),
+            ),
+        ])),
         ..Default::default()
     };
     (ns, cm)
@@ -369,7 +464,13 @@ impl CreateResult {
     }
 }
 
-async fn create_many(server: &Server, mode: Mode, clients: usize, total: usize, prefix: &str) -> Res<CreateResult> {
+async fn create_many(
+    server: &Server,
+    mode: Mode,
+    clients: usize,
+    total: usize,
+    prefix: &str,
+) -> Res<CreateResult> {
     let next = Arc::new(AtomicUsize::new(0));
     // Connections first, so that connecting is not timed.
     let mut conns = Vec::new();
@@ -402,24 +503,38 @@ async fn create_many(server: &Server, mode: Mode, clients: usize, total: usize, 
                     Mode::RawHttp => {
                         let (ns, body) = cm_body(&prefix, i);
                         let c = conn.as_mut().expect("connection");
-                        match c.request("POST", &format!("/api/v1/namespaces/{ns}/configmaps"), Some("application/json"), body.as_bytes()).await {
+                        match c
+                            .request(
+                                "POST",
+                                &format!("/api/v1/namespaces/{ns}/configmaps"),
+                                Some("application/json"),
+                                body.as_bytes(),
+                            )
+                            .await
+                        {
                             Ok((201, _)) => Ok(()),
-                            Ok((code, b)) => Err(format!("HTTP {code}: {}", String::from_utf8_lossy(&b))),
+                            Ok((code, b)) => {
+                                Err(format!("HTTP {code}: {}", String::from_utf8_lossy(&b)))
+                            }
                             Err(e) => Err(e.to_string()),
                         }
                     }
                     Mode::KubeRaw => {
                         let (ns, body) = cm_body(&prefix, i);
-                        let req = kube::core::Request::new(format!("/api/v1/namespaces/{ns}/configmaps"))
-                            .create(&PostParams::default(), body.into_bytes())
-                            .map_err(|e| e.to_string());
+                        let req =
+                            kube::core::Request::new(format!("/api/v1/namespaces/{ns}/configmaps"))
+                                .create(&PostParams::default(), body.into_bytes())
+                                .map_err(|e| e.to_string());
                         match req {
                             Ok(req) => match client.send(req.map(kube::client::Body::from)).await {
                                 Ok(resp) => {
                                     let code = resp.status().as_u16();
                                     match resp.into_body().collect_bytes().await {
                                         Ok(_) if code == 201 => Ok(()),
-                                        Ok(b) => Err(format!("HTTP {code}: {}", String::from_utf8_lossy(&b))),
+                                        Ok(b) => Err(format!(
+                                            "HTTP {code}: {}",
+                                            String::from_utf8_lossy(&b)
+                                        )),
                                         Err(e) => Err(e.to_string()),
                                     }
                                 }
@@ -430,7 +545,11 @@ async fn create_many(server: &Server, mode: Mode, clients: usize, total: usize, 
                     }
                     Mode::KubeTyped => {
                         let (ns, cm) = cm_typed(&prefix, i);
-                        Api::<ConfigMap>::namespaced(client.clone(), &ns).create(&PostParams::default(), &cm).await.map(|_| ()).map_err(|e| e.to_string())
+                        Api::<ConfigMap>::namespaced(client.clone(), &ns)
+                            .create(&PostParams::default(), &cm)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
                     }
                 };
                 lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
@@ -483,7 +602,15 @@ fn print_create(what: &str, r: &CreateResult) {
         r.us_per(r.server_cpu),
         r.cores(r.client_cpu),
         r.us_per(r.client_cpu),
-        if r.errors > 0 { format!("; {} ERRORS, first: {}", r.errors, r.first_error.as_deref().unwrap_or("")) } else { String::new() }
+        if r.errors > 0 {
+            format!(
+                "; {} ERRORS, first: {}",
+                r.errors,
+                r.first_error.as_deref().unwrap_or("")
+            )
+        } else {
+            String::new()
+        }
     );
 }
 
@@ -534,7 +661,13 @@ async fn full_list(server: &Server) -> Res<ListResult> {
         return Err(format!("list: HTTP {code}").into());
     }
     let head: ListHead = serde_json::from_slice(&body)?;
-    Ok(ListResult { items: head.items.len(), bytes: body.len(), elapsed, pages: 1, rv: head.metadata.resource_version })
+    Ok(ListResult {
+        items: head.items.len(),
+        bytes: body.len(),
+        elapsed,
+        pages: 1,
+        rv: head.metadata.resource_version,
+    })
 }
 
 async fn paged_list(server: &Server, limit: usize) -> Res<ListResult> {
@@ -545,12 +678,19 @@ async fn paged_list(server: &Server, limit: usize) -> Res<ListResult> {
     let mut rv = String::new();
     loop {
         let path = match &cont {
-            Some(t) => format!("/api/v1/configmaps?limit={limit}&continue={}", url_encode(t)),
+            Some(t) => format!(
+                "/api/v1/configmaps?limit={limit}&continue={}",
+                url_encode(t)
+            ),
             None => format!("/api/v1/configmaps?limit={limit}"),
         };
         let (code, body) = c.request("GET", &path, None, b"").await?;
         if code != 200 {
-            return Err(format!("paged list: HTTP {code}: {}", String::from_utf8_lossy(&body)).into());
+            return Err(format!(
+                "paged list: HTTP {code}: {}",
+                String::from_utf8_lossy(&body)
+            )
+            .into());
         }
         let head: ListHead = serde_json::from_slice(&body)?;
         pages += 1;
@@ -564,7 +704,13 @@ async fn paged_list(server: &Server, limit: usize) -> Res<ListResult> {
             None => break,
         }
     }
-    Ok(ListResult { items, bytes, elapsed: start.elapsed(), pages, rv })
+    Ok(ListResult {
+        items,
+        bytes,
+        elapsed: start.elapsed(),
+        pages,
+        rv,
+    })
 }
 
 struct WatchResult {
@@ -576,15 +722,30 @@ struct WatchResult {
 }
 
 /// Start a watch of every ConfigMap from `rv`; the task ends after `want` events.
-async fn start_watch(server: &Server, rv: &str, want: usize) -> Res<tokio::task::JoinHandle<WatchResult>> {
+async fn start_watch(
+    server: &Server,
+    rv: &str,
+    want: usize,
+) -> Res<tokio::task::JoinHandle<WatchResult>> {
     let mut c = Conn::open(&server.addr).await?;
-    c.send("GET", &format!("/api/v1/configmaps?watch=true&resourceVersion={rv}"), None, b"").await?;
+    c.send(
+        "GET",
+        &format!("/api/v1/configmaps?watch=true&resourceVersion={rv}"),
+        None,
+        b"",
+    )
+    .await?;
     let (code, framing) = c.read_head().await?;
     if code != 200 || !matches!(framing, Framing::Chunked) {
         return Err(format!("watch: HTTP {code}").into());
     }
     Ok(tokio::spawn(async move {
-        let mut r = WatchResult { events: 0, bytes: 0, done: None, error: None };
+        let mut r = WatchResult {
+            events: 0,
+            bytes: 0,
+            done: None,
+            error: None,
+        };
         let mut chunk = Vec::with_capacity(4096);
         let mut at_line_start = true;
         loop {
@@ -621,7 +782,10 @@ async fn start_watch(server: &Server, rv: &str, want: usize) -> Res<tokio::task:
 
 /// The 1-minute load average.
 fn loadavg() -> f64 {
-    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok())).unwrap_or(0.0)
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
 }
 
 fn mib(b: f64) -> f64 {
@@ -636,17 +800,30 @@ async fn run(client_threads: usize) -> Res<()> {
     println!("kube-sim throughput benchmark");
     let load0 = loadavg();
     if load0 > 0.5 {
-        println!("  note: load average {load0:.2} before starting: other processes compete for the CPUs, expect lower, noisier numbers");
+        println!(
+            "  note: load average {load0:.2} before starting: other processes compete for the CPUs, expect lower, noisier numbers"
+        );
     }
-    println!("  server: {} (child process), client: {client_threads} tokio worker threads, {} CPUs", server_binary().display(), std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "  server: {} (child process), client: {client_threads} tokio worker threads, {} CPUs",
+        server_binary().display(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
 
     // 0. Client comparison, on its own server so the main numbers start from a clean one.
-    println!("\n0. Which client is cheapest? ({cmp_n} ConfigMap creates each, 64 concurrent, fresh server)");
+    println!(
+        "\n0. Which client is cheapest? ({cmp_n} ConfigMap creates each, 64 concurrent, fresh server)"
+    );
     let mut client_rows = Vec::new();
     {
         let server = Server::start("clients").await?;
         server.create_namespaces().await?;
-        for (k, mode) in [Mode::KubeTyped, Mode::KubeRaw, Mode::RawHttp].into_iter().enumerate() {
+        for (k, mode) in [Mode::KubeTyped, Mode::KubeRaw, Mode::RawHttp]
+            .into_iter()
+            .enumerate()
+        {
             let r = create_many(&server, mode, 64, cmp_n, &format!("c{k}")).await?;
             print_create(mode.label(), &r);
             client_rows.push((mode, r));
@@ -655,8 +832,18 @@ async fn run(client_threads: usize) -> Res<()> {
     }
     // The cheapest client (least client CPU per create) leaves the most CPU to the server;
     // throughput alone is too noisy on a shared 2-core machine to choose by.
-    let best = client_rows.iter().min_by(|a, b| a.1.us_per(a.1.client_cpu).total_cmp(&b.1.us_per(b.1.client_cpu))).map(|(m, _)| *m).unwrap_or(Mode::RawHttp);
-    println!("  -> the rest of the run uses the cheapest client: {}", best.label());
+    let best = client_rows
+        .iter()
+        .min_by(|a, b| {
+            a.1.us_per(a.1.client_cpu)
+                .total_cmp(&b.1.us_per(b.1.client_cpu))
+        })
+        .map(|(m, _)| *m)
+        .unwrap_or(Mode::RawHttp);
+    println!(
+        "  -> the rest of the run uses the cheapest client: {}",
+        best.label()
+    );
 
     // a. Creates, 16 then 64 clients; d. memory around them.
     let server = Server::start("main").await?;
@@ -664,7 +851,10 @@ async fn run(client_threads: usize) -> Res<()> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (rss0, _) = server.memory();
     let s0 = server.stats().await?;
-    println!("\na. ConfigMap creates ({load_n} per run across {NAMESPACES} namespaces, {})", best.label());
+    println!(
+        "\na. ConfigMap creates ({load_n} per run across {NAMESPACES} namespaces, {})",
+        best.label()
+    );
     let c16 = create_many(&server, best, 16, load_n, "a16").await?;
     print_create("16 clients", &c16);
     let c64 = create_many(&server, best, 64, load_n, "a64").await?;
@@ -676,8 +866,17 @@ async fn run(client_threads: usize) -> Res<()> {
     let objs = (s1.objects - s0.objects).max(1) as f64;
     let rss_per_obj = rss1.saturating_sub(rss0) as f64 / objs;
     let json_per_obj = (s1.json_bytes - s0.json_bytes) as f64 / objs;
-    println!("\nd. Memory after {} objects: RSS {:.1} MiB (was {:.1} MiB before loading; peak {:.1} MiB)", s1.objects, mib(rss1 as f64), mib(rss0 as f64), mib(hwm1 as f64));
-    println!("  bytes/object RSS vs JSON: {rss_per_obj:.0} vs {json_per_obj:.0} ({:.2}x)", rss_per_obj / json_per_obj.max(1.0));
+    println!(
+        "\nd. Memory after {} objects: RSS {:.1} MiB (was {:.1} MiB before loading; peak {:.1} MiB)",
+        s1.objects,
+        mib(rss1 as f64),
+        mib(rss0 as f64),
+        mib(hwm1 as f64)
+    );
+    println!(
+        "  bytes/object RSS vs JSON: {rss_per_obj:.0} vs {json_per_obj:.0} ({:.2}x)",
+        rss_per_obj / json_per_obj.max(1.0)
+    );
 
     // b. Lists.
     println!("\nb. Lists of every ConfigMap");
@@ -704,7 +903,10 @@ async fn run(client_threads: usize) -> Res<()> {
     let _ = paged.rv;
 
     // c. A watch from the list's resourceVersion while as many objects again are created.
-    println!("\nc. Watch from the list's resourceVersion {} while {watch_n} ConfigMaps are created by 64 clients", full.rv);
+    println!(
+        "\nc. Watch from the list's resourceVersion {} while {watch_n} ConfigMaps are created by 64 clients",
+        full.rv
+    );
     let watch = start_watch(&server, &full.rv, watch_n).await?;
     let t0 = Instant::now();
     let cw = create_many(&server, best, 64, watch_n, "w").await?;
@@ -712,7 +914,12 @@ async fn run(client_threads: usize) -> Res<()> {
     print_create("creates while watched", &cw);
     let w = match tokio::time::timeout(Duration::from_secs(120), watch).await {
         Ok(r) => r?,
-        Err(_) => WatchResult { events: 0, bytes: 0, done: None, error: Some("timed out after 120s".into()) },
+        Err(_) => WatchResult {
+            events: 0,
+            bytes: 0,
+            done: None,
+            error: Some("timed out after 120s".into()),
+        },
     };
     let watch_time = w.done.map(|d| d - t0);
     match watch_time {
@@ -722,9 +929,15 @@ async fn run(client_threads: usize) -> Res<()> {
             mib(w.bytes as f64),
             t.as_secs_f64(),
             w.events as f64 / t.as_secs_f64(),
-            w.done.map(|d| d.saturating_duration_since(creates_done).as_secs_f64() * 1000.0).unwrap_or(0.0)
+            w.done
+                .map(|d| d.saturating_duration_since(creates_done).as_secs_f64() * 1000.0)
+                .unwrap_or(0.0)
         ),
-        None => println!("  watch: only {} of {watch_n} events: {}", w.events, w.error.as_deref().unwrap_or("?")),
+        None => println!(
+            "  watch: only {} of {watch_n} events: {}",
+            w.events,
+            w.error.as_deref().unwrap_or("?")
+        ),
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (rss2, hwm2) = server.memory();
@@ -732,13 +945,23 @@ async fn run(client_threads: usize) -> Res<()> {
     let objs2 = (s2.objects - s0.objects).max(1) as f64;
     let rss_per_obj2 = rss2.saturating_sub(rss0) as f64 / objs2;
     let json_per_obj2 = (s2.json_bytes - s0.json_bytes) as f64 / objs2;
-    println!("  memory after {} objects: RSS {:.1} MiB, peak {:.1} MiB; bytes/object RSS vs JSON: {rss_per_obj2:.0} vs {json_per_obj2:.0}", s2.objects, mib(rss2 as f64), mib(hwm2 as f64));
+    println!(
+        "  memory after {} objects: RSS {:.1} MiB, peak {:.1} MiB; bytes/object RSS vs JSON: {rss_per_obj2:.0} vs {json_per_obj2:.0}",
+        s2.objects,
+        mib(rss2 as f64),
+        mib(hwm2 as f64)
+    );
     let _ = s2.rv;
     server.stop().await;
 
     // Summary.
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    println!("\n## kube-sim benchmark ({cpus} CPUs; server = release binary; client in the same machine, {})\n", best.label());
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    println!(
+        "\n## kube-sim benchmark ({cpus} CPUs; server = release binary; client in the same machine, {})\n",
+        best.label()
+    );
     println!("| Measurement | Result |");
     println!("|---|---|");
     for (mode, r) in &client_rows {
@@ -761,8 +984,19 @@ async fn run(client_threads: usize) -> Res<()> {
             r.us_per(r.server_cpu)
         );
     }
-    println!("| Full list, {} ConfigMaps | {:.3} s, {:.1} MiB |", full.items, full.elapsed.as_secs_f64(), mib(full.bytes as f64));
-    println!("| Paged list, limit 500 ({} pages) | {:.3} s, {:.1} MiB ({:.2} ms/page) |", paged.pages, paged.elapsed.as_secs_f64(), mib(paged.bytes as f64), paged.elapsed.as_secs_f64() * 1000.0 / paged.pages.max(1) as f64);
+    println!(
+        "| Full list, {} ConfigMaps | {:.3} s, {:.1} MiB |",
+        full.items,
+        full.elapsed.as_secs_f64(),
+        mib(full.bytes as f64)
+    );
+    println!(
+        "| Paged list, limit 500 ({} pages) | {:.3} s, {:.1} MiB ({:.2} ms/page) |",
+        paged.pages,
+        paged.elapsed.as_secs_f64(),
+        mib(paged.bytes as f64),
+        paged.elapsed.as_secs_f64() * 1000.0 / paged.pages.max(1) as f64
+    );
     match watch_time {
         Some(t) => println!(
             "| Watch from list RV: {} events during {} creates (64 clients, {:.0} creates/s) | {:.2} s first create → last event ({:.0} events/s) |",
@@ -772,7 +1006,10 @@ async fn run(client_threads: usize) -> Res<()> {
             t.as_secs_f64(),
             w.events as f64 / t.as_secs_f64()
         ),
-        None => println!("| Watch from list RV | incomplete: {} of {watch_n} events |", w.events),
+        None => println!(
+            "| Watch from list RV | incomplete: {} of {watch_n} events |",
+            w.events
+        ),
     }
     println!(
         "| Memory, bytes/object RSS vs JSON ({} objects) | {rss_per_obj:.0} vs {json_per_obj:.0} ({:.2}x) |",
@@ -784,7 +1021,19 @@ async fn run(client_threads: usize) -> Res<()> {
         s2.objects - s0.objects,
         rss_per_obj2 / json_per_obj2.max(1.0)
     );
-    println!("| Server RSS: empty / {} objects / {} objects (peak) | {:.1} / {:.1} / {:.1} MiB ({:.1} MiB) |", s1.objects, s2.objects, mib(rss0 as f64), mib(rss1 as f64), mib(rss2 as f64), mib(hwm2.max(hwm_list) as f64));
-    println!("\n(total bench time {:.1}s; load average before {load0:.2}, after {:.2})", run_start.elapsed().as_secs_f64(), loadavg());
+    println!(
+        "| Server RSS: empty / {} objects / {} objects (peak) | {:.1} / {:.1} / {:.1} MiB ({:.1} MiB) |",
+        s1.objects,
+        s2.objects,
+        mib(rss0 as f64),
+        mib(rss1 as f64),
+        mib(rss2 as f64),
+        mib(hwm2.max(hwm_list) as f64)
+    );
+    println!(
+        "\n(total bench time {:.1}s; load average before {load0:.2}, after {:.2})",
+        run_start.elapsed().as_secs_f64(),
+        loadavg()
+    );
     Ok(())
 }

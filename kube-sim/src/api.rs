@@ -20,15 +20,29 @@ use crate::ssa::{self, BuiltinTypeInfo, SsaError, TypeInfo};
 use crate::status::{self, ApiError};
 use crate::store::{Event, Key, Obj};
 
-pub async fn serve(sim: &Arc<Sim>, user: &UserInfo, info: &RequestInfo, query: &Query, headers: &HeaderMap, body: Bytes) -> Result<Reply, ApiError> {
-    let ri = sim.registry.read().expect("registry lock").get(&info.group, &info.version, &info.resource).ok_or_else(ApiError::no_route)?;
+pub async fn serve(
+    sim: &Arc<Sim>,
+    user: &UserInfo,
+    info: &RequestInfo,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Reply, ApiError> {
+    let ri = sim
+        .registry
+        .read()
+        .expect("registry lock")
+        .get(&info.group, &info.version, &info.resource)
+        .ok_or_else(ApiError::no_route)?;
     let is_namespaces = ri.group.is_empty() && ri.plural.as_ref() == "namespaces";
     let ns_in_path = !info.namespace.is_empty() && !is_namespaces;
     if ns_in_path && !ri.namespaced {
         return Err(ApiError::no_route());
     }
     let sub = info.subresource.as_str();
-    let sub_ok = sub.is_empty() || (sub == "status" && ri.has_status) || (sub == "finalize" && ri.group.is_empty() && ri.plural.as_ref() == "namespaces");
+    let sub_ok = sub.is_empty()
+        || (sub == "status" && ri.has_status)
+        || (sub == "finalize" && ri.group.is_empty() && ri.plural.as_ref() == "namespaces");
     if !sub_ok {
         return Err(ApiError::no_route());
     }
@@ -38,18 +52,25 @@ pub async fn serve(sim: &Arc<Sim>, user: &UserInfo, info: &RequestInfo, query: &
         user,
         query,
         headers,
-        ns: if ri.namespaced { info.namespace.clone() } else { String::new() },
+        ns: if ri.namespaced {
+            info.namespace.clone()
+        } else {
+            String::new()
+        },
         name: info.name.clone(),
         sub: sub.to_string(),
         manager: field_manager(query, headers),
     };
     if ri.virtual_create {
         return match info.verb.as_str() {
-            "create" => crate::reviews::create(sim, user, &ri, &info.namespace, &decode(&body, headers)?),
+            "create" => {
+                crate::reviews::create(sim, user, &ri, &info.namespace, &decode(&body, headers)?)
+            }
             _ => Err(ApiError::method_not_allowed()),
         };
     }
-    if ri.namespaced && info.namespace.is_empty() && !matches!(info.verb.as_str(), "list" | "watch") {
+    if ri.namespaced && info.namespace.is_empty() && !matches!(info.verb.as_str(), "list" | "watch")
+    {
         return Err(ApiError::no_route());
     }
     match info.verb.as_str() {
@@ -79,32 +100,61 @@ pub struct Ctx<'a> {
 
 /// A request body: JSON, or YAML for `application/yaml` and apply patches.
 pub fn decode(body: &[u8], headers: &HeaderMap) -> Result<Value, ApiError> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
     if ct.contains("protobuf") {
-        return crate::proto::decode(body).map_err(|e| ApiError::bad_request(format!("the object provided is unrecognized: protobuf: {e}")));
+        return crate::proto::decode(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the object provided is unrecognized: protobuf: {e}"
+            ))
+        });
     }
     let v: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(json_err) if ct.contains("yaml") => {
-            let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}")))?;
-            serde_saphyr::from_str(text).map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e} (as JSON: {json_err})")))?
+            let text = std::str::from_utf8(body)
+                .map_err(|e| ApiError::bad_request(format!("the body is not UTF-8: {e}")))?;
+            serde_saphyr::from_str(text).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "error converting YAML to JSON: {e} (as JSON: {json_err})"
+                ))
+            })?
         }
-        Err(e) => return Err(ApiError::bad_request(format!("the object provided is unrecognized: {e}"))),
+        Err(e) => {
+            return Err(ApiError::bad_request(format!(
+                "the object provided is unrecognized: {e}"
+            )));
+        }
     };
     if !v.is_object() {
-        return Err(ApiError::bad_request("the object provided is unrecognized: not a JSON object"));
+        return Err(ApiError::bad_request(
+            "the object provided is unrecognized: not a JSON object",
+        ));
     }
     Ok(v)
 }
 
 pub fn wants_table(headers: &HeaderMap) -> bool {
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.split(',').next().unwrap_or_default().contains("as=Table") || (a.contains("as=Table") && !a.contains("application/json,") && !a.ends_with("application/json")) || a.starts_with("application/json;as=Table"))
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',').next().unwrap_or_default().contains("as=Table")
+                || (a.contains("as=Table")
+                    && !a.contains("application/json,")
+                    && !a.ends_with("application/json"))
+                || a.starts_with("application/json;as=Table")
+        })
 }
 
 pub fn type_info(ri: &ResourceInfo) -> Box<dyn TypeInfo + '_> {
     match &ri.crd {
         Some(c) => Box::new(RefTypeInfo(&c.type_info)),
-        None => Box::new(BuiltinTypeInfo { kind: ri.kind.to_string() }),
+        None => Box::new(BuiltinTypeInfo {
+            kind: ri.kind.to_string(),
+        }),
     }
 }
 
@@ -126,8 +176,10 @@ fn ssa_err(ri: &ResourceInfo, name: &str, e: SsaError) -> ApiError {
         SsaError::Conflicts(cs) => {
             let msg = SsaError::Conflicts(cs.clone()).to_string();
             ApiError {
-                details: Some(json!({"name": name, "group": ri.group.as_ref(), "kind": ri.plural.as_ref(),
-                    "causes": cs.iter().map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.field})).collect::<Vec<_>>()})),
+                details: Some(
+                    json!({"name": name, "group": ri.group.as_ref(), "kind": ri.plural.as_ref(),
+                    "causes": cs.iter().map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.field})).collect::<Vec<_>>()}),
+                ),
                 ..ApiError::new(409, "Conflict", msg)
             }
         }
@@ -141,7 +193,11 @@ pub fn render(ri: &ResourceInfo, obj: &Obj) -> Bytes {
     if ri.is_crd() {
         let want = ri.api_version();
         let prefix = format!("\"apiVersion\":\"{want}\"");
-        if obj.json.windows(prefix.len()).any(|w| w == prefix.as_bytes()) {
+        if obj
+            .json
+            .windows(prefix.len())
+            .any(|w| w == prefix.as_bytes())
+        {
             return obj.json.clone();
         }
     } else if !crate::convert::converts(ri) {
@@ -165,7 +221,11 @@ impl Ctx<'_> {
     }
 
     fn current(&self) -> Option<Arc<Obj>> {
-        self.sim.store.read().expect("store lock").get(&self.gr(), &self.ns, &self.name)
+        self.sim
+            .store
+            .read()
+            .expect("store lock")
+            .get(&self.gr(), &self.ns, &self.name)
     }
 
     fn not_found(&self) -> ApiError {
@@ -194,15 +254,23 @@ impl Ctx<'_> {
     }
 
     pub fn selectors(&self) -> Result<(LabelSelector, FieldSelector), ApiError> {
-        let labels = LabelSelector::parse(self.query.get("labelSelector").unwrap_or_default()).map_err(ApiError::bad_request)?;
-        let fields = FieldSelector::parse(self.query.get("fieldSelector").unwrap_or_default(), self.ri.extra_field_selectors).map_err(ApiError::bad_request)?;
+        let labels = LabelSelector::parse(self.query.get("labelSelector").unwrap_or_default())
+            .map_err(ApiError::bad_request)?;
+        let fields = FieldSelector::parse(
+            self.query.get("fieldSelector").unwrap_or_default(),
+            self.ri.extra_field_selectors,
+        )
+        .map_err(ApiError::bad_request)?;
         Ok((labels, fields))
     }
 
     fn list(&self) -> Result<Reply, ApiError> {
         let (labels, fields) = self.selectors()?;
         let limit: usize = match self.query.get("limit") {
-            Some(l) => l.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?.max(0) as usize,
+            Some(l) => l
+                .parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit: {l}")))?
+                .max(0) as usize,
             None => 0,
         };
         let store = self.sim.store.read().expect("store lock");
@@ -211,22 +279,38 @@ impl Ctx<'_> {
             Some(tok) => {
                 let (rv, start) = decode_continue(tok)?;
                 if !store.snapshot_available(rv) {
-                    return Err(ApiError::gone("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."));
+                    return Err(ApiError::gone(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                    ));
                 }
                 (rv, Some(start))
             }
-            None => match (self.query.get("resourceVersion"), self.query.get("resourceVersionMatch")) {
+            None => match (
+                self.query.get("resourceVersion"),
+                self.query.get("resourceVersionMatch"),
+            ) {
                 (Some(rv), Some("Exact")) => {
-                    let rv: u64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?;
+                    let rv: u64 = rv.parse().map_err(|_| {
+                        ApiError::bad_request(format!("invalid resource version {rv:?}"))
+                    })?;
                     if !store.snapshot_available(rv) {
-                        return Err(ApiError::gone(format!("too old resource version: {rv} ({})", current)));
+                        return Err(ApiError::gone(format!(
+                            "too old resource version: {rv} ({})",
+                            current
+                        )));
                     }
                     (rv, None)
                 }
                 (Some(rv), _) if rv != "0" => {
-                    let want: u64 = rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?;
+                    let want: u64 = rv.parse().map_err(|_| {
+                        ApiError::bad_request(format!("invalid resource version {rv:?}"))
+                    })?;
                     if want > current {
-                        return Err(ApiError::new(504, "Timeout", format!("Too large resource version: {want}, current: {current}")));
+                        return Err(ApiError::new(
+                            504,
+                            "Timeout",
+                            format!("Too large resource version: {want}, current: {current}"),
+                        ));
                     }
                     (current, None)
                 }
@@ -234,13 +318,18 @@ impl Ctx<'_> {
             },
         };
         let ns = (!self.ns.is_empty()).then_some(self.ns.as_str());
-        let past = if at < current { Some(store.changes_since(&self.gr(), at)) } else { None };
+        let past = if at < current {
+            Some(store.changes_since(&self.gr(), at))
+        } else {
+            None
+        };
         // Objects of the snapshot at `at`, in key order.
         let mut items: Vec<Arc<Obj>> = Vec::new();
         let mut remaining = 0usize;
         let mut rest = 0usize;
         let matches = |o: &Obj| -> bool {
-            (labels.is_empty() || labels.matches(&o.labels)) && (fields.is_empty() || fields.matches(&o.value()))
+            (labels.is_empty() || labels.matches(&o.labels))
+                && (fields.is_empty() || fields.matches(&o.value()))
         };
         let mut visit = |_key: &Key, o: &Arc<Obj>, items: &mut Vec<Arc<Obj>>| -> bool {
             if !matches(o) {
@@ -253,7 +342,10 @@ impl Ctx<'_> {
             items.push(o.clone());
             true
         };
-        if let Some(pinned) = fields.pinned_name().filter(|_| ns.is_some() || !self.ri.namespaced) {
+        if let Some(pinned) = fields
+            .pinned_name()
+            .filter(|_| ns.is_some() || !self.ri.namespaced)
+        {
             if let Some(o) = store.get(&self.gr(), &self.ns, pinned) {
                 let key: Key = (self.ns.as_str().into(), pinned.into());
                 let o = match &past {
@@ -321,7 +413,13 @@ impl Ctx<'_> {
         let cont = if remaining > 0 {
             items.last().map(|o| {
                 let v = o.value();
-                let k: Key = (v["metadata"]["namespace"].as_str().unwrap_or_default().into(), v["metadata"]["name"].as_str().unwrap_or_default().into());
+                let k: Key = (
+                    v["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .into(),
+                    v["metadata"]["name"].as_str().unwrap_or_default().into(),
+                );
                 encode_continue(at, &k)
             })
         } else {
@@ -339,8 +437,17 @@ impl Ctx<'_> {
                 meta["remainingItemCount"] = json!(remaining);
             }
         }
-        let mut out = Vec::with_capacity(items.iter().map(|o| o.json.len() + 1).sum::<usize>() + 256);
-        out.extend_from_slice(format!("{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[", self.ri.kind, self.ri.api_version(), meta).as_bytes());
+        let mut out =
+            Vec::with_capacity(items.iter().map(|o| o.json.len() + 1).sum::<usize>() + 256);
+        out.extend_from_slice(
+            format!(
+                "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
+                self.ri.kind,
+                self.ri.api_version(),
+                meta
+            )
+            .as_bytes(),
+        );
         for (i, o) in items.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
@@ -359,14 +466,19 @@ impl Ctx<'_> {
         match v.get("apiVersion").and_then(|a| a.as_str()) {
             None | Some("") => v["apiVersion"] = json!(want_api),
             Some(a) if a != want_api => {
-                return Err(ApiError::bad_request(format!("the API version in the data ({a}) does not match the expected API version ({want_api})")));
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({a}) does not match the expected API version ({want_api})"
+                )));
             }
             _ => {}
         }
         match v.get("kind").and_then(|a| a.as_str()) {
             None | Some("") => v["kind"] = json!(self.ri.kind.as_ref()),
             Some(k) if k != self.ri.kind.as_ref() => {
-                return Err(ApiError::bad_request(format!("the kind in the data ({k}) does not match the expected kind ({})", self.ri.kind)));
+                return Err(ApiError::bad_request(format!(
+                    "the kind in the data ({k}) does not match the expected kind ({})",
+                    self.ri.kind
+                )));
             }
             _ => {}
         }
@@ -377,7 +489,12 @@ impl Ctx<'_> {
             Some(c) => {
                 let mut meta_only = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": v["metadata"].clone()});
                 let (m, meta_unknown) = crate::builtin::normalize("", "ConfigMap", &meta_only)
-                    .map_err(|e| ApiError::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: {e}", self.ri.kind, self.ri.version, self.ri.kind)))?;
+                    .map_err(|e| {
+                        ApiError::bad_request(format!(
+                            "{} in version \"{}\" cannot be handled as a {}: {e}",
+                            self.ri.kind, self.ri.version, self.ri.kind
+                        ))
+                    })?;
                 meta_only = m;
                 let mut v = v;
                 v["metadata"] = meta_only["metadata"].take();
@@ -386,8 +503,12 @@ impl Ctx<'_> {
                 c.schema.apply_defaults(&mut v);
                 (v, unknown)
             }
-            None => crate::builtin::normalize(&self.ri.group, &self.ri.kind, &v)
-                .map_err(|e| ApiError::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: {e}", self.ri.kind, self.ri.version, self.ri.kind)))?,
+            None => crate::builtin::normalize(&self.ri.group, &self.ri.kind, &v).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "{} in version \"{}\" cannot be handled as a {}: {e}",
+                    self.ri.kind, self.ri.version, self.ri.kind
+                ))
+            })?,
         };
         let mut v = crate::convert::to_storage(&self.ri, v);
         // Secret: write-only stringData is folded into data (overwriting), as v1 -> internal conversion does.
@@ -400,13 +521,19 @@ impl Ctx<'_> {
                 v["data"] = json!({});
             }
             for (k, s) in sd {
-                v["data"][k.as_str()] = json!(base64::engine::general_purpose::STANDARD.encode(s.as_str().unwrap_or_default()));
+                v["data"][k.as_str()] = json!(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(s.as_str().unwrap_or_default())
+                );
             }
         }
         if !unknown.is_empty() {
             match self.query.get("fieldValidation").unwrap_or("Warn") {
                 "Strict" => {
-                    let list: Vec<String> = unknown.iter().map(|u| format!("unknown field \"{}\"", u.trim_start_matches('.'))).collect();
+                    let list: Vec<String> = unknown
+                        .iter()
+                        .map(|u| format!("unknown field \"{}\"", u.trim_start_matches('.')))
+                        .collect();
                     return Err(ApiError::bad_request(format!(
                         "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
                         self.ri.kind,
@@ -416,7 +543,11 @@ impl Ctx<'_> {
                     )));
                 }
                 "Ignore" => {}
-                _ => warnings.extend(unknown.iter().map(|u| format!("unknown field \"{}\"", u.trim_start_matches('.')))),
+                _ => warnings.extend(
+                    unknown
+                        .iter()
+                        .map(|u| format!("unknown field \"{}\"", u.trim_start_matches('.'))),
+                ),
             }
         }
         Ok(v)
@@ -424,8 +555,14 @@ impl Ctx<'_> {
 
     /// Metadata the server owns, status/spec separation, generation.
     fn server_fields(&self, op: &Op, old: Option<&Value>, new: &mut Value) -> Result<(), ApiError> {
-        let m = new["metadata"].as_object_mut().ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
-        for k in ["selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+        let m = new["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        for k in [
+            "selfLink",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
             m.remove(k);
         }
         match op {
@@ -442,14 +579,22 @@ impl Ctx<'_> {
                 } else {
                     m.remove("namespace");
                 }
-                if self.ri.has_status && self.ri.is_crd()
-                    && let Some(o) = new.as_object_mut() {
-                        o.remove("status");
-                    }
+                if self.ri.has_status
+                    && self.ri.is_crd()
+                    && let Some(o) = new.as_object_mut()
+                {
+                    o.remove("status");
+                }
             }
             Op::Update => {
                 let old = old.expect("update has an old object");
-                for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+                for k in [
+                    "uid",
+                    "creationTimestamp",
+                    "deletionTimestamp",
+                    "deletionGracePeriodSeconds",
+                    "generation",
+                ] {
                     match old["metadata"].get(k) {
                         Some(v) => {
                             m.insert(k.into(), v.clone());
@@ -471,9 +616,14 @@ impl Ctx<'_> {
                                 merged.as_object_mut().map(|o| o.remove("status"));
                             }
                         }
-                        merged["metadata"]["managedFields"] = new["metadata"].get("managedFields").cloned().unwrap_or(Value::Null);
+                        merged["metadata"]["managedFields"] = new["metadata"]
+                            .get("managedFields")
+                            .cloned()
+                            .unwrap_or(Value::Null);
                         if merged["metadata"]["managedFields"].is_null() {
-                            merged["metadata"].as_object_mut().map(|o| o.remove("managedFields"));
+                            merged["metadata"]
+                                .as_object_mut()
+                                .map(|o| o.remove("managedFields"));
                         }
                         *new = merged;
                     } else {
@@ -504,10 +654,16 @@ impl Ctx<'_> {
             }
         }
         if self.ri.group.is_empty() && self.ri.plural.as_ref() == "namespaces" {
-            let name = new["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let name = new["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             new["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
             if matches!(op, Op::Create) {
-                if new["spec"]["finalizers"].as_array().is_none_or(|a| a.is_empty()) {
+                if new["spec"]["finalizers"]
+                    .as_array()
+                    .is_none_or(|a| a.is_empty())
+                {
                     new["spec"]["finalizers"] = json!(["kubernetes"]);
                 }
                 new["status"] = json!({"phase": "Active"});
@@ -528,7 +684,11 @@ impl Ctx<'_> {
         let mut causes: Vec<(String, String, String)> = Vec::new();
         let rbac = self.ri.group.as_ref() == "rbac.authorization.k8s.io";
         let is_ns = self.ri.group.is_empty() && self.ri.plural.as_ref() == "namespaces";
-        let name_err = if rbac { meta::validate_path_segment_name(name) } else { meta::validate_name(name, is_ns) };
+        let name_err = if rbac {
+            meta::validate_path_segment_name(name)
+        } else {
+            meta::validate_name(name, is_ns)
+        };
         if let Some(e) = name_err {
             causes.push(("FieldValueInvalid".into(), "metadata.name".into(), e));
         }
@@ -539,12 +699,26 @@ impl Ctx<'_> {
             for (i, r) in refs.iter().enumerate() {
                 for k in ["apiVersion", "kind", "name", "uid"] {
                     if r[k].as_str().is_none_or(str::is_empty) {
-                        causes.push(("FieldValueRequired".into(), format!("metadata.ownerReferences[{i}].{k}"), "Required value".into()));
+                        causes.push((
+                            "FieldValueRequired".into(),
+                            format!("metadata.ownerReferences[{i}].{k}"),
+                            "Required value".into(),
+                        ));
                     }
                 }
             }
-            if refs.iter().filter(|r| r["controller"].as_bool() == Some(true)).count() > 1 {
-                causes.push(("FieldValueInvalid".into(), "metadata.ownerReferences".into(), "Invalid value: \"\": Only one reference can have Controller set to true".into()));
+            if refs
+                .iter()
+                .filter(|r| r["controller"].as_bool() == Some(true))
+                .count()
+                > 1
+            {
+                causes.push((
+                    "FieldValueInvalid".into(),
+                    "metadata.ownerReferences".into(),
+                    "Invalid value: \"\": Only one reference can have Controller set to true"
+                        .into(),
+                ));
             }
         }
         if let (Op::Update, Some(old)) = (op, old) {
@@ -556,8 +730,13 @@ impl Ctx<'_> {
                     }
                 }
             }
-            if rbac && self.ri.kind.ends_with("Binding") && old.get("roleRef") != new.get("roleRef") {
-                causes.push(("FieldValueInvalid".into(), "roleRef".into(), format!("Invalid value: {}: cannot change roleRef", new["roleRef"])));
+            if rbac && self.ri.kind.ends_with("Binding") && old.get("roleRef") != new.get("roleRef")
+            {
+                causes.push((
+                    "FieldValueInvalid".into(),
+                    "roleRef".into(),
+                    format!("Invalid value: {}: cannot change roleRef", new["roleRef"]),
+                ));
             }
         }
         if let Some(c) = &self.ri.crd {
@@ -571,21 +750,47 @@ impl Ctx<'_> {
         if causes.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::invalid(&self.ri.group, &self.ri.kind, name, &causes))
+            Err(ApiError::invalid(
+                &self.ri.group,
+                &self.ri.kind,
+                name,
+                &causes,
+            ))
         }
     }
 
-    fn admit(&self, operation: &str, old: Option<&Value>, new: Option<&Value>) -> Result<Vec<String>, ApiError> {
+    fn admit(
+        &self,
+        operation: &str,
+        old: Option<&Value>,
+        new: Option<&Value>,
+    ) -> Result<Vec<String>, ApiError> {
         let policies = self.sim.policies();
         if policies.is_empty() {
             return Ok(Vec::new());
         }
         let ns_obj = if self.ri.namespaced {
-            self.sim.store.read().expect("store lock").get(&GroupResource { group: "".into(), resource: "namespaces".into() }, "", &self.ns).map(|o| o.value())
+            self.sim
+                .store
+                .read()
+                .expect("store lock")
+                .get(
+                    &GroupResource {
+                        group: "".into(),
+                        resource: "namespaces".into(),
+                    },
+                    "",
+                    &self.ns,
+                )
+                .map(|o| o.value())
         } else {
             None
         };
-        let name = new.or(old).and_then(|v| v["metadata"]["name"].as_str()).unwrap_or(&self.name).to_string();
+        let name = new
+            .or(old)
+            .and_then(|v| v["metadata"]["name"].as_str())
+            .unwrap_or(&self.name)
+            .to_string();
         let info = RequestInfo {
             resource_request: true,
             verb: operation.to_ascii_lowercase(),
@@ -637,14 +842,23 @@ impl Ctx<'_> {
         if !self.ri.namespaced {
             return Ok(());
         }
-        let ns = self.sim.store.read().expect("store lock").get(&GroupResource { group: "".into(), resource: "namespaces".into() }, "", &self.ns);
+        let ns = self.sim.store.read().expect("store lock").get(
+            &GroupResource {
+                group: "".into(),
+                resource: "namespaces".into(),
+            },
+            "",
+            &self.ns,
+        );
         match ns {
             None => Err(ApiError::not_found("", "namespaces", &self.ns)),
             Some(o) => {
                 if o.deleting {
                     Err(ApiError {
-                        details: Some(json!({"name": self.name, "group": self.ri.group.as_ref(), "kind": self.ri.plural.as_ref(),
-                            "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {} is being terminated", self.ns), "field": "metadata.namespace"}]})),
+                        details: Some(
+                            json!({"name": self.name, "group": self.ri.group.as_ref(), "kind": self.ri.plural.as_ref(),
+                            "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {} is being terminated", self.ns), "field": "metadata.namespace"}]}),
+                        ),
                         ..ApiError::forbidden(format!(
                             "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
                             status::qualified(&self.ri.group, &self.ri.plural),
@@ -672,10 +886,20 @@ impl Ctx<'_> {
     }
 
     /// `applied_fields`: the object already carries the applier's managedFields (server-side apply create).
-    fn create_normalized(&self, new: &mut Value, applied: Option<()>, warnings: &mut Vec<String>) -> Result<Reply, ApiError> {
-        let body_ns = new["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+    fn create_normalized(
+        &self,
+        new: &mut Value,
+        applied: Option<()>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Reply, ApiError> {
+        let body_ns = new["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if self.ri.namespaced && !body_ns.is_empty() && body_ns != self.ns {
-            return Err(ApiError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
         }
         if new["metadata"]["name"].as_str().is_none_or(str::is_empty) {
             match new["metadata"]["generateName"].as_str() {
@@ -684,19 +908,34 @@ impl Ctx<'_> {
                     new["metadata"]["name"] = json!(n);
                 }
                 _ => {
-                    return Err(ApiError::invalid(&self.ri.group, &self.ri.kind, "", &[(
-                        "FieldValueRequired".into(),
-                        "metadata.name".into(),
-                        "Required value: name or generateName is required".into(),
-                    )]));
+                    return Err(ApiError::invalid(
+                        &self.ri.group,
+                        &self.ri.kind,
+                        "",
+                        &[(
+                            "FieldValueRequired".into(),
+                            "metadata.name".into(),
+                            "Required value: name or generateName is required".into(),
+                        )],
+                    ));
                 }
             }
         }
-        let name = new["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = new["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if !self.name.is_empty() && self.name != name {
-            return Err(ApiError::bad_request(format!("the name of the object ({name}) does not match the name on the URL ({})", self.name)));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({name}) does not match the name on the URL ({})",
+                self.name
+            )));
         }
-        let ctx = Ctx { name: name.clone(), sub: String::new(), ..self.clone_ctx() };
+        let ctx = Ctx {
+            name: name.clone(),
+            sub: String::new(),
+            ..self.clone_ctx()
+        };
         ctx.namespace_check()?;
         ctx.server_fields(&Op::Create, None, new)?;
         if self.ri.group.as_ref() == "apiextensions.k8s.io" {
@@ -704,7 +943,8 @@ impl Ctx<'_> {
         }
         if applied.is_none() {
             let ti = type_info(&self.ri);
-            ssa::update(None, new, &self.manager, None, ti.as_ref(), &now()).map_err(|e| ssa_err(&self.ri, &name, e))?;
+            ssa::update(None, new, &self.manager, None, ti.as_ref(), &now())
+                .map_err(|e| ssa_err(&self.ri, &name, e))?;
         }
         ctx.validate(&Op::Create, None, new)?;
         warnings.extend(ctx.admit("CREATE", None, Some(new))?);
@@ -714,13 +954,24 @@ impl Ctx<'_> {
         let ev = {
             let mut store = self.sim.store.write().expect("store lock");
             if store.get(&self.gr(), &self.ns, &name).is_some() {
-                return Err(ApiError::already_exists(&self.ri.group, &self.ri.plural, &name));
+                return Err(ApiError::already_exists(
+                    &self.ri.group,
+                    &self.ri.plural,
+                    &name,
+                ));
             }
             // `new` is not used after this: move it instead of cloning it under the lock.
-            store.commit(&self.gr(), &self.ns, &name, Some(std::mem::take(new))).expect("commit of a value")
+            store
+                .commit(&self.gr(), &self.ns, &name, Some(std::mem::take(new)))
+                .expect("commit of a value")
         };
         self.committed(&ev);
-        Ok(Reply { code: 201, body: render(&self.ri, &ev.obj).into(), content_type: "application/json".into(), warnings: std::mem::take(warnings) })
+        Ok(Reply {
+            code: 201,
+            body: render(&self.ri, &ev.obj).into(),
+            content_type: "application/json".into(),
+            warnings: std::mem::take(warnings),
+        })
     }
 
     fn clone_ctx(&self) -> Ctx<'_> {
@@ -744,22 +995,44 @@ impl Ctx<'_> {
 
     fn update(&self, body: Value) -> Result<Reply, ApiError> {
         let mut warnings = Vec::new();
-        let body_name = body["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let body_name = body["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if !body_name.is_empty() && body_name != self.name {
-            return Err(ApiError::bad_request(format!("the name of the object ({body_name}) does not match the name on the URL ({})", self.name)));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({})",
+                self.name
+            )));
         }
-        let want_rv = body["metadata"]["resourceVersion"].as_str().map(String::from).filter(|s| !s.is_empty());
-        let want_uid = body["metadata"]["uid"].as_str().map(String::from).filter(|s| !s.is_empty());
+        let want_rv = body["metadata"]["resourceVersion"]
+            .as_str()
+            .map(String::from)
+            .filter(|s| !s.is_empty());
+        let want_uid = body["metadata"]["uid"]
+            .as_str()
+            .map(String::from)
+            .filter(|s| !s.is_empty());
         let new = self.normalize(body, &mut warnings)?;
         let Some(cur) = self.current() else {
             return Err(self.not_found());
         };
         // A PUT body's uid is a precondition (rest.DefaultUpdatedObjectInfo.Preconditions).
         if let Some(uid) = &want_uid {
-            let have = cur.value()["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+            let have = cur.value()["metadata"]["uid"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             if *uid != have {
-                let why = format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have}");
-                return Err(ApiError::conflict(&self.ri.group, &self.ri.plural, &self.name, &why));
+                let why = format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
+                );
+                return Err(ApiError::conflict(
+                    &self.ri.group,
+                    &self.ri.plural,
+                    &self.name,
+                    &why,
+                ));
             }
         }
         if let Some(rv) = &want_rv
@@ -772,7 +1045,14 @@ impl Ctx<'_> {
 
     /// Finish an update of `cur` to `new` (managedFields computed unless `applied`), commit
     /// unless nothing changed; `exact_rv`: fail on a concurrent change instead of retrying.
-    fn write_update(&self, cur: Arc<Obj>, mut new: Value, applied: bool, mut warnings: Vec<String>, exact_rv: bool) -> Result<Reply, ApiError> {
+    fn write_update(
+        &self,
+        cur: Arc<Obj>,
+        mut new: Value,
+        applied: bool,
+        mut warnings: Vec<String>,
+        exact_rv: bool,
+    ) -> Result<Reply, ApiError> {
         let old = cur.value();
         new["metadata"]["name"] = json!(self.name);
         self.server_fields(&Op::Update, Some(&old), &mut new)?;
@@ -782,12 +1062,24 @@ impl Ctx<'_> {
         if !applied {
             let ti = type_info(&self.ri);
             let sub = (!self.sub.is_empty()).then_some(self.sub.as_str());
-            ssa::update(Some(&old), &mut new, &self.manager, sub, ti.as_ref(), &now()).map_err(|e| ssa_err(&self.ri, &self.name, e))?;
+            ssa::update(
+                Some(&old),
+                &mut new,
+                &self.manager,
+                sub,
+                ti.as_ref(),
+                &now(),
+            )
+            .map_err(|e| ssa_err(&self.ri, &self.name, e))?;
         }
         let mut old_cmp = old.clone();
-        old_cmp["metadata"].as_object_mut().map(|m| m.remove("resourceVersion"));
+        old_cmp["metadata"]
+            .as_object_mut()
+            .map(|m| m.remove("resourceVersion"));
         let mut new_cmp = new.clone();
-        new_cmp["metadata"].as_object_mut().map(|m| m.remove("resourceVersion"));
+        new_cmp["metadata"]
+            .as_object_mut()
+            .map(|m| m.remove("resourceVersion"));
         if self.ri.is_crd() {
             // Versions of a custom resource differ only in apiVersion (conversion None): no change.
             old_cmp["apiVersion"] = new_cmp["apiVersion"].clone();
@@ -807,12 +1099,18 @@ impl Ctx<'_> {
             let mut store = self.sim.store.write().expect("store lock");
             match store.get(&self.gr(), &self.ns, &self.name) {
                 Some(now) if now.rv == cur.rv => {}
-                Some(_) if exact_rv => return Err(ApiError::stale(&self.ri.group, &self.ri.plural, &self.name)),
-                Some(_) => return Err(ApiError::stale(&self.ri.group, &self.ri.plural, &self.name).retry()),
+                Some(_) if exact_rv => {
+                    return Err(ApiError::stale(&self.ri.group, &self.ri.plural, &self.name));
+                }
+                Some(_) => {
+                    return Err(ApiError::stale(&self.ri.group, &self.ri.plural, &self.name).retry());
+                }
                 None => return Err(self.not_found()),
             }
             let value = if finished { None } else { Some(new.clone()) };
-            store.commit(&self.gr(), &self.ns, &self.name, value).expect("object exists")
+            store
+                .commit(&self.gr(), &self.ns, &self.name, value)
+                .expect("object exists")
         };
         self.committed(&ev);
         let mut r = Reply::json(200, render(&self.ri, &ev.obj));
@@ -821,28 +1119,64 @@ impl Ctx<'_> {
     }
 
     fn patch(&self, body: &[u8], headers: &HeaderMap) -> Result<Reply, ApiError> {
-        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
         let ct = ct.split(';').next().unwrap_or_default().trim().to_string();
         let accepted: &[&str] = if self.ri.is_crd() {
-            &["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
+            &[
+                "application/json-patch+json",
+                "application/merge-patch+json",
+                "application/apply-patch+yaml",
+            ]
         } else {
-            &["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml", "application/strategic-merge-patch+json"]
+            &[
+                "application/json-patch+json",
+                "application/merge-patch+json",
+                "application/apply-patch+yaml",
+                "application/strategic-merge-patch+json",
+            ]
         };
         if !accepted.contains(&ct.as_str()) {
             return Err(ApiError::unsupported_media_type(accepted));
         }
         if ct != "application/apply-patch+yaml" && self.query.get("force").is_some() {
-            let cause = ("FieldValueForbidden".to_string(), "force".to_string(), "Forbidden: may not be specified for non-apply patch".to_string());
-            return Err(ApiError::invalid("meta.k8s.io", "PatchOptions", "", &[cause]));
+            let cause = (
+                "FieldValueForbidden".to_string(),
+                "force".to_string(),
+                "Forbidden: may not be specified for non-apply patch".to_string(),
+            );
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "PatchOptions",
+                "",
+                &[cause],
+            ));
         }
         if ct == "application/apply-patch+yaml" {
             let force = self.query.flag("force");
             if self.query.get("fieldManager").is_none_or(|m| m.is_empty()) {
                 // The server's ValidatePatchOptions: a 422 on PatchOptions, not a 400.
-                let cause = ("FieldValueRequired".to_string(), "fieldManager".to_string(), "Required value: is required for apply patch".to_string());
-                return Err(ApiError::invalid("meta.k8s.io", "PatchOptions", "", &[cause]));
+                let cause = (
+                    "FieldValueRequired".to_string(),
+                    "fieldManager".to_string(),
+                    "Required value: is required for apply patch".to_string(),
+                );
+                return Err(ApiError::invalid(
+                    "meta.k8s.io",
+                    "PatchOptions",
+                    "",
+                    &[cause],
+                ));
             }
-            let applied = decode(body, &HeaderMap::from_iter([(header::CONTENT_TYPE, "application/yaml".parse().expect("static"))]))?;
+            let applied = decode(
+                body,
+                &HeaderMap::from_iter([(
+                    header::CONTENT_TYPE,
+                    "application/yaml".parse().expect("static"),
+                )]),
+            )?;
             // Retry on concurrent writes, as the server's patcher does.
             for _ in 0..16 {
                 match self.apply_once(&applied, force) {
@@ -852,14 +1186,18 @@ impl Ctx<'_> {
             }
             return Err(ApiError::stale(&self.ri.group, &self.ri.plural, &self.name));
         }
-        let patch: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        let patch: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         for _ in 0..16 {
-            let Some(cur) = self.current() else { return Err(self.not_found()) };
+            let Some(cur) = self.current() else {
+                return Err(self.not_found());
+            };
             // The patch applies to the object as the request's version serves it.
             let old = crate::convert::to_served(&self.ri, cur.value());
             let patched = match ct.as_str() {
                 "application/json-patch+json" => {
-                    let p: json_patch::Patch = serde_json::from_value(patch.clone()).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                    let p: json_patch::Patch = serde_json::from_value(patch.clone())
+                        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
                     let mut doc = old.clone();
                     json_patch::patch(&mut doc, &p).map_err(|e| ApiError::new(422, "Invalid", format!("the server rejected our request due to an error in our request: {e}")))?;
                     doc
@@ -871,10 +1209,13 @@ impl Ctx<'_> {
                 }
                 _ => {
                     let ti = type_info(&self.ri);
-                    ssa::strategic_merge(&old, &patch, ti.as_ref()).map_err(|e| ApiError::bad_request(e.to_string()))?
+                    ssa::strategic_merge(&old, &patch, ti.as_ref())
+                        .map_err(|e| ApiError::bad_request(e.to_string()))?
                 }
             };
-            let want_rv = patched["metadata"]["resourceVersion"].as_str().map(String::from);
+            let want_rv = patched["metadata"]["resourceVersion"]
+                .as_str()
+                .map(String::from);
             if let Some(rv) = &want_rv
                 && *rv != cur.rv.to_string()
             {
@@ -895,30 +1236,47 @@ impl Ctx<'_> {
         let mut applied = self.normalize(applied.clone(), &mut warnings)?;
         let applied_name = applied["metadata"]["name"].as_str().unwrap_or_default();
         if applied_name != self.name {
-            return Err(ApiError::bad_request(format!("the name of the object ({applied_name}) does not match the name on the URL ({})", self.name)));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({applied_name}) does not match the name on the URL ({})",
+                self.name
+            )));
         }
         if self.ri.has_status
-            && let Some(o) = applied.as_object_mut() {
-                if self.sub == "status" {
-                    let keep: Vec<String> = o.keys().filter(|k| !["apiVersion", "kind", "metadata", "status"].contains(&k.as_str())).cloned().collect();
-                    for k in keep {
-                        o.remove(&k);
-                    }
-                    let name = o["metadata"]["name"].clone();
-                    let ns = o["metadata"].get("namespace").cloned();
-                    o.insert("metadata".into(), json!({"name": name}));
-                    if let Some(ns) = ns {
-                        o["metadata"]["namespace"] = ns;
-                    }
-                } else {
-                    o.remove("status");
+            && let Some(o) = applied.as_object_mut()
+        {
+            if self.sub == "status" {
+                let keep: Vec<String> = o
+                    .keys()
+                    .filter(|k| !["apiVersion", "kind", "metadata", "status"].contains(&k.as_str()))
+                    .cloned()
+                    .collect();
+                for k in keep {
+                    o.remove(&k);
                 }
+                let name = o["metadata"]["name"].clone();
+                let ns = o["metadata"].get("namespace").cloned();
+                o.insert("metadata".into(), json!({"name": name}));
+                if let Some(ns) = ns {
+                    o["metadata"]["namespace"] = ns;
+                }
+            } else {
+                o.remove("status");
             }
+        }
         let ti = type_info(&self.ri);
         let sub = (!self.sub.is_empty()).then_some(self.sub.as_str());
         let cur = self.current();
         let live = cur.as_ref().map(|c| c.value());
-        let mut merged = ssa::apply(live.as_ref(), &applied, &self.manager, sub, force, ti.as_ref(), &now()).map_err(|e| ssa_err(&self.ri, &self.name, e))?;
+        let mut merged = ssa::apply(
+            live.as_ref(),
+            &applied,
+            &self.manager,
+            sub,
+            force,
+            ti.as_ref(),
+            &now(),
+        )
+        .map_err(|e| ssa_err(&self.ri, &self.name, e))?;
         if let Some(c) = &self.ri.crd {
             c.schema.apply_defaults(&mut merged);
         }
@@ -944,7 +1302,10 @@ impl Ctx<'_> {
                 &self.ri.group,
                 &self.ri.plural,
                 &self.name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", old["metadata"]["uid"].as_str().unwrap_or_default()),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    old["metadata"]["uid"].as_str().unwrap_or_default()
+                ),
             ));
         }
         if let Some(rv) = opts["preconditions"]["resourceVersion"].as_str()
@@ -954,34 +1315,61 @@ impl Ctx<'_> {
                 &self.ri.group,
                 &self.ri.plural,
                 &self.name,
-                &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", cur.rv),
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    cur.rv
+                ),
             ));
         }
         let warnings = self.admit("DELETE", Some(&old), None)?;
-        let policy = opts["propagationPolicy"].as_str().map(String::from).or_else(|| match opts["orphanDependents"].as_bool() {
-            Some(true) => Some("Orphan".into()),
-            Some(false) => Some("Background".into()),
-            None => None,
-        });
+        let policy = opts["propagationPolicy"]
+            .as_str()
+            .map(String::from)
+            .or_else(|| match opts["orphanDependents"].as_bool() {
+                Some(true) => Some("Orphan".into()),
+                Some(false) => Some("Background".into()),
+                None => None,
+            });
         if let Some(p) = &policy
             && !["Orphan", "Background", "Foreground"].contains(&p.as_str())
         {
-            return Err(ApiError::invalid("meta.k8s.io", "DeleteOptions", "", &[(
-                "FieldValueNotSupported".into(),
-                "propagationPolicy".into(),
-                format!("Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""),
-            )]));
+            return Err(ApiError::invalid(
+                "meta.k8s.io",
+                "DeleteOptions",
+                "",
+                &[(
+                    "FieldValueNotSupported".into(),
+                    "propagationPolicy".into(),
+                    format!(
+                        "Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+                    ),
+                )],
+            ));
         }
-        let outcome = delete_object(self.sim, &self.gr(), &self.ns, &self.name, policy.as_deref(), self.query.dry_run, Some(cur))?;
+        let outcome = delete_object(
+            self.sim,
+            &self.gr(),
+            &self.ns,
+            &self.name,
+            policy.as_deref(),
+            self.query.dry_run,
+            Some(cur),
+        )?;
         let mut r = match outcome {
             Deleted::Gone(obj) => {
                 if self.ri.is_crd() {
                     Reply::json(200, render(&self.ri, &obj))
                 } else {
-                    Reply::value(200, &status::success(&self.ri.group, &self.ri.plural, &self.name, &obj.uid))
+                    Reply::value(
+                        200,
+                        &status::success(&self.ri.group, &self.ri.plural, &self.name, &obj.uid),
+                    )
                 }
             }
-            Deleted::Pending(obj) => Reply::json(if policy.is_some() { 202 } else { 200 }, render(&self.ri, &obj)),
+            Deleted::Pending(obj) => Reply::json(
+                if policy.is_some() { 202 } else { 200 },
+                render(&self.ri, &obj),
+            ),
             Deleted::DryRun(v) => Reply::value(200, &v),
         };
         r.warnings = warnings;
@@ -995,16 +1383,40 @@ impl Ctx<'_> {
         let targets: Vec<Arc<Obj>> = {
             let store = self.sim.store.read().expect("store lock");
             let ns = (!self.ns.is_empty()).then_some(self.ns.as_str());
-            store.range(&self.gr(), ns, None).map(|(_, o)| o.clone()).filter(|o| labels.matches(&o.labels) && (fields.is_empty() || fields.matches(&o.value()))).collect()
+            store
+                .range(&self.gr(), ns, None)
+                .map(|(_, o)| o.clone())
+                .filter(|o| {
+                    labels.matches(&o.labels) && (fields.is_empty() || fields.matches(&o.value()))
+                })
+                .collect()
         };
         let mut items = Vec::new();
         for o in targets {
             let v = o.value();
-            let ns = v["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-            let name = v["metadata"]["name"].as_str().unwrap_or_default().to_string();
-            let ctx = Ctx { ns: ns.clone(), name: name.clone(), ..self.clone_ctx() };
+            let ns = v["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let name = v["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let ctx = Ctx {
+                ns: ns.clone(),
+                name: name.clone(),
+                ..self.clone_ctx()
+            };
             ctx.admit("DELETE", Some(&v), None)?;
-            match delete_object(self.sim, &self.gr(), &ns, &name, policy.as_deref(), self.query.dry_run, None) {
+            match delete_object(
+                self.sim,
+                &self.gr(),
+                &ns,
+                &name,
+                policy.as_deref(),
+                self.query.dry_run,
+                None,
+            ) {
                 Ok(Deleted::Gone(o) | Deleted::Pending(o)) => items.push(o.value()),
                 Ok(Deleted::DryRun(v)) => items.push(v),
                 Err(e) if e.code == 404 => {}
@@ -1012,7 +1424,10 @@ impl Ctx<'_> {
             }
         }
         let rv = self.sim.store.read().expect("store lock").current_rv();
-        Ok(Reply::value(200, &json!({"kind": format!("{}List", self.ri.kind), "apiVersion": self.ri.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items})))
+        Ok(Reply::value(
+            200,
+            &json!({"kind": format!("{}List", self.ri.kind), "apiVersion": self.ri.api_version(), "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
+        ))
     }
 }
 
@@ -1020,9 +1435,11 @@ fn delete_options(body: &[u8], query: &Query) -> Result<Value, ApiError> {
     let mut opts: Value = if body.iter().all(|b| b.is_ascii_whitespace()) {
         json!({})
     } else if crate::proto::is_protobuf(body) {
-        crate::proto::decode(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: protobuf: {e}")))?
+        crate::proto::decode(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: protobuf: {e}")))?
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
     };
     if let Some(p) = query.get("propagationPolicy") {
         opts["propagationPolicy"] = json!(p);
@@ -1042,13 +1459,19 @@ impl ApiError {
         self
     }
     fn is_retry(&self) -> bool {
-        self.details.as_ref().is_some_and(|d| d.get("kube-sim-retry").is_some())
+        self.details
+            .as_ref()
+            .is_some_and(|d| d.get("kube-sim-retry").is_some())
     }
 }
 
 /// Is a deleting object free to go (no finalizers left; namespaces also need an empty spec.finalizers)?
 pub fn ready_to_remove(gr: &GroupResource, v: &Value) -> bool {
-    let spec_fin = gr.group.is_empty() && gr.resource.as_ref() == "namespaces" && v["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty());
+    let spec_fin = gr.group.is_empty()
+        && gr.resource.as_ref() == "namespaces"
+        && v["spec"]["finalizers"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
     meta::finalizers(v).is_empty() && !spec_fin
 }
 
@@ -1061,12 +1484,25 @@ pub enum Deleted {
 /// Delete an object as the API server does: with finalizers (or a Foreground/Orphan policy,
 /// which add theirs) it only gets a deletionTimestamp; otherwise it goes at once and the
 /// garbage collector deals with its dependents.
-pub fn delete_object(sim: &Sim, gr: &GroupResource, ns: &str, name: &str, policy: Option<&str>, dry_run: bool, first: Option<Arc<Obj>>) -> Result<Deleted, ApiError> {
+pub fn delete_object(
+    sim: &Sim,
+    gr: &GroupResource,
+    ns: &str,
+    name: &str,
+    policy: Option<&str>,
+    dry_run: bool,
+    first: Option<Arc<Obj>>,
+) -> Result<Deleted, ApiError> {
     let mut cur = first;
     for _ in 0..16 {
         let obj = match cur.take() {
             Some(o) => o,
-            None => sim.store.read().expect("store lock").get(gr, ns, name).ok_or_else(|| ApiError::not_found(&gr.group, &gr.resource, name))?,
+            None => sim
+                .store
+                .read()
+                .expect("store lock")
+                .get(gr, ns, name)
+                .ok_or_else(|| ApiError::not_found(&gr.group, &gr.resource, name))?,
         };
         let mut v = obj.value();
         let mut fins = meta::finalizers(&v);
@@ -1097,7 +1533,8 @@ pub fn delete_object(sim: &Sim, gr: &GroupResource, ns: &str, name: &str, policy
                 v["metadata"]["deletionTimestamp"] = json!(meta::now());
                 v["metadata"]["deletionGracePeriodSeconds"] = json!(0);
                 if v["metadata"].get("generation").is_some() {
-                    v["metadata"]["generation"] = json!(v["metadata"]["generation"].as_i64().unwrap_or(0) + 1);
+                    v["metadata"]["generation"] =
+                        json!(v["metadata"]["generation"].as_i64().unwrap_or(0) + 1);
                 }
                 if is_ns {
                     v["status"]["phase"] = json!("Terminating");
@@ -1117,18 +1554,32 @@ pub fn delete_object(sim: &Sim, gr: &GroupResource, ns: &str, name: &str, policy
             store.commit(gr, ns, name, new).expect("object exists")
         };
         post_commit(sim, &ev);
-        return Ok(if pending { Deleted::Pending(ev.obj.clone()) } else { Deleted::Gone(ev.obj.clone()) });
+        return Ok(if pending {
+            Deleted::Pending(ev.obj.clone())
+        } else {
+            Deleted::Gone(ev.obj.clone())
+        });
     }
     Err(ApiError::stale(&gr.group, &gr.resource, name))
 }
 
 /// Change an object as the system (garbage collector, controllers): `f` returns the new
 /// value or None for no change. A deleting object whose last finalizer goes is removed.
-pub fn system_update(sim: &Sim, gr: &GroupResource, ns: &str, name: &str, f: impl Fn(&Value) -> Option<Value>) -> Option<Arc<Event>> {
+pub fn system_update(
+    sim: &Sim,
+    gr: &GroupResource,
+    ns: &str,
+    name: &str,
+    f: impl Fn(&Value) -> Option<Value>,
+) -> Option<Arc<Event>> {
     for _ in 0..16 {
         let obj = sim.store.read().expect("store lock").get(gr, ns, name)?;
         let new = f(&obj.value())?;
-        let value = if meta::is_deleting(&new) && ready_to_remove(gr, &new) { None } else { Some(new) };
+        let value = if meta::is_deleting(&new) && ready_to_remove(gr, &new) {
+            None
+        } else {
+            Some(new)
+        };
         let ev = {
             let mut store = sim.store.write().expect("store lock");
             match store.get(gr, ns, name) {
@@ -1148,7 +1599,10 @@ pub fn system_update(sim: &Sim, gr: &GroupResource, ns: &str, name: &str, f: imp
 
 /// Create an object as the system (namespace defaults).
 pub fn system_create(sim: &Sim, gr: &GroupResource, ns: &str, mut v: Value) {
-    let name = v["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = v["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     v["metadata"]["uid"] = json!(meta::uid());
     v["metadata"]["creationTimestamp"] = json!(meta::now());
     let ev = {
@@ -1166,28 +1620,57 @@ pub fn system_create(sim: &Sim, gr: &GroupResource, ns: &str, mut v: Value) {
 /// Side effects after any commit.
 pub fn post_commit(sim: &Sim, ev: &Event) {
     if ev.gr.group.as_ref() == "apiextensions.k8s.io" {
-        crate::crd::sync_registry(sim, &ev.obj.value(), ev.kind == crate::store::EventType::Deleted);
+        crate::crd::sync_registry(
+            sim,
+            &ev.obj.value(),
+            ev.kind == crate::store::EventType::Deleted,
+        );
     }
-    if ev.gr.group.is_empty() && ev.gr.resource.as_ref() == "namespaces" && ev.kind == crate::store::EventType::Added && sim.config.namespace_defaults {
+    if ev.gr.group.is_empty()
+        && ev.gr.resource.as_ref() == "namespaces"
+        && ev.kind == crate::store::EventType::Added
+        && sim.config.namespace_defaults
+    {
         for (group, resource, obj) in crate::bootstrap::namespace_defaults(&ev.name) {
-            system_create(sim, &GroupResource { group: group.into(), resource: resource.into() }, &ev.name, obj);
+            system_create(
+                sim,
+                &GroupResource {
+                    group: group.into(),
+                    resource: resource.into(),
+                },
+                &ev.name,
+                obj,
+            );
         }
     }
     sim.after_commit(&ev.gr);
 }
 
 fn encode_continue(rv: u64, key: &Key) -> String {
-    let start = if key.0.is_empty() { format!("{}\u{0}", key.1) } else { format!("{}/{}\u{0}", key.0, key.1) };
+    let start = if key.0.is_empty() {
+        format!("{}\u{0}", key.1)
+    } else {
+        format!("{}/{}\u{0}", key.0, key.1)
+    };
     let tok = json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start});
     base64::engine::general_purpose::STANDARD.encode(tok.to_string())
 }
 
 fn decode_continue(tok: &str) -> Result<(u64, Key), ApiError> {
-    let bad = || ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)");
-    let raw = base64::engine::general_purpose::STANDARD.decode(tok).map_err(|_| bad())?;
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(tok)
+        .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     let rv = v["rv"].as_u64().ok_or_else(bad)?;
-    let start = v["start"].as_str().ok_or_else(bad)?.trim_end_matches('\u{0}');
+    let start = v["start"]
+        .as_str()
+        .ok_or_else(bad)?
+        .trim_end_matches('\u{0}');
     let key: Key = match start.split_once('/') {
         Some((ns, name)) => (ns.into(), name.into()),
         None => ("".into(), start.into()),
@@ -1211,10 +1694,22 @@ mod tests {
 
     #[test]
     fn namespaces_wait_for_spec_finalizers() {
-        let ns = GroupResource { group: "".into(), resource: "namespaces".into() };
-        assert!(!ready_to_remove(&ns, &json!({"metadata": {}, "spec": {"finalizers": ["kubernetes"]}})));
+        let ns = GroupResource {
+            group: "".into(),
+            resource: "namespaces".into(),
+        };
+        assert!(!ready_to_remove(
+            &ns,
+            &json!({"metadata": {}, "spec": {"finalizers": ["kubernetes"]}})
+        ));
         assert!(ready_to_remove(&ns, &json!({"metadata": {}, "spec": {}})));
-        let cm = GroupResource { group: "".into(), resource: "configmaps".into() };
-        assert!(!ready_to_remove(&cm, &json!({"metadata": {"finalizers": ["a/b"]}})));
+        let cm = GroupResource {
+            group: "".into(),
+            resource: "configmaps".into(),
+        };
+        assert!(!ready_to_remove(
+            &cm,
+            &json!({"metadata": {"finalizers": ["a/b"]}})
+        ));
     }
 }

@@ -234,7 +234,11 @@ impl Binding {
                     crate::status::go_quote(&format!("{}/{}", subject.name, ns))
                 )
             }
-            _ => format!("{} {}", subject.kind, crate::status::go_quote(&subject.name)),
+            _ => format!(
+                "{} {}",
+                subject.kind,
+                crate::status::go_quote(&subject.name)
+            ),
         };
         if self.namespace.is_empty() {
             format!(
@@ -586,7 +590,11 @@ fn effective_cluster_role_rules(
 pub fn forbidden_message(a: &Attributes, reason: &str) -> String {
     let user = crate::status::go_quote(&a.user.name);
     let msg = if !a.resource_request {
-        format!("User {user} cannot {} path {}", a.verb, crate::status::go_quote(&a.path))
+        format!(
+            "User {user} cannot {} path {}",
+            a.verb,
+            crate::status::go_quote(&a.path)
+        )
     } else {
         let resource = if a.subresource.is_empty() {
             a.resource.clone()
@@ -631,7 +639,10 @@ pub fn forbidden_message(a: &Attributes, reason: &str) -> String {
     if a.name.is_empty() || !a.resource_request {
         format!("{qualified} is forbidden: {err}")
     } else {
-        format!("{qualified} {} is forbidden: {err}", crate::status::go_quote(&a.name))
+        format!(
+            "{qualified} {} is forbidden: {err}",
+            crate::status::go_quote(&a.name)
+        )
     }
 }
 

@@ -10,17 +10,30 @@ use crate::sim::Sim;
 const RBAC: &str = "rbac.authorization.k8s.io";
 
 fn gr(group: &str, resource: &str) -> GroupResource {
-    GroupResource { group: group.into(), resource: resource.into() }
+    GroupResource {
+        group: group.into(),
+        resource: resource.into(),
+    }
 }
 
 /// Store an object as the system, with fresh metadata.
 pub fn put_system_object(sim: &Sim, group: &str, resource: &str, mut v: Value) {
-    let ns = v["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-    let name = v["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let ns = v["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let name = v["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     v["metadata"]["uid"] = json!(crate::meta::uid());
     v["metadata"]["creationTimestamp"] = json!(crate::meta::now());
     let gr = gr(group, resource);
-    let ev = sim.store.write().expect("store lock").commit(&gr, &ns, &name, Some(v));
+    let ev = sim
+        .store
+        .write()
+        .expect("store lock")
+        .commit(&gr, &ns, &name, Some(v));
     if let Some(ev) = ev {
         crate::api::post_commit(sim, &ev);
     }
@@ -56,9 +69,19 @@ pub fn seed(sim: &Sim) {
     let read = json!(["get", "list", "watch"]);
     let write = json!(["create", "delete", "deletecollection", "patch", "update"]);
     let everyday = json!(["", "coordination.k8s.io", "events.k8s.io"]);
-    let everyday_resources = json!(["configmaps", "secrets", "serviceaccounts", "events", "leases"]);
+    let everyday_resources = json!([
+        "configmaps",
+        "secrets",
+        "serviceaccounts",
+        "events",
+        "leases"
+    ]);
     let roles = [
-        cluster_role("cluster-admin", json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]), &[]),
+        cluster_role(
+            "cluster-admin",
+            json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
+            &[],
+        ),
         cluster_role(
             "admin",
             json!([
@@ -92,7 +115,11 @@ pub fn seed(sim: &Sim) {
             json!([{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
             &[],
         ),
-        cluster_role("system:public-info-viewer", json!([{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}]), &[]),
+        cluster_role(
+            "system:public-info-viewer",
+            json!([{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
+            &[],
+        ),
         cluster_role(
             "system:basic-user",
             json!([
@@ -107,9 +134,21 @@ pub fn seed(sim: &Sim) {
     }
     for b in [
         binding("cluster-admin", "cluster-admin", "system:masters"),
-        binding("system:discovery", "system:discovery", "system:authenticated"),
-        binding("system:basic-user", "system:basic-user", "system:authenticated"),
-        binding("system:public-info-viewer", "system:public-info-viewer", "system:authenticated"),
+        binding(
+            "system:discovery",
+            "system:discovery",
+            "system:authenticated",
+        ),
+        binding(
+            "system:basic-user",
+            "system:basic-user",
+            "system:authenticated",
+        ),
+        binding(
+            "system:public-info-viewer",
+            "system:public-info-viewer",
+            "system:authenticated",
+        ),
     ] {
         put_system_object(sim, RBAC, "clusterrolebindings", b);
     }
@@ -118,7 +157,11 @@ pub fn seed(sim: &Sim) {
 /// What the namespace controllers add to a new namespace.
 pub fn namespace_defaults(ns: &str) -> Vec<(&'static str, &'static str, Value)> {
     vec![
-        ("", "serviceaccounts", json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}})),
+        (
+            "",
+            "serviceaccounts",
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}}),
+        ),
         (
             "",
             "configmaps",

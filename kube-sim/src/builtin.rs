@@ -14,7 +14,10 @@ macro_rules! roundtrip {
 /// Normalize a built-in object. Returns it with unknown fields dropped, and their paths
 /// (`.spec.foo`). Kinds without a typed struct here pass through.
 pub fn normalize(group: &str, kind: &str, v: &Value) -> Result<(Value, Vec<String>), String> {
-    use k8s_openapi::api::{admissionregistration::v1 as adm, coordination::v1 as coord, core::v1 as core, events::v1 as events, rbac::v1 as rbac};
+    use k8s_openapi::api::{
+        admissionregistration::v1 as adm, coordination::v1 as coord, core::v1 as core,
+        events::v1 as events, rbac::v1 as rbac,
+    };
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as ext;
     let out = match (group, kind) {
         ("", "Namespace") => roundtrip!(v, core::Namespace),
@@ -27,10 +30,18 @@ pub fn normalize(group: &str, kind: &str, v: &Value) -> Result<(Value, Vec<Strin
         ("rbac.authorization.k8s.io", "Role") => roundtrip!(v, rbac::Role),
         ("rbac.authorization.k8s.io", "RoleBinding") => roundtrip!(v, rbac::RoleBinding),
         ("rbac.authorization.k8s.io", "ClusterRole") => roundtrip!(v, rbac::ClusterRole),
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => roundtrip!(v, rbac::ClusterRoleBinding),
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => roundtrip!(v, ext::CustomResourceDefinition),
-        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => roundtrip!(v, adm::ValidatingAdmissionPolicy),
-        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => roundtrip!(v, adm::ValidatingAdmissionPolicyBinding),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            roundtrip!(v, rbac::ClusterRoleBinding)
+        }
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
+            roundtrip!(v, ext::CustomResourceDefinition)
+        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy") => {
+            roundtrip!(v, adm::ValidatingAdmissionPolicy)
+        }
+        ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding") => {
+            roundtrip!(v, adm::ValidatingAdmissionPolicyBinding)
+        }
         _ => return Ok((v.clone(), Vec::new())),
     };
     let mut unknown = Vec::new();

@@ -26,7 +26,11 @@ pub fn converts(ri: &ResourceInfo) -> bool {
     is_events_api(ri)
 }
 
-fn rename(v: Value, pairs: impl Iterator<Item = (&'static str, &'static str)>, api_version: &str) -> Value {
+fn rename(
+    v: Value,
+    pairs: impl Iterator<Item = (&'static str, &'static str)>,
+    api_version: &str,
+) -> Value {
     let Value::Object(mut m) = v else { return v };
     for (from, to) in pairs {
         if let Some(x) = m.remove(from) {
@@ -56,7 +60,11 @@ pub fn to_storage(ri: &ResourceInfo, v: Value) -> Value {
 /// The stored object as `ri` serves it.
 pub fn to_served(ri: &ResourceInfo, v: Value) -> Value {
     if is_events_api(ri) {
-        return rename(v, EVENT_FIELDS.iter().map(|(a, b)| (*b, *a)), "events.k8s.io/v1");
+        return rename(
+            v,
+            EVENT_FIELDS.iter().map(|(a, b)| (*b, *a)),
+            "events.k8s.io/v1",
+        );
     }
     if ri.is_crd() {
         let mut v = v;

@@ -13,7 +13,16 @@ use crate::sim::Sim;
 use crate::ssa::SchemaTypeInfo;
 
 pub const CLEANUP_FINALIZER: &str = "customresourcecleanup.apiextensions.k8s.io";
-const CRUD: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const CRUD: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 
 type Cause = (String, String, String);
 
@@ -29,47 +38,110 @@ pub fn validate(crd: &Value, old: Option<&Value>) -> Vec<Cause> {
     let plural = spec["names"]["plural"].as_str().unwrap_or_default();
     let name = crd["metadata"]["name"].as_str().unwrap_or_default();
     if group.is_empty() {
-        out.push(cause("FieldValueRequired", "spec.group", "Required value".into()));
+        out.push(cause(
+            "FieldValueRequired",
+            "spec.group",
+            "Required value".into(),
+        ));
     } else if !group.contains('.') {
-        out.push(cause("FieldValueInvalid", "spec.group", format!("Invalid value: \"{group}\": should be a domain with at least one dot")));
+        out.push(cause(
+            "FieldValueInvalid",
+            "spec.group",
+            format!("Invalid value: \"{group}\": should be a domain with at least one dot"),
+        ));
     }
     if plural.is_empty() {
-        out.push(cause("FieldValueRequired", "spec.names.plural", "Required value".into()));
+        out.push(cause(
+            "FieldValueRequired",
+            "spec.names.plural",
+            "Required value".into(),
+        ));
     }
     if spec["names"]["kind"].as_str().is_none_or(str::is_empty) {
-        out.push(cause("FieldValueRequired", "spec.names.kind", "Required value".into()));
+        out.push(cause(
+            "FieldValueRequired",
+            "spec.names.kind",
+            "Required value".into(),
+        ));
     }
     if name != format!("{plural}.{group}") {
-        out.push(cause("FieldValueInvalid", "metadata.name", format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group")));
+        out.push(cause(
+            "FieldValueInvalid",
+            "metadata.name",
+            format!("Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"),
+        ));
     }
     match spec["scope"].as_str() {
         Some("Namespaced" | "Cluster") => {}
         other => out.push(cause(
             "FieldValueNotSupported",
             "spec.scope",
-            format!("Unsupported value: \"{}\": supported values: \"Cluster\", \"Namespaced\"", other.unwrap_or_default()),
+            format!(
+                "Unsupported value: \"{}\": supported values: \"Cluster\", \"Namespaced\"",
+                other.unwrap_or_default()
+            ),
         )),
     }
     if let Some(old) = old {
         if old["spec"]["scope"] != spec["scope"] {
-            out.push(cause("FieldValueInvalid", "spec.scope", format!("Invalid value: \"{}\": field is immutable", spec["scope"].as_str().unwrap_or_default())));
+            out.push(cause(
+                "FieldValueInvalid",
+                "spec.scope",
+                format!(
+                    "Invalid value: \"{}\": field is immutable",
+                    spec["scope"].as_str().unwrap_or_default()
+                ),
+            ));
         }
         if old["spec"]["group"] != spec["group"] {
-            out.push(cause("FieldValueInvalid", "spec.group", format!("Invalid value: \"{group}\": field is immutable")));
+            out.push(cause(
+                "FieldValueInvalid",
+                "spec.group",
+                format!("Invalid value: \"{group}\": field is immutable"),
+            ));
         }
     }
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
     if versions.is_empty() {
-        out.push(cause("FieldValueInvalid", "spec.versions", "Invalid value: \"null\": must have exactly one version marked as storage version".into()));
-    } else if versions.iter().filter(|v| v["storage"].as_bool() == Some(true)).count() != 1 {
-        out.push(cause("FieldValueInvalid", "spec.versions", format!("Invalid value: {}: must have exactly one version marked as storage version", json!(versions))));
+        out.push(cause(
+            "FieldValueInvalid",
+            "spec.versions",
+            "Invalid value: \"null\": must have exactly one version marked as storage version"
+                .into(),
+        ));
+    } else if versions
+        .iter()
+        .filter(|v| v["storage"].as_bool() == Some(true))
+        .count()
+        != 1
+    {
+        out.push(cause(
+            "FieldValueInvalid",
+            "spec.versions",
+            format!(
+                "Invalid value: {}: must have exactly one version marked as storage version",
+                json!(versions)
+            ),
+        ));
     }
     for (i, v) in versions.iter().enumerate() {
         match v["schema"].get("openAPIV3Schema") {
-            None => out.push(cause("FieldValueRequired", &format!("spec.versions[{i}].schema.openAPIV3Schema"), "Required value: schemas are required".into())),
+            None => out.push(cause(
+                "FieldValueRequired",
+                &format!("spec.versions[{i}].schema.openAPIV3Schema"),
+                "Required value: schemas are required".into(),
+            )),
             Some(s) => {
-                if let Err(errs) = CrdSchema::new_at(s, &format!("spec.versions[{i}].schema.openAPIV3Schema")) {
-                    out.extend(errs.into_iter().map(|e| (e.kind.reason().to_string(), e.field.clone(), e.cause_message())));
+                if let Err(errs) =
+                    CrdSchema::new_at(s, &format!("spec.versions[{i}].schema.openAPIV3Schema"))
+                {
+                    out.extend(errs.into_iter().map(|e| {
+                        (
+                            e.kind.reason().to_string(),
+                            e.field.clone(),
+                            e.cause_message(),
+                        )
+                    }));
                 }
             }
         }
@@ -87,7 +159,10 @@ pub fn on_write(crd: &mut Value) {
         }
     }
     let now = crate::meta::now();
-    let prev: Vec<Value> = crd["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let prev: Vec<Value> = crd["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let keep_time = |t: &str, status: &str| -> String {
         prev.iter()
             .find(|c| c["type"] == t && c["status"] == status)
@@ -104,17 +179,32 @@ pub fn on_write(crd: &mut Value) {
     }
     let mut names = crd["spec"]["names"].clone();
     if names["singular"].as_str().is_none_or(str::is_empty) {
-        names["singular"] = json!(names["kind"].as_str().unwrap_or_default().to_ascii_lowercase());
+        names["singular"] = json!(
+            names["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        );
     }
     if names["listKind"].as_str().is_none_or(str::is_empty) {
-        names["listKind"] = json!(format!("{}List", names["kind"].as_str().unwrap_or_default()));
+        names["listKind"] = json!(format!(
+            "{}List",
+            names["kind"].as_str().unwrap_or_default()
+        ));
     }
-    let mut stored: Vec<Value> = crd["status"]["storedVersions"].as_array().cloned().unwrap_or_default();
-    if let Some(v) = crd["spec"]["versions"].as_array().and_then(|vs| vs.iter().find(|v| v["storage"].as_bool() == Some(true)))
-        && !stored.contains(&v["name"]) {
-            stored.push(v["name"].clone());
-        }
-    crd["status"] = json!({"conditions": conditions, "acceptedNames": names, "storedVersions": stored});
+    let mut stored: Vec<Value> = crd["status"]["storedVersions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if let Some(v) = crd["spec"]["versions"]
+        .as_array()
+        .and_then(|vs| vs.iter().find(|v| v["storage"].as_bool() == Some(true)))
+        && !stored.contains(&v["name"])
+    {
+        stored.push(v["name"].clone());
+    }
+    crd["status"] =
+        json!({"conditions": conditions, "acceptedNames": names, "storedVersions": stored});
 }
 
 /// Serve (or stop serving) the CRD's resources.
@@ -128,19 +218,38 @@ pub fn sync_registry(sim: &Sim, crd: &Value, deleted: bool) {
     if deleted {
         return;
     }
-    let strs = |v: &Value| -> Vec<String> { v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default() };
+    let strs = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
-    for v in versions.iter().filter(|v| v["served"].as_bool() != Some(false)) {
+    for v in versions
+        .iter()
+        .filter(|v| v["served"].as_bool() != Some(false))
+    {
         let raw = v["schema"]["openAPIV3Schema"].clone();
-        let Ok(schema) = CrdSchema::new(&raw) else { continue };
-        let columns: Vec<PrinterColumn> = serde_json::from_value(v["additionalPrinterColumns"].clone()).unwrap_or_default();
+        let Ok(schema) = CrdSchema::new(&raw) else {
+            continue;
+        };
+        let columns: Vec<PrinterColumn> =
+            serde_json::from_value(v["additionalPrinterColumns"].clone()).unwrap_or_default();
         let kind = names["kind"].as_str().unwrap_or_default();
         reg.insert(ResourceInfo {
             group: group.into(),
             version: v["name"].as_str().unwrap_or_default().into(),
             kind: kind.into(),
             plural: plural.into(),
-            singular: names["singular"].as_str().filter(|s| !s.is_empty()).map(String::from).unwrap_or_else(|| kind.to_ascii_lowercase()).into(),
+            singular: names["singular"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .unwrap_or_else(|| kind.to_ascii_lowercase())
+                .into(),
             namespaced: spec["scope"].as_str() == Some("Namespaced"),
             short_names: strs(&names["shortNames"]),
             categories: strs(&names["categories"]),

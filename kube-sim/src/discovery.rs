@@ -15,7 +15,11 @@ use crate::status::ApiError;
 const AGGREGATED: &str = "as=APIGroupDiscoveryList";
 
 fn accept(headers: &HeaderMap) -> String {
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The aggregated-discovery version the client asks for first (v2 or v2beta1).
@@ -44,10 +48,15 @@ pub fn non_resource(sim: &Arc<Sim>, path: &str, headers: &HeaderMap) -> Result<R
             &json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-kube-sim", "gitCommit": "kube-sim", "gitTreeState": "clean",
                 "buildDate": "2026-01-01T00:00:00Z", "goVersion": "rust", "compiler": "rustc", "platform": "linux/amd64"}),
         )),
-        ["healthz"] | ["livez"] | ["readyz"] => Ok(Reply::json(200, "ok").with_type("text/plain; charset=utf-8")),
+        ["healthz"] | ["livez"] | ["readyz"] => {
+            Ok(Reply::json(200, "ok").with_type("text/plain; charset=utf-8"))
+        }
         ["api"] => match aggregated_version(&accept) {
             Some(v) => Ok(aggregated(&registry, true, v)),
-            None => Ok(Reply::value(200, &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}))),
+            None => Ok(Reply::value(
+                200,
+                &json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
+            )),
         },
         ["apis"] => match aggregated_version(&accept) {
             Some(v) => Ok(aggregated(&registry, false, v)),
@@ -59,7 +68,10 @@ pub fn non_resource(sim: &Arc<Sim>, path: &str, headers: &HeaderMap) -> Result<R
         },
         ["apis", g] => {
             let groups = registry.groups();
-            let (g, vs) = groups.iter().find(|(name, _)| name == g).ok_or_else(ApiError::no_route)?;
+            let (g, vs) = groups
+                .iter()
+                .find(|(name, _)| name == g)
+                .ok_or_else(ApiError::no_route)?;
             let mut v = group_json(g, vs);
             v["kind"] = json!("APIGroup");
             v["apiVersion"] = json!("v1");
@@ -69,7 +81,10 @@ pub fn non_resource(sim: &Arc<Sim>, path: &str, headers: &HeaderMap) -> Result<R
         ["apis", g, v] => resource_list(&registry, g, v),
         ["openapi", "v2"] => Ok(crate::openapi_v2::reply(&registry, &accept)),
         ["openapi", "v3"] => {
-            let gvs: Vec<(String, String)> = group_versions(&registry).into_iter().map(|(g, v)| (gv_path(&g, &v), hash(&openapi_doc(&registry, &g, &v)))).collect();
+            let gvs: Vec<(String, String)> = group_versions(&registry)
+                .into_iter()
+                .map(|(g, v)| (gv_path(&g, &v), hash(&openapi_doc(&registry, &g, &v))))
+                .collect();
             Ok(Reply::value(200, &openapi_v3_root(&gvs)))
         }
         ["openapi", "v3", "api", v] => openapi_reply(&registry, "", v),
@@ -79,16 +94,27 @@ pub fn non_resource(sim: &Arc<Sim>, path: &str, headers: &HeaderMap) -> Result<R
 }
 
 fn gv_path(g: &str, v: &str) -> String {
-    if g.is_empty() { format!("api/{v}") } else { format!("apis/{g}/{v}") }
+    if g.is_empty() {
+        format!("api/{v}")
+    } else {
+        format!("apis/{g}/{v}")
+    }
 }
 
 fn group_versions(registry: &Registry) -> Vec<(String, String)> {
-    registry.groups().into_iter().flat_map(|(g, vs)| vs.into_iter().map(move |v| (g.clone(), v))).collect()
+    registry
+        .groups()
+        .into_iter()
+        .flat_map(|(g, vs)| vs.into_iter().map(move |v| (g.clone(), v)))
+        .collect()
 }
 
 fn openapi_doc(registry: &Registry, group: &str, version: &str) -> Value {
     let resources = registry.resources_of(group, version);
-    let schemas: Vec<Option<Value>> = resources.iter().map(|r| r.crd.as_ref().map(|c| c.raw_schema.clone())).collect();
+    let schemas: Vec<Option<Value>> = resources
+        .iter()
+        .map(|r| r.crd.as_ref().map(|c| c.raw_schema.clone()))
+        .collect();
     let api: Vec<ApiResource> = resources
         .iter()
         .zip(schemas.iter())
@@ -120,7 +146,10 @@ fn hash(v: &Value) -> String {
 }
 
 fn group_json(g: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+        .collect();
     json!({"name": g, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
 }
 
@@ -151,12 +180,23 @@ fn resource_list(registry: &Registry, group: &str, version: &str) -> Result<Repl
         }
         list.push(entry);
         for s in subresources(r) {
-            let verbs: &[&str] = if s == "finalize" { &["update"] } else { &["get", "patch", "update"] };
+            let verbs: &[&str] = if s == "finalize" {
+                &["update"]
+            } else {
+                &["get", "patch", "update"]
+            };
             list.push(json!({"name": format!("{}/{s}", r.plural), "singularName": "", "namespaced": r.namespaced, "kind": r.kind.as_ref(), "verbs": verbs}));
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Ok(Reply::value(200, &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list})))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Ok(Reply::value(
+        200,
+        &json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": list}),
+    ))
 }
 
 fn aggregated(registry: &Registry, core: bool, api_version: &str) -> Reply {
@@ -204,7 +244,9 @@ fn aggregated(registry: &Registry, core: bool, api_version: &str) -> Reply {
         items.push(json!({"metadata": {"name": g}, "versions": vs}));
     }
     let body = json!({"kind": "APIGroupDiscoveryList", "apiVersion": format!("apidiscovery.k8s.io/{api_version}"), "metadata": {}, "items": items});
-    Reply::value(200, &body).with_type(&format!("application/json;g=apidiscovery.k8s.io;v={api_version};as=APIGroupDiscoveryList"))
+    Reply::value(200, &body).with_type(&format!(
+        "application/json;g=apidiscovery.k8s.io;v={api_version};as=APIGroupDiscoveryList"
+    ))
 }
 
 #[cfg(test)]
@@ -213,8 +255,18 @@ mod tests {
 
     #[test]
     fn aggregated_version_follows_accept_order() {
-        assert_eq!(aggregated_version("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"), Some("v2"));
-        assert_eq!(aggregated_version("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"), Some("v2beta1"));
+        assert_eq!(
+            aggregated_version(
+                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+            ),
+            Some("v2")
+        );
+        assert_eq!(
+            aggregated_version(
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+            ),
+            Some("v2beta1")
+        );
         assert_eq!(aggregated_version("application/json"), None);
     }
 

@@ -27,10 +27,16 @@ pub struct Faults {
 impl Faults {
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.write_error_rate) {
-            return Err(format!("writeErrorRate: must be between 0 and 1, got {}", self.write_error_rate));
+            return Err(format!(
+                "writeErrorRate: must be between 0 and 1, got {}",
+                self.write_error_rate
+            ));
         }
         if self.write_error_rate > 0.0 && ![500, 429].contains(&self.write_error_code) {
-            return Err(format!("writeErrorCode: must be 500 or 429, got {}", self.write_error_code));
+            return Err(format!(
+                "writeErrorCode: must be 500 or 429, got {}",
+                self.write_error_code
+            ));
         }
         Ok(())
     }
@@ -55,7 +61,12 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn count(&self, key: RequestKey) {
-        *self.counts.lock().expect("metrics lock").entry(key).or_default() += 1;
+        *self
+            .counts
+            .lock()
+            .expect("metrics lock")
+            .entry(key)
+            .or_default() += 1;
     }
 
     pub fn reset(&self) {
@@ -84,7 +95,10 @@ impl Metrics {
 }
 
 pub fn is_write(verb: &str) -> bool {
-    matches!(verb, "create" | "update" | "patch" | "delete" | "deletecollection")
+    matches!(
+        verb,
+        "create" | "update" | "patch" | "delete" | "deletecollection"
+    )
 }
 
 /// Ends every watch every `dropWatchesEverySeconds` while that knob is set.
@@ -95,14 +109,24 @@ pub fn spawn_watch_dropper(sim: Arc<crate::sim::Sim>) {
         loop {
             tokio::time::sleep(Duration::from_millis(250)).await;
             let Some(sim) = weak.upgrade() else { return };
-            let every = sim.faults.read().map(|f| f.drop_watches_every_seconds).unwrap_or(0);
+            let every = sim
+                .faults
+                .read()
+                .map(|f| f.drop_watches_every_seconds)
+                .unwrap_or(0);
             if every == 0 {
                 continue;
             }
             drop(sim);
             tokio::time::sleep(Duration::from_secs(every)).await;
             let Some(sim) = weak.upgrade() else { return };
-            if sim.faults.read().map(|f| f.drop_watches_every_seconds).unwrap_or(0) > 0 {
+            if sim
+                .faults
+                .read()
+                .map(|f| f.drop_watches_every_seconds)
+                .unwrap_or(0)
+                > 0
+            {
                 sim.drop_watches.send_modify(|v| *v += 1);
             }
         }
@@ -115,16 +139,47 @@ mod tests {
 
     #[test]
     fn faults_are_checked() {
-        assert!(Faults { write_error_rate: 1.5, ..Default::default() }.validate().unwrap_err().contains("writeErrorRate"));
-        assert!(Faults { write_error_rate: 0.5, write_error_code: 404, ..Default::default() }.validate().unwrap_err().contains("writeErrorCode"));
-        assert!(Faults { write_error_rate: 0.5, write_error_code: 429, ..Default::default() }.validate().is_ok());
+        assert!(
+            Faults {
+                write_error_rate: 1.5,
+                ..Default::default()
+            }
+            .validate()
+            .unwrap_err()
+            .contains("writeErrorRate")
+        );
+        assert!(
+            Faults {
+                write_error_rate: 0.5,
+                write_error_code: 404,
+                ..Default::default()
+            }
+            .validate()
+            .unwrap_err()
+            .contains("writeErrorCode")
+        );
+        assert!(
+            Faults {
+                write_error_rate: 0.5,
+                write_error_code: 429,
+                ..Default::default()
+            }
+            .validate()
+            .is_ok()
+        );
         assert!(serde_json::from_str::<Faults>(r#"{"latencyMS": 1}"#).is_err());
     }
 
     #[test]
     fn counters_sum_by_verb() {
         let m = Metrics::default();
-        let key = |verb: &str, fm: &str| RequestKey { verb: verb.into(), group: "".into(), resource: "configmaps".into(), subresource: "".into(), field_manager: fm.into() };
+        let key = |verb: &str, fm: &str| RequestKey {
+            verb: verb.into(),
+            group: "".into(),
+            resource: "configmaps".into(),
+            subresource: "".into(),
+            field_manager: fm.into(),
+        };
         m.count(key("create", "a"));
         m.count(key("create", "a"));
         m.count(key("get", ""));

@@ -40,11 +40,19 @@ async fn run(weak: Weak<Sim>) {
         }
         for e in &events {
             last = e.rv;
-            let oref = ObjRef { gr: e.gr.clone(), ns: e.ns.clone(), name: e.name.clone() };
+            let oref = ObjRef {
+                gr: e.gr.clone(),
+                ns: e.ns.clone(),
+                name: e.name.clone(),
+            };
             match e.kind {
                 EventType::Deleted => {
                     // Bound first: a guard in the `for` expression would live through the loop (deadlock).
-                    let deps = sim.store.read().expect("store lock").dependents_of(&e.obj.uid);
+                    let deps = sim
+                        .store
+                        .read()
+                        .expect("store lock")
+                        .dependents_of(&e.obj.uid);
                     for dep in deps {
                         orphaned(&sim, &dep, &e.obj.uid);
                     }
@@ -55,7 +63,11 @@ async fn run(weak: Weak<Sim>) {
                         }
                     }
                     if !e.ns.is_empty() {
-                        waiting.insert(ObjRef { gr: ns_gr(), ns: "".into(), name: e.ns.clone() });
+                        waiting.insert(ObjRef {
+                            gr: ns_gr(),
+                            ns: "".into(),
+                            name: e.ns.clone(),
+                        });
                     }
                     if e.gr.group.as_ref() != "apiextensions.k8s.io" {
                         for crd in crds_of(&sim, &e.gr) {
@@ -100,7 +112,10 @@ async fn run(weak: Weak<Sim>) {
 }
 
 fn ns_gr() -> GroupResource {
-    GroupResource { group: "".into(), resource: "namespaces".into() }
+    GroupResource {
+        group: "".into(),
+        resource: "namespaces".into(),
+    }
 }
 
 fn all_deleting(sim: &Sim) -> Vec<ObjRef> {
@@ -115,7 +130,11 @@ fn all_deleting(sim: &Sim) -> Vec<ObjRef> {
         }
         for ((ns, name), o) in store.range(&gr, None, None) {
             if o.deleting {
-                out.push(ObjRef { gr: gr.clone(), ns: ns.clone(), name: name.clone() });
+                out.push(ObjRef {
+                    gr: gr.clone(),
+                    ns: ns.clone(),
+                    name: name.clone(),
+                });
             }
         }
     }
@@ -124,9 +143,21 @@ fn all_deleting(sim: &Sim) -> Vec<ObjRef> {
 
 fn crds_of(sim: &Sim, gr: &GroupResource) -> Vec<ObjRef> {
     let name = format!("{}.{}", gr.resource, gr.group);
-    let crd_gr = GroupResource { group: "apiextensions.k8s.io".into(), resource: "customresourcedefinitions".into() };
-    match sim.store.read().expect("store lock").get(&crd_gr, "", &name) {
-        Some(_) => vec![ObjRef { gr: crd_gr, ns: "".into(), name: name.into() }],
+    let crd_gr = GroupResource {
+        group: "apiextensions.k8s.io".into(),
+        resource: "customresourcedefinitions".into(),
+    };
+    match sim
+        .store
+        .read()
+        .expect("store lock")
+        .get(&crd_gr, "", &name)
+    {
+        Some(_) => vec![ObjRef {
+            gr: crd_gr,
+            ns: "".into(),
+            name: name.into(),
+        }],
         None => Vec::new(),
     }
 }
@@ -135,8 +166,14 @@ fn crds_of(sim: &Sim, gr: &GroupResource) -> Vec<ObjRef> {
 fn orphaned(sim: &Sim, dep: &ObjRef, uid: &str) {
     let remaining: Vec<Arc<str>> = {
         let store = sim.store.read().expect("store lock");
-        let Some(o) = store.get(&dep.gr, &dep.ns, &dep.name) else { return };
-        o.owners.iter().filter(|u| u.as_ref() != uid && store.by_uid(u).is_some()).cloned().collect()
+        let Some(o) = store.get(&dep.gr, &dep.ns, &dep.name) else {
+            return;
+        };
+        o.owners
+            .iter()
+            .filter(|u| u.as_ref() != uid && store.by_uid(u).is_some())
+            .cloned()
+            .collect()
     };
     if remaining.is_empty() {
         let _ = delete_object(sim, &dep.gr, &dep.ns, &dep.name, None, false, None);
@@ -148,7 +185,11 @@ fn orphaned(sim: &Sim, dep: &ObjRef, uid: &str) {
 fn remove_owner_ref(sim: &Sim, dep: &ObjRef, uid: &str) {
     system_update(sim, &dep.gr, &dep.ns, &dep.name, |v| {
         let refs = v["metadata"]["ownerReferences"].as_array()?;
-        let kept: Vec<Value> = refs.iter().filter(|r| r["uid"].as_str() != Some(uid)).cloned().collect();
+        let kept: Vec<Value> = refs
+            .iter()
+            .filter(|r| r["uid"].as_str() != Some(uid))
+            .cloned()
+            .collect();
         if kept.len() == refs.len() {
             return None;
         }
@@ -166,7 +207,12 @@ fn remove_finalizer(sim: &Sim, r: &ObjRef, fin: &str, spec: bool) {
     system_update(sim, &r.gr, &r.ns, &r.name, |v| {
         let mut v = v.clone();
         if spec {
-            let fins: Vec<Value> = v["spec"]["finalizers"].as_array()?.iter().filter(|f| f.as_str() != Some(fin)).cloned().collect();
+            let fins: Vec<Value> = v["spec"]["finalizers"]
+                .as_array()?
+                .iter()
+                .filter(|f| f.as_str() != Some(fin))
+                .cloned()
+                .collect();
             v["spec"]["finalizers"] = json!(fins);
         } else {
             let mut fins = meta::finalizers(&v);
@@ -183,7 +229,14 @@ fn remove_finalizer(sim: &Sim, r: &ObjRef, fin: &str, spec: bool) {
 
 /// Move one deleting object along. Returns whether it still waits.
 fn progress(sim: &Sim, r: &ObjRef) -> bool {
-    let Some(obj) = sim.store.read().expect("store lock").get(&r.gr, &r.ns, &r.name) else { return false };
+    let Some(obj) = sim
+        .store
+        .read()
+        .expect("store lock")
+        .get(&r.gr, &r.ns, &r.name)
+    else {
+        return false;
+    };
     let v = obj.value();
     if !meta::is_deleting(&v) {
         return false;
@@ -191,23 +244,51 @@ fn progress(sim: &Sim, r: &ObjRef) -> bool {
     let fins = meta::finalizers(&v);
     let mut waits = false;
     if fins.iter().any(|f| f == "orphan") {
-        let deps = sim.store.read().expect("store lock").dependents_of(&obj.uid);
+        let deps = sim
+            .store
+            .read()
+            .expect("store lock")
+            .dependents_of(&obj.uid);
         for dep in deps {
             remove_owner_ref(sim, &dep, &obj.uid);
         }
         remove_finalizer(sim, r, "orphan", false);
     }
     if fins.iter().any(|f| f == "foregroundDeletion") {
-        let deps = sim.store.read().expect("store lock").dependents_of(&obj.uid);
+        let deps = sim
+            .store
+            .read()
+            .expect("store lock")
+            .dependents_of(&obj.uid);
         let mut blocking = 0;
         for dep in &deps {
-            let Some(d) = sim.store.read().expect("store lock").get(&dep.gr, &dep.ns, &dep.name) else { continue };
+            let Some(d) = sim
+                .store
+                .read()
+                .expect("store lock")
+                .get(&dep.gr, &dep.ns, &dep.name)
+            else {
+                continue;
+            };
             let dv = d.value();
             let blocks = dv["metadata"]["ownerReferences"]
                 .as_array()
-                .is_some_and(|refs| refs.iter().any(|x| x["uid"].as_str() == Some(&obj.uid) && x["blockOwnerDeletion"].as_bool() == Some(true)));
+                .is_some_and(|refs| {
+                    refs.iter().any(|x| {
+                        x["uid"].as_str() == Some(&obj.uid)
+                            && x["blockOwnerDeletion"].as_bool() == Some(true)
+                    })
+                });
             if !meta::is_deleting(&dv) {
-                let _ = delete_object(sim, &dep.gr, &dep.ns, &dep.name, Some("Foreground"), false, None);
+                let _ = delete_object(
+                    sim,
+                    &dep.gr,
+                    &dep.ns,
+                    &dep.name,
+                    Some("Foreground"),
+                    false,
+                    None,
+                );
             }
             if blocks {
                 blocking += 1;
@@ -220,7 +301,11 @@ fn progress(sim: &Sim, r: &ObjRef) -> bool {
         }
     }
     if r.gr == ns_gr() {
-        let contents = sim.store.read().expect("store lock").namespaces_in_use(&r.name);
+        let contents = sim
+            .store
+            .read()
+            .expect("store lock")
+            .namespaces_in_use(&r.name);
         for c in &contents {
             let _ = delete_object(sim, &c.gr, &c.ns, &c.name, None, false, None);
         }
@@ -231,13 +316,26 @@ fn progress(sim: &Sim, r: &ObjRef) -> bool {
             waits = true;
         }
     }
-    if r.gr.group.as_ref() == "apiextensions.k8s.io" && r.gr.resource.as_ref() == "customresourcedefinitions" && fins.iter().any(|f| f == crate::crd::CLEANUP_FINALIZER) {
+    if r.gr.group.as_ref() == "apiextensions.k8s.io"
+        && r.gr.resource.as_ref() == "customresourcedefinitions"
+        && fins.iter().any(|f| f == crate::crd::CLEANUP_FINALIZER)
+    {
         let group = v["spec"]["group"].as_str().unwrap_or_default();
         let plural = v["spec"]["names"]["plural"].as_str().unwrap_or_default();
-        let gr = GroupResource { group: group.into(), resource: plural.into() };
+        let gr = GroupResource {
+            group: group.into(),
+            resource: plural.into(),
+        };
         let instances: Vec<ObjRef> = {
             let store = sim.store.read().expect("store lock");
-            store.range(&gr, None, None).map(|((ns, name), _)| ObjRef { gr: gr.clone(), ns: ns.clone(), name: name.clone() }).collect()
+            store
+                .range(&gr, None, None)
+                .map(|((ns, name), _)| ObjRef {
+                    gr: gr.clone(),
+                    ns: ns.clone(),
+                    name: name.clone(),
+                })
+                .collect()
         };
         for i in &instances {
             let _ = delete_object(sim, &i.gr, &i.ns, &i.name, None, false, None);
@@ -248,7 +346,10 @@ fn progress(sim: &Sim, r: &ObjRef) -> bool {
             waits = true;
         }
     }
-    waits || meta::finalizers(&v).iter().any(|f| f == "foregroundDeletion")
+    waits
+        || meta::finalizers(&v)
+            .iter()
+            .any(|f| f == "foregroundDeletion")
 }
 
 /// The namespace controller's five deletion conditions, with its messages
@@ -261,34 +362,85 @@ fn set_namespace_conditions(sim: &Sim, r: &ObjRef, contents: &[ObjRef]) {
         // What is still there after this round of deletes.
         for c in contents {
             if let Some(o) = store.get(&c.gr, &c.ns, &c.name) {
-                *by_resource.entry(format!("{}.{}", c.gr.resource, c.gr.group)).or_default() += 1;
+                *by_resource
+                    .entry(format!("{}.{}", c.gr.resource, c.gr.group))
+                    .or_default() += 1;
                 for f in meta::finalizers(&o.value()) {
                     *by_finalizer.entry(f).or_default() += 1;
                 }
             }
         }
     }
-    let resources: Vec<String> = by_resource.iter().map(|(r, n)| format!("{r} has {n} resource instances")).collect();
-    let finalizers: Vec<String> = by_finalizer.iter().map(|(f, n)| format!("{f} in {n} resource instances")).collect();
+    let resources: Vec<String> = by_resource
+        .iter()
+        .map(|(r, n)| format!("{r} has {n} resource instances"))
+        .collect();
+    let finalizers: Vec<String> = by_finalizer
+        .iter()
+        .map(|(f, n)| format!("{f} in {n} resource instances"))
+        .collect();
     let content = if resources.is_empty() {
-        ("False", "ContentRemoved", "All content successfully removed".to_string())
+        (
+            "False",
+            "ContentRemoved",
+            "All content successfully removed".to_string(),
+        )
     } else {
-        ("True", "SomeResourcesRemain", format!("Some resources are remaining: {}", resources.join(", ")))
+        (
+            "True",
+            "SomeResourcesRemain",
+            format!("Some resources are remaining: {}", resources.join(", ")),
+        )
     };
     let fins = if finalizers.is_empty() {
-        ("False", "ContentHasNoFinalizers", "All content-preserving finalizers finished".to_string())
+        (
+            "False",
+            "ContentHasNoFinalizers",
+            "All content-preserving finalizers finished".to_string(),
+        )
     } else {
-        ("True", "SomeFinalizersRemain", format!("Some content in the namespace has finalizers remaining: {}", finalizers.join(", ")))
+        (
+            "True",
+            "SomeFinalizersRemain",
+            format!(
+                "Some content in the namespace has finalizers remaining: {}",
+                finalizers.join(", ")
+            ),
+        )
     };
     let want = [
-        ("NamespaceDeletionDiscoveryFailure", ("False", "ResourcesDiscovered", "All resources successfully discovered".to_string())),
-        ("NamespaceDeletionGroupVersionParsingFailure", ("False", "ParsedGroupVersions", "All legacy kube types successfully parsed".to_string())),
-        ("NamespaceDeletionContentFailure", ("False", "ContentDeleted", "All content successfully deleted, may be waiting on finalization".to_string())),
+        (
+            "NamespaceDeletionDiscoveryFailure",
+            (
+                "False",
+                "ResourcesDiscovered",
+                "All resources successfully discovered".to_string(),
+            ),
+        ),
+        (
+            "NamespaceDeletionGroupVersionParsingFailure",
+            (
+                "False",
+                "ParsedGroupVersions",
+                "All legacy kube types successfully parsed".to_string(),
+            ),
+        ),
+        (
+            "NamespaceDeletionContentFailure",
+            (
+                "False",
+                "ContentDeleted",
+                "All content successfully deleted, may be waiting on finalization".to_string(),
+            ),
+        ),
         ("NamespaceContentRemaining", content),
         ("NamespaceFinalizersRemaining", fins),
     ];
     system_update(sim, &r.gr, &r.ns, &r.name, |v| {
-        let old = v["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let old = v["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let mut changed = old.len() != want.len();
         let conds: Vec<Value> = want
             .iter()

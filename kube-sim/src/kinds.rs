@@ -57,17 +57,33 @@ pub struct ResourceInfo {
 impl ResourceInfo {
     /// Where its objects are stored.
     pub fn gr(&self) -> GroupResource {
-        GroupResource { group: self.storage_group.clone(), resource: self.plural.clone() }
+        GroupResource {
+            group: self.storage_group.clone(),
+            resource: self.plural.clone(),
+        }
     }
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
     pub fn is_crd(&self) -> bool {
         self.crd.is_some()
     }
 }
 
-const CRUD: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const CRUD: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 const CREATE_ONLY: &[&str] = &["create"];
 
 struct Builtin {
@@ -85,7 +101,13 @@ struct Builtin {
     storage_group: Option<&'static str>,
 }
 
-const fn kind(group: &'static str, version: &'static str, kind: &'static str, plural: &'static str, namespaced: bool) -> Builtin {
+const fn kind(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+) -> Builtin {
     Builtin {
         group,
         version,
@@ -119,44 +141,144 @@ const EVENT_FIELDS: &[&str] = &[
 
 /// The built-in kinds. One entry per kind.
 const BUILTINS: &[Builtin] = &[
-    Builtin { short_names: &["ns"], has_status: true, field_selectors: &["status.phase"], ..kind("", "v1", "Namespace", "namespaces", false) },
-    Builtin { short_names: &["cm"], ..kind("", "v1", "ConfigMap", "configmaps", true) },
-    Builtin { field_selectors: &["type"], ..kind("", "v1", "Secret", "secrets", true) },
-    Builtin { short_names: &["sa"], ..kind("", "v1", "ServiceAccount", "serviceaccounts", true) },
+    Builtin {
+        short_names: &["ns"],
+        has_status: true,
+        field_selectors: &["status.phase"],
+        ..kind("", "v1", "Namespace", "namespaces", false)
+    },
+    Builtin {
+        short_names: &["cm"],
+        ..kind("", "v1", "ConfigMap", "configmaps", true)
+    },
+    Builtin {
+        field_selectors: &["type"],
+        ..kind("", "v1", "Secret", "secrets", true)
+    },
+    Builtin {
+        short_names: &["sa"],
+        ..kind("", "v1", "ServiceAccount", "serviceaccounts", true)
+    },
     Builtin {
         short_names: &["ev"],
         field_selectors: EVENT_FIELDS,
         ..kind("", "v1", "Event", "events", true)
     },
-    Builtin { short_names: &["ev"], storage_group: Some(""), field_selectors: EVENT_FIELDS, ..kind("events.k8s.io", "v1", "Event", "events", true) },
+    Builtin {
+        short_names: &["ev"],
+        storage_group: Some(""),
+        field_selectors: EVENT_FIELDS,
+        ..kind("events.k8s.io", "v1", "Event", "events", true)
+    },
     kind("coordination.k8s.io", "v1", "Lease", "leases", true),
     kind("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
-    kind("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true),
-    kind("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false),
-    kind("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false),
+    kind(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        true,
+    ),
+    kind(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        false,
+    ),
+    kind(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        false,
+    ),
     Builtin {
         short_names: &["crd", "crds"],
         categories: &["api-extensions"],
         has_status: true,
         has_generation: true,
-        ..kind("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false)
+        ..kind(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+        )
     },
     Builtin {
         categories: &["api-extensions"],
         has_status: true,
         has_generation: true,
-        ..kind("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", false)
+        ..kind(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicy",
+            "validatingadmissionpolicies",
+            false,
+        )
     },
     Builtin {
         categories: &["api-extensions"],
         has_generation: true,
-        ..kind("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings", false)
+        ..kind(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicyBinding",
+            "validatingadmissionpolicybindings",
+            false,
+        )
     },
-    Builtin { virtual_create: true, ..kind("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", false) },
-    Builtin { virtual_create: true, ..kind("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", false) },
-    Builtin { virtual_create: true, ..kind("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", false) },
-    Builtin { virtual_create: true, ..kind("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", true) },
-    Builtin { virtual_create: true, ..kind("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", false) },
+    Builtin {
+        virtual_create: true,
+        ..kind(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+            false,
+        )
+    },
+    Builtin {
+        virtual_create: true,
+        ..kind(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+            false,
+        )
+    },
+    Builtin {
+        virtual_create: true,
+        ..kind(
+            "authorization.k8s.io",
+            "v1",
+            "SubjectAccessReview",
+            "subjectaccessreviews",
+            false,
+        )
+    },
+    Builtin {
+        virtual_create: true,
+        ..kind(
+            "authorization.k8s.io",
+            "v1",
+            "LocalSubjectAccessReview",
+            "localsubjectaccessreviews",
+            true,
+        )
+    },
+    Builtin {
+        virtual_create: true,
+        ..kind(
+            "authentication.k8s.io",
+            "v1",
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+            false,
+        )
+    },
 ];
 
 /// All served resources, built-in and custom.
@@ -192,30 +314,47 @@ impl Registry {
     }
 
     pub fn insert(&mut self, info: ResourceInfo) {
-        let key = (info.group.to_string(), info.version.to_string(), info.plural.to_string());
+        let key = (
+            info.group.to_string(),
+            info.version.to_string(),
+            info.plural.to_string(),
+        );
         let info = Arc::new(info);
-        self.resources.retain(|r| (r.group.as_ref(), r.version.as_ref(), r.plural.as_ref()) != (key.0.as_str(), key.1.as_str(), key.2.as_str()));
+        self.resources.retain(|r| {
+            (r.group.as_ref(), r.version.as_ref(), r.plural.as_ref())
+                != (key.0.as_str(), key.1.as_str(), key.2.as_str())
+        });
         self.resources.push(info.clone());
         self.by_gvr.insert(key, info);
     }
 
     /// Remove every version of a custom resource.
     pub fn remove_group_resource(&mut self, group: &str, plural: &str) {
-        self.resources.retain(|r| !(r.group.as_ref() == group && r.plural.as_ref() == plural && r.is_crd()));
-        self.by_gvr.retain(|(g, _, p), r| !(g == group && p == plural && r.is_crd()));
+        self.resources
+            .retain(|r| !(r.group.as_ref() == group && r.plural.as_ref() == plural && r.is_crd()));
+        self.by_gvr
+            .retain(|(g, _, p), r| !(g == group && p == plural && r.is_crd()));
     }
 
     pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
-        self.by_gvr.get(&(group.to_string(), version.to_string(), plural.to_string())).cloned()
+        self.by_gvr
+            .get(&(group.to_string(), version.to_string(), plural.to_string()))
+            .cloned()
     }
 
     /// The preferred (first registered) version of a group/resource.
     pub fn any_version(&self, group: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
-        self.resources.iter().find(|r| r.group.as_ref() == group && r.plural.as_ref() == plural).cloned()
+        self.resources
+            .iter()
+            .find(|r| r.group.as_ref() == group && r.plural.as_ref() == plural)
+            .cloned()
     }
 
     pub fn by_kind(&self, group: &str, kind: &str) -> Option<Arc<ResourceInfo>> {
-        self.resources.iter().find(|r| r.group.as_ref() == group && r.kind.as_ref() == kind).cloned()
+        self.resources
+            .iter()
+            .find(|r| r.group.as_ref() == group && r.kind.as_ref() == kind)
+            .cloned()
     }
 
     pub fn all(&self) -> &[Arc<ResourceInfo>] {
@@ -245,13 +384,19 @@ impl Registry {
     }
 
     pub fn resources_of(&self, group: &str, version: &str) -> Vec<Arc<ResourceInfo>> {
-        self.resources.iter().filter(|r| r.group.as_ref() == group && r.version.as_ref() == version).cloned().collect()
+        self.resources
+            .iter()
+            .filter(|r| r.group.as_ref() == group && r.version.as_ref() == version)
+            .cloned()
+            .collect()
     }
 }
 
 /// Kubernetes version ordering: GA > beta > alpha, then by numbers (v2 > v1, v1beta2 > v1beta1).
 pub fn version_priority(v: &str) -> (u8, u32, u32) {
-    let Some(rest) = v.strip_prefix('v') else { return (0, 0, 0) };
+    let Some(rest) = v.strip_prefix('v') else {
+        return (0, 0, 0);
+    };
     let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
     let major: u32 = digits.parse().unwrap_or(0);
     let tail = &rest[digits.len()..];
@@ -276,8 +421,18 @@ mod tests {
     fn builtins_are_found_by_path_and_kind() {
         let r = Registry::builtin();
         assert!(r.get("", "v1", "configmaps").unwrap().namespaced);
-        assert!(!r.get("rbac.authorization.k8s.io", "v1", "clusterroles").unwrap().namespaced);
-        assert_eq!(r.by_kind("coordination.k8s.io", "Lease").unwrap().plural.as_ref(), "leases");
+        assert!(
+            !r.get("rbac.authorization.k8s.io", "v1", "clusterroles")
+                .unwrap()
+                .namespaced
+        );
+        assert_eq!(
+            r.by_kind("coordination.k8s.io", "Lease")
+                .unwrap()
+                .plural
+                .as_ref(),
+            "leases"
+        );
         assert!(r.get("", "v1", "pods").is_none());
     }
 

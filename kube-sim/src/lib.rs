@@ -9,8 +9,8 @@
 pub mod api;
 pub mod authz;
 pub mod bootstrap;
-pub mod convert;
 pub mod builtin;
+pub mod convert;
 pub mod crd;
 pub mod discovery;
 pub mod faults;

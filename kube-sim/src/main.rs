@@ -13,7 +13,11 @@ const USAGE: &str = "usage: kube-sim [--listen ADDR] [--kubeconfig PATH] [--toke
 
 fn parse_args(args: &[String]) -> anyhow::Result<SimConfig> {
     let mut c = SimConfig::default();
-    let mut f = Faults { write_error_code: 500, retry_after_seconds: 1, ..Faults::default() };
+    let mut f = Faults {
+        write_error_code: 500,
+        retry_after_seconds: 1,
+        ..Faults::default()
+    };
     let mut i = 0;
     while i < args.len() {
         let flag = args[i].as_str();
@@ -26,20 +30,36 @@ fn parse_args(args: &[String]) -> anyhow::Result<SimConfig> {
             i += 1;
             continue;
         }
-        let value = args.get(i + 1).with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let num = |what: &str| -> anyhow::Result<u64> { value.parse().with_context(|| format!("{what}: not a whole number: {value:?}")) };
+        let value = args
+            .get(i + 1)
+            .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let num = |what: &str| -> anyhow::Result<u64> {
+            value
+                .parse()
+                .with_context(|| format!("{what}: not a whole number: {value:?}"))
+        };
         match flag {
-            "--listen" => c.listen = value.parse().with_context(|| format!("--listen: not an address: {value:?}"))?,
+            "--listen" => {
+                c.listen = value
+                    .parse()
+                    .with_context(|| format!("--listen: not an address: {value:?}"))?
+            }
             "--kubeconfig" => c.kubeconfig = Some(PathBuf::from(value)),
             "--token-file" => {
-                let text = std::fs::read_to_string(value).with_context(|| format!("--token-file {value}"))?;
-                c.tokens = parse_token_file(&text).map_err(|e| anyhow::anyhow!("--token-file {value}: {e}"))?;
+                let text = std::fs::read_to_string(value)
+                    .with_context(|| format!("--token-file {value}"))?;
+                c.tokens = parse_token_file(&text)
+                    .map_err(|e| anyhow::anyhow!("--token-file {value}: {e}"))?;
             }
             "--watch-history" => c.watch_history = num(flag)? as usize,
             "--bookmark-interval" => c.bookmark_interval = Duration::from_secs(num(flag)?),
             "--latency-ms" => f.latency_ms = num(flag)?,
             "--max-in-flight" => f.max_in_flight = num(flag)? as usize,
-            "--write-error-rate" => f.write_error_rate = value.parse().with_context(|| format!("--write-error-rate: not a number: {value:?}"))?,
+            "--write-error-rate" => {
+                f.write_error_rate = value
+                    .parse()
+                    .with_context(|| format!("--write-error-rate: not a number: {value:?}"))?
+            }
             "--write-error-code" => f.write_error_code = num(flag)? as u16,
             "--retry-after-seconds" => f.retry_after_seconds = num(flag)?,
             "--drop-watches-every-seconds" => f.drop_watches_every_seconds = num(flag)?,
@@ -54,7 +74,10 @@ fn parse_args(args: &[String]) -> anyhow::Result<SimConfig> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let config = parse_args(&args)?;
     let handle = kube_sim::start(config).await.context("starting kube-sim")?;
@@ -79,12 +102,30 @@ mod tests {
 
     #[test]
     fn flags_parse_and_bad_ones_are_named() {
-        let c = parse_args(&args("--listen 127.0.0.1:9999 --latency-ms 5 --write-error-rate 0.5 --write-error-code 429")).unwrap();
+        let c = parse_args(&args(
+            "--listen 127.0.0.1:9999 --latency-ms 5 --write-error-rate 0.5 --write-error-code 429",
+        ))
+        .unwrap();
         assert_eq!(c.listen.port(), 9999);
         assert_eq!(c.faults.latency_ms, 5);
         assert_eq!(c.faults.write_error_code, 429);
-        assert!(parse_args(&args("--latency-ms x")).unwrap_err().to_string().contains("--latency-ms"));
-        assert!(parse_args(&args("--bogus 1")).unwrap_err().to_string().contains("unknown flag --bogus"));
-        assert!(parse_args(&args("--write-error-rate 2")).unwrap_err().to_string().contains("writeErrorRate"));
+        assert!(
+            parse_args(&args("--latency-ms x"))
+                .unwrap_err()
+                .to_string()
+                .contains("--latency-ms")
+        );
+        assert!(
+            parse_args(&args("--bogus 1"))
+                .unwrap_err()
+                .to_string()
+                .contains("unknown flag --bogus")
+        );
+        assert!(
+            parse_args(&args("--write-error-rate 2"))
+                .unwrap_err()
+                .to_string()
+                .contains("writeErrorRate")
+        );
     }
 }

@@ -5,11 +5,16 @@ use serde_json::Value;
 /// Now as the API server writes timestamps: RFC 3339, whole seconds, UTC.
 pub fn now() -> String {
     let secs = now_unix();
-    jiff::Timestamp::from_second(secs).map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default()
+    jiff::Timestamp::from_second(secs)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
 }
 
 pub fn now_unix() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// A random version-4 UUID.
@@ -33,7 +38,9 @@ pub fn uid() -> String {
 /// `generateName` suffix: five characters from the API server's alphabet.
 pub fn name_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5).map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+        .collect()
 }
 
 const DNS1123_LABEL: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
@@ -42,7 +49,8 @@ const DNS1123_SUBDOMAIN: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z
 fn is_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        && s.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -55,7 +63,9 @@ fn is_subdomain(s: &str) -> bool {
 pub fn validate_name(name: &str, dns_label: bool) -> Option<String> {
     if dns_label {
         if name.len() > 63 {
-            return Some(format!("Invalid value: \"{name}\": must be no more than 63 characters"));
+            return Some(format!(
+                "Invalid value: \"{name}\": must be no more than 63 characters"
+            ));
         }
         if !is_label(name) {
             return Some(format!(
@@ -64,7 +74,9 @@ pub fn validate_name(name: &str, dns_label: bool) -> Option<String> {
         }
     } else {
         if name.len() > 253 {
-            return Some(format!("Invalid value: \"{name}\": must be no more than 253 characters"));
+            return Some(format!(
+                "Invalid value: \"{name}\": must be no more than 253 characters"
+            ));
         }
         if !is_subdomain(name) {
             return Some(format!(
@@ -82,7 +94,9 @@ pub fn validate_path_segment_name(name: &str) -> Option<String> {
     }
     for bad in ["/", "%"] {
         if name.contains(bad) {
-            return Some(format!("Invalid value: \"{name}\": may not contain '{bad}'"));
+            return Some(format!(
+                "Invalid value: \"{name}\": may not contain '{bad}'"
+            ));
         }
     }
     None
@@ -96,7 +110,8 @@ fn qualified_name_ok(k: &str) -> bool {
     prefix.is_none_or(is_subdomain)
         && !n.is_empty()
         && n.len() <= 63
-        && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && n.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
 }
@@ -112,7 +127,8 @@ pub fn validate_metadata(meta: &Value) -> Vec<(String, String)> {
             let v = v.as_str().unwrap_or_default();
             let ok = v.is_empty()
                 || (v.len() <= 63
-                    && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                    && v.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
                     && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
                     && v.chars().last().is_some_and(|c| c.is_ascii_alphanumeric()));
             if !ok {
@@ -121,14 +137,20 @@ pub fn validate_metadata(meta: &Value) -> Vec<(String, String)> {
         }
     }
     if let Some(ann) = meta.get("annotations").and_then(|l| l.as_object()) {
-        let total: usize = ann.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
+        let total: usize = ann
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .sum();
         for k in ann.keys() {
             if !qualified_name_ok(k) {
                 errs.push(("metadata.annotations".into(), format!("Invalid value: \"{k}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")));
             }
         }
         if total > 256 * 1024 {
-            errs.push(("metadata.annotations".into(), "Too long: must have at most 262144 bytes".into()));
+            errs.push((
+                "metadata.annotations".into(),
+                "Too long: must have at most 262144 bytes".into(),
+            ));
         }
     }
     if let Some(fins) = meta.get("finalizers").and_then(|l| l.as_array()) {
@@ -136,7 +158,15 @@ pub fn validate_metadata(meta: &Value) -> Vec<(String, String)> {
             let f = f.as_str().unwrap_or_default();
             if !qualified_name_ok(f) {
                 errs.push((format!("metadata.finalizers[{i}]"), format!("Invalid value: \"{f}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")));
-            } else if !f.contains('/') && !["kubernetes", "orphan", "foregroundDeletion", "customresourcecleanup.apiextensions.k8s.io"].contains(&f) {
+            } else if !f.contains('/')
+                && ![
+                    "kubernetes",
+                    "orphan",
+                    "foregroundDeletion",
+                    "customresourcecleanup.apiextensions.k8s.io",
+                ]
+                .contains(&f)
+            {
                 errs.push((format!("metadata.finalizers[{i}]"), format!("Invalid value: \"{f}\": name is neither a standard finalizer name nor is it fully qualified")));
             }
         }
@@ -145,7 +175,14 @@ pub fn validate_metadata(meta: &Value) -> Vec<(String, String)> {
 }
 
 pub fn finalizers(v: &Value) -> Vec<String> {
-    v["metadata"]["finalizers"].as_array().map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect()).unwrap_or_default()
+    v["metadata"]["finalizers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn set_finalizers(v: &mut Value, fins: &[String]) {
@@ -159,7 +196,9 @@ pub fn set_finalizers(v: &mut Value, fins: &[String]) {
 }
 
 pub fn is_deleting(v: &Value) -> bool {
-    v["metadata"].get("deletionTimestamp").is_some_and(|t| !t.is_null())
+    v["metadata"]
+        .get("deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
 }
 
 #[cfg(test)]
@@ -169,10 +208,18 @@ mod tests {
     #[test]
     fn names_follow_rfc1123() {
         assert!(validate_name("acme", true).is_none());
-        assert!(validate_name("Acme", true).unwrap().contains("RFC 1123 label"));
+        assert!(
+            validate_name("Acme", true)
+                .unwrap()
+                .contains("RFC 1123 label")
+        );
         assert!(validate_name("a.b", true).is_some());
         assert!(validate_name("a.b", false).is_none());
-        assert!(validate_name(&"a".repeat(64), true).unwrap().contains("no more than 63"));
+        assert!(
+            validate_name(&"a".repeat(64), true)
+                .unwrap()
+                .contains("no more than 63")
+        );
     }
 
     #[test]
@@ -185,7 +232,9 @@ mod tests {
 
     #[test]
     fn metadata_checks_labels_and_finalizers() {
-        let errs = validate_metadata(&serde_json::json!({"labels": {"ok": "v", "bad key!": "x"}, "finalizers": ["example.com/x", "plain"]}));
+        let errs = validate_metadata(
+            &serde_json::json!({"labels": {"ok": "v", "bad key!": "x"}, "finalizers": ["example.com/x", "plain"]}),
+        );
         assert_eq!(errs.len(), 2);
         assert!(errs[1].1.contains("neither a standard finalizer"));
     }

@@ -69,14 +69,20 @@ fn same_state(a: &[Arc<ResourceInfo>], b: &[Arc<ResourceInfo>]) -> bool {
 /// The rendered document for this registry state (cached).
 pub fn rendered(registry: &Registry) -> Arc<Rendered> {
     let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(pos) = cache.iter().position(|(k, _)| same_state(k, registry.all())) {
+    if let Some(pos) = cache
+        .iter()
+        .position(|(k, _)| same_state(k, registry.all()))
+    {
         let entry = cache.remove(pos);
         let r = entry.1.clone();
         cache.push(entry);
         return r;
     }
     let doc = swagger(registry);
-    let r = Arc::new(Rendered { json: Bytes::from(serde_json::to_vec(&doc).unwrap_or_default()), protobuf: Bytes::from(encode_document(&doc)) });
+    let r = Arc::new(Rendered {
+        json: Bytes::from(serde_json::to_vec(&doc).unwrap_or_default()),
+        protobuf: Bytes::from(encode_document(&doc)),
+    });
     if cache.len() >= CACHE_SIZE {
         cache.remove(0);
     }
@@ -90,7 +96,12 @@ pub fn reply(registry: &Registry, accept: &str) -> Reply {
     if accept.contains(PROTOBUF_TYPE) || accept.contains("com.github.proto-openapi.spec.v2") {
         // kube-openapi answers the deprecated `@v1.0` Accept with the `.v1.0` type: client-go
         // parses Content-Type with mime.ParseMediaType, which rejects the `@`.
-        Reply { code: 200, body: r.protobuf.clone().into(), content_type: "application/com.github.proto-openapi.spec.v2.v1.0+protobuf".into(), warnings: Vec::new() }
+        Reply {
+            code: 200,
+            body: r.protobuf.clone().into(),
+            content_type: "application/com.github.proto-openapi.spec.v2.v1.0+protobuf".into(),
+            warnings: Vec::new(),
+        }
     } else {
         Reply::json(200, r.json.clone())
     }
@@ -113,7 +124,8 @@ pub fn swagger(registry: &Registry) -> Value {
     for (group, versions) in registry.groups() {
         for version in versions {
             let resources = registry.resources_of(&group, &version);
-            let served: Vec<&Arc<ResourceInfo>> = resources.iter().filter(|r| !r.virtual_create).collect();
+            let served: Vec<&Arc<ResourceInfo>> =
+                resources.iter().filter(|r| !r.virtual_create).collect();
             if served.is_empty() {
                 continue;
             }
@@ -136,7 +148,10 @@ pub fn swagger(registry: &Registry) -> Value {
                     paths.insert(p.clone(), path_item_v2(item, custom));
                 }
             }
-            let schemas = v3["components"]["schemas"].as_object().cloned().unwrap_or_default();
+            let schemas = v3["components"]["schemas"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
             for (name, s) in &schemas {
                 if !definitions.contains_key(name) {
                     definitions.insert(name.clone(), builtin_definition_v2(s));
@@ -179,7 +194,11 @@ fn builtin_definition_v2(s: &Value) -> Value {
 
 fn ref_v2(r: &Value) -> Value {
     match r.as_str() {
-        Some(s) => Value::String(s.strip_prefix(V3_PREFIX).map(|n| format!("{V2_PREFIX}{n}")).unwrap_or_else(|| s.to_string())),
+        Some(s) => Value::String(
+            s.strip_prefix(V3_PREFIX)
+                .map(|n| format!("{V2_PREFIX}{n}"))
+                .unwrap_or_else(|| s.to_string()),
+        ),
         None => r.clone(),
     }
 }
@@ -188,10 +207,14 @@ fn ref_v2(r: &Value) -> Value {
 /// wrappers (v3's way to describe a reference) lifted to a plain `$ref`, no `nullable`/
 /// `oneOf`/`anyOf`/`not`.
 pub fn schema_v2(s: &Value) -> Value {
-    let Value::Object(m) = s else { return s.clone() };
+    let Value::Object(m) = s else {
+        return s.clone();
+    };
     let mut out = Map::new();
     let single_ref = match m.get("allOf") {
-        Some(Value::Array(all)) if all.len() == 1 && all[0].get("$ref").is_some() => Some(ref_v2(&all[0]["$ref"])),
+        Some(Value::Array(all)) if all.len() == 1 && all[0].get("$ref").is_some() => {
+            Some(ref_v2(&all[0]["$ref"]))
+        }
         _ => None,
     };
     for (k, v) in m {
@@ -202,10 +225,20 @@ pub fn schema_v2(s: &Value) -> Value {
             "allOf" if single_ref.is_some() => {}
             "default" if single_ref.is_some() => {}
             "allOf" => {
-                out.insert(k.clone(), Value::Array(v.as_array().map(|a| a.iter().map(schema_v2).collect()).unwrap_or_default()));
+                out.insert(
+                    k.clone(),
+                    Value::Array(
+                        v.as_array()
+                            .map(|a| a.iter().map(schema_v2).collect())
+                            .unwrap_or_default(),
+                    ),
+                );
             }
             "properties" => {
-                let props: Map<String, Value> = v.as_object().map(|p| p.iter().map(|(n, ps)| (n.clone(), schema_v2(ps))).collect()).unwrap_or_default();
+                let props: Map<String, Value> = v
+                    .as_object()
+                    .map(|p| p.iter().map(|(n, ps)| (n.clone(), schema_v2(ps))).collect())
+                    .unwrap_or_default();
                 out.insert(k.clone(), Value::Object(props));
             }
             "items" | "additionalProperties" => {
@@ -257,14 +290,23 @@ fn to_structural_v2(s: &mut Value) {
             }
         }
     }
-    let ap_nullable = m.get("additionalProperties").and_then(|a| a.get("nullable")) == Some(&Value::Bool(true));
+    let ap_nullable = m
+        .get("additionalProperties")
+        .and_then(|a| a.get("nullable"))
+        == Some(&Value::Bool(true));
     if let Some(Value::Array(req)) = m.get_mut("required") {
-        req.retain(|r| !r.as_str().is_some_and(|r| nullable_props.iter().any(|n| n == r)));
+        req.retain(|r| {
+            !r.as_str()
+                .is_some_and(|r| nullable_props.iter().any(|n| n == r))
+        });
         if ap_nullable {
             req.clear();
         }
     }
-    if m.get("required").and_then(Value::as_array).is_some_and(Vec::is_empty) {
+    if m.get("required")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
         m.remove("required");
     }
     if let Some(Value::Object(props)) = m.get_mut("properties") {
@@ -299,7 +341,9 @@ fn add_embedded_v2(s: &mut Value, type_meta: &Map<String, Value>) {
     {
         add_embedded_v2(ap, type_meta);
     }
-    if m.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) || m.get("x-kubernetes-embedded-resource") != Some(&Value::Bool(true)) {
+    if m.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true))
+        || m.get("x-kubernetes-embedded-resource") != Some(&Value::Bool(true))
+    {
         return;
     }
     let props = m.entry("properties").or_insert_with(|| json!({}));
@@ -332,7 +376,8 @@ fn crd_kind_definition(r: &ResourceInfo, raw: &Value, v3_def: &Value) -> Value {
     if !type_meta.contains_key("metadata") {
         type_meta.insert("metadata".into(), json!({"$ref": format!("{V2_PREFIX}{OBJECT_META}"), "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"}));
     }
-    let root_preserves = raw.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+    let root_preserves =
+        raw.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
     let mut s = if !raw.is_object() || root_preserves {
         // No properties at all: kubectl would otherwise reject every unknown field.
         json!({"type": "object"})
@@ -355,7 +400,9 @@ fn crd_kind_definition(r: &ResourceInfo, raw: &Value, v3_def: &Value) -> Value {
 
 /// A v3 parameter as v2: its `schema`'s `type`/`uniqueItems`/... inlined.
 fn param_v2(p: &Value) -> Value {
-    let Value::Object(m) = p else { return p.clone() };
+    let Value::Object(m) = p else {
+        return p.clone();
+    };
     let mut out = Map::new();
     for (k, v) in m {
         if k == "schema" {
@@ -373,11 +420,15 @@ fn param_v2(p: &Value) -> Value {
 
 fn first_content_schema(content: &Value) -> Option<&Value> {
     let c = content.as_object()?;
-    c.get("application/json").or_else(|| c.values().next()).and_then(|m| m.get("schema"))
+    c.get("application/json")
+        .or_else(|| c.values().next())
+        .and_then(|m| m.get("schema"))
 }
 
 fn op_v2(method: &str, op: &Value, custom: bool) -> Value {
-    let Value::Object(m) = op else { return op.clone() };
+    let Value::Object(m) = op else {
+        return op.clone();
+    };
     let mut out = Map::new();
     let mut params: Vec<Value> = Vec::new();
     let mut consumes: Vec<Value> = Vec::new();
@@ -391,7 +442,10 @@ fn op_v2(method: &str, op: &Value, custom: bool) -> Value {
                 }
                 params.push(body);
                 if method == "patch" {
-                    consumes = v["content"].as_object().map(|c| c.keys().map(|t| json!(t)).collect()).unwrap_or_default();
+                    consumes = v["content"]
+                        .as_object()
+                        .map(|c| c.keys().map(|t| json!(t)).collect())
+                        .unwrap_or_default();
                 }
             }
             "responses" => {
@@ -417,7 +471,15 @@ fn op_v2(method: &str, op: &Value, custom: bool) -> Value {
         consumes.push(json!("*/*"));
     }
     out.insert("consumes".into(), Value::Array(consumes));
-    let produces: &[&str] = if custom { &["application/json", "application/yaml"] } else { &["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"] };
+    let produces: &[&str] = if custom {
+        &["application/json", "application/yaml"]
+    } else {
+        &[
+            "application/json",
+            "application/yaml",
+            "application/vnd.kubernetes.protobuf",
+        ]
+    };
     out.insert("produces".into(), json!(produces));
     out.insert("schemes".into(), json!(["https"]));
     out.insert("parameters".into(), Value::Array(params));
@@ -425,11 +487,17 @@ fn op_v2(method: &str, op: &Value, custom: bool) -> Value {
 }
 
 fn path_item_v2(item: &Value, custom: bool) -> Value {
-    let Value::Object(m) = item else { return item.clone() };
+    let Value::Object(m) = item else {
+        return item.clone();
+    };
     let mut out = Map::new();
     for (k, v) in m {
         let v2 = match k.as_str() {
-            "parameters" => Value::Array(v.as_array().map(|a| a.iter().map(param_v2).collect()).unwrap_or_default()),
+            "parameters" => Value::Array(
+                v.as_array()
+                    .map(|a| a.iter().map(param_v2).collect())
+                    .unwrap_or_default(),
+            ),
             "get" | "put" | "post" | "delete" | "patch" | "head" | "options" => op_v2(k, v, custom),
             _ => v.clone(),
         };
@@ -519,12 +587,18 @@ fn i(m: &Map<String, Value>, k: &str) -> i64 {
     m.get(k).and_then(Value::as_i64).unwrap_or(0)
 }
 fn strs<'a>(m: &'a Map<String, Value>, k: &str) -> impl Iterator<Item = &'a str> {
-    m.get(k).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
+    m.get(k)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
 }
 
 /// `Any { yaml = 2 }` holding the value's JSON text.
 fn any(w: &mut Writer, field: u32, v: &Value) {
-    w.message(field, |w| w.string_elem(2, &serde_json::to_string(v).unwrap_or_default()));
+    w.message(field, |w| {
+        w.string_elem(2, &serde_json::to_string(v).unwrap_or_default())
+    });
 }
 
 /// `repeated NamedAny vendor_extension` for every `x-` key.
@@ -563,7 +637,12 @@ fn schema(w: &mut Writer, v: &Value) {
     for r in strs(m, "required") {
         w.string_elem(19, r);
     }
-    for e in m.get("enum").and_then(Value::as_array).into_iter().flatten() {
+    for e in m
+        .get("enum")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         any(w, 20, e);
     }
     match m.get("additionalProperties") {
@@ -573,15 +652,26 @@ fn schema(w: &mut Writer, v: &Value) {
     }
     match m.get("type") {
         Some(Value::String(t)) => w.message(22, |w| w.string_elem(1, t)),
-        Some(Value::Array(ts)) => w.message(22, |w| ts.iter().filter_map(Value::as_str).for_each(|t| w.string_elem(1, t))),
+        Some(Value::Array(ts)) => w.message(22, |w| {
+            ts.iter()
+                .filter_map(Value::as_str)
+                .for_each(|t| w.string_elem(1, t))
+        }),
         _ => {}
     }
     match m.get("items") {
-        Some(Value::Array(items)) => w.message(23, |w| items.iter().for_each(|it| w.message(1, |w| schema(w, it)))),
+        Some(Value::Array(items)) => w.message(23, |w| {
+            items.iter().for_each(|it| w.message(1, |w| schema(w, it)))
+        }),
         Some(it @ Value::Object(_)) => w.message(23, |w| w.message(1, |w| schema(w, it))),
         _ => {}
     }
-    for a in m.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+    for a in m
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         w.message(24, |w| schema(w, a));
     }
     if let Some(Value::Object(props)) = m.get("properties") {
@@ -647,7 +737,12 @@ fn non_body_sub_schema(w: &mut Writer, m: &Map<String, Value>, shift: u32) {
     w.int64(17 + shift, i(m, "maxItems"));
     w.int64(18 + shift, i(m, "minItems"));
     w.bool(19 + shift, b(m, "uniqueItems"));
-    for e in m.get("enum").and_then(Value::as_array).into_iter().flatten() {
+    for e in m
+        .get("enum")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         any(w, 20 + shift, e);
     }
     w.double(21 + shift, f(m, "multipleOf"));
@@ -696,7 +791,12 @@ fn operation(w: &mut Writer, m: &Map<String, Value>) {
     for t in strs(m, "consumes") {
         w.string_elem(7, t);
     }
-    for p in m.get("parameters").and_then(Value::as_array).into_iter().flatten() {
+    for p in m
+        .get("parameters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         parameters_item(w, 8, p);
     }
     if let Some(Value::Object(rs)) = m.get("responses") {
@@ -729,12 +829,25 @@ fn operation(w: &mut Writer, m: &Map<String, Value>) {
 /// `openapi.v2.PathItem`.
 fn path_item(w: &mut Writer, m: &Map<String, Value>) {
     w.string(1, s(m, "$ref"));
-    for (field, method) in [(2, "get"), (3, "put"), (4, "post"), (5, "delete"), (6, "options"), (7, "head"), (8, "patch")] {
+    for (field, method) in [
+        (2, "get"),
+        (3, "put"),
+        (4, "post"),
+        (5, "delete"),
+        (6, "options"),
+        (7, "head"),
+        (8, "patch"),
+    ] {
         if let Some(Value::Object(op)) = m.get(method) {
             w.message(field, |w| operation(w, op));
         }
     }
-    for p in m.get("parameters").and_then(Value::as_array).into_iter().flatten() {
+    for p in m
+        .get("parameters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         parameters_item(w, 9, p);
     }
     vendor_extensions(w, 10, m);
@@ -782,13 +895,25 @@ pub fn encode_document(doc: &Value) -> Vec<u8> {
             }
         });
     }
-    for req in m.get("security").and_then(Value::as_array).into_iter().flatten() {
+    for req in m
+        .get("security")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let Value::Object(req) = req else { continue };
         w.message(12, |w| {
             for (name, scopes) in req {
                 w.message(1, |w| {
                     w.string_elem(1, name);
-                    w.message(2, |w| scopes.as_array().into_iter().flatten().filter_map(Value::as_str).for_each(|sc| w.string_elem(1, sc)));
+                    w.message(2, |w| {
+                        scopes
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .for_each(|sc| w.string_elem(1, sc))
+                    });
                 });
             }
         });
@@ -837,19 +962,31 @@ mod tests {
         assert_eq!(w.buf, [0xac, 0x02]);
         let doc = json!({"swagger": "2.0", "info": {"title": "K", "version": "v"}});
         // field 1 (swagger) "2.0"; field 2 (info) { 1: "K", 2: "v" }
-        assert_eq!(encode_document(&doc), [0x0a, 0x03, b'2', b'.', b'0', 0x12, 0x06, 0x0a, 0x01, b'K', 0x12, 0x01, b'v']);
+        assert_eq!(
+            encode_document(&doc),
+            [
+                0x0a, 0x03, b'2', b'.', b'0', 0x12, 0x06, 0x0a, 0x01, b'K', 0x12, 0x01, b'v'
+            ]
+        );
         // definitions(9) { NamedSchema(1) { name "A", Schema { type(22) { "object" }, vendor_extension(31) { "x-a", Any { yaml "1" } } } } }
         let doc = json!({"definitions": {"A": {"type": "object", "x-a": 1}}});
-        let mut expected = vec![0x4a, 0x1f, 0x0a, 0x1d, 0x0a, 0x01, b'A', 0x12, 0x18, 0xb2, 0x01, 0x08, 0x0a, 0x06];
+        let mut expected = vec![
+            0x4a, 0x1f, 0x0a, 0x1d, 0x0a, 0x01, b'A', 0x12, 0x18, 0xb2, 0x01, 0x08, 0x0a, 0x06,
+        ];
         expected.extend_from_slice(b"object");
-        expected.extend_from_slice(&[0xfa, 0x01, 0x0a, 0x0a, 0x03, b'x', b'-', b'a', 0x12, 0x03, 0x12, 0x01, b'1']);
+        expected.extend_from_slice(&[
+            0xfa, 0x01, 0x0a, 0x0a, 0x03, b'x', b'-', b'a', 0x12, 0x03, 0x12, 0x01, b'1',
+        ]);
         assert_eq!(encode_document(&doc), expected);
     }
 
     #[test]
     fn oneof_false_and_doubles_are_written() {
         let mut w = Writer::default();
-        schema(&mut w, &json!({"additionalProperties": false, "maximum": 1.5}));
+        schema(
+            &mut w,
+            &json!({"additionalProperties": false, "maximum": 1.5}),
+        );
         // maximum(7, fixed64) then additionalProperties(21) { boolean(2) = 0 }
         let mut expected = vec![0x39];
         expected.extend_from_slice(&1.5f64.to_le_bytes());
@@ -893,7 +1030,7 @@ mod tests {
                 storage: true,
             })),
             extra_field_selectors: &[],
-                storage_group: "partnerkit.io".into(),
+            storage_group: "partnerkit.io".into(),
         });
         reg
     }
@@ -903,27 +1040,60 @@ mod tests {
         let reg = with_partner();
         let doc = swagger(&reg);
         assert_eq!(doc["swagger"], "2.0");
-        let patch = &doc["paths"]["/apis/partnerkit.io/v1alpha1/namespaces/{namespace}/partners/{name}"]["patch"];
-        assert_eq!(patch["x-kubernetes-group-version-kind"], json!({"group": "partnerkit.io", "kind": "Partner", "version": "v1alpha1"}));
+        let patch = &doc["paths"]["/apis/partnerkit.io/v1alpha1/namespaces/{namespace}/partners/{name}"]
+            ["patch"];
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"],
+            json!({"group": "partnerkit.io", "kind": "Partner", "version": "v1alpha1"})
+        );
         let params = patch["parameters"].as_array().unwrap();
         assert_eq!(params[0]["in"], "body");
-        assert!(params.iter().any(|p| p["name"] == "fieldValidation" && p["in"] == "query" && p["type"] == "string"));
+        assert!(params.iter().any(|p| p["name"] == "fieldValidation"
+            && p["in"] == "query"
+            && p["type"] == "string"));
         let cm = &doc["paths"]["/api/v1/namespaces/{namespace}/configmaps"]["post"];
         assert_eq!(cm["x-kubernetes-group-version-kind"]["kind"], "ConfigMap");
-        assert_eq!(cm["responses"]["201"]["schema"]["$ref"], "#/definitions/io.k8s.api.core.v1.ConfigMap");
+        assert_eq!(
+            cm["responses"]["201"]["schema"]["$ref"],
+            "#/definitions/io.k8s.api.core.v1.ConfigMap"
+        );
 
         let def = &doc["definitions"]["io.partnerkit.v1alpha1.Partner"];
-        assert_eq!(def["x-kubernetes-group-version-kind"], json!([{"group": "partnerkit.io", "kind": "Partner", "version": "v1alpha1"}]));
-        assert_eq!(def["properties"]["metadata"]["$ref"], "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta");
+        assert_eq!(
+            def["x-kubernetes-group-version-kind"],
+            json!([{"group": "partnerkit.io", "kind": "Partner", "version": "v1alpha1"}])
+        );
+        assert_eq!(
+            def["properties"]["metadata"]["$ref"],
+            "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+        );
         let spec = &def["properties"]["spec"];
-        assert_eq!(spec["properties"]["tier"]["enum"], json!(["gold", "silver"]));
-        assert_eq!(spec["required"], json!(["tier"]), "nullable fields are not required in v2");
+        assert_eq!(
+            spec["properties"]["tier"]["enum"],
+            json!(["gold", "silver"])
+        );
+        assert_eq!(
+            spec["required"],
+            json!(["tier"]),
+            "nullable fields are not required in v2"
+        );
         assert!(spec["properties"]["note"].get("type").is_none());
         assert!(spec["properties"]["port"].get("anyOf").is_none());
-        assert!(spec["properties"]["extra"].get("properties").is_none() && spec["properties"]["extra"].get("type").is_none());
-        assert_eq!(spec["properties"]["template"]["required"], json!(["kind", "apiVersion"]));
+        assert!(
+            spec["properties"]["extra"].get("properties").is_none()
+                && spec["properties"]["extra"].get("type").is_none()
+        );
+        assert_eq!(
+            spec["properties"]["template"]["required"],
+            json!(["kind", "apiVersion"])
+        );
         assert!(doc["definitions"]["io.partnerkit.v1alpha1.PartnerList"]["properties"]["items"]["items"]["$ref"].as_str().unwrap().starts_with(V2_PREFIX));
-        assert!(doc["definitions"]["io.k8s.api.core.v1.ConfigMap"]["properties"]["metadata"]["$ref"].as_str().unwrap().starts_with(V2_PREFIX));
+        assert!(
+            doc["definitions"]["io.k8s.api.core.v1.ConfigMap"]["properties"]["metadata"]["$ref"]
+                .as_str()
+                .unwrap()
+                .starts_with(V2_PREFIX)
+        );
         // every $ref resolves
         fn refs(v: &Value, out: &mut Vec<String>) {
             match v {
@@ -940,7 +1110,9 @@ mod tests {
         let mut all = Vec::new();
         refs(&doc, &mut all);
         for r in all {
-            let name = r.strip_prefix(V2_PREFIX).unwrap_or_else(|| panic!("not a v2 ref: {r}"));
+            let name = r
+                .strip_prefix(V2_PREFIX)
+                .unwrap_or_else(|| panic!("not a v2 ref: {r}"));
             assert!(doc["definitions"].get(name).is_some(), "dangling {r}");
         }
         // the protobuf carries the names
@@ -958,14 +1130,29 @@ mod tests {
         let mut reg2 = reg.clone();
         let raw = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
         reg2.insert(ResourceInfo {
-            crd: Some(Arc::new(CrdVersion { schema: CrdSchema::new(&raw).unwrap(), type_info: SchemaTypeInfo::new(&raw), raw_schema: raw, printer_columns: vec![], storage: true })),
+            crd: Some(Arc::new(CrdVersion {
+                schema: CrdSchema::new(&raw).unwrap(),
+                type_info: SchemaTypeInfo::new(&raw),
+                raw_schema: raw,
+                printer_columns: vec![],
+                storage: true,
+            })),
             ..(*reg.by_kind("partnerkit.io", "Partner").unwrap()).clone()
         });
         let b = rendered(&reg2);
         assert!(!Arc::ptr_eq(&a, &b));
         let doc: Value = serde_json::from_slice(&b.json).unwrap();
-        assert_eq!(doc["definitions"]["io.partnerkit.v1alpha1.Partner"], json!({"type": "object", "x-kubernetes-group-version-kind": [{"group": "partnerkit.io", "kind": "Partner", "version": "v1alpha1"}]}));
-        assert_eq!(reply(&reg2, PROTOBUF_TYPE).content_type, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf");
-        assert_eq!(reply(&reg2, "application/json").content_type, "application/json");
+        assert_eq!(
+            doc["definitions"]["io.partnerkit.v1alpha1.Partner"],
+            json!({"type": "object", "x-kubernetes-group-version-kind": [{"group": "partnerkit.io", "kind": "Partner", "version": "v1alpha1"}]})
+        );
+        assert_eq!(
+            reply(&reg2, PROTOBUF_TYPE).content_type,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+        );
+        assert_eq!(
+            reply(&reg2, "application/json").content_type,
+            "application/json"
+        );
     }
 }

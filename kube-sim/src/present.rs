@@ -70,61 +70,150 @@ const DEFAULT_CONVERTOR_KINDS: &[&str] = &["Role", "ClusterRole", "CustomResourc
 /// `Name` / `Created At` columns, exactly like kube-apiserver.
 pub fn builtin_columns(kind: &str) -> Vec<Value> {
     match kind {
-        "Namespace" => vec![col_name(), col("Status", "string", "The status of the namespace"), col_age()],
+        "Namespace" => vec![
+            col_name(),
+            col("Status", "string", "The status of the namespace"),
+            col_age(),
+        ],
         "ConfigMap" => vec![
             col_name(),
-            col("Data", "string", "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process."),
+            col(
+                "Data",
+                "string",
+                "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process.",
+            ),
             col_age(),
         ],
         "Secret" => vec![
             col_name(),
-            col("Type", "string", "Used to facilitate programmatic handling of secret data. More info: https://kubernetes.io/docs/concepts/configuration/secret/#secret-types"),
-            col("Data", "string", "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4"),
+            col(
+                "Type",
+                "string",
+                "Used to facilitate programmatic handling of secret data. More info: https://kubernetes.io/docs/concepts/configuration/secret/#secret-types",
+            ),
+            col(
+                "Data",
+                "string",
+                "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4",
+            ),
             col_age(),
         ],
         "ServiceAccount" => vec![
             col_name(),
-            col("Secrets", "string", "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use. More info: https://kubernetes.io/docs/concepts/configuration/secret"),
+            col(
+                "Secrets",
+                "string",
+                "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use. More info: https://kubernetes.io/docs/concepts/configuration/secret",
+            ),
             col_age(),
         ],
         "Event" => vec![
-            col("Last Seen", "string", "The time at which the most recent occurrence of this event was recorded."),
-            col("Type", "string", "Type of this event (Normal, Warning), new types could be added in the future"),
-            col("Reason", "string", "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
+            col(
+                "Last Seen",
+                "string",
+                "The time at which the most recent occurrence of this event was recorded.",
+            ),
+            col(
+                "Type",
+                "string",
+                "Type of this event (Normal, Warning), new types could be added in the future",
+            ),
+            col(
+                "Reason",
+                "string",
+                "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+            ),
             col("Object", "string", "The object that this event is about."),
-            col_wide("Subobject", "string", "", "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2]."),
-            col_wide("Source", "string", "", "The component reporting this event. Should be a short machine understandable string."),
-            col("Message", "string", "A human-readable description of the status of this operation."),
-            col_wide("First Seen", "string", "", "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)"),
-            col_wide("Count", "string", "", "The number of times this event has occurred."),
+            col_wide(
+                "Subobject",
+                "string",
+                "",
+                "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2].",
+            ),
+            col_wide(
+                "Source",
+                "string",
+                "",
+                "The component reporting this event. Should be a short machine understandable string.",
+            ),
+            col(
+                "Message",
+                "string",
+                "A human-readable description of the status of this operation.",
+            ),
+            col_wide(
+                "First Seen",
+                "string",
+                "",
+                "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
+            ),
+            col_wide(
+                "Count",
+                "string",
+                "",
+                "The number of times this event has occurred.",
+            ),
             col_wide("Name", "string", "name", DESC_NAME),
         ],
         "Lease" => vec![
             col_name(),
-            col("Holder", "string", "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field."),
+            col(
+                "Holder",
+                "string",
+                "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field.",
+            ),
             col_age(),
         ],
         "RoleBinding" | "ClusterRoleBinding" => {
-            let what = if kind == "RoleBinding" { "roleBinding" } else { "clusterRoleBinding" };
+            let what = if kind == "RoleBinding" {
+                "roleBinding"
+            } else {
+                "clusterRoleBinding"
+            };
             vec![
                 col_name(),
-                col("Role", "string", "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error. This field is immutable."),
+                col(
+                    "Role",
+                    "string",
+                    "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace. If the RoleRef cannot be resolved, the Authorizer must return an error. This field is immutable.",
+                ),
                 col_age(),
                 col_wide("Users", "string", "", &format!("Users in the {what}")),
                 col_wide("Groups", "string", "", &format!("Groups in the {what}")),
-                col_wide("ServiceAccounts", "string", "", &format!("ServiceAccounts in the {what}")),
+                col_wide(
+                    "ServiceAccounts",
+                    "string",
+                    "",
+                    &format!("ServiceAccounts in the {what}"),
+                ),
             ]
         }
         "ValidatingAdmissionPolicy" => vec![
             col_name(),
-            col("Validations", "integer", "Validations indicates the number of validation rules defined in this configuration"),
-            col("ParamKind", "string", "ParamKind specifies the kind of resources used to parameterize this policy"),
+            col(
+                "Validations",
+                "integer",
+                "Validations indicates the number of validation rules defined in this configuration",
+            ),
+            col(
+                "ParamKind",
+                "string",
+                "ParamKind specifies the kind of resources used to parameterize this policy",
+            ),
             col_age(),
         ],
         "ValidatingAdmissionPolicyBinding" => vec![
             col_name(),
-            col("PolicyName", "string", "PolicyName indicates the policy definition which the policy binding binded to"),
-            col("ParamRef", "string", "ParamRef indicates the param resource which sets the configration param"),
+            col(
+                "PolicyName",
+                "string",
+                "PolicyName indicates the policy definition which the policy binding binded to",
+            ),
+            col(
+                "ParamRef",
+                "string",
+                "ParamRef indicates the param resource which sets the configration param",
+            ),
             col_age(),
         ],
         _ => default_columns(),
@@ -142,7 +231,10 @@ fn default_row(obj: &Value) -> Vec<Value> {
         .and_then(parse_rfc3339)
         .map(|(s, _)| format_rfc3339(s))
         .unwrap_or_else(|| "0001-01-01T00:00:00Z".to_string());
-    vec![Value::String(name_of(obj).to_string()), Value::String(created)]
+    vec![
+        Value::String(name_of(obj).to_string()),
+        Value::String(created),
+    ]
 }
 
 /// Cells the real API server sends for one object of a built-in kind (always the "wide" set,
@@ -150,14 +242,25 @@ fn default_row(obj: &Value) -> Vec<Value> {
 /// printer: the caller (or [`table`]) then uses the default table convertor.
 pub fn builtin_table_row(kind: &str, obj: &Value, now_unix: i64) -> Option<Vec<Value>> {
     let name = Value::String(name_of(obj).to_string());
-    let age = || Value::String(translate_timestamp_since(get_str(obj, &["metadata", "creationTimestamp"]), now_unix));
+    let age = || {
+        Value::String(translate_timestamp_since(
+            get_str(obj, &["metadata", "creationTimestamp"]),
+            now_unix,
+        ))
+    };
     let s = |v: &str| Value::String(v.to_string());
     let row = match kind {
         "Namespace" => {
             // The real server always sets status.phase (Active/Terminating) on create.
-            let phase = get_str(obj, &["status", "phase"]).filter(|p| !p.is_empty()).unwrap_or_else(|| {
-                if get(obj, &["metadata", "deletionTimestamp"]).is_some_and(|v| !v.is_null()) { "Terminating" } else { "Active" }
-            });
+            let phase = get_str(obj, &["status", "phase"])
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| {
+                    if get(obj, &["metadata", "deletionTimestamp"]).is_some_and(|v| !v.is_null()) {
+                        "Terminating"
+                    } else {
+                        "Active"
+                    }
+                });
             vec![name, s(phase), age()]
         }
         "ConfigMap" => {
@@ -165,7 +268,9 @@ pub fn builtin_table_row(kind: &str, obj: &Value, now_unix: i64) -> Option<Vec<V
             vec![name, json!(n), age()]
         }
         "Secret" => {
-            let ty = get_str(obj, &["type"]).filter(|t| !t.is_empty()).unwrap_or("Opaque");
+            let ty = get_str(obj, &["type"])
+                .filter(|t| !t.is_empty())
+                .unwrap_or("Opaque");
             // stringData is merged into data on write; count keys of both without duplicates.
             let mut keys: Vec<&str> = Vec::new();
             for field in ["data", "stringData"] {
@@ -180,7 +285,11 @@ pub fn builtin_table_row(kind: &str, obj: &Value, now_unix: i64) -> Option<Vec<V
             vec![name, s(ty), json!(keys.len() as i64), age()]
         }
         "ServiceAccount" => vec![name, json!(count(get(obj, &["secrets"]))), age()],
-        "Lease" => vec![name, s(get_str(obj, &["spec", "holderIdentity"]).unwrap_or("")), age()],
+        "Lease" => vec![
+            name,
+            s(get_str(obj, &["spec", "holderIdentity"]).unwrap_or("")),
+            age(),
+        ],
         "RoleBinding" | "ClusterRoleBinding" => {
             let role = format!(
                 "{}/{}",
@@ -192,14 +301,25 @@ pub fn builtin_table_row(kind: &str, obj: &Value, now_unix: i64) -> Option<Vec<V
                 for sub in subjects {
                     let sname = get_str(sub, &["name"]).unwrap_or("");
                     match get_str(sub, &["kind"]).unwrap_or("") {
-                        "ServiceAccount" => sas.push(format!("{}/{}", get_str(sub, &["namespace"]).unwrap_or(""), sname)),
+                        "ServiceAccount" => sas.push(format!(
+                            "{}/{}",
+                            get_str(sub, &["namespace"]).unwrap_or(""),
+                            sname
+                        )),
                         "User" => users.push(sname.to_string()),
                         "Group" => groups.push(sname.to_string()),
                         _ => {}
                     }
                 }
             }
-            vec![name, s(&role), age(), s(&users.join(", ")), s(&groups.join(", ")), s(&sas.join(", "))]
+            vec![
+                name,
+                s(&role),
+                age(),
+                s(&users.join(", ")),
+                s(&groups.join(", ")),
+                s(&sas.join(", ")),
+            ]
         }
         "Event" => event_row(obj, now_unix),
         "ValidatingAdmissionPolicy" => {
@@ -211,7 +331,12 @@ pub fn builtin_table_row(kind: &str, obj: &Value, now_unix: i64) -> Option<Vec<V
                 ),
                 _ => "<unset>".to_string(),
             };
-            vec![name, json!(count(get(obj, &["spec", "validations"]))), s(&pk), age()]
+            vec![
+                name,
+                json!(count(get(obj, &["spec", "validations"]))),
+                s(&pk),
+                age(),
+            ]
         }
         "ValidatingAdmissionPolicyBinding" => {
             let mut param = "<unset>".to_string();
@@ -226,7 +351,12 @@ pub fn builtin_table_row(kind: &str, obj: &Value, now_unix: i64) -> Option<Vec<V
                     param = label_selector_string(sel);
                 }
             }
-            vec![name, s(get_str(obj, &["spec", "policyName"]).unwrap_or("")), s(&param), age()]
+            vec![
+                name,
+                s(get_str(obj, &["spec", "policyName"]).unwrap_or("")),
+                s(&param),
+                age(),
+            ]
         }
         k if DEFAULT_CONVERTOR_KINDS.contains(&k) => default_row(obj),
         _ => return None,
@@ -236,7 +366,11 @@ pub fn builtin_table_row(kind: &str, obj: &Value, now_unix: i64) -> Option<Vec<V
 
 fn event_row(obj: &Value, now: i64) -> Vec<Value> {
     // core/v1 field names first, events.k8s.io/v1 names as fallback.
-    let pick = |a: &[&str], b: &[&str]| -> Option<&Value> { get(obj, a).filter(|v| !v.is_null()).or_else(|| get(obj, b).filter(|v| !v.is_null())) };
+    let pick = |a: &[&str], b: &[&str]| -> Option<&Value> {
+        get(obj, a)
+            .filter(|v| !v.is_null())
+            .or_else(|| get(obj, b).filter(|v| !v.is_null()))
+    };
     fn ts(v: Option<&Value>) -> Option<&str> {
         v.and_then(|v| v.as_str()).filter(|s| !s.is_empty())
     }
@@ -251,26 +385,57 @@ fn event_row(obj: &Value, now: i64) -> Vec<Value> {
         Some(t) => translate_timestamp_since(Some(t), now),
         None => first.clone(),
     };
-    let mut cnt = pick(&["count"], &["deprecatedCount"]).and_then(|v| v.as_i64()).unwrap_or(0);
+    let mut cnt = pick(&["count"], &["deprecatedCount"])
+        .and_then(|v| v.as_i64())
+        .unwrap_or(0);
     if let Some(series) = get(obj, &["series"]).filter(|v| v.is_object()) {
         last = translate_timestamp_since(ts(get(series, &["lastObservedTime"])), now);
-        cnt = get(series, &["count"]).and_then(|v| v.as_i64()).unwrap_or(0);
+        cnt = get(series, &["count"])
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0);
     } else if cnt == 0 {
         cnt = 1;
     }
-    let inv = pick(&["involvedObject"], &["regarding"]).cloned().unwrap_or(Value::Null);
+    let inv = pick(&["involvedObject"], &["regarding"])
+        .cloned()
+        .unwrap_or(Value::Null);
     let ikind = get_str(&inv, &["kind"]).unwrap_or("").to_lowercase();
     let iname = get_str(&inv, &["name"]).unwrap_or("");
-    let target = if iname.is_empty() { ikind } else { format!("{ikind}/{iname}") };
-    let src = pick(&["source"], &["deprecatedSource"]).cloned().unwrap_or(Value::Null);
-    let first_non_empty = |a: &str, b: &str| if a.is_empty() { b.to_string() } else { a.to_string() };
+    let target = if iname.is_empty() {
+        ikind
+    } else {
+        format!("{ikind}/{iname}")
+    };
+    let src = pick(&["source"], &["deprecatedSource"])
+        .cloned()
+        .unwrap_or(Value::Null);
+    let first_non_empty = |a: &str, b: &str| {
+        if a.is_empty() {
+            b.to_string()
+        } else {
+            a.to_string()
+        }
+    };
     let component = first_non_empty(
         get_str(&src, &["component"]).unwrap_or(""),
-        pick(&["reportingComponent"], &["reportingController"]).and_then(|v| v.as_str()).unwrap_or(""),
+        pick(&["reportingComponent"], &["reportingController"])
+            .and_then(|v| v.as_str())
+            .unwrap_or(""),
     );
-    let instance = first_non_empty(get_str(&src, &["host"]).unwrap_or(""), get_str(obj, &["reportingInstance"]).unwrap_or(""));
-    let source = if instance.is_empty() { component } else { format!("{component}, {instance}") };
-    let message = pick(&["message"], &["note"]).and_then(|v| v.as_str()).unwrap_or("").trim().to_string();
+    let instance = first_non_empty(
+        get_str(&src, &["host"]).unwrap_or(""),
+        get_str(obj, &["reportingInstance"]).unwrap_or(""),
+    );
+    let source = if instance.is_empty() {
+        component
+    } else {
+        format!("{component}, {instance}")
+    };
+    let message = pick(&["message"], &["note"])
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .trim()
+        .to_string();
     vec![
         Value::String(last),
         Value::String(get_str(obj, &["type"]).unwrap_or("").to_string()),
@@ -297,7 +462,10 @@ fn label_selector_string(sel: &Value) -> String {
         for e in exprs {
             let key = get_str(e, &["key"]).unwrap_or("").to_string();
             let mut vals: Vec<String> = match get(e, &["values"]) {
-                Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
                 _ => Vec::new(),
             };
             vals.sort();
@@ -358,7 +526,10 @@ pub fn table(
             let mut defs = vec![col_name()];
             for c in cols {
                 let desc = if c.description.is_empty() {
-                    format!("Custom resource definition column (in JSONPath format): {}", c.json_path)
+                    format!(
+                        "Custom resource definition column (in JSONPath format): {}",
+                        c.json_path
+                    )
                 } else {
                     c.description.clone()
                 };
@@ -394,7 +565,10 @@ pub fn table(
         })
         .collect();
     let mut meta = Map::new();
-    meta.insert("resourceVersion".into(), Value::String(resource_version.to_string()));
+    meta.insert(
+        "resourceVersion".into(),
+        Value::String(resource_version.to_string()),
+    );
     if let Some(c) = continue_token.filter(|c| !c.is_empty()) {
         meta.insert("continue".into(), Value::String(c.to_string()));
     }
@@ -413,7 +587,9 @@ fn custom_cell(obj: &Value, c: &PrinterColumn, now: i64) -> Value {
         Ok(r) => r,
         Err(_) => return Value::Null,
     };
-    let Some(value) = results.into_iter().next() else { return Value::Null };
+    let Some(value) = results.into_iter().next() else {
+        return Value::Null;
+    };
     if c.type_ == "string" {
         return Value::String(print_value(&value));
     }
@@ -451,7 +627,11 @@ fn print_value(v: &Value) -> String {
                 u.to_string()
             } else {
                 let f = n.as_f64().unwrap_or(0.0);
-                if f.fract() == 0.0 && f.abs() < 1e21 { format!("{}", f as i128) } else { format!("{f}") }
+                if f.fract() == 0.0 && f.abs() < 1e21 {
+                    format!("{}", f as i128)
+                } else {
+                    format!("{f}")
+                }
             }
         }
         Value::Array(_) | Value::Object(_) => serde_json::to_string(v).unwrap_or_default(),
@@ -475,24 +655,40 @@ pub fn human_duration(seconds: i64) -> String {
     let minutes = s / 60;
     if minutes < 10 {
         let sec = s % 60;
-        return if sec == 0 { format!("{minutes}m") } else { format!("{minutes}m{sec}s") };
+        return if sec == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{sec}s")
+        };
     } else if minutes < 60 * 3 {
         return format!("{minutes}m");
     }
     let hours = s / 3600;
     if hours < 8 {
         let m = minutes % 60;
-        if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") }
+        if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        }
     } else if hours < 48 {
         format!("{hours}h")
     } else if hours < 24 * 8 {
         let h = hours % 24;
-        if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) }
+        if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        }
     } else if hours < 24 * 365 * 2 {
         format!("{}d", hours / 24)
     } else if hours < 24 * 365 * 8 {
         let dy = (hours / 24) % 365;
-        if dy == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{dy}d", hours / 24 / 365) }
+        if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{dy}d", hours / 24 / 365)
+        }
     } else {
         format!("{}y", hours / 24 / 365)
     }
@@ -503,7 +699,8 @@ fn translate_timestamp_since(ts: Option<&str>, now: i64) -> String {
     match ts.filter(|s| !s.is_empty()).and_then(parse_rfc3339) {
         None => "<unknown>".into(),
         Some((secs, nanos)) => {
-            let d = (now as i128) * 1_000_000_000 - ((secs as i128) * 1_000_000_000 + nanos as i128);
+            let d =
+                (now as i128) * 1_000_000_000 - ((secs as i128) * 1_000_000_000 + nanos as i128);
             human_duration((d / 1_000_000_000) as i64)
         }
     }
@@ -535,7 +732,13 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 /// Parse an RFC3339 timestamp into (unix seconds, nanoseconds).
 fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b't')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
@@ -545,7 +748,14 @@ fn parse_rfc3339(s: &str) -> Option<(i64, u32)> {
         }
         t.parse().ok()
     };
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return None;
     }
@@ -581,7 +791,12 @@ fn format_rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -668,13 +883,19 @@ fn parse_path(path: &str) -> Result<Vec<Seg>, String> {
     let mut i = 0;
     let segs = parse_segments(&chars, &mut i, false)?;
     if i != chars.len() {
-        return Err(format!("unexpected {:?} in JSONPath {path:?}", chars[i..].iter().collect::<String>()));
+        return Err(format!(
+            "unexpected {:?} in JSONPath {path:?}",
+            chars[i..].iter().collect::<String>()
+        ));
     }
     Ok(segs)
 }
 
 fn is_terminator(c: char) -> bool {
-    matches!(c, '.' | '[' | ']' | ',' | ' ' | '$' | '@' | '{' | '}' | '(' | ')' | '=' | '!' | '<' | '>')
+    matches!(
+        c,
+        '.' | '[' | ']' | ',' | ' ' | '$' | '@' | '{' | '}' | '(' | ')' | '=' | '!' | '<' | '>'
+    )
 }
 
 /// Parse segments starting at `i`. When `in_filter`, stop at a character that cannot
@@ -822,7 +1043,11 @@ fn parse_bracket(c: &[char], i: &mut usize) -> Result<Seg, String> {
                 break;
             }
             close(c, i)?;
-            Ok(if keys.len() == 1 { Seg::Field(keys.remove(0)) } else { Seg::Keys(keys) })
+            Ok(if keys.len() == 1 {
+                Seg::Field(keys.remove(0))
+            } else {
+                Seg::Keys(keys)
+            })
         }
         '*' => {
             *i += 1;
@@ -844,7 +1069,10 @@ fn parse_bracket(c: &[char], i: &mut usize) -> Result<Seg, String> {
                     }
                     if *i > start {
                         let t: String = c[start..*i].iter().collect();
-                        *parts.last_mut().unwrap() = Some(t.parse().map_err(|_| format!("invalid array index {t:?}"))?);
+                        *parts.last_mut().unwrap() = Some(
+                            t.parse()
+                                .map_err(|_| format!("invalid array index {t:?}"))?,
+                        );
                     }
                     skip_ws(c, i);
                     if *i < c.len() && c[*i] == ':' {
@@ -859,9 +1087,19 @@ fn parse_bracket(c: &[char], i: &mut usize) -> Result<Seg, String> {
                 }
                 let spec = if parts.len() == 1 {
                     let n = parts[0].ok_or("empty array index in JSONPath")?;
-                    SliceSpec { start: Some(n), end: None, step: None, index: true }
+                    SliceSpec {
+                        start: Some(n),
+                        end: None,
+                        step: None,
+                        index: true,
+                    }
                 } else {
-                    SliceSpec { start: parts[0], end: parts[1], step: parts.get(2).copied().flatten(), index: false }
+                    SliceSpec {
+                        start: parts[0],
+                        end: parts[1],
+                        step: parts.get(2).copied().flatten(),
+                        index: false,
+                    }
                 };
                 specs.push(spec);
                 skip_ws(c, i);
@@ -911,7 +1149,11 @@ fn parse_operand(c: &[char], i: &mut usize) -> Result<Operand, String> {
     }
 }
 
-fn eval_segs<'a>(root: &'a Value, mut cur: Vec<&'a Value>, segs: &[Seg]) -> Result<Vec<&'a Value>, String> {
+fn eval_segs<'a>(
+    root: &'a Value,
+    mut cur: Vec<&'a Value>,
+    segs: &[Seg],
+) -> Result<Vec<&'a Value>, String> {
     for seg in segs {
         let mut next = Vec::new();
         match seg {
@@ -963,7 +1205,9 @@ fn eval_segs<'a>(root: &'a Value, mut cur: Vec<&'a Value>, segs: &[Seg]) -> Resu
                         let arr = match v {
                             Value::Null => continue,
                             Value::Array(a) => a,
-                            other => return Err(format!("{} is not array or slice", type_name(other))),
+                            other => {
+                                return Err(format!("{} is not array or slice", type_name(other)));
+                            }
                         };
                         next.extend(eval_slice(arr, spec)?);
                     }
@@ -1004,7 +1248,11 @@ fn eval_slice<'a>(arr: &'a [Value], spec: &SliceSpec) -> Result<Vec<&'a Value>, 
     if start < 0 {
         start += len;
     }
-    let mut end = if spec.index { start + 1 } else { spec.end.unwrap_or(len) };
+    let mut end = if spec.index {
+        start + 1
+    } else {
+        spec.end.unwrap_or(len)
+    };
     if !spec.index && spec.end.is_some() && end < 0 {
         end += len;
     }
@@ -1012,22 +1260,36 @@ fn eval_slice<'a>(arr: &'a [Value], spec: &SliceSpec) -> Result<Vec<&'a Value>, 
         return Ok(Vec::new());
     }
     if start >= len || start < 0 {
-        return Err(format!("array index out of bounds: index {start}, length {len}"));
+        return Err(format!(
+            "array index out of bounds: index {start}, length {len}"
+        ));
     }
     if end > len || end < 0 {
-        return Err(format!("array index out of bounds: index {}, length {len}", end - 1));
+        return Err(format!(
+            "array index out of bounds: index {}, length {len}",
+            end - 1
+        ));
     }
     if start > end {
-        return Err(format!("starting index {start} is greater than ending index {end}"));
+        return Err(format!(
+            "starting index {start} is greater than ending index {end}"
+        ));
     }
     let step = spec.step.unwrap_or(1);
     if step <= 0 {
         return Err("step must be > 0".into());
     }
-    Ok(arr[start as usize..end as usize].iter().step_by(step as usize).collect())
+    Ok(arr[start as usize..end as usize]
+        .iter()
+        .step_by(step as usize)
+        .collect())
 }
 
-fn eval_operand<'a>(root: &'a Value, el: &'a Value, o: &'a Operand) -> Result<Vec<&'a Value>, String> {
+fn eval_operand<'a>(
+    root: &'a Value,
+    el: &'a Value,
+    o: &'a Operand,
+) -> Result<Vec<&'a Value>, String> {
     match o {
         Operand::Rel(segs) => eval_segs(root, vec![el], segs),
         Operand::Abs(segs) => eval_segs(root, vec![root], segs),
@@ -1057,12 +1319,17 @@ fn filter_pass(root: &Value, el: &Value, f: &FilterExpr) -> Result<bool, String>
     let (l, r) = (lefts[0], rights[0]);
     let ord = match (l, r) {
         (Value::String(a), Value::String(b)) => Some(a.cmp(b)),
-        (Value::Number(a), Value::Number(b)) => a.as_f64().zip(b.as_f64()).and_then(|(a, b)| a.partial_cmp(&b)),
+        (Value::Number(a), Value::Number(b)) => a
+            .as_f64()
+            .zip(b.as_f64())
+            .and_then(|(a, b)| a.partial_cmp(&b)),
         (Value::Bool(a), Value::Bool(b)) if op == "==" || op == "!=" => Some(a.cmp(b)),
         (Value::Null, Value::Null) if op == "==" || op == "!=" => Some(std::cmp::Ordering::Equal),
         _ => None,
     };
-    let Some(ord) = ord else { return Err("incompatible types for comparison".into()) };
+    let Some(ord) = ord else {
+        return Err("incompatible types for comparison".into());
+    };
     use std::cmp::Ordering::*;
     Ok(match op.as_str() {
         "==" => ord == Equal,
@@ -1097,7 +1364,10 @@ pub fn openapi_v3_root(group_versions: &[(String, String)]) -> Value {
     let mut paths = Map::new();
     for (gv, hash) in group_versions {
         let gv = gv.trim_matches('/');
-        paths.insert(gv.to_string(), json!({"serverRelativeURL": format!("/openapi/v3/{gv}?hash={hash}")}));
+        paths.insert(
+            gv.to_string(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{gv}?hash={hash}")}),
+        );
     }
     json!({ "paths": paths })
 }
@@ -1149,7 +1419,9 @@ fn definition_name(group: &str, version: &str, kind: &str, custom: bool) -> Stri
     }
     let pkg = match group {
         "" => "io.k8s.api.core".to_string(),
-        "apiextensions.k8s.io" => "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions".to_string(),
+        "apiextensions.k8s.io" => {
+            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions".to_string()
+        }
         "apiregistration.k8s.io" => "io.k8s.kube-aggregator.pkg.apis.apiregistration".to_string(),
         g => format!("io.k8s.api.{}", g.split('.').next().unwrap_or(g)),
     };
@@ -1181,8 +1453,16 @@ fn path_param(name: &str, description: &str) -> Value {
 
 fn write_params(patch: bool) -> Vec<Value> {
     let mut v = vec![
-        query_param("dryRun", "string", "When present, indicates that modifications should not be persisted. An invalid or unrecognized dryRun directive will result in an error response and no further processing of the request. Valid values are: - All: all dry run stages will be processed"),
-        query_param("fieldManager", "string", "fieldManager is a name associated with the actor or entity that is making these changes. The value must be less than or 128 characters long, and only contain printable characters, as defined by https://golang.org/pkg/unicode/#IsPrint."),
+        query_param(
+            "dryRun",
+            "string",
+            "When present, indicates that modifications should not be persisted. An invalid or unrecognized dryRun directive will result in an error response and no further processing of the request. Valid values are: - All: all dry run stages will be processed",
+        ),
+        query_param(
+            "fieldManager",
+            "string",
+            "fieldManager is a name associated with the actor or entity that is making these changes. The value must be less than or 128 characters long, and only contain printable characters, as defined by https://golang.org/pkg/unicode/#IsPrint.",
+        ),
         query_param("fieldValidation", "string", DESC_FIELD_VALIDATION),
     ];
     if patch {
@@ -1193,25 +1473,81 @@ fn write_params(patch: bool) -> Vec<Value> {
 
 fn list_params() -> Vec<Value> {
     vec![
-        query_param("allowWatchBookmarks", "boolean", "allowWatchBookmarks requests watch events with type \"BOOKMARK\"."),
-        query_param("continue", "string", "The continue option should be set when retrieving more results from the server."),
-        query_param("fieldSelector", "string", "A selector to restrict the list of returned objects by their fields. Defaults to everything."),
-        query_param("labelSelector", "string", "A selector to restrict the list of returned objects by their labels. Defaults to everything."),
-        query_param("limit", "integer", "limit is a maximum number of responses to return for a list call."),
-        query_param("resourceVersion", "string", "resourceVersion sets a constraint on what resource versions a request may be served from."),
-        query_param("resourceVersionMatch", "string", "resourceVersionMatch determines how resourceVersion is applied to list calls."),
-        query_param("sendInitialEvents", "boolean", "`sendInitialEvents=true` may be set together with `watch=true`."),
-        query_param("timeoutSeconds", "integer", "Timeout for the list/watch call."),
-        query_param("watch", "boolean", "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications."),
+        query_param(
+            "allowWatchBookmarks",
+            "boolean",
+            "allowWatchBookmarks requests watch events with type \"BOOKMARK\".",
+        ),
+        query_param(
+            "continue",
+            "string",
+            "The continue option should be set when retrieving more results from the server.",
+        ),
+        query_param(
+            "fieldSelector",
+            "string",
+            "A selector to restrict the list of returned objects by their fields. Defaults to everything.",
+        ),
+        query_param(
+            "labelSelector",
+            "string",
+            "A selector to restrict the list of returned objects by their labels. Defaults to everything.",
+        ),
+        query_param(
+            "limit",
+            "integer",
+            "limit is a maximum number of responses to return for a list call.",
+        ),
+        query_param(
+            "resourceVersion",
+            "string",
+            "resourceVersion sets a constraint on what resource versions a request may be served from.",
+        ),
+        query_param(
+            "resourceVersionMatch",
+            "string",
+            "resourceVersionMatch determines how resourceVersion is applied to list calls.",
+        ),
+        query_param(
+            "sendInitialEvents",
+            "boolean",
+            "`sendInitialEvents=true` may be set together with `watch=true`.",
+        ),
+        query_param(
+            "timeoutSeconds",
+            "integer",
+            "Timeout for the list/watch call.",
+        ),
+        query_param(
+            "watch",
+            "boolean",
+            "Watch for changes to the described resources and return them as a stream of add, update, and remove notifications.",
+        ),
     ]
 }
 
 fn delete_params() -> Vec<Value> {
     vec![
-        query_param("dryRun", "string", "When present, indicates that modifications should not be persisted."),
-        query_param("gracePeriodSeconds", "integer", "The duration in seconds before the object should be deleted."),
-        query_param("orphanDependents", "boolean", "Deprecated: please use the PropagationPolicy, this field will be deprecated in 1.7."),
-        query_param("propagationPolicy", "string", "Whether and how garbage collection will be performed."),
+        query_param(
+            "dryRun",
+            "string",
+            "When present, indicates that modifications should not be persisted.",
+        ),
+        query_param(
+            "gracePeriodSeconds",
+            "integer",
+            "The duration in seconds before the object should be deleted.",
+        ),
+        query_param(
+            "orphanDependents",
+            "boolean",
+            "Deprecated: please use the PropagationPolicy, this field will be deprecated in 1.7.",
+        ),
+        query_param(
+            "propagationPolicy",
+            "string",
+            "Whether and how garbage collection will be performed.",
+        ),
     ]
 }
 
@@ -1230,7 +1566,11 @@ struct OpSpec<'s> {
 }
 
 fn operation(r: &ApiResource, tag: &str, o: OpSpec) -> Value {
-    let mut params = vec![query_param("pretty", "string", "If 'true', then the output is pretty printed. Defaults to 'false' unless the user-agent indicates a browser or command-line HTTP tool (curl and wget).")];
+    let mut params = vec![query_param(
+        "pretty",
+        "string",
+        "If 'true', then the output is pretty printed. Defaults to 'false' unless the user-agent indicates a browser or command-line HTTP tool (curl and wget).",
+    )];
     params.extend(o.params);
     let mut op = json!({
         "tags": [tag],
@@ -1247,35 +1587,68 @@ fn operation(r: &ApiResource, tag: &str, o: OpSpec) -> Value {
     op
 }
 
-fn add_resource_paths(paths: &mut Map<String, Value>, r: &ApiResource, kind_def: &str, list_def: &str) {
+fn add_resource_paths(
+    paths: &mut Map<String, Value>,
+    r: &ApiResource,
+    kind_def: &str,
+    list_def: &str,
+) {
     let custom = r.schema.is_some();
-    let base = if r.group.is_empty() { format!("/api/{}", r.version) } else { format!("/apis/{}/{}", r.group, r.version) };
-    let tag = format!("{}_{}", if r.group.is_empty() { "core".to_string() } else { group_camel(r.group) }, r.version);
+    let base = if r.group.is_empty() {
+        format!("/api/{}", r.version)
+    } else {
+        format!("/apis/{}/{}", r.group, r.version)
+    };
+    let tag = format!(
+        "{}_{}",
+        if r.group.is_empty() {
+            "core".to_string()
+        } else {
+            group_camel(r.group)
+        },
+        r.version
+    );
     let gv = format!("{}{}", group_camel(r.group), {
         let mut c = r.version.chars();
-        c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+        c.next()
+            .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+            .unwrap_or_default()
     });
     let ns = if r.namespaced { "Namespaced" } else { "" };
     let k = r.kind;
     let ok = |schema: &str| json!({"200": {"description": "OK", "content": json_content(schema)}, "401": {"description": "Unauthorized"}});
     let status = format!("{META}.Status");
-    let mut patch_types = vec!["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"];
+    let mut patch_types = vec![
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "application/apply-patch+yaml",
+    ];
     if !custom {
         patch_types.push("application/strategic-merge-patch+json");
     }
     let mut patch_content = Map::new();
     for t in patch_types {
-        patch_content.insert(t.to_string(), json!({"schema": {"$ref": sref(&format!("{META}.Patch"))}}));
+        patch_content.insert(
+            t.to_string(),
+            json!({"schema": {"$ref": sref(&format!("{META}.Patch"))}}),
+        );
     }
     let patch_body = json!({"content": patch_content, "required": true});
     let obj_body = json!({"content": json_content(kind_def), "required": true});
-    let article = if "AEIOU".contains(k.chars().next().unwrap_or('x')) { "an" } else { "a" };
+    let article = if "AEIOU".contains(k.chars().next().unwrap_or('x')) {
+        "an"
+    } else {
+        "a"
+    };
 
     let mut collection = Map::new();
     let mut item = Map::new();
     let mut path_params = Vec::new();
     if r.namespaced {
-        path_params.push(path_param("namespace", "object name and auth scope, such as for teams and projects"));
+        path_params.push(path_param(
+            "namespace",
+            "object name and auth scope, such as for teams and projects",
+        ));
         // list across all namespaces
         let all = json!({
             "get": operation(r, &tag, OpSpec {
@@ -1289,94 +1662,155 @@ fn add_resource_paths(paths: &mut Map<String, Value>, r: &ApiResource, kind_def:
         });
         paths.insert(format!("{base}/{}", r.plural), all);
     }
-    collection.insert("get".into(), operation(r, &tag, OpSpec {
-        action: "list",
-        op_id: format!("list{gv}{ns}{k}"),
-        description: format!("list or watch objects of kind {k}"),
-        params: list_params(),
-        body: None,
-        responses: ok(list_def),
-    }));
-    collection.insert("post".into(), operation(r, &tag, OpSpec {
-        action: "post",
-        op_id: format!("create{gv}{ns}{k}"),
-        description: format!("create {article} {k}"),
-        params: write_params(false),
-        body: Some(obj_body.clone()),
-        responses: json!({
-            "200": {"description": "OK", "content": json_content(kind_def)},
-            "201": {"description": "Created", "content": json_content(kind_def)},
-            "202": {"description": "Accepted", "content": json_content(kind_def)},
-            "401": {"description": "Unauthorized"}
-        }),
-    }));
+    collection.insert(
+        "get".into(),
+        operation(
+            r,
+            &tag,
+            OpSpec {
+                action: "list",
+                op_id: format!("list{gv}{ns}{k}"),
+                description: format!("list or watch objects of kind {k}"),
+                params: list_params(),
+                body: None,
+                responses: ok(list_def),
+            },
+        ),
+    );
+    collection.insert(
+        "post".into(),
+        operation(
+            r,
+            &tag,
+            OpSpec {
+                action: "post",
+                op_id: format!("create{gv}{ns}{k}"),
+                description: format!("create {article} {k}"),
+                params: write_params(false),
+                body: Some(obj_body.clone()),
+                responses: json!({
+                    "200": {"description": "OK", "content": json_content(kind_def)},
+                    "201": {"description": "Created", "content": json_content(kind_def)},
+                    "202": {"description": "Accepted", "content": json_content(kind_def)},
+                    "401": {"description": "Unauthorized"}
+                }),
+            },
+        ),
+    );
     let mut dc_params = list_params();
     dc_params.extend(delete_params());
-    collection.insert("delete".into(), operation(r, &tag, OpSpec {
-        action: "deletecollection",
-        op_id: format!("deletecollection{gv}{ns}{k}"),
-        description: format!("delete collection of {k}"),
-        params: dc_params,
-        body: Some(json!({"content": json_content(&format!("{META}.DeleteOptions"))})),
-        responses: ok(&status),
-    }));
+    collection.insert(
+        "delete".into(),
+        operation(
+            r,
+            &tag,
+            OpSpec {
+                action: "deletecollection",
+                op_id: format!("deletecollection{gv}{ns}{k}"),
+                description: format!("delete collection of {k}"),
+                params: dc_params,
+                body: Some(json!({"content": json_content(&format!("{META}.DeleteOptions"))})),
+                responses: ok(&status),
+            },
+        ),
+    );
     if !path_params.is_empty() {
         collection.insert("parameters".into(), Value::Array(path_params.clone()));
     }
-    let coll_path = if r.namespaced { format!("{base}/namespaces/{{namespace}}/{}", r.plural) } else { format!("{base}/{}", r.plural) };
+    let coll_path = if r.namespaced {
+        format!("{base}/namespaces/{{namespace}}/{}", r.plural)
+    } else {
+        format!("{base}/{}", r.plural)
+    };
 
     let item_ops = |item: &mut Map<String, Value>, sub: &str| {
-        let title = if sub.is_empty() { String::new() } else { format!("{}{}", sub[..1].to_uppercase(), &sub[1..]) };
-        let of = if sub.is_empty() { String::new() } else { format!("{sub} of ") };
-        item.insert("get".into(), operation(r, &tag, OpSpec {
-            action: "get",
-            op_id: format!("read{gv}{ns}{k}{title}"),
-            description: format!("read {of}the specified {k}"),
-            params: vec![],
-            body: None,
-            responses: ok(kind_def),
-        }));
-        item.insert("put".into(), operation(r, &tag, OpSpec {
-            action: "put",
-            op_id: format!("replace{gv}{ns}{k}{title}"),
-            description: format!("replace {of}the specified {k}"),
-            params: write_params(false),
-            body: Some(obj_body.clone()),
-            responses: json!({
-                "200": {"description": "OK", "content": json_content(kind_def)},
-                "201": {"description": "Created", "content": json_content(kind_def)},
-                "401": {"description": "Unauthorized"}
-            }),
-        }));
-        item.insert("patch".into(), operation(r, &tag, OpSpec {
-            action: "patch",
-            op_id: format!("patch{gv}{ns}{k}{title}"),
-            description: format!("partially update {of}the specified {k}"),
-            params: write_params(true),
-            body: Some(patch_body.clone()),
-            responses: json!({
-                "200": {"description": "OK", "content": json_content(kind_def)},
-                "201": {"description": "Created", "content": json_content(kind_def)},
-                "401": {"description": "Unauthorized"}
-            }),
-        }));
+        let title = if sub.is_empty() {
+            String::new()
+        } else {
+            format!("{}{}", sub[..1].to_uppercase(), &sub[1..])
+        };
+        let of = if sub.is_empty() {
+            String::new()
+        } else {
+            format!("{sub} of ")
+        };
+        item.insert(
+            "get".into(),
+            operation(
+                r,
+                &tag,
+                OpSpec {
+                    action: "get",
+                    op_id: format!("read{gv}{ns}{k}{title}"),
+                    description: format!("read {of}the specified {k}"),
+                    params: vec![],
+                    body: None,
+                    responses: ok(kind_def),
+                },
+            ),
+        );
+        item.insert(
+            "put".into(),
+            operation(
+                r,
+                &tag,
+                OpSpec {
+                    action: "put",
+                    op_id: format!("replace{gv}{ns}{k}{title}"),
+                    description: format!("replace {of}the specified {k}"),
+                    params: write_params(false),
+                    body: Some(obj_body.clone()),
+                    responses: json!({
+                        "200": {"description": "OK", "content": json_content(kind_def)},
+                        "201": {"description": "Created", "content": json_content(kind_def)},
+                        "401": {"description": "Unauthorized"}
+                    }),
+                },
+            ),
+        );
+        item.insert(
+            "patch".into(),
+            operation(
+                r,
+                &tag,
+                OpSpec {
+                    action: "patch",
+                    op_id: format!("patch{gv}{ns}{k}{title}"),
+                    description: format!("partially update {of}the specified {k}"),
+                    params: write_params(true),
+                    body: Some(patch_body.clone()),
+                    responses: json!({
+                        "200": {"description": "OK", "content": json_content(kind_def)},
+                        "201": {"description": "Created", "content": json_content(kind_def)},
+                        "401": {"description": "Unauthorized"}
+                    }),
+                },
+            ),
+        );
         let mut pp = vec![path_param("name", &format!("name of the {k}"))];
         pp.extend(path_params.iter().cloned());
         item.insert("parameters".into(), Value::Array(pp));
     };
     item_ops(&mut item, "");
-    item.insert("delete".into(), operation(r, &tag, OpSpec {
-        action: "delete",
-        op_id: format!("delete{gv}{ns}{k}"),
-        description: format!("delete {article} {k}"),
-        params: delete_params(),
-        body: Some(json!({"content": json_content(&format!("{META}.DeleteOptions"))})),
-        responses: json!({
-            "200": {"description": "OK", "content": json_content(&status)},
-            "202": {"description": "Accepted", "content": json_content(&status)},
-            "401": {"description": "Unauthorized"}
-        }),
-    }));
+    item.insert(
+        "delete".into(),
+        operation(
+            r,
+            &tag,
+            OpSpec {
+                action: "delete",
+                op_id: format!("delete{gv}{ns}{k}"),
+                description: format!("delete {article} {k}"),
+                params: delete_params(),
+                body: Some(json!({"content": json_content(&format!("{META}.DeleteOptions"))})),
+                responses: json!({
+                    "200": {"description": "OK", "content": json_content(&status)},
+                    "202": {"description": "Accepted", "content": json_content(&status)},
+                    "401": {"description": "Unauthorized"}
+                }),
+            },
+        ),
+    );
     paths.insert(coll_path.clone(), Value::Object(collection));
     paths.insert(format!("{coll_path}/{{name}}"), Value::Object(item));
     if r.has_status {
@@ -1407,7 +1841,10 @@ fn add_embedded_properties(s: &mut Value) {
         if let Value::Object(props) = props {
             props.insert("apiVersion".into(), prim("string", "apiVersion defines the versioned schema of this representation of an object. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources"));
             props.insert("kind".into(), prim("string", "kind is a string value representing the type of this object. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"));
-            props.insert("metadata".into(), ref_prop(&format!("{META}.ObjectMeta"), DESC_METADATA));
+            props.insert(
+                "metadata".into(),
+                ref_prop(&format!("{META}.ObjectMeta"), DESC_METADATA),
+            );
         }
         let req = m.entry("required").or_insert_with(|| json!([]));
         if let Value::Array(req) = req {
@@ -1438,9 +1875,15 @@ fn kind_schema(r: &ApiResource) -> Value {
     if let Value::Object(props) = props {
         props.insert("apiVersion".into(), prim("string", DESC_API_VERSION));
         props.insert("kind".into(), prim("string", DESC_KIND));
-        props.insert("metadata".into(), ref_prop(&format!("{META}.ObjectMeta"), DESC_METADATA));
+        props.insert(
+            "metadata".into(),
+            ref_prop(&format!("{META}.ObjectMeta"), DESC_METADATA),
+        );
     }
-    m.insert("x-kubernetes-group-version-kind".into(), gvk_ext(r.group, r.version, r.kind));
+    m.insert(
+        "x-kubernetes-group-version-kind".into(),
+        gvk_ext(r.group, r.version, r.kind),
+    );
     s
 }
 
@@ -1668,7 +2111,10 @@ pub fn openapi_v3_group_version(resources: &[ApiResource]) -> Value {
             namespace_support_schemas(&mut schemas);
         }
         schemas.insert(kind_def.clone(), kind_schema(r));
-        schemas.insert(list_def.clone(), list_schema(r.group, r.version, r.kind, r.plural, &kind_def));
+        schemas.insert(
+            list_def.clone(),
+            list_schema(r.group, r.version, r.kind, r.plural, &kind_def),
+        );
         add_resource_paths(&mut paths, r, &kind_def, &list_def);
     }
     json!({
@@ -1701,7 +2147,10 @@ mod tests {
     fn rfc3339_round_trip() {
         assert_eq!(format_rfc3339(NOW), "2023-11-14T22:13:20Z");
         assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some((NOW, 0)));
-        assert_eq!(parse_rfc3339("2023-11-14T23:13:20.5+01:00"), Some((NOW, 500_000_000)));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20.5+01:00"),
+            Some((NOW, 500_000_000))
+        );
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some((0, 0)));
         assert_eq!(parse_rfc3339("garbage"), None);
         assert_eq!(format_rfc3339(-62135596800), "0001-01-01T00:00:00Z");
@@ -1735,24 +2184,62 @@ mod tests {
             "status": {"conditions": [{"type": "Synced", "status": "False"}, {"type": "Ready", "status": "True"}]}
         });
         assert_eq!(json_path(&o, ".metadata.name").unwrap(), vec![json!("a")]);
-        assert_eq!(json_path(&o, "{.metadata.labels.x}").unwrap(), vec![json!("1")]);
-        assert_eq!(json_path(&o, ".spec.admins[0].email").unwrap(), vec![json!("a@x")]);
-        assert_eq!(json_path(&o, ".spec.admins[-1].email").unwrap(), vec![json!("b@x")]);
-        assert_eq!(json_path(&o, ".spec.admins[*].email").unwrap(), vec![json!("a@x"), json!("b@x")]);
+        assert_eq!(
+            json_path(&o, "{.metadata.labels.x}").unwrap(),
+            vec![json!("1")]
+        );
+        assert_eq!(
+            json_path(&o, ".spec.admins[0].email").unwrap(),
+            vec![json!("a@x")]
+        );
+        assert_eq!(
+            json_path(&o, ".spec.admins[-1].email").unwrap(),
+            vec![json!("b@x")]
+        );
+        assert_eq!(
+            json_path(&o, ".spec.admins[*].email").unwrap(),
+            vec![json!("a@x"), json!("b@x")]
+        );
         assert_eq!(json_path(&o, ".spec.admins[0:2].email").unwrap().len(), 2);
-        assert_eq!(json_path(&o, r#".status.conditions[?(@.type=="Ready")].status"#).unwrap(), vec![json!("True")]);
-        assert_eq!(json_path(&o, ".status.conditions[?(@.type == 'Synced')].status").unwrap(), vec![json!("False")]);
-        assert_eq!(json_path(&o, ".status.conditions[?(@.type!='Synced')].type").unwrap(), vec![json!("Ready")]);
-        assert_eq!(json_path(&o, ".metadata.labels['app.kubernetes.io/name']").unwrap(), vec![json!("n")]);
-        assert_eq!(json_path(&o, r".metadata.labels.app\.kubernetes\.io/name").unwrap(), vec![json!("n")]);
+        assert_eq!(
+            json_path(&o, r#".status.conditions[?(@.type=="Ready")].status"#).unwrap(),
+            vec![json!("True")]
+        );
+        assert_eq!(
+            json_path(&o, ".status.conditions[?(@.type == 'Synced')].status").unwrap(),
+            vec![json!("False")]
+        );
+        assert_eq!(
+            json_path(&o, ".status.conditions[?(@.type!='Synced')].type").unwrap(),
+            vec![json!("Ready")]
+        );
+        assert_eq!(
+            json_path(&o, ".metadata.labels['app.kubernetes.io/name']").unwrap(),
+            vec![json!("n")]
+        );
+        assert_eq!(
+            json_path(&o, r".metadata.labels.app\.kubernetes\.io/name").unwrap(),
+            vec![json!("n")]
+        );
         assert_eq!(json_path(&o, "$.spec.n").unwrap(), vec![json!(3)]);
-        assert_eq!(json_path(&o, "..email").unwrap(), vec![json!("a@x"), json!("b@x")]);
+        assert_eq!(
+            json_path(&o, "..email").unwrap(),
+            vec![json!("a@x"), json!("b@x")]
+        );
         assert_eq!(json_path(&o, ".spec.nil").unwrap(), vec![Value::Null]);
         // missing -> empty
         assert!(json_path(&o, ".spec.missing").unwrap().is_empty());
         assert!(json_path(&o, ".spec.missing.deeper[0]").unwrap().is_empty());
-        assert!(json_path(&o, ".status.missing[?(@.type==\"Ready\")].status").unwrap().is_empty());
-        assert!(json_path(&o, r#".status.conditions[?(@.type=="Nope")].status"#).unwrap().is_empty());
+        assert!(
+            json_path(&o, ".status.missing[?(@.type==\"Ready\")].status")
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            json_path(&o, r#".status.conditions[?(@.type=="Nope")].status"#)
+                .unwrap()
+                .is_empty()
+        );
         // structural errors
         assert!(json_path(&o, ".spec.admins[5].email").is_err());
         assert!(json_path(&o, ".metadata.name[0]").is_err());
@@ -1762,23 +2249,49 @@ mod tests {
     #[test]
     fn configmap_row_counts_data_and_binary_data() {
         let cm = json!({"metadata": {"name": "cfg", "creationTimestamp": ts(300)}, "data": {"a": "1", "b": "2"}, "binaryData": {"c": "AA=="}});
-        assert_eq!(builtin_table_row("ConfigMap", &cm, NOW).unwrap(), vec![json!("cfg"), json!(3), json!("5m")]);
+        assert_eq!(
+            builtin_table_row("ConfigMap", &cm, NOW).unwrap(),
+            vec![json!("cfg"), json!(3), json!("5m")]
+        );
         let empty = json!({"metadata": {"name": "e", "creationTimestamp": ts(10)}});
-        assert_eq!(builtin_table_row("ConfigMap", &empty, NOW).unwrap(), vec![json!("e"), json!(0), json!("10s")]);
-        let cols: Vec<String> = builtin_columns("ConfigMap").iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+        assert_eq!(
+            builtin_table_row("ConfigMap", &empty, NOW).unwrap(),
+            vec![json!("e"), json!(0), json!("10s")]
+        );
+        let cols: Vec<String> = builtin_columns("ConfigMap")
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_string())
+            .collect();
         assert_eq!(cols, ["Name", "Data", "Age"]);
     }
 
     #[test]
     fn namespace_and_secret_rows() {
         let ns = json!({"metadata": {"name": "dev", "creationTimestamp": ts(2 * 86400)}, "status": {"phase": "Active"}});
-        assert_eq!(builtin_table_row("Namespace", &ns, NOW).unwrap(), vec![json!("dev"), json!("Active"), json!("2d")]);
+        assert_eq!(
+            builtin_table_row("Namespace", &ns, NOW).unwrap(),
+            vec![json!("dev"), json!("Active"), json!("2d")]
+        );
         let term = json!({"metadata": {"name": "old", "creationTimestamp": ts(60)}, "status": {"phase": "Terminating"}});
-        assert_eq!(builtin_table_row("Namespace", &term, NOW).unwrap()[1], json!("Terminating"));
+        assert_eq!(
+            builtin_table_row("Namespace", &term, NOW).unwrap()[1],
+            json!("Terminating")
+        );
         let sec = json!({"metadata": {"name": "s", "creationTimestamp": ts(1)}, "type": "kubernetes.io/tls", "data": {"tls.crt": "", "tls.key": ""}});
-        assert_eq!(builtin_table_row("Secret", &sec, NOW).unwrap(), vec![json!("s"), json!("kubernetes.io/tls"), json!(2), json!("1s")]);
+        assert_eq!(
+            builtin_table_row("Secret", &sec, NOW).unwrap(),
+            vec![
+                json!("s"),
+                json!("kubernetes.io/tls"),
+                json!(2),
+                json!("1s")
+            ]
+        );
         let nots = json!({"metadata": {"name": "x"}});
-        assert_eq!(builtin_table_row("ServiceAccount", &nots, NOW).unwrap(), vec![json!("x"), json!(0), json!("<unknown>")]);
+        assert_eq!(
+            builtin_table_row("ServiceAccount", &nots, NOW).unwrap(),
+            vec![json!("x"), json!(0), json!("<unknown>")]
+        );
     }
 
     #[test]
@@ -1793,7 +2306,17 @@ mod tests {
             ]
         });
         let row = builtin_table_row("RoleBinding", &rb, NOW).unwrap();
-        assert_eq!(row, vec![json!("rb"), json!("ClusterRole/view"), json!("60m"), json!("alice, bob"), json!("devs"), json!("ci/bot")]);
+        assert_eq!(
+            row,
+            vec![
+                json!("rb"),
+                json!("ClusterRole/view"),
+                json!("60m"),
+                json!("alice, bob"),
+                json!("devs"),
+                json!("ci/bot")
+            ]
+        );
         assert_eq!(builtin_columns("ClusterRoleBinding").len(), row.len());
         assert_eq!(builtin_columns("RoleBinding")[3]["priority"], json!(1));
     }
@@ -1801,19 +2324,35 @@ mod tests {
     #[test]
     fn other_builtin_rows() {
         let lease = json!({"metadata": {"name": "l", "creationTimestamp": ts(5)}, "spec": {"holderIdentity": "me"}});
-        assert_eq!(builtin_table_row("Lease", &lease, NOW).unwrap(), vec![json!("l"), json!("me"), json!("5s")]);
-        let role = json!({"metadata": {"name": "r", "creationTimestamp": "2023-11-14T23:13:20+01:00"}});
-        assert_eq!(builtin_table_row("Role", &role, NOW).unwrap(), vec![json!("r"), json!("2023-11-14T22:13:20Z")]);
+        assert_eq!(
+            builtin_table_row("Lease", &lease, NOW).unwrap(),
+            vec![json!("l"), json!("me"), json!("5s")]
+        );
+        let role =
+            json!({"metadata": {"name": "r", "creationTimestamp": "2023-11-14T23:13:20+01:00"}});
+        assert_eq!(
+            builtin_table_row("Role", &role, NOW).unwrap(),
+            vec![json!("r"), json!("2023-11-14T22:13:20Z")]
+        );
         assert_eq!(builtin_columns("Role")[1]["name"], json!("Created At"));
         assert_eq!(builtin_columns("Role")[1]["type"], json!("date"));
         assert!(builtin_table_row("Widget", &role, NOW).is_none());
         assert_eq!(builtin_columns("Widget").len(), 2);
         let vap = json!({"metadata": {"name": "p", "creationTimestamp": ts(5)}, "spec": {"validations": [{}, {}], "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"}}});
-        assert_eq!(builtin_table_row("ValidatingAdmissionPolicy", &vap, NOW).unwrap(), vec![json!("p"), json!(2), json!("v1/ConfigMap"), json!("5s")]);
+        assert_eq!(
+            builtin_table_row("ValidatingAdmissionPolicy", &vap, NOW).unwrap(),
+            vec![json!("p"), json!(2), json!("v1/ConfigMap"), json!("5s")]
+        );
         let vapb = json!({"metadata": {"name": "b", "creationTimestamp": ts(5)}, "spec": {"policyName": "p", "paramRef": {"name": "cfg"}}});
-        assert_eq!(builtin_table_row("ValidatingAdmissionPolicyBinding", &vapb, NOW).unwrap(), vec![json!("b"), json!("p"), json!("*/cfg"), json!("5s")]);
+        assert_eq!(
+            builtin_table_row("ValidatingAdmissionPolicyBinding", &vapb, NOW).unwrap(),
+            vec![json!("b"), json!("p"), json!("*/cfg"), json!("5s")]
+        );
         let vapb2 = json!({"metadata": {"name": "b"}, "spec": {"policyName": "p", "paramRef": {"selector": {"matchLabels": {"b": "2", "a": "1"}}}}});
-        assert_eq!(builtin_table_row("ValidatingAdmissionPolicyBinding", &vapb2, NOW).unwrap()[2], json!("a=1,b=2"));
+        assert_eq!(
+            builtin_table_row("ValidatingAdmissionPolicyBinding", &vapb2, NOW).unwrap()[2],
+            json!("a=1,b=2")
+        );
         let ev = json!({
             "metadata": {"name": "e1"}, "type": "Normal", "reason": "Created", "message": " hi \n",
             "involvedObject": {"kind": "Pod", "name": "web"}, "source": {"component": "kubelet", "host": "n1"},
@@ -1821,7 +2360,18 @@ mod tests {
         });
         assert_eq!(
             builtin_table_row("Event", &ev, NOW).unwrap(),
-            vec![json!("60s"), json!("Normal"), json!("Created"), json!("pod/web"), json!(""), json!("kubelet, n1"), json!("hi"), json!("10m"), json!(3), json!("e1")]
+            vec![
+                json!("60s"),
+                json!("Normal"),
+                json!("Created"),
+                json!("pod/web"),
+                json!(""),
+                json!("kubelet, n1"),
+                json!("hi"),
+                json!("10m"),
+                json!(3),
+                json!("e1")
+            ]
         );
         assert_eq!(builtin_columns("Event").len(), 10);
     }
@@ -1856,15 +2406,40 @@ mod tests {
         let t = table(&objs, Columns::Custom(&cols), "", "42", Some("tok"), NOW);
         assert_eq!(t["kind"], "Table");
         assert_eq!(t["apiVersion"], "meta.k8s.io/v1");
-        assert_eq!(t["metadata"], json!({"resourceVersion": "42", "continue": "tok"}));
-        let names: Vec<&str> = t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["Name", "Tier", "Seats", "Ratio", "Active", "Ready", "Admin", "Missing", "Age"]);
-        assert_eq!(t["columnDefinitions"][0], json!({"name": "Name", "type": "string", "format": "name", "description": DESC_NAME, "priority": 0}));
-        assert_eq!(t["columnDefinitions"][1]["description"], "Custom resource definition column (in JSONPath format): .spec.tier");
+        assert_eq!(
+            t["metadata"],
+            json!({"resourceVersion": "42", "continue": "tok"})
+        );
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Name", "Tier", "Seats", "Ratio", "Active", "Ready", "Admin", "Missing", "Age"
+            ]
+        );
+        assert_eq!(
+            t["columnDefinitions"][0],
+            json!({"name": "Name", "type": "string", "format": "name", "description": DESC_NAME, "priority": 0})
+        );
+        assert_eq!(
+            t["columnDefinitions"][1]["description"],
+            "Custom resource definition column (in JSONPath format): .spec.tier"
+        );
         assert_eq!(t["columnDefinitions"][2]["description"], "seat count");
         assert_eq!(t["columnDefinitions"][3]["priority"], 1);
-        assert_eq!(t["rows"][0]["cells"], json!(["acme", "gold", 12, 0.5, true, "True", "a@x", null, "90s"]));
-        assert_eq!(t["rows"][1]["cells"], json!(["zeta", "gold", 12, 0.5, true, "False", "a@x", null, "120m"]));
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["acme", "gold", 12, 0.5, true, "True", "a@x", null, "90s"])
+        );
+        assert_eq!(
+            t["rows"][1]["cells"],
+            json!(["zeta", "gold", 12, 0.5, true, "False", "a@x", null, "120m"])
+        );
         // default includeObject: PartialObjectMetadata
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
         assert_eq!(t["rows"][0]["object"]["apiVersion"], "meta.k8s.io/v1");
@@ -1876,7 +2451,12 @@ mod tests {
     fn crd_table_without_columns_has_name_and_age() {
         let objs = vec![partner("acme", 4000, "True")];
         let t = table(&objs, Columns::Custom(&[]), "Metadata", "1", None, NOW);
-        let names: Vec<&str> = t["columnDefinitions"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = t["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, ["Name", "Age"]);
         assert_eq!(t["columnDefinitions"][1]["type"], "date");
         assert_eq!(t["rows"][0]["cells"], json!(["acme", "66m"]));
@@ -1890,7 +2470,14 @@ mod tests {
         assert_eq!(none["rows"][0]["object"], Value::Null);
         let full = table(&objs, Columns::Builtin("Partner"), "Object", "1", None, NOW);
         assert_eq!(full["rows"][0]["object"], objs[0]);
-        let meta = table(&objs, Columns::Builtin("Partner"), "Metadata", "1", None, NOW);
+        let meta = table(
+            &objs,
+            Columns::Builtin("Partner"),
+            "Metadata",
+            "1",
+            None,
+            NOW,
+        );
         assert_eq!(
             meta["rows"][0]["object"],
             json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": objs[0]["metadata"]})
@@ -1901,7 +2488,9 @@ mod tests {
 
     #[test]
     fn builtin_table() {
-        let objs = vec![json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "c", "creationTimestamp": ts(30)}, "data": {"k": "v"}})];
+        let objs = vec![
+            json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "c", "creationTimestamp": ts(30)}, "data": {"k": "v"}}),
+        ];
         let t = table(&objs, Columns::Builtin("ConfigMap"), "", "9", None, NOW);
         assert_eq!(t["rows"][0]["cells"], json!(["c", 1, "30s"]));
         assert_eq!(t["columnDefinitions"].as_array().unwrap().len(), 3);
@@ -1943,20 +2532,42 @@ mod tests {
         }]);
         assert_eq!(doc["openapi"], "3.0.0");
         let s = &doc["components"]["schemas"]["io.partnerkit.v1alpha1.Partner"];
-        assert_eq!(s["x-kubernetes-group-version-kind"], json!([{"group": "partnerkit.io", "kind": "Partner", "version": "v1alpha1"}]));
+        assert_eq!(
+            s["x-kubernetes-group-version-kind"],
+            json!([{"group": "partnerkit.io", "kind": "Partner", "version": "v1alpha1"}])
+        );
         assert_eq!(s["description"], "Partner is a partner organisation.");
-        assert_eq!(s["properties"]["spec"]["properties"]["tier"]["description"], "Commercial tier.");
-        assert_eq!(s["properties"]["metadata"]["allOf"][0]["$ref"], "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta");
-        assert!(s["properties"]["spec"]["properties"]["template"]["properties"]["metadata"].is_object());
+        assert_eq!(
+            s["properties"]["spec"]["properties"]["tier"]["description"],
+            "Commercial tier."
+        );
+        assert_eq!(
+            s["properties"]["metadata"]["allOf"][0]["$ref"],
+            "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+        );
+        assert!(
+            s["properties"]["spec"]["properties"]["template"]["properties"]["metadata"].is_object()
+        );
         assert!(doc["components"]["schemas"]["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"]["labels"].is_object());
         assert_eq!(
-            doc["components"]["schemas"]["io.partnerkit.v1alpha1.PartnerList"]["x-kubernetes-group-version-kind"][0]["kind"],
+            doc["components"]["schemas"]["io.partnerkit.v1alpha1.PartnerList"]["x-kubernetes-group-version-kind"]
+                [0]["kind"],
             "PartnerList"
         );
-        let item = &doc["paths"]["/apis/partnerkit.io/v1alpha1/namespaces/{namespace}/partners/{name}"];
+        let item =
+            &doc["paths"]["/apis/partnerkit.io/v1alpha1/namespaces/{namespace}/partners/{name}"];
         let patch = &item["patch"];
-        assert_eq!(patch["x-kubernetes-group-version-kind"], json!({"group": "partnerkit.io", "kind": "Partner", "version": "v1alpha1"}));
-        assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation" && p["in"] == "query"));
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"],
+            json!({"group": "partnerkit.io", "kind": "Partner", "version": "v1alpha1"})
+        );
+        assert!(
+            patch["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation" && p["in"] == "query")
+        );
         assert!(doc["paths"]["/apis/partnerkit.io/v1alpha1/namespaces/{namespace}/partners"]["post"]["parameters"]
             .as_array()
             .unwrap()
@@ -1981,10 +2592,42 @@ mod tests {
             }
         }
         let core = openapi_v3_group_version(&[
-            ApiResource { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", namespaced: true, schema: None, has_status: false },
-            ApiResource { group: "", version: "v1", kind: "Namespace", plural: "namespaces", namespaced: false, schema: None, has_status: true },
-            ApiResource { group: "", version: "v1", kind: "Secret", plural: "secrets", namespaced: true, schema: None, has_status: false },
-            ApiResource { group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", namespaced: true, schema: None, has_status: false },
+            ApiResource {
+                group: "",
+                version: "v1",
+                kind: "ConfigMap",
+                plural: "configmaps",
+                namespaced: true,
+                schema: None,
+                has_status: false,
+            },
+            ApiResource {
+                group: "",
+                version: "v1",
+                kind: "Namespace",
+                plural: "namespaces",
+                namespaced: false,
+                schema: None,
+                has_status: true,
+            },
+            ApiResource {
+                group: "",
+                version: "v1",
+                kind: "Secret",
+                plural: "secrets",
+                namespaced: true,
+                schema: None,
+                has_status: false,
+            },
+            ApiResource {
+                group: "",
+                version: "v1",
+                kind: "ServiceAccount",
+                plural: "serviceaccounts",
+                namespaced: true,
+                schema: None,
+                has_status: false,
+            },
         ]);
         for d in [&doc, &core] {
             let mut out = Vec::new();
@@ -1992,35 +2635,81 @@ mod tests {
             assert!(!out.is_empty());
             for r in out {
                 let name = r.strip_prefix("#/components/schemas/").unwrap();
-                assert!(d["components"]["schemas"].get(name).is_some(), "dangling {r}");
+                assert!(
+                    d["components"]["schemas"].get(name).is_some(),
+                    "dangling {r}"
+                );
             }
         }
         let cm = &core["components"]["schemas"]["io.k8s.api.core.v1.ConfigMap"];
-        assert_eq!(cm["x-kubernetes-group-version-kind"], json!([{"group": "", "kind": "ConfigMap", "version": "v1"}]));
+        assert_eq!(
+            cm["x-kubernetes-group-version-kind"],
+            json!([{"group": "", "kind": "ConfigMap", "version": "v1"}])
+        );
         assert!(cm["properties"]["data"].is_object());
-        assert_eq!(core["components"]["schemas"]["io.k8s.api.core.v1.ServiceAccount"]["x-kubernetes-preserve-unknown-fields"], true);
-        assert!(core["paths"]["/api/v1/namespaces/{name}"]["patch"]["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+        assert_eq!(
+            core["components"]["schemas"]["io.k8s.api.core.v1.ServiceAccount"]["x-kubernetes-preserve-unknown-fields"],
+            true
+        );
+        assert!(
+            core["paths"]["/api/v1/namespaces/{name}"]["patch"]["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == "fieldValidation")
+        );
         assert!(core["paths"]["/api/v1/namespaces/{namespace}/configmaps/{name}"]["patch"]["requestBody"]["content"]
             .get("application/strategic-merge-patch+json")
             .is_some());
 
-        let root = openapi_v3_root(&[("api/v1".into(), openapi_hash(&core)), ("apis/partnerkit.io/v1alpha1".into(), "ABC".into())]);
-        assert_eq!(root["paths"]["apis/partnerkit.io/v1alpha1"]["serverRelativeURL"], "/openapi/v3/apis/partnerkit.io/v1alpha1?hash=ABC");
-        assert!(root["paths"]["api/v1"]["serverRelativeURL"].as_str().unwrap().starts_with("/openapi/v3/api/v1?hash="));
+        let root = openapi_v3_root(&[
+            ("api/v1".into(), openapi_hash(&core)),
+            ("apis/partnerkit.io/v1alpha1".into(), "ABC".into()),
+        ]);
+        assert_eq!(
+            root["paths"]["apis/partnerkit.io/v1alpha1"]["serverRelativeURL"],
+            "/openapi/v3/apis/partnerkit.io/v1alpha1?hash=ABC"
+        );
+        assert!(
+            root["paths"]["api/v1"]["serverRelativeURL"]
+                .as_str()
+                .unwrap()
+                .starts_with("/openapi/v3/api/v1?hash=")
+        );
         assert_eq!(openapi_hash(&core), openapi_hash(&core.clone()));
         assert_ne!(openapi_hash(&core), openapi_hash(&doc));
     }
 
     #[test]
     fn definition_names() {
-        assert_eq!(definition_name("", "v1", "ConfigMap", false), "io.k8s.api.core.v1.ConfigMap");
-        assert_eq!(definition_name("rbac.authorization.k8s.io", "v1", "Role", false), "io.k8s.api.rbac.v1.Role");
-        assert_eq!(definition_name("apps", "v1", "Deployment", false), "io.k8s.api.apps.v1.Deployment");
         assert_eq!(
-            definition_name("apiextensions.k8s.io", "v1", "CustomResourceDefinition", false),
+            definition_name("", "v1", "ConfigMap", false),
+            "io.k8s.api.core.v1.ConfigMap"
+        );
+        assert_eq!(
+            definition_name("rbac.authorization.k8s.io", "v1", "Role", false),
+            "io.k8s.api.rbac.v1.Role"
+        );
+        assert_eq!(
+            definition_name("apps", "v1", "Deployment", false),
+            "io.k8s.api.apps.v1.Deployment"
+        );
+        assert_eq!(
+            definition_name(
+                "apiextensions.k8s.io",
+                "v1",
+                "CustomResourceDefinition",
+                false
+            ),
             "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"
         );
-        assert_eq!(definition_name("partnerkit.io", "v1alpha1", "Partner", true), "io.partnerkit.v1alpha1.Partner");
-        assert_eq!(definition_name("gateway.networking.k8s.io", "v1", "Gateway", true), "io.k8s.networking.gateway.v1.Gateway");
+        assert_eq!(
+            definition_name("partnerkit.io", "v1alpha1", "Partner", true),
+            "io.partnerkit.v1alpha1.Partner"
+        );
+        assert_eq!(
+            definition_name("gateway.networking.k8s.io", "v1", "Gateway", true),
+            "io.k8s.networking.gateway.v1.Gateway"
+        );
     }
 }

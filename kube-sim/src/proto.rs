@@ -31,7 +31,10 @@ pub fn is_protobuf(body: &[u8]) -> bool {
 /// with `apiVersion` and `kind` taken from the envelope.
 pub fn decode(body: &[u8]) -> Result<Value, String> {
     let Some(rest) = body.strip_prefix(MAGIC) else {
-        return Err("not a Kubernetes protobuf body: it does not start with the magic bytes \"k8s\\0\"".into());
+        return Err(
+            "not a Kubernetes protobuf body: it does not start with the magic bytes \"k8s\\0\""
+                .into(),
+        );
     };
     let (mut api_version, mut kind) = (String::new(), String::new());
     let mut raw: &[u8] = &[];
@@ -44,32 +47,59 @@ pub fn decode(body: &[u8]) -> Result<Value, String> {
                 let mut tm = Reader::new(r.len_delimited("runtime.Unknown.typeMeta")?);
                 while let Some((n, w)) = tm.key("runtime.TypeMeta")? {
                     match (n, w) {
-                        (1, WIRE_LEN) => api_version = utf8(tm.len_delimited("runtime.TypeMeta.apiVersion")?, "runtime.TypeMeta.apiVersion")?,
-                        (2, WIRE_LEN) => kind = utf8(tm.len_delimited("runtime.TypeMeta.kind")?, "runtime.TypeMeta.kind")?,
+                        (1, WIRE_LEN) => {
+                            api_version = utf8(
+                                tm.len_delimited("runtime.TypeMeta.apiVersion")?,
+                                "runtime.TypeMeta.apiVersion",
+                            )?
+                        }
+                        (2, WIRE_LEN) => {
+                            kind = utf8(
+                                tm.len_delimited("runtime.TypeMeta.kind")?,
+                                "runtime.TypeMeta.kind",
+                            )?
+                        }
                         _ => tm.skip(w, "runtime.TypeMeta")?,
                     }
                 }
             }
             (2, WIRE_LEN) => raw = r.len_delimited("runtime.Unknown.raw")?,
-            (3, WIRE_LEN) => encoding = utf8(r.len_delimited("runtime.Unknown.contentEncoding")?, "runtime.Unknown.contentEncoding")?,
-            (4, WIRE_LEN) => content_type = utf8(r.len_delimited("runtime.Unknown.contentType")?, "runtime.Unknown.contentType")?,
+            (3, WIRE_LEN) => {
+                encoding = utf8(
+                    r.len_delimited("runtime.Unknown.contentEncoding")?,
+                    "runtime.Unknown.contentEncoding",
+                )?
+            }
+            (4, WIRE_LEN) => {
+                content_type = utf8(
+                    r.len_delimited("runtime.Unknown.contentType")?,
+                    "runtime.Unknown.contentType",
+                )?
+            }
             _ => r.skip(wire, "runtime.Unknown")?,
         }
     }
     if !encoding.is_empty() {
         return Err(format!("unsupported contentEncoding {encoding:?}"));
     }
-    if !content_type.is_empty() && !content_type.starts_with("application/vnd.kubernetes.protobuf") {
-        return Err(format!("unsupported contentType {content_type:?} inside the protobuf envelope"));
+    if !content_type.is_empty() && !content_type.starts_with("application/vnd.kubernetes.protobuf")
+    {
+        return Err(format!(
+            "unsupported contentType {content_type:?} inside the protobuf envelope"
+        ));
     }
     if kind.is_empty() {
         return Err("the protobuf envelope has no kind".into());
     }
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     let Some(message) = top_level(group, &kind) else {
-        return Err(format!("no protobuf decoder for kind {kind:?} of apiVersion {api_version:?}; send it as JSON instead"));
+        return Err(format!(
+            "no protobuf decoder for kind {kind:?} of apiVersion {api_version:?}; send it as JSON instead"
+        ));
     };
-    let Value::Object(fields) = decode_message(message, raw, &kind)? else { unreachable!("messages decode to objects") };
+    let Value::Object(fields) = decode_message(message, raw, &kind)? else {
+        unreachable!("messages decode to objects")
+    };
     let mut out = Map::new();
     out.insert("apiVersion".into(), Value::String(api_version));
     out.insert("kind".into(), Value::String(kind));
@@ -130,19 +160,44 @@ struct Field {
 }
 
 const fn o(num: u32, json: &'static str, ty: Ty) -> Field {
-    Field { num, json, ty, card: Card::Opt }
+    Field {
+        num,
+        json,
+        ty,
+        card: Card::Opt,
+    }
 }
 const fn p(num: u32, json: &'static str, ty: Ty) -> Field {
-    Field { num, json, ty, card: Card::Ptr }
+    Field {
+        num,
+        json,
+        ty,
+        card: Card::Ptr,
+    }
 }
 const fn r(num: u32, json: &'static str, ty: Ty) -> Field {
-    Field { num, json, ty, card: Card::Req }
+    Field {
+        num,
+        json,
+        ty,
+        card: Card::Req,
+    }
 }
 const fn rep(num: u32, json: &'static str, ty: Ty) -> Field {
-    Field { num, json, ty, card: Card::Rep }
+    Field {
+        num,
+        json,
+        ty,
+        card: Card::Rep,
+    }
 }
 const fn rep_req(num: u32, json: &'static str, ty: Ty) -> Field {
-    Field { num, json, ty, card: Card::RepReq }
+    Field {
+        num,
+        json,
+        ty,
+        card: Card::RepReq,
+    }
 }
 
 use Ty::*;
@@ -152,126 +207,432 @@ const META: Field = o(1, "metadata", Msg("ObjectMeta"));
 /// Message name → fields, from k8s.io/api and k8s.io/apimachinery `generated.proto`.
 static MESSAGES: &[(&str, &[Field])] = &[
     // meta/v1
-    ("ObjectMeta", &[
-        o(1, "name", Str), o(2, "generateName", Str), o(3, "namespace", Str), o(4, "selfLink", Str),
-        o(5, "uid", Str), o(6, "resourceVersion", Str), o(7, "generation", I64),
-        o(8, "creationTimestamp", Time), p(9, "deletionTimestamp", Time), p(10, "deletionGracePeriodSeconds", I64),
-        o(11, "labels", MapStr), o(12, "annotations", MapStr), rep(13, "ownerReferences", Msg("OwnerReference")),
-        rep(14, "finalizers", Str), rep(17, "managedFields", Msg("ManagedFieldsEntry")),
-    ]),
-    ("OwnerReference", &[
-        r(5, "apiVersion", Str), r(1, "kind", Str), r(3, "name", Str), r(4, "uid", Str),
-        p(6, "controller", Bool), p(7, "blockOwnerDeletion", Bool),
-    ]),
-    ("ManagedFieldsEntry", &[
-        o(1, "manager", Str), o(2, "operation", Str), o(3, "apiVersion", Str), o(4, "time", Time),
-        o(6, "fieldsType", Str), o(7, "fieldsV1", RawJson), o(8, "subresource", Str),
-    ]),
-    ("LabelSelector", &[o(1, "matchLabels", MapStr), rep(2, "matchExpressions", Msg("LabelSelectorRequirement"))]),
-    ("LabelSelectorRequirement", &[r(1, "key", Str), r(2, "operator", Str), rep(3, "values", Str)]),
-    ("DeleteOptions", &[
-        p(1, "gracePeriodSeconds", I64), o(2, "preconditions", Msg("Preconditions")), p(3, "orphanDependents", Bool),
-        p(4, "propagationPolicy", Str), rep(5, "dryRun", Str), p(6, "ignoreStoreReadErrorWithClusterBreakingPotential", Bool),
-    ]),
-    ("Preconditions", &[p(1, "uid", Str), p(2, "resourceVersion", Str)]),
+    (
+        "ObjectMeta",
+        &[
+            o(1, "name", Str),
+            o(2, "generateName", Str),
+            o(3, "namespace", Str),
+            o(4, "selfLink", Str),
+            o(5, "uid", Str),
+            o(6, "resourceVersion", Str),
+            o(7, "generation", I64),
+            o(8, "creationTimestamp", Time),
+            p(9, "deletionTimestamp", Time),
+            p(10, "deletionGracePeriodSeconds", I64),
+            o(11, "labels", MapStr),
+            o(12, "annotations", MapStr),
+            rep(13, "ownerReferences", Msg("OwnerReference")),
+            rep(14, "finalizers", Str),
+            rep(17, "managedFields", Msg("ManagedFieldsEntry")),
+        ],
+    ),
+    (
+        "OwnerReference",
+        &[
+            r(5, "apiVersion", Str),
+            r(1, "kind", Str),
+            r(3, "name", Str),
+            r(4, "uid", Str),
+            p(6, "controller", Bool),
+            p(7, "blockOwnerDeletion", Bool),
+        ],
+    ),
+    (
+        "ManagedFieldsEntry",
+        &[
+            o(1, "manager", Str),
+            o(2, "operation", Str),
+            o(3, "apiVersion", Str),
+            o(4, "time", Time),
+            o(6, "fieldsType", Str),
+            o(7, "fieldsV1", RawJson),
+            o(8, "subresource", Str),
+        ],
+    ),
+    (
+        "LabelSelector",
+        &[
+            o(1, "matchLabels", MapStr),
+            rep(2, "matchExpressions", Msg("LabelSelectorRequirement")),
+        ],
+    ),
+    (
+        "LabelSelectorRequirement",
+        &[
+            r(1, "key", Str),
+            r(2, "operator", Str),
+            rep(3, "values", Str),
+        ],
+    ),
+    (
+        "DeleteOptions",
+        &[
+            p(1, "gracePeriodSeconds", I64),
+            o(2, "preconditions", Msg("Preconditions")),
+            p(3, "orphanDependents", Bool),
+            p(4, "propagationPolicy", Str),
+            rep(5, "dryRun", Str),
+            p(6, "ignoreStoreReadErrorWithClusterBreakingPotential", Bool),
+        ],
+    ),
+    (
+        "Preconditions",
+        &[p(1, "uid", Str), p(2, "resourceVersion", Str)],
+    ),
     // core/v1
-    ("ConfigMap", &[META, p(4, "immutable", Bool), o(2, "data", MapStr), o(3, "binaryData", MapBytes)]),
-    ("Secret", &[META, p(5, "immutable", Bool), o(2, "data", MapBytes), o(4, "stringData", MapStr), o(3, "type", Str)]),
-    ("Namespace", &[META, o(2, "spec", Msg("NamespaceSpec")), o(3, "status", Msg("NamespaceStatus"))]),
+    (
+        "ConfigMap",
+        &[
+            META,
+            p(4, "immutable", Bool),
+            o(2, "data", MapStr),
+            o(3, "binaryData", MapBytes),
+        ],
+    ),
+    (
+        "Secret",
+        &[
+            META,
+            p(5, "immutable", Bool),
+            o(2, "data", MapBytes),
+            o(4, "stringData", MapStr),
+            o(3, "type", Str),
+        ],
+    ),
+    (
+        "Namespace",
+        &[
+            META,
+            o(2, "spec", Msg("NamespaceSpec")),
+            o(3, "status", Msg("NamespaceStatus")),
+        ],
+    ),
     ("NamespaceSpec", &[rep(1, "finalizers", Str)]),
-    ("NamespaceStatus", &[o(1, "phase", Str), rep(2, "conditions", Msg("NamespaceCondition"))]),
-    ("NamespaceCondition", &[
-        r(1, "type", Str), r(2, "status", Str), o(4, "lastTransitionTime", Time), o(5, "reason", Str), o(6, "message", Str),
-    ]),
-    ("ServiceAccount", &[
-        META, rep(2, "secrets", Msg("ObjectReference")), rep(3, "imagePullSecrets", Msg("LocalObjectReference")),
-        p(4, "automountServiceAccountToken", Bool),
-    ]),
-    ("ObjectReference", &[
-        o(1, "kind", Str), o(2, "namespace", Str), o(3, "name", Str), o(4, "uid", Str), o(5, "apiVersion", Str),
-        o(6, "resourceVersion", Str), o(7, "fieldPath", Str),
-    ]),
+    (
+        "NamespaceStatus",
+        &[
+            o(1, "phase", Str),
+            rep(2, "conditions", Msg("NamespaceCondition")),
+        ],
+    ),
+    (
+        "NamespaceCondition",
+        &[
+            r(1, "type", Str),
+            r(2, "status", Str),
+            o(4, "lastTransitionTime", Time),
+            o(5, "reason", Str),
+            o(6, "message", Str),
+        ],
+    ),
+    (
+        "ServiceAccount",
+        &[
+            META,
+            rep(2, "secrets", Msg("ObjectReference")),
+            rep(3, "imagePullSecrets", Msg("LocalObjectReference")),
+            p(4, "automountServiceAccountToken", Bool),
+        ],
+    ),
+    (
+        "ObjectReference",
+        &[
+            o(1, "kind", Str),
+            o(2, "namespace", Str),
+            o(3, "name", Str),
+            o(4, "uid", Str),
+            o(5, "apiVersion", Str),
+            o(6, "resourceVersion", Str),
+            o(7, "fieldPath", Str),
+        ],
+    ),
     ("LocalObjectReference", &[o(1, "name", Str)]),
-    ("Event", &[
-        META, r(2, "involvedObject", Msg("ObjectReference")), o(3, "reason", Str), o(4, "message", Str),
-        o(5, "source", Msg("EventSource")), o(6, "firstTimestamp", Time), o(7, "lastTimestamp", Time), o(8, "count", I32),
-        o(9, "type", Str), o(10, "eventTime", MicroTime), o(11, "series", Msg("EventSeries")), o(12, "action", Str),
-        o(13, "related", Msg("ObjectReference")), r(14, "reportingComponent", Str), r(15, "reportingInstance", Str),
-    ]),
+    (
+        "Event",
+        &[
+            META,
+            r(2, "involvedObject", Msg("ObjectReference")),
+            o(3, "reason", Str),
+            o(4, "message", Str),
+            o(5, "source", Msg("EventSource")),
+            o(6, "firstTimestamp", Time),
+            o(7, "lastTimestamp", Time),
+            o(8, "count", I32),
+            o(9, "type", Str),
+            o(10, "eventTime", MicroTime),
+            o(11, "series", Msg("EventSeries")),
+            o(12, "action", Str),
+            o(13, "related", Msg("ObjectReference")),
+            r(14, "reportingComponent", Str),
+            r(15, "reportingInstance", Str),
+        ],
+    ),
     ("EventSource", &[o(1, "component", Str), o(2, "host", Str)]),
-    ("EventSeries", &[o(1, "count", I32), o(2, "lastObservedTime", MicroTime)]),
+    (
+        "EventSeries",
+        &[o(1, "count", I32), o(2, "lastObservedTime", MicroTime)],
+    ),
     // rbac/v1
     ("Role", &[META, rep(2, "rules", Msg("PolicyRule"))]),
-    ("ClusterRole", &[META, rep(2, "rules", Msg("PolicyRule")), o(3, "aggregationRule", Msg("AggregationRule"))]),
-    ("PolicyRule", &[
-        rep_req(1, "verbs", Str), rep(2, "apiGroups", Str), rep(3, "resources", Str), rep(4, "resourceNames", Str),
-        rep(5, "nonResourceURLs", Str),
-    ]),
-    ("AggregationRule", &[rep(1, "clusterRoleSelectors", Msg("LabelSelector"))]),
-    ("RoleBinding", &[META, rep(2, "subjects", Msg("Subject")), r(3, "roleRef", Msg("RoleRef"))]),
-    ("ClusterRoleBinding", &[META, rep(2, "subjects", Msg("Subject")), r(3, "roleRef", Msg("RoleRef"))]),
-    ("Subject", &[r(1, "kind", Str), o(2, "apiGroup", Str), r(3, "name", Str), o(4, "namespace", Str)]),
-    ("RoleRef", &[r(1, "apiGroup", Str), r(2, "kind", Str), r(3, "name", Str)]),
+    (
+        "ClusterRole",
+        &[
+            META,
+            rep(2, "rules", Msg("PolicyRule")),
+            o(3, "aggregationRule", Msg("AggregationRule")),
+        ],
+    ),
+    (
+        "PolicyRule",
+        &[
+            rep_req(1, "verbs", Str),
+            rep(2, "apiGroups", Str),
+            rep(3, "resources", Str),
+            rep(4, "resourceNames", Str),
+            rep(5, "nonResourceURLs", Str),
+        ],
+    ),
+    (
+        "AggregationRule",
+        &[rep(1, "clusterRoleSelectors", Msg("LabelSelector"))],
+    ),
+    (
+        "RoleBinding",
+        &[
+            META,
+            rep(2, "subjects", Msg("Subject")),
+            r(3, "roleRef", Msg("RoleRef")),
+        ],
+    ),
+    (
+        "ClusterRoleBinding",
+        &[
+            META,
+            rep(2, "subjects", Msg("Subject")),
+            r(3, "roleRef", Msg("RoleRef")),
+        ],
+    ),
+    (
+        "Subject",
+        &[
+            r(1, "kind", Str),
+            o(2, "apiGroup", Str),
+            r(3, "name", Str),
+            o(4, "namespace", Str),
+        ],
+    ),
+    (
+        "RoleRef",
+        &[r(1, "apiGroup", Str), r(2, "kind", Str), r(3, "name", Str)],
+    ),
     // authorization/v1
-    ("SelfSubjectAccessReview", &[
-        META, r(2, "spec", Msg("SelfSubjectAccessReviewSpec")), o(3, "status", Msg("SubjectAccessReviewStatus")),
-    ]),
-    ("SelfSubjectAccessReviewSpec", &[
-        o(1, "resourceAttributes", Msg("ResourceAttributes")), o(2, "nonResourceAttributes", Msg("NonResourceAttributes")),
-    ]),
-    ("SubjectAccessReview", &[META, r(2, "spec", Msg("SubjectAccessReviewSpec")), o(3, "status", Msg("SubjectAccessReviewStatus"))]),
-    ("LocalSubjectAccessReview", &[
-        META, r(2, "spec", Msg("SubjectAccessReviewSpec")), o(3, "status", Msg("SubjectAccessReviewStatus")),
-    ]),
-    ("SubjectAccessReviewSpec", &[
-        o(1, "resourceAttributes", Msg("ResourceAttributes")), o(2, "nonResourceAttributes", Msg("NonResourceAttributes")),
-        o(3, "user", Str), rep(4, "groups", Str), o(5, "extra", MapStrList), o(6, "uid", Str),
-    ]),
-    ("ResourceAttributes", &[
-        o(1, "namespace", Str), o(2, "verb", Str), o(3, "group", Str), o(4, "version", Str), o(5, "resource", Str),
-        o(6, "subresource", Str), o(7, "name", Str), o(8, "fieldSelector", Msg("FieldSelectorAttributes")),
-        o(9, "labelSelector", Msg("LabelSelectorAttributes")),
-    ]),
-    ("FieldSelectorAttributes", &[o(1, "rawSelector", Str), rep(2, "requirements", Msg("FieldSelectorRequirement"))]),
-    ("FieldSelectorRequirement", &[r(1, "key", Str), r(2, "operator", Str), rep(3, "values", Str)]),
-    ("LabelSelectorAttributes", &[o(1, "rawSelector", Str), rep(2, "requirements", Msg("LabelSelectorRequirement"))]),
-    ("NonResourceAttributes", &[o(1, "path", Str), o(2, "verb", Str)]),
-    ("SubjectAccessReviewStatus", &[r(1, "allowed", Bool), o(4, "denied", Bool), o(2, "reason", Str), o(3, "evaluationError", Str)]),
-    ("SelfSubjectRulesReview", &[
-        META, r(2, "spec", Msg("SelfSubjectRulesReviewSpec")), o(3, "status", Msg("SubjectRulesReviewStatus")),
-    ]),
+    (
+        "SelfSubjectAccessReview",
+        &[
+            META,
+            r(2, "spec", Msg("SelfSubjectAccessReviewSpec")),
+            o(3, "status", Msg("SubjectAccessReviewStatus")),
+        ],
+    ),
+    (
+        "SelfSubjectAccessReviewSpec",
+        &[
+            o(1, "resourceAttributes", Msg("ResourceAttributes")),
+            o(2, "nonResourceAttributes", Msg("NonResourceAttributes")),
+        ],
+    ),
+    (
+        "SubjectAccessReview",
+        &[
+            META,
+            r(2, "spec", Msg("SubjectAccessReviewSpec")),
+            o(3, "status", Msg("SubjectAccessReviewStatus")),
+        ],
+    ),
+    (
+        "LocalSubjectAccessReview",
+        &[
+            META,
+            r(2, "spec", Msg("SubjectAccessReviewSpec")),
+            o(3, "status", Msg("SubjectAccessReviewStatus")),
+        ],
+    ),
+    (
+        "SubjectAccessReviewSpec",
+        &[
+            o(1, "resourceAttributes", Msg("ResourceAttributes")),
+            o(2, "nonResourceAttributes", Msg("NonResourceAttributes")),
+            o(3, "user", Str),
+            rep(4, "groups", Str),
+            o(5, "extra", MapStrList),
+            o(6, "uid", Str),
+        ],
+    ),
+    (
+        "ResourceAttributes",
+        &[
+            o(1, "namespace", Str),
+            o(2, "verb", Str),
+            o(3, "group", Str),
+            o(4, "version", Str),
+            o(5, "resource", Str),
+            o(6, "subresource", Str),
+            o(7, "name", Str),
+            o(8, "fieldSelector", Msg("FieldSelectorAttributes")),
+            o(9, "labelSelector", Msg("LabelSelectorAttributes")),
+        ],
+    ),
+    (
+        "FieldSelectorAttributes",
+        &[
+            o(1, "rawSelector", Str),
+            rep(2, "requirements", Msg("FieldSelectorRequirement")),
+        ],
+    ),
+    (
+        "FieldSelectorRequirement",
+        &[
+            r(1, "key", Str),
+            r(2, "operator", Str),
+            rep(3, "values", Str),
+        ],
+    ),
+    (
+        "LabelSelectorAttributes",
+        &[
+            o(1, "rawSelector", Str),
+            rep(2, "requirements", Msg("LabelSelectorRequirement")),
+        ],
+    ),
+    (
+        "NonResourceAttributes",
+        &[o(1, "path", Str), o(2, "verb", Str)],
+    ),
+    (
+        "SubjectAccessReviewStatus",
+        &[
+            r(1, "allowed", Bool),
+            o(4, "denied", Bool),
+            o(2, "reason", Str),
+            o(3, "evaluationError", Str),
+        ],
+    ),
+    (
+        "SelfSubjectRulesReview",
+        &[
+            META,
+            r(2, "spec", Msg("SelfSubjectRulesReviewSpec")),
+            o(3, "status", Msg("SubjectRulesReviewStatus")),
+        ],
+    ),
     ("SelfSubjectRulesReviewSpec", &[o(1, "namespace", Str)]),
-    ("SubjectRulesReviewStatus", &[
-        rep_req(1, "resourceRules", Msg("ResourceRule")), rep_req(2, "nonResourceRules", Msg("NonResourceRule")),
-        r(3, "incomplete", Bool), o(4, "evaluationError", Str),
-    ]),
-    ("ResourceRule", &[rep_req(1, "verbs", Str), rep(2, "apiGroups", Str), rep(3, "resources", Str), rep(4, "resourceNames", Str)]),
-    ("NonResourceRule", &[rep_req(1, "verbs", Str), rep(2, "nonResourceURLs", Str)]),
+    (
+        "SubjectRulesReviewStatus",
+        &[
+            rep_req(1, "resourceRules", Msg("ResourceRule")),
+            rep_req(2, "nonResourceRules", Msg("NonResourceRule")),
+            r(3, "incomplete", Bool),
+            o(4, "evaluationError", Str),
+        ],
+    ),
+    (
+        "ResourceRule",
+        &[
+            rep_req(1, "verbs", Str),
+            rep(2, "apiGroups", Str),
+            rep(3, "resources", Str),
+            rep(4, "resourceNames", Str),
+        ],
+    ),
+    (
+        "NonResourceRule",
+        &[rep_req(1, "verbs", Str), rep(2, "nonResourceURLs", Str)],
+    ),
     // authentication/v1 (v1beta1, v1alpha1 alike)
-    ("SelfSubjectReview", &[META, o(2, "status", Msg("SelfSubjectReviewStatus"))]),
-    ("SelfSubjectReviewStatus", &[o(1, "userInfo", Msg("UserInfo"))]),
-    ("UserInfo", &[o(1, "username", Str), o(2, "uid", Str), rep(3, "groups", Str), o(4, "extra", MapStrList)]),
-    ("TokenRequest", &[META, r(2, "spec", Msg("TokenRequestSpec")), o(3, "status", Msg("TokenRequestStatus"))]),
-    ("TokenRequestSpec", &[
-        rep_req(1, "audiences", Str), p(4, "expirationSeconds", I64), o(3, "boundObjectRef", Msg("BoundObjectReference")),
-    ]),
-    ("BoundObjectReference", &[o(1, "kind", Str), o(2, "apiVersion", Str), o(3, "name", Str), o(4, "uid", Str)]),
-    ("TokenRequestStatus", &[o(1, "token", Str), o(2, "expirationTimestamp", Time)]),
+    (
+        "SelfSubjectReview",
+        &[META, o(2, "status", Msg("SelfSubjectReviewStatus"))],
+    ),
+    (
+        "SelfSubjectReviewStatus",
+        &[o(1, "userInfo", Msg("UserInfo"))],
+    ),
+    (
+        "UserInfo",
+        &[
+            o(1, "username", Str),
+            o(2, "uid", Str),
+            rep(3, "groups", Str),
+            o(4, "extra", MapStrList),
+        ],
+    ),
+    (
+        "TokenRequest",
+        &[
+            META,
+            r(2, "spec", Msg("TokenRequestSpec")),
+            o(3, "status", Msg("TokenRequestStatus")),
+        ],
+    ),
+    (
+        "TokenRequestSpec",
+        &[
+            rep_req(1, "audiences", Str),
+            p(4, "expirationSeconds", I64),
+            o(3, "boundObjectRef", Msg("BoundObjectReference")),
+        ],
+    ),
+    (
+        "BoundObjectReference",
+        &[
+            o(1, "kind", Str),
+            o(2, "apiVersion", Str),
+            o(3, "name", Str),
+            o(4, "uid", Str),
+        ],
+    ),
+    (
+        "TokenRequestStatus",
+        &[o(1, "token", Str), o(2, "expirationTimestamp", Time)],
+    ),
     // coordination/v1
     ("Lease", &[META, o(2, "spec", Msg("LeaseSpec"))]),
-    ("LeaseSpec", &[
-        p(1, "holderIdentity", Str), p(2, "leaseDurationSeconds", I32), p(3, "acquireTime", MicroTime),
-        p(4, "renewTime", MicroTime), p(5, "leaseTransitions", I32), p(6, "strategy", Str), p(7, "preferredHolder", Str),
-    ]),
+    (
+        "LeaseSpec",
+        &[
+            p(1, "holderIdentity", Str),
+            p(2, "leaseDurationSeconds", I32),
+            p(3, "acquireTime", MicroTime),
+            p(4, "renewTime", MicroTime),
+            p(5, "leaseTransitions", I32),
+            p(6, "strategy", Str),
+            p(7, "preferredHolder", Str),
+        ],
+    ),
 ];
 
 /// The message of a top-level object, by API group and kind. `None` for unknown kinds.
 fn top_level(group: &str, kind: &str) -> Option<&'static str> {
     let known = match group {
-        "" => &["ConfigMap", "Secret", "Namespace", "ServiceAccount", "Event", "DeleteOptions"][..],
+        "" => &[
+            "ConfigMap",
+            "Secret",
+            "Namespace",
+            "ServiceAccount",
+            "Event",
+            "DeleteOptions",
+        ][..],
         "meta.k8s.io" => &["DeleteOptions"],
-        "rbac.authorization.k8s.io" => &["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"],
-        "authorization.k8s.io" => &["SelfSubjectAccessReview", "SubjectAccessReview", "LocalSubjectAccessReview", "SelfSubjectRulesReview"],
+        "rbac.authorization.k8s.io" => {
+            &["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"]
+        }
+        "authorization.k8s.io" => &[
+            "SelfSubjectAccessReview",
+            "SubjectAccessReview",
+            "LocalSubjectAccessReview",
+            "SelfSubjectRulesReview",
+        ],
         "authentication.k8s.io" => &["SelfSubjectReview", "TokenRequest"],
         "coordination.k8s.io" => &["Lease"],
         _ => &[],
@@ -313,13 +674,18 @@ impl<'a> Reader<'a> {
                 return Ok(v);
             }
         }
-        Err(format!("{what}: varint longer than 10 bytes at byte {}", self.pos))
+        Err(format!(
+            "{what}: varint longer than 10 bytes at byte {}",
+            self.pos
+        ))
     }
 
     fn fixed(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
         let left = self.buf.len() - self.pos;
         if n > left {
-            return Err(format!("{what}: truncated: a {n}-byte value but only {left} bytes left"));
+            return Err(format!(
+                "{what}: truncated: a {n}-byte value but only {left} bytes left"
+            ));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -330,7 +696,9 @@ impl<'a> Reader<'a> {
         let len = self.varint(what)?;
         let left = self.buf.len() - self.pos;
         if len > left as u64 {
-            return Err(format!("{what}: truncated: length {len} but only {left} bytes left"));
+            return Err(format!(
+                "{what}: truncated: length {len} but only {left} bytes left"
+            ));
         }
         self.fixed(len as usize, what)
     }
@@ -373,14 +741,19 @@ fn wire_of(ty: Ty) -> u8 {
 /// One value of a field's type, from a field of the given wire type.
 fn scalar(ty: Ty, wire: u8, r: &mut Reader, path: &str) -> Result<Value, String> {
     if wire != wire_of(ty) {
-        return Err(format!("{path}: wire type {wire} where {ty:?} needs {}", wire_of(ty)));
+        return Err(format!(
+            "{path}: wire type {wire} where {ty:?} needs {}",
+            wire_of(ty)
+        ));
     }
     Ok(match ty {
         Bool => Value::Bool(r.varint(path)? != 0),
         I32 => Value::from(r.varint(path)? as i64 as i32),
         I64 => Value::from(r.varint(path)? as i64),
         Str => Value::String(utf8(r.len_delimited(path)?, path)?),
-        Bytes => Value::String(base64::engine::general_purpose::STANDARD.encode(r.len_delimited(path)?)),
+        Bytes => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(r.len_delimited(path)?))
+        }
         Msg(name) => decode_message(name, r.len_delimited(path)?, path)?,
         Time | MicroTime => time(ty, r.len_delimited(path)?, path)?,
         IntOrStr => int_or_string(r.len_delimited(path)?, path)?,
@@ -402,7 +775,8 @@ fn time(ty: Ty, b: &[u8], path: &str) -> Result<Value, String> {
     if secs == 0 && nanos == 0 {
         return Ok(Value::Null);
     }
-    let ts = jiff::Timestamp::new(secs, nanos).map_err(|e| format!("{path}: time out of range: {e}"))?;
+    let ts =
+        jiff::Timestamp::new(secs, nanos).map_err(|e| format!("{path}: time out of range: {e}"))?;
     let base = ts.strftime("%Y-%m-%dT%H:%M:%S");
     Ok(Value::String(match ty {
         MicroTime => format!("{base}.{:06}Z", ts.subsec_nanosecond() / 1000),
@@ -421,7 +795,11 @@ fn int_or_string(b: &[u8], path: &str) -> Result<Value, String> {
             _ => r.skip(w, path)?,
         }
     }
-    Ok(if is_str { Value::String(s) } else { Value::from(int) })
+    Ok(if is_str {
+        Value::String(s)
+    } else {
+        Value::from(int)
+    })
 }
 
 fn raw_json(b: &[u8], path: &str) -> Result<Value, String> {
@@ -457,7 +835,9 @@ fn map_entry(ty: Ty, b: &[u8], path: &str) -> Result<(String, Value), String> {
                         let mut er = Reader::new(v);
                         while let Some((n, w)) = er.key(path)? {
                             match (n, w) {
-                                (1, WIRE_LEN) => items.push(Value::String(utf8(er.len_delimited(path)?, path)?)),
+                                (1, WIRE_LEN) => {
+                                    items.push(Value::String(utf8(er.len_delimited(path)?, path)?))
+                                }
                                 _ => er.skip(w, path)?,
                             }
                         }
@@ -495,7 +875,8 @@ fn zero(ty: Ty, path: &str) -> Result<Value, String> {
 
 /// Decode one message of the table into a JSON object.
 fn decode_message(name: &str, b: &[u8], path: &str) -> Result<Value, String> {
-    let fields = message(name).ok_or_else(|| format!("{path}: no descriptor for message {name}"))?;
+    let fields =
+        message(name).ok_or_else(|| format!("{path}: no descriptor for message {name}"))?;
     let mut seen: Vec<Option<Value>> = (0..fields.len()).map(|_| None).collect();
     let mut r = Reader::new(b);
     while let Some((num, wire)) = r.key(path)? {
@@ -596,7 +977,14 @@ mod tests {
         ld(num, &[st(1, k), ld(2, v)].concat())
     }
     fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
-        [MAGIC, &ld(1, &[st(1, api_version), st(2, kind)].concat()), &ld(2, raw), &st(3, ""), &st(4, "")].concat()
+        [
+            MAGIC,
+            &ld(1, &[st(1, api_version), st(2, kind)].concat()),
+            &ld(2, raw),
+            &st(3, ""),
+            &st(4, ""),
+        ]
+        .concat()
     }
 
     #[test]
@@ -662,15 +1050,39 @@ mod tests {
             })
         );
         // roleRef is required: there even when the sender left it out.
-        let v = decode(&envelope("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", &ld(1, &st(1, "b")))).unwrap();
-        assert_eq!(v["roleRef"], json!({"apiGroup": "", "kind": "", "name": ""}));
+        let v = decode(&envelope(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
+            &ld(1, &st(1, "b")),
+        ))
+        .unwrap();
+        assert_eq!(
+            v["roleRef"],
+            json!({"apiGroup": "", "kind": "", "name": ""})
+        );
     }
 
     #[test]
     fn object_meta_maps_times_owner_references_and_managed_fields() {
         let time = [vi(1, 1_704_164_645), vi(2, 0)].concat(); // 2024-01-02T03:04:05Z
-        let owner = [st(5, "v1"), st(1, "ConfigMap"), st(3, "o"), st(4, "u-1"), vi(6, 1), vi(7, 0)].concat();
-        let managed = [st(1, "kubectl"), st(2, "Update"), st(3, "v1"), ld(4, &time), st(6, "FieldsV1"), ld(7, &st(1, r#"{"f:data":{}}"#))].concat();
+        let owner = [
+            st(5, "v1"),
+            st(1, "ConfigMap"),
+            st(3, "o"),
+            st(4, "u-1"),
+            vi(6, 1),
+            vi(7, 0),
+        ]
+        .concat();
+        let managed = [
+            st(1, "kubectl"),
+            st(2, "Update"),
+            st(3, "v1"),
+            ld(4, &time),
+            st(6, "FieldsV1"),
+            ld(7, &st(1, r#"{"f:data":{}}"#)),
+        ]
+        .concat();
         let meta = [
             st(1, "c"),
             st(3, "ns"),
@@ -684,7 +1096,13 @@ mod tests {
             ld(17, &managed),
         ]
         .concat();
-        let raw = [ld(1, &meta), vi(4, 0), entry(3, "bin", b"\xff\x00"), entry(2, "k", b"v")].concat();
+        let raw = [
+            ld(1, &meta),
+            vi(4, 0),
+            entry(3, "bin", b"\xff\x00"),
+            entry(2, "k", b"v"),
+        ]
+        .concat();
         assert_eq!(
             decode(&envelope("v1", "ConfigMap", &raw)).unwrap(),
             json!({
@@ -705,18 +1123,36 @@ mod tests {
 
     #[test]
     fn secrets_namespaces_leases_events_and_delete_options() {
-        let secret = [ld(1, &st(1, "s")), entry(2, "k", b"v"), entry(4, "plain", b"text"), st(3, "Opaque")].concat();
+        let secret = [
+            ld(1, &st(1, "s")),
+            entry(2, "k", b"v"),
+            entry(4, "plain", b"text"),
+            st(3, "Opaque"),
+        ]
+        .concat();
         assert_eq!(
             decode(&envelope("v1", "Secret", &secret)).unwrap(),
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "dg=="}, "stringData": {"plain": "text"}, "type": "Opaque"})
         );
-        let ns = [ld(1, &st(1, "n")), ld(2, &st(1, "kubernetes")), ld(3, &st(1, "Active"))].concat();
+        let ns = [
+            ld(1, &st(1, "n")),
+            ld(2, &st(1, "kubernetes")),
+            ld(3, &st(1, "Active")),
+        ]
+        .concat();
         assert_eq!(
             decode(&envelope("v1", "Namespace", &ns)).unwrap(),
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
         );
         let micro = [vi(1, 1_704_164_645), vi(2, 123_456_789)].concat();
-        let lease = [ld(1, &st(1, "l")), ld(2, &[st(1, "me"), vi(2, 15), ld(4, &micro), vi(5, 0)].concat())].concat();
+        let lease = [
+            ld(1, &st(1, "l")),
+            ld(
+                2,
+                &[st(1, "me"), vi(2, 15), ld(4, &micro), vi(5, 0)].concat(),
+            ),
+        ]
+        .concat();
         assert_eq!(
             decode(&envelope("coordination.k8s.io/v1", "Lease", &lease)).unwrap(),
             json!({
@@ -724,7 +1160,14 @@ mod tests {
                 "spec": {"holderIdentity": "me", "leaseDurationSeconds": 15, "renewTime": "2024-01-02T03:04:05.123456Z", "leaseTransitions": 0},
             })
         );
-        let event = [ld(1, &st(1, "e")), ld(2, &[st(1, "ConfigMap"), st(3, "c")].concat()), st(3, "Created"), vi(8, 2), st(9, "Normal")].concat();
+        let event = [
+            ld(1, &st(1, "e")),
+            ld(2, &[st(1, "ConfigMap"), st(3, "c")].concat()),
+            st(3, "Created"),
+            vi(8, 2),
+            st(9, "Normal"),
+        ]
+        .concat();
         assert_eq!(
             decode(&envelope("v1", "Event", &event)).unwrap(),
             json!({
@@ -733,7 +1176,13 @@ mod tests {
                 "reportingComponent": "", "reportingInstance": "",
             })
         );
-        let opts = [vi(1, 0), st(4, "Foreground"), st(5, "All"), ld(2, &st(1, "u-1"))].concat();
+        let opts = [
+            vi(1, 0),
+            st(4, "Foreground"),
+            st(5, "All"),
+            ld(2, &st(1, "u-1")),
+        ]
+        .concat();
         assert_eq!(
             decode(&envelope("v1", "DeleteOptions", &opts)).unwrap(),
             json!({"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0, "propagationPolicy": "Foreground", "dryRun": ["All"], "preconditions": {"uid": "u-1"}})
@@ -743,9 +1192,21 @@ mod tests {
     #[test]
     fn subject_access_review_extra_and_negative_numbers() {
         let extra = entry(5, "scopes", &[st(1, "a"), st(1, "b")].concat());
-        let spec = [ld(2, &[st(1, "/x"), st(2, "get")].concat()), st(3, "bob"), st(4, "g1"), st(4, "g2"), extra].concat();
+        let spec = [
+            ld(2, &[st(1, "/x"), st(2, "get")].concat()),
+            st(3, "bob"),
+            st(4, "g1"),
+            st(4, "g2"),
+            extra,
+        ]
+        .concat();
         assert_eq!(
-            decode(&envelope("authorization.k8s.io/v1", "SubjectAccessReview", &ld(2, &spec))).unwrap(),
+            decode(&envelope(
+                "authorization.k8s.io/v1",
+                "SubjectAccessReview",
+                &ld(2, &spec)
+            ))
+            .unwrap(),
             json!({
                 "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
                 "spec": {"nonResourceAttributes": {"path": "/x", "verb": "get"}, "user": "bob", "groups": ["g1", "g2"], "extra": {"scopes": ["a", "b"]}},
@@ -753,13 +1214,19 @@ mod tests {
         );
         // int32 -1 is a 10-byte varint on the wire.
         let lease = [ld(2, &vi(2, (-1i64) as u64))].concat();
-        assert_eq!(decode(&envelope("coordination.k8s.io/v1", "Lease", &lease)).unwrap()["spec"]["leaseDurationSeconds"], json!(-1));
+        assert_eq!(
+            decode(&envelope("coordination.k8s.io/v1", "Lease", &lease)).unwrap()["spec"]["leaseDurationSeconds"],
+            json!(-1)
+        );
     }
 
     #[test]
     fn unknown_fields_of_every_wire_type_are_skipped() {
         // In ObjectMeta: an unknown varint and the removed clusterName (15); in ConfigMap: one field of each wire type.
-        let mut raw = ld(1, &[st(1, "cm"), vi(99, 7), st(15, "old clusterName")].concat());
+        let mut raw = ld(
+            1,
+            &[st(1, "cm"), vi(99, 7), st(15, "old clusterName")].concat(),
+        );
         raw.extend(vi(50, 300));
         let mut fixed64 = vec![];
         varint(51 << 3 | 1, &mut fixed64);
@@ -783,15 +1250,24 @@ mod tests {
     fn truncated_input_names_what_was_truncated() {
         // Cut inside the raw object: the envelope's length no longer fits.
         let e = decode(&KUBECTL_CONFIGMAP[..30]).unwrap_err();
-        assert!(e.contains("runtime.Unknown.raw") && e.contains("truncated"), "{e}");
+        assert!(
+            e.contains("runtime.Unknown.raw") && e.contains("truncated"),
+            "{e}"
+        );
         // A nested length that overruns its parent.
         let raw = [vec![0x0a, 0x10], st(1, "cm")].concat();
         let e = decode(&envelope("v1", "ConfigMap", &raw)).unwrap_err();
-        assert!(e.contains("ConfigMap.metadata") && e.contains("truncated"), "{e}");
+        assert!(
+            e.contains("ConfigMap.metadata") && e.contains("truncated"),
+            "{e}"
+        );
         // A varint cut short.
         let raw = [ld(1, &st(1, "cm")), vec![0x20, 0x80]].concat();
         let e = decode(&envelope("v1", "ConfigMap", &raw)).unwrap_err();
-        assert!(e.contains("ConfigMap.immutable") && e.contains("truncated varint"), "{e}");
+        assert!(
+            e.contains("ConfigMap.immutable") && e.contains("truncated varint"),
+            "{e}"
+        );
         // No prefix of a real body panics.
         for n in 0..KUBECTL_ROLEBINDING.len() {
             let _ = decode(&KUBECTL_ROLEBINDING[..n]);
@@ -800,13 +1276,21 @@ mod tests {
 
     #[test]
     fn wrong_magic_unknown_kinds_and_bad_values_are_errors() {
-        assert!(decode(b"{\"kind\":\"ConfigMap\"}").unwrap_err().contains("magic"));
+        assert!(
+            decode(b"{\"kind\":\"ConfigMap\"}")
+                .unwrap_err()
+                .contains("magic")
+        );
         assert!(decode(b"k8s").unwrap_err().contains("magic"));
         let e = decode(&envelope("apps/v1", "Deployment", &[])).unwrap_err();
         assert!(e.contains("Deployment") && e.contains("apps/v1"), "{e}");
         // events.k8s.io Event is a different message from the core one.
         assert!(decode(&envelope("events.k8s.io/v1", "Event", &[])).is_err());
-        assert!(decode(&envelope("", "", &[])).unwrap_err().contains("no kind"));
+        assert!(
+            decode(&envelope("", "", &[]))
+                .unwrap_err()
+                .contains("no kind")
+        );
         // A string field sent as a varint.
         let e = decode(&envelope("v1", "ConfigMap", &ld(1, &vi(1, 5)))).unwrap_err();
         assert!(e.contains("ConfigMap.metadata.name"), "{e}");
@@ -814,7 +1298,12 @@ mod tests {
         let e = decode(&envelope("v1", "ConfigMap", &ld(1, &ld(1, b"\xff")))).unwrap_err();
         assert!(e.contains("UTF-8"), "{e}");
         // Compressed or non-protobuf payloads are refused.
-        let body = [MAGIC, &ld(1, &[st(1, "v1"), st(2, "ConfigMap")].concat()), &st(3, "gzip")].concat();
+        let body = [
+            MAGIC,
+            &ld(1, &[st(1, "v1"), st(2, "ConfigMap")].concat()),
+            &st(3, "gzip"),
+        ]
+        .concat();
         assert!(decode(&body).unwrap_err().contains("gzip"));
     }
 
@@ -823,15 +1312,32 @@ mod tests {
         for (name, fields) in MESSAGES {
             for f in *fields {
                 if let Msg(m) = f.ty {
-                    assert!(message(m).is_some(), "{name}.{} refers to unknown message {m}", f.json);
+                    assert!(
+                        message(m).is_some(),
+                        "{name}.{} refers to unknown message {m}",
+                        f.json
+                    );
                 }
             }
             let mut nums: Vec<u32> = fields.iter().map(|f| f.num).collect();
             nums.sort_unstable();
             nums.dedup();
-            assert_eq!(nums.len(), fields.len(), "{name} has a duplicate field number");
+            assert_eq!(
+                nums.len(),
+                fields.len(),
+                "{name} has a duplicate field number"
+            );
         }
-        for (group, kinds) in [("", "ConfigMap Secret Namespace ServiceAccount Event DeleteOptions"), ("rbac.authorization.k8s.io", "Role ClusterRole RoleBinding ClusterRoleBinding")] {
+        for (group, kinds) in [
+            (
+                "",
+                "ConfigMap Secret Namespace ServiceAccount Event DeleteOptions",
+            ),
+            (
+                "rbac.authorization.k8s.io",
+                "Role ClusterRole RoleBinding ClusterRoleBinding",
+            ),
+        ] {
             for k in kinds.split(' ') {
                 assert!(top_level(group, k).and_then(message).is_some(), "{k}");
             }

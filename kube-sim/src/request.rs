@@ -20,8 +20,15 @@ const NAMESPACE_SUBRESOURCES: &[&str] = &["status", "finalize"];
 
 /// Parse like k8s.io/apiserver's RequestInfoFactory.
 pub fn request_info(method: &str, path: &str, query: &Query) -> RequestInfo {
-    let mut info = RequestInfo { path: path.to_string(), ..Default::default() };
-    let parts: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let mut info = RequestInfo {
+        path: path.to_string(),
+        ..Default::default()
+    };
+    let parts: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let rest: &[&str] = match parts.as_slice() {
         ["api", v, rest @ ..] => {
             info.version = v.to_string();
@@ -58,7 +65,11 @@ pub fn request_info(method: &str, path: &str, query: &Query) -> RequestInfo {
     }
     info.verb = match method {
         "GET" | "HEAD" if info.name.is_empty() => {
-            if query.flag("watch") { "watch" } else { "list" }
+            if query.flag("watch") {
+                "watch"
+            } else {
+                "list"
+            }
         }
         "GET" | "HEAD" => "get",
         "POST" => "create",
@@ -66,7 +77,12 @@ pub fn request_info(method: &str, path: &str, query: &Query) -> RequestInfo {
         "PATCH" => "patch",
         "DELETE" if info.name.is_empty() => "deletecollection",
         "DELETE" => "delete",
-        other => return RequestInfo { verb: other.to_ascii_lowercase(), ..info },
+        other => {
+            return RequestInfo {
+                verb: other.to_ascii_lowercase(),
+                ..info
+            };
+        }
     }
     .to_string();
     // A list or watch narrowed by `fieldSelector=metadata.name=<n>` is authorized as for that name.
@@ -91,7 +107,8 @@ fn exact_name(selector: &str) -> Option<String> {
         let (field, value) = term.split_once("==").or_else(|| term.split_once('='))?;
         (field.trim() == "metadata.name").then(|| value.trim().to_string())
     })?;
-    let invalid = name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('%');
+    let invalid =
+        name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('%');
     (!invalid).then_some(name)
 }
 
@@ -121,7 +138,10 @@ impl Query {
         Ok(out)
     }
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.params.get(k).map(String::as_str).filter(|s| !s.is_empty())
+        self.params
+            .get(k)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
     pub fn flag(&self, k: &str) -> bool {
         matches!(self.get(k), Some("true" | "1"))
@@ -139,22 +159,63 @@ mod tests {
     #[test]
     fn paths_parse_like_the_api_server() {
         let r = ri("GET", "/api/v1/namespaces/ns1/configmaps/cm1");
-        assert_eq!((r.verb.as_str(), r.namespace.as_str(), r.resource.as_str(), r.name.as_str()), ("get", "ns1", "configmaps", "cm1"));
+        assert_eq!(
+            (
+                r.verb.as_str(),
+                r.namespace.as_str(),
+                r.resource.as_str(),
+                r.name.as_str()
+            ),
+            ("get", "ns1", "configmaps", "cm1")
+        );
         let r = ri("GET", "/api/v1/namespaces/ns1");
-        assert_eq!((r.resource.as_str(), r.name.as_str(), r.namespace.as_str()), ("namespaces", "ns1", "ns1"));
+        assert_eq!(
+            (r.resource.as_str(), r.name.as_str(), r.namespace.as_str()),
+            ("namespaces", "ns1", "ns1")
+        );
         let r = ri("PUT", "/api/v1/namespaces/ns1/finalize");
-        assert_eq!((r.resource.as_str(), r.name.as_str(), r.subresource.as_str(), r.verb.as_str()), ("namespaces", "ns1", "finalize", "update"));
+        assert_eq!(
+            (
+                r.resource.as_str(),
+                r.name.as_str(),
+                r.subresource.as_str(),
+                r.verb.as_str()
+            ),
+            ("namespaces", "ns1", "finalize", "update")
+        );
         let r = ri("PATCH", "/apis/partnerkit.io/v1alpha1/partners/acme/status");
-        assert_eq!((r.group.as_str(), r.resource.as_str(), r.subresource.as_str()), ("partnerkit.io", "partners", "status"));
-        let r = ri("DELETE", "/apis/partnerkit.io/v1alpha1/namespaces/p/tenants");
+        assert_eq!(
+            (
+                r.group.as_str(),
+                r.resource.as_str(),
+                r.subresource.as_str()
+            ),
+            ("partnerkit.io", "partners", "status")
+        );
+        let r = ri(
+            "DELETE",
+            "/apis/partnerkit.io/v1alpha1/namespaces/p/tenants",
+        );
         assert_eq!(r.verb, "deletecollection");
-        let r = request_info("GET", "/api/v1/configmaps", &Query::parse(Some("watch=true&labelSelector=a%3Db")).unwrap());
+        let r = request_info(
+            "GET",
+            "/api/v1/configmaps",
+            &Query::parse(Some("watch=true&labelSelector=a%3Db")).unwrap(),
+        );
         assert_eq!(r.verb, "watch");
         let r = ri("GET", "/version");
         assert!(!r.resource_request);
-        let r = request_info("GET", "/api/v1/namespaces/n/configmaps", &Query::parse(Some("fieldSelector=metadata.name%3Dx&watch=1")).unwrap());
+        let r = request_info(
+            "GET",
+            "/api/v1/namespaces/n/configmaps",
+            &Query::parse(Some("fieldSelector=metadata.name%3Dx&watch=1")).unwrap(),
+        );
         assert_eq!((r.verb.as_str(), r.name.as_str()), ("watch", "x"));
-        let r = request_info("GET", "/api/v1/configmaps", &Query::parse(Some("fieldSelector=metadata.name%21%3Dx")).unwrap());
+        let r = request_info(
+            "GET",
+            "/api/v1/configmaps",
+            &Query::parse(Some("fieldSelector=metadata.name%21%3Dx")).unwrap(),
+        );
         assert_eq!((r.verb.as_str(), r.name.as_str()), ("list", ""));
     }
 

@@ -9,15 +9,28 @@ use crate::sim::Sim;
 use crate::status::ApiError;
 
 fn strs(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
-fn decide(sim: &Sim, user: &UserInfo, spec: &Value, force_ns: Option<&str>) -> Result<Value, ApiError> {
+fn decide(
+    sim: &Sim,
+    user: &UserInfo,
+    spec: &Value,
+    force_ns: Option<&str>,
+) -> Result<Value, ApiError> {
     let attrs = if let Some(r) = spec.get("resourceAttributes").filter(|r| r.is_object()) {
         Attributes {
             user: user.clone(),
             verb: r["verb"].as_str().unwrap_or_default().into(),
-            namespace: force_ns.map(String::from).unwrap_or_else(|| r["namespace"].as_str().unwrap_or_default().into()),
+            namespace: force_ns
+                .map(String::from)
+                .unwrap_or_else(|| r["namespace"].as_str().unwrap_or_default().into()),
             api_group: r["group"].as_str().unwrap_or_default().into(),
             api_version: r["version"].as_str().unwrap_or_default().into(),
             resource: r["resource"].as_str().unwrap_or_default().into(),
@@ -27,7 +40,12 @@ fn decide(sim: &Sim, user: &UserInfo, spec: &Value, force_ns: Option<&str>) -> R
             path: String::new(),
         }
     } else if let Some(n) = spec.get("nonResourceAttributes").filter(|r| r.is_object()) {
-        Attributes { user: user.clone(), verb: n["verb"].as_str().unwrap_or_default().into(), path: n["path"].as_str().unwrap_or_default().into(), ..Default::default() }
+        Attributes {
+            user: user.clone(),
+            verb: n["verb"].as_str().unwrap_or_default().into(),
+            path: n["path"].as_str().unwrap_or_default().into(),
+            ..Default::default()
+        }
     } else {
         return Err(ApiError::invalid("authorization.k8s.io", "SelfSubjectAccessReview", "", &[(
             "FieldValueRequired".into(),
@@ -50,7 +68,13 @@ fn decide(sim: &Sim, user: &UserInfo, spec: &Value, force_ns: Option<&str>) -> R
     })
 }
 
-pub fn create(sim: &Sim, user: &UserInfo, ri: &ResourceInfo, ns: &str, body: &Value) -> Result<Reply, ApiError> {
+pub fn create(
+    sim: &Sim,
+    user: &UserInfo,
+    ri: &ResourceInfo,
+    ns: &str,
+    body: &Value,
+) -> Result<Reply, ApiError> {
     let mut out = body.clone();
     out["apiVersion"] = json!(ri.api_version());
     out["kind"] = json!(ri.kind.as_ref());
@@ -68,23 +92,38 @@ pub fn create(sim: &Sim, user: &UserInfo, ri: &ResourceInfo, ns: &str, body: &Va
                 groups: strs(&spec["groups"]),
                 extra: Default::default(),
             };
-            if ri.kind.as_ref() == "LocalSubjectAccessReview" && spec["resourceAttributes"]["namespace"].as_str().is_some_and(|n| !n.is_empty() && n != ns) {
+            if ri.kind.as_ref() == "LocalSubjectAccessReview"
+                && spec["resourceAttributes"]["namespace"]
+                    .as_str()
+                    .is_some_and(|n| !n.is_empty() && n != ns)
+            {
                 return Err(ApiError::bad_request(format!(
                     "spec.resourceAttributes.namespace must match namespace: {ns}"
                 )));
             }
-            decide(sim, &subject, spec, (ri.kind.as_ref() == "LocalSubjectAccessReview").then_some(ns))?
+            decide(
+                sim,
+                &subject,
+                spec,
+                (ri.kind.as_ref() == "LocalSubjectAccessReview").then_some(ns),
+            )?
         }
         "SelfSubjectRulesReview" => {
             let namespace = spec["namespace"].as_str().unwrap_or_default();
-            let (resource_rules, non_resource_rules) = if user.groups.iter().any(|g| g == "system:masters") {
-                (vec![json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})], vec![json!({"verbs": ["*"], "nonResourceURLs": ["*"]})])
-            } else {
-                sim.rbac().rules_for(user, namespace)
-            };
+            let (resource_rules, non_resource_rules) =
+                if user.groups.iter().any(|g| g == "system:masters") {
+                    (
+                        vec![json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})],
+                        vec![json!({"verbs": ["*"], "nonResourceURLs": ["*"]})],
+                    )
+                } else {
+                    sim.rbac().rules_for(user, namespace)
+                };
             json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false})
         }
-        "SelfSubjectReview" => json!({"userInfo": {"username": user.name, "uid": user.uid, "groups": user.groups}}),
+        "SelfSubjectReview" => {
+            json!({"userInfo": {"username": user.name, "uid": user.uid, "groups": user.groups}})
+        }
         _ => return Err(ApiError::method_not_allowed()),
     };
     Ok(Reply::value(201, &out))

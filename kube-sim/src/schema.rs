@@ -84,8 +84,18 @@ impl FieldErrorKind {
 }
 
 impl FieldError {
-    pub fn new(field: impl Into<String>, kind: FieldErrorKind, value: Option<Value>, detail: impl Into<String>) -> Self {
-        FieldError { field: field.into(), kind, value, detail: detail.into() }
+    pub fn new(
+        field: impl Into<String>,
+        kind: FieldErrorKind,
+        value: Option<Value>,
+        detail: impl Into<String>,
+    ) -> Self {
+        FieldError {
+            field: field.into(),
+            kind,
+            value,
+            detail: detail.into(),
+        }
     }
 
     /// The full text the API server prints: `<field>: <body>`.
@@ -97,7 +107,9 @@ impl FieldError {
     pub fn cause_message(&self) -> String {
         let t = self.kind.type_string();
         let mut s = match self.kind {
-            FieldErrorKind::Required | FieldErrorKind::Forbidden | FieldErrorKind::TooLong => t.to_string(),
+            FieldErrorKind::Required | FieldErrorKind::Forbidden | FieldErrorKind::TooLong => {
+                t.to_string()
+            }
             _ => match &self.value {
                 None => t.to_string(),
                 Some(v) => format!("{}: {}", t, format_bad_value(v)),
@@ -145,7 +157,11 @@ fn go_float(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if f == 0.0 {
         return "0".into();
@@ -243,19 +259,57 @@ fn with<T>(segs: &mut Vec<Seg>, seg: Seg, f: impl FnOnce(&mut Vec<Seg>) -> T) ->
 
 /// Formats kube-openapi validates for CRDs (apiextensions `supportedFormats`, normalized: no dashes).
 const SUPPORTED_FORMATS: &[&str] = &[
-    "bsonobjectid", "uri", "email", "hostname", "ipv4", "ipv6", "cidr", "mac", "uuid", "uuid3", "uuid4",
-    "uuid5", "isbn", "isbn10", "isbn13", "creditcard", "ssn", "hexcolor", "rgbcolor", "byte", "password",
-    "date", "duration", "datetime",
+    "bsonobjectid",
+    "uri",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "cidr",
+    "mac",
+    "uuid",
+    "uuid3",
+    "uuid4",
+    "uuid5",
+    "isbn",
+    "isbn10",
+    "isbn13",
+    "creditcard",
+    "ssn",
+    "hexcolor",
+    "rgbcolor",
+    "byte",
+    "password",
+    "date",
+    "duration",
+    "datetime",
 ];
 
 /// ObjectMeta fields kept when pruning `metadata`.
 const OBJECT_META_FIELDS: &[&str] = &[
-    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
-    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations",
-    "ownerReferences", "finalizers", "managedFields",
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
 ];
 
-const VALID_REASONS: &[&str] = &["FieldValueDuplicate", "FieldValueForbidden", "FieldValueInvalid", "FieldValueRequired"];
+const VALID_REASONS: &[&str] = &[
+    "FieldValueDuplicate",
+    "FieldValueForbidden",
+    "FieldValueInvalid",
+    "FieldValueRequired",
+];
 
 struct Rule {
     rule: String,
@@ -320,7 +374,10 @@ impl Node {
         }
     }
     fn has_additional(&self) -> bool {
-        matches!(self.additional, Some(Additional::Schema(_)) | Some(Additional::Bool(true)))
+        matches!(
+            self.additional,
+            Some(Additional::Schema(_)) | Some(Additional::Bool(true))
+        )
     }
     fn has_rules(&self) -> bool {
         !self.rules.is_empty()
@@ -331,7 +388,8 @@ impl Node {
 }
 
 fn get_u64(v: &Value, key: &str) -> Option<u64> {
-    v.get(key).and_then(|x| x.as_u64().or_else(|| x.as_f64().map(|f| f as u64)))
+    v.get(key)
+        .and_then(|x| x.as_u64().or_else(|| x.as_f64().map(|f| f as u64)))
 }
 
 fn compile_node(schema: &Value, path: &mut Vec<Seg>, errs: &mut Vec<FieldError>) -> Node {
@@ -340,7 +398,11 @@ fn compile_node(schema: &Value, path: &mut Vec<Seg>, errs: &mut Vec<FieldError>)
         return n;
     };
     let b = |k: &str| obj.get(k).and_then(Value::as_bool).unwrap_or(false);
-    n.ty = obj.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    n.ty = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     n.nullable = b("nullable");
     n.int_or_string = b("x-kubernetes-int-or-string");
     n.preserve_unknown = b("x-kubernetes-preserve-unknown-fields");
@@ -354,7 +416,11 @@ fn compile_node(schema: &Value, path: &mut Vec<Seg>, errs: &mut Vec<FieldError>)
     n.required = obj
         .get("required")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     n.enum_values = obj.get("enum").and_then(Value::as_array).cloned();
     if let Some(p) = obj.get("pattern").and_then(Value::as_str) {
@@ -380,11 +446,18 @@ fn compile_node(schema: &Value, path: &mut Vec<Seg>, errs: &mut Vec<FieldError>)
     n.unique_items = b("uniqueItems");
     n.max_properties = get_u64(schema, "maxProperties");
     n.min_properties = get_u64(schema, "minProperties");
-    n.list_type = obj.get("x-kubernetes-list-type").and_then(Value::as_str).map(String::from);
+    n.list_type = obj
+        .get("x-kubernetes-list-type")
+        .and_then(Value::as_str)
+        .map(String::from);
     n.list_map_keys = obj
         .get("x-kubernetes-list-map-keys")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     n.default = obj.get("default").cloned();
 
@@ -401,20 +474,32 @@ fn compile_node(schema: &Value, path: &mut Vec<Seg>, errs: &mut Vec<FieldError>)
     match obj.get("additionalProperties") {
         Some(Value::Bool(bv)) => n.additional = Some(Additional::Bool(*bv)),
         Some(v @ Value::Object(_)) => {
-            let child = with(path, Seg::Prop("additionalProperties".into()), |p| compile_node(v, p, errs));
+            let child = with(path, Seg::Prop("additionalProperties".into()), |p| {
+                compile_node(v, p, errs)
+            });
             n.additional = Some(Additional::Schema(Box::new(child)));
         }
         _ => n.additional = Some(Additional::Absent),
     }
     if let Some(items) = obj.get("items") {
         // JSONSchemaPropsOrArray: only the single-schema form is structural.
-        let items = if let Some(a) = items.as_array() { a.first().unwrap_or(&Value::Null) } else { items };
+        let items = if let Some(a) = items.as_array() {
+            a.first().unwrap_or(&Value::Null)
+        } else {
+            items
+        };
         if items.is_object() {
-            let child = with(path, Seg::Prop("items".into()), |p| compile_node(items, p, errs));
+            let child = with(path, Seg::Prop("items".into()), |p| {
+                compile_node(items, p, errs)
+            });
             n.items = Some(Box::new(child));
         }
     }
-    for (key, target) in [("allOf", &mut n.all_of), ("anyOf", &mut n.any_of), ("oneOf", &mut n.one_of)] {
+    for (key, target) in [
+        ("allOf", &mut n.all_of),
+        ("anyOf", &mut n.any_of),
+        ("oneOf", &mut n.one_of),
+    ] {
         if let Some(arr) = obj.get(key).and_then(Value::as_array) {
             for (i, s) in arr.iter().enumerate() {
                 path.push(Seg::Prop(key.into()));
@@ -426,10 +511,15 @@ fn compile_node(schema: &Value, path: &mut Vec<Seg>, errs: &mut Vec<FieldError>)
         }
     }
     if let Some(s) = obj.get("not") {
-        n.not = Some(Box::new(with(path, Seg::Prop("not".into()), |p| compile_node(s, p, errs))));
+        n.not = Some(Box::new(with(path, Seg::Prop("not".into()), |p| {
+            compile_node(s, p, errs)
+        })));
     }
 
-    if let Some(rules) = obj.get("x-kubernetes-validations").and_then(Value::as_array) {
+    if let Some(rules) = obj
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+    {
         for (i, raw) in rules.iter().enumerate() {
             path.push(Seg::Prop("x-kubernetes-validations".into()));
             path.push(Seg::Index(i));
@@ -448,7 +538,12 @@ fn compile_rule(raw: &Value, path: &mut [Seg], errs: &mut Vec<FieldError>) -> Op
     let rule = s("rule").unwrap_or_default();
     let sub = |p: &[Seg], name: &str| format!("{}.{}", field_path(p), name);
     if rule.trim().is_empty() {
-        errs.push(FieldError::new(sub(path, "rule"), FieldErrorKind::Required, None, "rule is not specified"));
+        errs.push(FieldError::new(
+            sub(path, "rule"),
+            FieldErrorKind::Required,
+            None,
+            "rule is not specified",
+        ));
         return None;
     }
     let mut ok = true;
@@ -501,7 +596,11 @@ fn compile_rule(raw: &Value, path: &mut [Seg], errs: &mut Vec<FieldError>) -> Op
             Some(Value::String(r.clone())),
             format!(
                 "supported values: {}",
-                VALID_REASONS.iter().map(|v| crate::status::go_quote(v)).collect::<Vec<_>>().join(", ")
+                VALID_REASONS
+                    .iter()
+                    .map(|v| crate::status::go_quote(v))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
         ok = false;
@@ -533,7 +632,10 @@ fn compile_rule(raw: &Value, path: &mut [Seg], errs: &mut Vec<FieldError>) -> Op
         message,
         reason,
         field_path: normalized,
-        optional_old_self: raw.get("optionalOldSelf").and_then(Value::as_bool).unwrap_or(false),
+        optional_old_self: raw
+            .get("optionalOldSelf")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         program,
         message_program,
         uses_old_self,
@@ -621,7 +723,9 @@ pub struct CrdSchema {
 
 impl std::fmt::Debug for CrdSchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CrdSchema").field("has_rules", &self.has_rules).finish_non_exhaustive()
+        f.debug_struct("CrdSchema")
+            .field("has_rules", &self.has_rules)
+            .finish_non_exhaustive()
     }
 }
 
@@ -633,9 +737,16 @@ impl CrdSchema {
     }
 
     /// Compile a schema, reporting errors under the given field path prefix.
-    pub fn new_at(open_api_v3_schema: &Value, path_prefix: &str) -> Result<CrdSchema, Vec<FieldError>> {
+    pub fn new_at(
+        open_api_v3_schema: &Value,
+        path_prefix: &str,
+    ) -> Result<CrdSchema, Vec<FieldError>> {
         let mut errs = Vec::new();
-        let mut path: Vec<Seg> = path_prefix.split('.').filter(|s| !s.is_empty()).map(|s| Seg::Prop(s.to_string())).collect();
+        let mut path: Vec<Seg> = path_prefix
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .map(|s| Seg::Prop(s.to_string()))
+            .collect();
         if !open_api_v3_schema.is_object() {
             return Err(vec![FieldError::new(
                 field_path(&path),
@@ -677,7 +788,9 @@ impl CrdSchema {
         let mut path = Vec::new();
         prune_value(obj, Some(&self.root), true, &mut path, &mut pruned);
         if let Some(meta) = obj.get_mut("metadata") {
-            with(&mut path, Seg::Prop("metadata".into()), |p| prune_object_meta(meta, p, &mut pruned));
+            with(&mut path, Seg::Prop("metadata".into()), |p| {
+                prune_object_meta(meta, p, &mut pruned)
+            });
         }
         // The API server reports them in map-iteration order; sort for determinism.
         pruned.sort();
@@ -729,7 +842,10 @@ impl CrdSchema {
         self.validate(obj, old)
             .into_iter()
             .filter(|e| {
-                e.field == "<nil>" || e.field == "status" || e.field.starts_with("status.") || e.field.starts_with("status[")
+                e.field == "<nil>"
+                    || e.field == "status"
+                    || e.field.starts_with("status.")
+                    || e.field.starts_with("status[")
             })
             .collect()
     }
@@ -793,7 +909,10 @@ fn default_value(x: &mut Value, s: &Node) {
             if let Some(items) = &s.items {
                 for v in a.iter_mut() {
                     // null items of a non-nullable item schema get the item default
-                    if v.is_null() && !items.nullable && let Some(d) = &items.default {
+                    if v.is_null()
+                        && !items.nullable
+                        && let Some(d) = &items.default
+                    {
                         *v = d.clone();
                     }
                     default_value(v, items);
@@ -810,7 +929,13 @@ fn default_value(x: &mut Value, s: &Node) {
 
 const META_FIELDS: &[&str] = &["apiVersion", "kind", "metadata"];
 
-fn prune_value(x: &mut Value, s: Option<&Node>, is_root: bool, path: &mut Vec<Seg>, pruned: &mut Vec<String>) {
+fn prune_value(
+    x: &mut Value,
+    s: Option<&Node>,
+    is_root: bool,
+    path: &mut Vec<Seg>,
+    pruned: &mut Vec<String>,
+) {
     if let Some(s) = s
         && s.preserve_unknown
     {
@@ -834,12 +959,16 @@ fn prune_value(x: &mut Value, s: Option<&Node>, is_root: bool, path: &mut Vec<Se
                 }
                 if let Some(prop) = s.properties.get(&k) {
                     let v = m.get_mut(&k).expect("key exists");
-                    with(path, Seg::Prop(k.clone()), |p| prune_value(v, Some(prop), false, p, pruned));
+                    with(path, Seg::Prop(k.clone()), |p| {
+                        prune_value(v, Some(prop), false, p, pruned)
+                    });
                 } else if s.has_additional() {
                     let v = m.get_mut(&k).expect("key exists");
                     // additionalProperties: true keeps everything.
                     if let Some(a) = s.additional_schema() {
-                        with(path, Seg::Key(k.clone()), |p| prune_value(v, Some(a), false, p, pruned));
+                        with(path, Seg::Key(k.clone()), |p| {
+                            prune_value(v, Some(a), false, p, pruned)
+                        });
                     }
                 } else if is_root && META_FIELDS.contains(&k.as_str()) {
                     // kept
@@ -851,13 +980,17 @@ fn prune_value(x: &mut Value, s: Option<&Node>, is_root: bool, path: &mut Vec<Se
             if s.embedded
                 && let Some(meta) = m.get_mut("metadata")
             {
-                with(path, Seg::Prop("metadata".into()), |p| prune_object_meta(meta, p, pruned));
+                with(path, Seg::Prop("metadata".into()), |p| {
+                    prune_object_meta(meta, p, pruned)
+                });
             }
         }
         Value::Array(a) => {
             let items = s.and_then(|s| s.items.as_deref());
             for (i, v) in a.iter_mut().enumerate() {
-                with(path, Seg::Index(i), |p| prune_value(v, items, false, p, pruned));
+                with(path, Seg::Index(i), |p| {
+                    prune_value(v, items, false, p, pruned)
+                });
             }
         }
         _ => {}
@@ -882,15 +1015,21 @@ fn skip_prune(x: &mut Value, s: &Node, path: &mut Vec<Seg>, pruned: &mut Vec<Str
                 }
                 let v = m.get_mut(&k).expect("key exists");
                 if let Some(prop) = s.properties.get(&k) {
-                    with(path, Seg::Prop(k.clone()), |p| prune_value(v, Some(prop), false, p, pruned));
+                    with(path, Seg::Prop(k.clone()), |p| {
+                        prune_value(v, Some(prop), false, p, pruned)
+                    });
                 } else if let Some(a) = s.additional_schema() {
-                    with(path, Seg::Key(k.clone()), |p| prune_value(v, Some(a), false, p, pruned));
+                    with(path, Seg::Key(k.clone()), |p| {
+                        prune_value(v, Some(a), false, p, pruned)
+                    });
                 }
             }
             if s.embedded
                 && let Some(meta) = m.get_mut("metadata")
             {
-                with(path, Seg::Prop("metadata".into()), |p| prune_object_meta(meta, p, pruned));
+                with(path, Seg::Prop("metadata".into()), |p| {
+                    prune_object_meta(meta, p, pruned)
+                });
             }
         }
         Value::Array(a) => {
@@ -906,7 +1045,11 @@ fn skip_prune(x: &mut Value, s: &Node, path: &mut Vec<Seg>, pruned: &mut Vec<Str
 
 fn prune_object_meta(meta: &mut Value, path: &mut Vec<Seg>, pruned: &mut Vec<String>) {
     if let Some(m) = meta.as_object_mut() {
-        let keys: Vec<String> = m.keys().filter(|k| !OBJECT_META_FIELDS.contains(&k.as_str())).cloned().collect();
+        let keys: Vec<String> = m
+            .keys()
+            .filter(|k| !OBJECT_META_FIELDS.contains(&k.as_str()))
+            .cloned()
+            .collect();
         for k in keys {
             with(path, Seg::Prop(k.clone()), |p| pruned.push(prune_path(p)));
             m.remove(&k);
@@ -949,12 +1092,21 @@ fn fmt_limit(f: f64, value_is_int: bool) -> String {
 }
 
 fn push_invalid(errs: &mut Vec<FieldError>, path: &[Seg], value: Value, msg: String) {
-    errs.push(FieldError::new(openapi_path(path), FieldErrorKind::Invalid, Some(value), msg));
+    errs.push(FieldError::new(
+        openapi_path(path),
+        FieldErrorKind::Invalid,
+        Some(value),
+        msg,
+    ));
 }
 
 /// The kube-openapi error name (`spec.x`), used inside messages; the root is `` (empty).
 fn body_name(path: &[Seg]) -> String {
-    if path.is_empty() { String::new() } else { openapi_path(path) }
+    if path.is_empty() {
+        String::new()
+    } else {
+        openapi_path(path)
+    }
 }
 
 fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<FieldError>) {
@@ -974,7 +1126,11 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
                 openapi_path(path),
                 FieldErrorKind::TypeInvalid,
                 Some(Value::String("null".into())),
-                format!("{} in body must be of type {}: \"null\"", name, types.join(",")),
+                format!(
+                    "{} in body must be of type {}: \"null\"",
+                    name,
+                    types.join(",")
+                ),
             ));
         }
         validate_enum(x, s, path, errs);
@@ -982,14 +1138,21 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
     }
     let sch_type = json_type(x);
     if !types.is_empty() {
-        let float_int = sch_type == "number" && x.as_f64().is_some_and(is_integral) && types.contains(&"integer");
+        let float_int = sch_type == "number"
+            && x.as_f64().is_some_and(is_integral)
+            && types.contains(&"integer");
         let int_float = sch_type == "integer" && types.contains(&"number");
         if !(types.contains(&sch_type) || float_int || int_float) {
             errs.push(FieldError::new(
                 openapi_path(path),
                 FieldErrorKind::TypeInvalid,
                 Some(Value::String(sch_type.into())),
-                format!("{} in body must be of type {}: {}", name, types.join(","), crate::status::go_quote(sch_type)),
+                format!(
+                    "{} in body must be of type {}: {}",
+                    name,
+                    types.join(","),
+                    crate::status::go_quote(sch_type)
+                ),
             ));
         }
     }
@@ -1011,7 +1174,15 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
             collected.extend(e);
         }
         if !any_ok {
-            push_invalid(errs, path, Value::String(String::new()), format!("{} must validate at least one schema (anyOf)", crate::status::go_quote(&name)));
+            push_invalid(
+                errs,
+                path,
+                Value::String(String::new()),
+                format!(
+                    "{} must validate at least one schema (anyOf)",
+                    crate::status::go_quote(&name)
+                ),
+            );
             errs.extend(collected);
         }
     }
@@ -1028,8 +1199,21 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
             }
         }
         if ok_count != 1 {
-            let extra = if ok_count > 1 { format!("Found {ok_count} valid alternatives") } else { String::new() };
-            push_invalid(errs, path, Value::String(String::new()), format!("{} must validate one and only one schema (oneOf). {}", crate::status::go_quote(&name), extra));
+            let extra = if ok_count > 1 {
+                format!("Found {ok_count} valid alternatives")
+            } else {
+                String::new()
+            };
+            push_invalid(
+                errs,
+                path,
+                Value::String(String::new()),
+                format!(
+                    "{} must validate one and only one schema (oneOf). {}",
+                    crate::status::go_quote(&name),
+                    extra
+                ),
+            );
             if ok_count == 0 {
                 errs.extend(collected);
             }
@@ -1039,7 +1223,15 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
         let mut e = Vec::new();
         validate_openapi(x, not, path, &mut e);
         if e.is_empty() {
-            push_invalid(errs, path, Value::String(String::new()), format!("{} must not validate the schema (not)", crate::status::go_quote(&name)));
+            push_invalid(
+                errs,
+                path,
+                Value::String(String::new()),
+                format!(
+                    "{} must not validate the schema (not)",
+                    crate::status::go_quote(&name)
+                ),
+            );
         }
     }
 
@@ -1060,12 +1252,22 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
             if let Some(min) = s.min_length
                 && runes < min
             {
-                push_invalid(errs, path, x.clone(), format!("{name} in body should be at least {min} chars long"));
+                push_invalid(
+                    errs,
+                    path,
+                    x.clone(),
+                    format!("{name} in body should be at least {min} chars long"),
+                );
             }
             if let Some((p, re)) = &s.pattern
                 && !re.is_match(st)
             {
-                push_invalid(errs, path, x.clone(), format!("{name} in body should match '{p}'"));
+                push_invalid(
+                    errs,
+                    path,
+                    x.clone(),
+                    format!("{name} in body should match '{p}'"),
+                );
             }
             // format validator
             if let Some(f) = &s.format
@@ -1075,7 +1277,12 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
                     openapi_path(path),
                     FieldErrorKind::TypeInvalid,
                     Some(x.clone()),
-                    format!("{} in body must be of type {}: {}", name, f, crate::status::go_quote(st)),
+                    format!(
+                        "{} in body must be of type {}: {}",
+                        name,
+                        f,
+                        crate::status::go_quote(st)
+                    ),
                 ));
             }
         }
@@ -1094,7 +1301,12 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
         if let Some(min) = s.min_items
             && size < min
         {
-            push_invalid(errs, path, Value::from(size), format!("{name} in body should have at least {min} items"));
+            push_invalid(
+                errs,
+                path,
+                Value::from(size),
+                format!("{name} in body should have at least {min} items"),
+            );
         }
         if let Some(max) = s.max_items
             && size > max
@@ -1109,7 +1321,12 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
         if s.unique_items {
             let mut seen = HashSet::new();
             if a.iter().any(|v| !seen.insert(canonical(v))) {
-                push_invalid(errs, path, Value::String(String::new()), format!("{name} in body shouldn't contain duplicates"));
+                push_invalid(
+                    errs,
+                    path,
+                    Value::String(String::new()),
+                    format!("{name} in body shouldn't contain duplicates"),
+                );
             }
         }
     }
@@ -1123,7 +1340,12 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
         if let Some(min) = s.min_properties
             && n < min
         {
-            push_invalid(errs, path, Value::from(n), format!("{name} in body should have at least {min} properties"));
+            push_invalid(
+                errs,
+                path,
+                Value::from(n),
+                format!("{name} in body should have at least {min} properties"),
+            );
             return;
         }
         if let Some(max) = s.max_properties
@@ -1141,14 +1363,21 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
             Some(Additional::Bool(false)) => {
                 for k in m.keys() {
                     if !s.properties.contains_key(k) {
-                        push_invalid(errs, path, Value::String(k.clone()), format!("{name}.{k} in body is a forbidden property"));
+                        push_invalid(
+                            errs,
+                            path,
+                            Value::String(k.clone()),
+                            format!("{name}.{k} in body is a forbidden property"),
+                        );
                     }
                 }
             }
             Some(Additional::Schema(a)) => {
                 for (k, v) in m {
                     if !s.properties.contains_key(k) {
-                        with(path, Seg::Key(k.clone()), |p| validate_openapi(v, a, p, errs));
+                        with(path, Seg::Key(k.clone()), |p| {
+                            validate_openapi(v, a, p, errs)
+                        });
                     }
                 }
             }
@@ -1156,7 +1385,9 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
         }
         for (k, prop) in &s.properties {
             if let Some(v) = m.get(k) {
-                with(path, Seg::Prop(k.clone()), |p| validate_openapi(v, prop, p, errs));
+                with(path, Seg::Prop(k.clone()), |p| {
+                    validate_openapi(v, prop, p, errs)
+                });
             }
         }
         for k in &s.required {
@@ -1168,7 +1399,14 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
     }
 }
 
-fn validate_number(x: &Value, num: &serde_json::Number, s: &Node, name: &str, path: &[Seg], errs: &mut Vec<FieldError>) {
+fn validate_number(
+    x: &Value,
+    num: &serde_json::Number,
+    s: &Node,
+    name: &str,
+    path: &[Seg],
+    errs: &mut Vec<FieldError>,
+) {
     let is_int = num.is_i64() || num.is_u64();
     let f = num.as_f64().unwrap_or(f64::NAN);
     if let Some(m) = s.multiple_of {
@@ -1182,21 +1420,66 @@ fn validate_number(x: &Value, num: &serde_json::Number, s: &Node, name: &str, pa
             (mult - mult.trunc()).abs() > 1e-9
         };
         if bad {
-            push_invalid(errs, path, x.clone(), format!("{} in body should be a multiple of {}", name, fmt_limit(m, is_int)));
+            push_invalid(
+                errs,
+                path,
+                x.clone(),
+                format!(
+                    "{} in body should be a multiple of {}",
+                    name,
+                    fmt_limit(m, is_int)
+                ),
+            );
         }
     }
     if let Some(max) = s.maximum {
-        let bad = if s.exclusive_maximum { f >= max } else { f > max };
+        let bad = if s.exclusive_maximum {
+            f >= max
+        } else {
+            f > max
+        };
         if bad {
-            let word = if s.exclusive_maximum { "less than" } else { "less than or equal to" };
-            push_invalid(errs, path, x.clone(), format!("{} in body should be {} {}", name, word, fmt_limit(max, is_int)));
+            let word = if s.exclusive_maximum {
+                "less than"
+            } else {
+                "less than or equal to"
+            };
+            push_invalid(
+                errs,
+                path,
+                x.clone(),
+                format!(
+                    "{} in body should be {} {}",
+                    name,
+                    word,
+                    fmt_limit(max, is_int)
+                ),
+            );
         }
     }
     if let Some(min) = s.minimum {
-        let bad = if s.exclusive_minimum { f <= min } else { f < min };
+        let bad = if s.exclusive_minimum {
+            f <= min
+        } else {
+            f < min
+        };
         if bad {
-            let word = if s.exclusive_minimum { "greater than" } else { "greater than or equal to" };
-            push_invalid(errs, path, x.clone(), format!("{} in body should be {} {}", name, word, fmt_limit(min, is_int)));
+            let word = if s.exclusive_minimum {
+                "greater than"
+            } else {
+                "greater than or equal to"
+            };
+            push_invalid(
+                errs,
+                path,
+                x.clone(),
+                format!(
+                    "{} in body should be {} {}",
+                    name,
+                    word,
+                    fmt_limit(min, is_int)
+                ),
+            );
         }
     }
 }
@@ -1224,10 +1507,16 @@ fn validate_enum(x: &Value, s: &Node, path: &[Seg], errs: &mut Vec<FieldError>) 
 /// JSON equality treating 1 and 1.0 as equal.
 fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x == y || (x.as_f64().is_some() && x.as_f64() == y.as_f64()),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b)),
+        (Value::Number(x), Value::Number(y)) => {
+            x == y || (x.as_f64().is_some() && x.as_f64() == y.as_f64())
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
+        }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -1328,13 +1617,32 @@ fn is_date(s: &str) -> bool {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return false;
     }
-    let num = |r: std::ops::Range<usize>| s.get(r).filter(|x| x.bytes().all(|c| c.is_ascii_digit())).and_then(|x| x.parse::<u32>().ok());
-    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else { return false };
+    let num = |r: std::ops::Range<usize>| {
+        s.get(r)
+            .filter(|x| x.bytes().all(|c| c.is_ascii_digit()))
+            .and_then(|x| x.parse::<u32>().ok())
+    };
+    let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
+        return false;
+    };
     if !(1..=12).contains(&m) || d == 0 {
         return false;
     }
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     d <= days[(m - 1) as usize]
 }
 
@@ -1374,8 +1682,12 @@ fn is_request_uri(s: &str) -> bool {
 }
 
 fn is_cidr(s: &str) -> bool {
-    let Some((ip, bits)) = s.split_once('/') else { return false };
-    let Ok(bits) = bits.parse::<u8>() else { return false };
+    let Some((ip, bits)) = s.split_once('/') else {
+        return false;
+    };
+    let Ok(bits) = bits.parse::<u8>() else {
+        return false;
+    };
     match ip.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(_)) => bits <= 32,
         Ok(std::net::IpAddr::V6(_)) => bits <= 128,
@@ -1431,9 +1743,13 @@ fn validate_list_types(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<
         Value::Object(m) => {
             for (k, v) in m {
                 if let Some(prop) = s.properties.get(k) {
-                    with(path, Seg::Prop(k.clone()), |p| validate_list_types(v, prop, p, errs));
+                    with(path, Seg::Prop(k.clone()), |p| {
+                        validate_list_types(v, prop, p, errs)
+                    });
                 } else if let Some(a) = s.additional_schema() {
-                    with(path, Seg::Key(k.clone()), |p| validate_list_types(v, a, p, errs));
+                    with(path, Seg::Key(k.clone()), |p| {
+                        validate_list_types(v, a, p, errs)
+                    });
                 }
             }
         }
@@ -1444,7 +1760,12 @@ fn validate_list_types(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<
                     for (i, v) in a.iter().enumerate() {
                         if !seen.insert(canonical(v)) {
                             let f = with(path, Seg::Index(i), |p| field_path(p));
-                            errs.push(FieldError::new(f, FieldErrorKind::Duplicate, Some(v.clone()), ""));
+                            errs.push(FieldError::new(
+                                f,
+                                FieldErrorKind::Duplicate,
+                                Some(v.clone()),
+                                "",
+                            ));
                         }
                     }
                 }
@@ -1453,7 +1774,9 @@ fn validate_list_types(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<
             }
             if let Some(items) = &s.items {
                 for (i, v) in a.iter().enumerate() {
-                    with(path, Seg::Index(i), |p| validate_list_types(v, items, p, errs));
+                    with(path, Seg::Index(i), |p| {
+                        validate_list_types(v, items, p, errs)
+                    });
                 }
             }
         }
@@ -1465,7 +1788,12 @@ fn validate_list_map(a: &[Value], s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<
     for (i, x) in a.iter().enumerate() {
         if !x.is_null() && !x.is_object() {
             let f = with(path, Seg::Index(i), |p| field_path(p));
-            errs.push(FieldError::new(f, FieldErrorKind::Invalid, Some(x.clone()), "must be an object for an array of list-type map"));
+            errs.push(FieldError::new(
+                f,
+                FieldErrorKind::Invalid,
+                Some(x.clone()),
+                "must be an object for an array of list-type map",
+            ));
             return;
         }
     }
@@ -1477,10 +1805,12 @@ fn validate_list_map(a: &[Value], s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<
         let Some(m) = x.as_object() else { continue };
         let mut key = Map::new();
         for k in &s.list_map_keys {
-            let v = m
-                .get(k)
-                .cloned()
-                .or_else(|| s.items.as_ref().and_then(|it| it.properties.get(k)).and_then(|p| p.default.clone()));
+            let v = m.get(k).cloned().or_else(|| {
+                s.items
+                    .as_ref()
+                    .and_then(|it| it.properties.get(k))
+                    .and_then(|p| p.default.clone())
+            });
             if let Some(v) = v {
                 key.insert(k.clone(), v);
             }
@@ -1502,8 +1832,27 @@ thread_local! {
 }
 
 const CEL_RESERVED: &[&str] = &[
-    "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if",
-    "import", "let", "loop", "package", "namespace", "return", "var", "void", "while",
+    "true",
+    "false",
+    "null",
+    "in",
+    "as",
+    "break",
+    "const",
+    "continue",
+    "else",
+    "for",
+    "function",
+    "if",
+    "import",
+    "let",
+    "loop",
+    "package",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
 ];
 
 /// Escape a property name the way Kubernetes exposes it to CEL; `None` if it cannot be accessed.
@@ -1514,7 +1863,11 @@ fn escape_cel_name(name: &str) -> Option<String> {
     let mut chars = name.chars();
     let first = chars.next()?;
     let ok_first = first.is_ascii_alphabetic() || matches!(first, '_' | '.' | '-' | '/');
-    if !ok_first || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')) {
+    if !ok_first
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'))
+    {
         return None;
     }
     let mut out = String::new();
@@ -1585,7 +1938,9 @@ fn to_cel(x: &Value, s: Option<&Node>, is_root: bool) -> cel::Value {
         }
         Value::Array(a) => {
             let items = s.and_then(|s| s.items.as_deref());
-            cel::Value::List(Arc::new(a.iter().map(|v| to_cel(v, items, false)).collect()))
+            cel::Value::List(Arc::new(
+                a.iter().map(|v| to_cel(v, items, false)).collect(),
+            ))
         }
         Value::Object(m) => {
             let mut out: HashMap<cel::objects::Key, cel::Value> = HashMap::with_capacity(m.len());
@@ -1597,13 +1952,18 @@ fn to_cel(x: &Value, s: Option<&Node>, is_root: bool) -> cel::Value {
                     if let Some(mo) = v.as_object() {
                         for f in ["name", "generateName"] {
                             if let Some(Value::String(sv)) = mo.get(f) {
-                                meta.insert(cel::objects::Key::String(Arc::new(f.to_string())), cel_str(sv));
+                                meta.insert(
+                                    cel::objects::Key::String(Arc::new(f.to_string())),
+                                    cel_str(sv),
+                                );
                             }
                         }
                     }
                     out.insert(
                         cel::objects::Key::String(Arc::new("metadata".into())),
-                        cel::Value::Map(cel::objects::Map { map: Arc::new(meta) }),
+                        cel::Value::Map(cel::objects::Map {
+                            map: Arc::new(meta),
+                        }),
                     );
                     continue;
                 }
@@ -1614,12 +1974,16 @@ fn to_cel(x: &Value, s: Option<&Node>, is_root: bool) -> cel::Value {
                     escape_cel_name(k)
                 };
                 if let Some(key) = key {
-                    out.insert(cel::objects::Key::String(Arc::new(key)), to_cel(v, child, false));
+                    out.insert(
+                        cel::objects::Key::String(Arc::new(key)),
+                        to_cel(v, child, false),
+                    );
                 }
             }
             if s.is_some_and(|s| s.embedded) {
                 for (f, d) in [("apiVersion", cel_str("")), ("kind", cel_str(""))] {
-                    out.entry(cel::objects::Key::String(Arc::new(f.into()))).or_insert(d);
+                    out.entry(cel::objects::Key::String(Arc::new(f.into())))
+                        .or_insert(d);
                 }
             }
             cel::Value::Map(cel::objects::Map { map: Arc::new(out) })
@@ -1649,9 +2013,13 @@ fn validate_cel(
             for (k, v) in m {
                 let ov = old_m.and_then(|o| o.get(k));
                 if let Some(prop) = s.properties.get(k) {
-                    with(path, Seg::Prop(k.clone()), |p| validate_cel(base, v, ov, prop, false, p, errs));
+                    with(path, Seg::Prop(k.clone()), |p| {
+                        validate_cel(base, v, ov, prop, false, p, errs)
+                    });
                 } else if let Some(a) = s.additional_schema() {
-                    with(path, Seg::Key(k.clone()), |p| validate_cel(base, v, ov, a, false, p, errs));
+                    with(path, Seg::Key(k.clone()), |p| {
+                        validate_cel(base, v, ov, a, false, p, errs)
+                    });
                 }
             }
         }
@@ -1663,13 +2031,17 @@ fn validate_cel(
                 let ov = if s.list_type.as_deref() == Some("map") && !s.list_map_keys.is_empty() {
                     old_arr.and_then(|oa| {
                         oa.iter().find(|o| {
-                            s.list_map_keys.iter().all(|k| o.get(k).is_some() && o.get(k) == v.get(k))
+                            s.list_map_keys
+                                .iter()
+                                .all(|k| o.get(k).is_some() && o.get(k) == v.get(k))
                         })
                     })
                 } else {
                     None
                 };
-                with(path, Seg::Index(i), |p| validate_cel(base, v, ov, items, false, p, errs));
+                with(path, Seg::Index(i), |p| {
+                    validate_cel(base, v, ov, items, false, p, errs)
+                });
             }
         }
         _ => {}
@@ -1716,18 +2088,32 @@ fn eval_rules(
                 };
                 let detail = match &rule.message_program {
                     Some(mp) => match mp.execute(&ctx) {
-                        Ok(cel::Value::String(m)) if !m.trim().is_empty() && !m.contains('\n') => m.to_string(),
+                        Ok(cel::Value::String(m)) if !m.trim().is_empty() && !m.contains('\n') => {
+                            m.to_string()
+                        }
                         _ => default_msg,
                     },
                     None => default_msg,
                 };
                 let e = match rule.reason.as_deref() {
-                    Some("FieldValueForbidden") => FieldError::new(field, FieldErrorKind::Forbidden, None, detail),
-                    Some("FieldValueRequired") => FieldError::new(field, FieldErrorKind::Required, None, detail),
-                    Some("FieldValueDuplicate") => {
-                        FieldError::new(field, FieldErrorKind::Duplicate, Some(type_name.clone()), "")
+                    Some("FieldValueForbidden") => {
+                        FieldError::new(field, FieldErrorKind::Forbidden, None, detail)
                     }
-                    _ => FieldError::new(field, FieldErrorKind::Invalid, Some(type_name.clone()), detail),
+                    Some("FieldValueRequired") => {
+                        FieldError::new(field, FieldErrorKind::Required, None, detail)
+                    }
+                    Some("FieldValueDuplicate") => FieldError::new(
+                        field,
+                        FieldErrorKind::Duplicate,
+                        Some(type_name.clone()),
+                        "",
+                    ),
+                    _ => FieldError::new(
+                        field,
+                        FieldErrorKind::Invalid,
+                        Some(type_name.clone()),
+                        detail,
+                    ),
                 };
                 errs.push(e);
             }
@@ -1739,12 +2125,21 @@ fn eval_rules(
             )),
             Err(e) => {
                 let msg = e.to_string();
-                let detail = if msg.to_lowercase().contains("no such overload") || msg.contains("Unsupported") {
-                    format!("'{msg}': call arguments did not match a supported operator, function or macro signature for rule: {rule_str}")
+                let detail = if msg.to_lowercase().contains("no such overload")
+                    || msg.contains("Unsupported")
+                {
+                    format!(
+                        "'{msg}': call arguments did not match a supported operator, function or macro signature for rule: {rule_str}"
+                    )
                 } else {
                     format!("{msg} evaluating rule: {rule_str}")
                 };
-                errs.push(FieldError::new(here.clone(), FieldErrorKind::Invalid, Some(type_name.clone()), detail));
+                errs.push(FieldError::new(
+                    here.clone(),
+                    FieldErrorKind::Invalid,
+                    Some(type_name.clone()),
+                    detail,
+                ));
             }
         }
     }
@@ -1781,12 +2176,28 @@ mod tests {
 
     #[test]
     fn field_error_message_formats() {
-        let e = FieldError::new("spec.color", FieldErrorKind::Invalid, Some(json!("red")), "spec.color in body should match '^#[0-9a-fA-F]{6}$'");
-        assert_eq!(e.message(), r#"spec.color: Invalid value: "red": spec.color in body should match '^#[0-9a-fA-F]{6}$'"#);
-        assert_eq!(e.cause_message(), r#"Invalid value: "red": spec.color in body should match '^#[0-9a-fA-F]{6}$'"#);
+        let e = FieldError::new(
+            "spec.color",
+            FieldErrorKind::Invalid,
+            Some(json!("red")),
+            "spec.color in body should match '^#[0-9a-fA-F]{6}$'",
+        );
+        assert_eq!(
+            e.message(),
+            r#"spec.color: Invalid value: "red": spec.color in body should match '^#[0-9a-fA-F]{6}$'"#
+        );
+        assert_eq!(
+            e.cause_message(),
+            r#"Invalid value: "red": spec.color in body should match '^#[0-9a-fA-F]{6}$'"#
+        );
         let e = FieldError::new("spec.displayName", FieldErrorKind::Required, None, "");
         assert_eq!(e.message(), "spec.displayName: Required value");
-        let e = FieldError::new("spec.x", FieldErrorKind::TooLong, Some(json!("abc")), "may not be longer than 2");
+        let e = FieldError::new(
+            "spec.x",
+            FieldErrorKind::TooLong,
+            Some(json!("abc")),
+            "may not be longer than 2",
+        );
         assert_eq!(e.message(), "spec.x: Too long: may not be longer than 2");
         let e = FieldError::new("spec.x", FieldErrorKind::Forbidden, None, "nope");
         assert_eq!(e.message(), "spec.x: Forbidden: nope");
@@ -1794,8 +2205,14 @@ mod tests {
         assert_eq!(e.message(), "spec.x: Invalid value: 1.5: d");
         let e = FieldError::new("spec.x", FieldErrorKind::Invalid, Some(Value::Null), "d");
         assert_eq!(e.message(), r#"spec.x: Invalid value: "null": d"#);
-        assert_eq!(FieldErrorKind::TypeInvalid.reason(), "FieldValueTypeInvalid");
-        assert_eq!(FieldErrorKind::NotSupported.reason(), "FieldValueNotSupported");
+        assert_eq!(
+            FieldErrorKind::TypeInvalid.reason(),
+            "FieldValueTypeInvalid"
+        );
+        assert_eq!(
+            FieldErrorKind::NotSupported.reason(),
+            "FieldValueNotSupported"
+        );
         assert_eq!(FieldErrorKind::TooShort.reason(), "FieldValueInvalid");
         assert_eq!(crate::status::go_quote("a\"b\n"), r#""a\"b\n""#);
         assert_eq!(go_float(1000000.0), "1e+06");
@@ -1822,7 +2239,9 @@ mod tests {
                 "v": {"type": "string", "default": "x"}
             }}}
         })));
-        let mut o = obj(json!({"ports": [{"name": "http"}, {"name": "dns", "protocol": "UDP"}], "labels": {"a": {}}}));
+        let mut o = obj(
+            json!({"ports": [{"name": "http"}, {"name": "dns", "protocol": "UDP"}], "labels": {"a": {}}}),
+        );
         s.apply_defaults(&mut o);
         assert_eq!(
             o["spec"],
@@ -1869,8 +2288,20 @@ mod tests {
         o["status"] = json!({"phase": "x"});
         o["extra"] = json!(true);
         let pruned = s.prune(&mut o);
-        assert_eq!(pruned, vec![".extra", ".spec.foo", ".spec.items[0].bar", ".spec.nested.y", ".status"]);
-        assert_eq!(o["spec"], json!({"name": "n", "items": [{"a": "1"}, {"a": "2"}], "nested": {"x": 1}}));
+        assert_eq!(
+            pruned,
+            vec![
+                ".extra",
+                ".spec.foo",
+                ".spec.items[0].bar",
+                ".spec.nested.y",
+                ".status"
+            ]
+        );
+        assert_eq!(
+            o["spec"],
+            json!({"name": "n", "items": [{"a": "1"}, {"a": "2"}], "nested": {"x": 1}})
+        );
         assert_eq!(o["apiVersion"], "example.com/v1");
         assert_eq!(o["kind"], "Widget");
         assert_eq!(o["metadata"], json!({"name": "w"}));
@@ -1893,10 +2324,24 @@ mod tests {
             "template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "junk": 1}, "spec": {"c": 1}, "other": 1}
         });
         let pruned = s.prune(&mut o);
-        assert_eq!(pruned, vec![".metadata.bogus", ".spec.known.b", ".template.metadata.junk", ".template.other"]);
+        assert_eq!(
+            pruned,
+            vec![
+                ".metadata.bogus",
+                ".spec.known.b",
+                ".template.metadata.junk",
+                ".template.other"
+            ]
+        );
         assert_eq!(o["metadata"], json!({"name": "x", "labels": {"a": "b"}}));
-        assert_eq!(o["spec"], json!({"anything": {"deep": 1}, "known": {"a": "x"}}));
-        assert_eq!(o["template"], json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"c": 1}}));
+        assert_eq!(
+            o["spec"],
+            json!({"anything": {"deep": 1}, "known": {"a": "x"}})
+        );
+        assert_eq!(
+            o["template"],
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"c": 1}})
+        );
     }
 
     // ----------------------------------------------------------- OpenAPI validation
@@ -1926,16 +2371,20 @@ mod tests {
         assert!(s.validate(&obj(json!({"replicas": 2.0})), None).is_empty());
         assert_eq!(
             messages(&s.validate(&obj(json!({"replicas": 2.5})), None)),
-            vec![r#"spec.replicas: Invalid value: "number": spec.replicas in body must be of type integer: "number""#]
+            vec![
+                r#"spec.replicas: Invalid value: "number": spec.replicas in body must be of type integer: "number""#
+            ]
         );
     }
 
     #[test]
     fn required_fields() {
-        let s = schema(json!({"type": "object", "required": ["spec"], "properties": {"spec": {
+        let s = schema(
+            json!({"type": "object", "required": ["spec"], "properties": {"spec": {
             "type": "object", "required": ["displayName", "size"], "properties": {
                 "displayName": {"type": "string"}, "size": {"type": "integer"}
-            }}}}));
+            }}}}),
+        );
         let errs = s.validate(&obj(json!({"size": 1})), None);
         assert_eq!(messages(&errs), vec!["spec.displayName: Required value"]);
         assert_eq!(errs[0].kind.reason(), "FieldValueRequired");
@@ -1958,7 +2407,10 @@ mod tests {
             ]
         );
         assert_eq!(errs[0].kind, FieldErrorKind::NotSupported);
-        assert!(s.validate(&obj(json!({"deletionPolicy": "Delete", "level": 2})), None).is_empty());
+        assert!(
+            s.validate(&obj(json!({"deletionPolicy": "Delete", "level": 2})), None)
+                .is_empty()
+        );
     }
 
     #[test]
@@ -1977,7 +2429,12 @@ mod tests {
         );
         assert_eq!(errs[1].kind, FieldErrorKind::TooLong);
         let errs = s.validate(&obj(json!({"name": "a"})), None);
-        assert_eq!(messages(&errs), vec![r#"spec.name: Invalid value: "a": spec.name in body should be at least 2 chars long"#]);
+        assert_eq!(
+            messages(&errs),
+            vec![
+                r#"spec.name: Invalid value: "a": spec.name in body should be at least 2 chars long"#
+            ]
+        );
         // lengths count runes, not bytes
         assert!(s.validate(&obj(json!({"name": "ééééé"})), None).is_empty());
     }
@@ -2008,7 +2465,10 @@ mod tests {
                 "spec.y: Invalid value: 10: spec.y in body should be less than 10",
             ]
         );
-        assert!(s.validate(&obj(json!({"x": 255, "y": 9, "z": 10, "f": 1.5})), None).is_empty());
+        assert!(
+            s.validate(&obj(json!({"x": 255, "y": 9, "z": 10, "f": 1.5})), None)
+                .is_empty()
+        );
     }
 
     #[test]
@@ -2074,7 +2534,10 @@ mod tests {
             )
             .is_empty()
         );
-        let errs = s.validate(&obj(json!({"ts": "yesterday", "d": "2023-02-29", "b": "***", "id": "x", "ip": "::1"})), None);
+        let errs = s.validate(
+            &obj(json!({"ts": "yesterday", "d": "2023-02-29", "b": "***", "id": "x", "ip": "::1"})),
+            None,
+        );
         assert_eq!(
             messages(&errs),
             vec![
@@ -2089,11 +2552,16 @@ mod tests {
 
     #[test]
     fn int_or_string() {
-        let s = schema(root(json!({"port": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]}})));
+        let s = schema(root(
+            json!({"port": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}]}}),
+        ));
         assert!(s.validate(&obj(json!({"port": 80})), None).is_empty());
         assert!(s.validate(&obj(json!({"port": "http"})), None).is_empty());
         let errs = s.validate(&obj(json!({"port": true})), None);
-        assert_eq!(errs[0].message(), r#"spec.port: Invalid value: "boolean": spec.port in body must be of type integer,string: "boolean""#);
+        assert_eq!(
+            errs[0].message(),
+            r#"spec.port: Invalid value: "boolean": spec.port in body must be of type integer,string: "boolean""#
+        );
     }
 
     #[test]
@@ -2106,9 +2574,14 @@ mod tests {
         let errs = s.validate(&obj(json!({"tags": ["a", "b", "a"], "ports": [{"name": "http", "port": 80}, {"name": "http", "port": 81}]})), None);
         assert_eq!(
             messages(&errs),
-            vec![r#"spec.ports[1]: Duplicate value: {"name":"http"}"#, r#"spec.tags[2]: Duplicate value: "a""#]
+            vec![
+                r#"spec.ports[1]: Duplicate value: {"name":"http"}"#,
+                r#"spec.tags[2]: Duplicate value: "a""#
+            ]
         );
-        assert!(errs.iter().all(|e| e.kind == FieldErrorKind::Duplicate && e.kind.reason() == "FieldValueDuplicate"));
+        assert!(errs.iter().all(
+            |e| e.kind == FieldErrorKind::Duplicate && e.kind.reason() == "FieldValueDuplicate"
+        ));
     }
 
     // ----------------------------------------------------------- CEL
@@ -2116,16 +2589,19 @@ mod tests {
     #[test]
     fn cel_rule_with_message_and_default_message() {
         let s = schema(json!({"type": "object", "properties": {"spec": {
-            "type": "object",
-            "x-kubernetes-validations": [
-                {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must not exceed maxReplicas"},
-                {"rule": "self.maxReplicas < 100"}
-            ],
-            "properties": {
-                "minReplicas": {"type": "integer"}, "maxReplicas": {"type": "integer"},
-                "name": {"type": "string", "x-kubernetes-validations": [{"rule": "self.startsWith('x')"}]}
-            }}}}));
-        let errs = s.validate(&obj(json!({"minReplicas": 200, "maxReplicas": 150, "name": "abc"})), None);
+        "type": "object",
+        "x-kubernetes-validations": [
+            {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must not exceed maxReplicas"},
+            {"rule": "self.maxReplicas < 100"}
+        ],
+        "properties": {
+            "minReplicas": {"type": "integer"}, "maxReplicas": {"type": "integer"},
+            "name": {"type": "string", "x-kubernetes-validations": [{"rule": "self.startsWith('x')"}]}
+        }}}}));
+        let errs = s.validate(
+            &obj(json!({"minReplicas": 200, "maxReplicas": 150, "name": "abc"})),
+            None,
+        );
         assert_eq!(
             messages(&errs),
             vec![
@@ -2134,7 +2610,13 @@ mod tests {
                 r#"spec.name: Invalid value: "string": failed rule: self.startsWith('x')"#,
             ]
         );
-        assert!(s.validate(&obj(json!({"minReplicas": 1, "maxReplicas": 2, "name": "xyz"})), None).is_empty());
+        assert!(
+            s.validate(
+                &obj(json!({"minReplicas": 1, "maxReplicas": 2, "name": "xyz"})),
+                None
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -2143,8 +2625,14 @@ mod tests {
             "x-kubernetes-validations": [{"rule": "self.metadata.name.startsWith('ok-')", "message": "bad name"}],
             "properties": {"spec": {"type": "object"}}}));
         let errs = s.validate(&json!({"metadata": {"name": "x"}, "spec": {}}), None);
-        assert_eq!(messages(&errs), vec![r#"<nil>: Invalid value: "object": bad name"#]);
-        assert!(s.validate(&json!({"metadata": {"name": "ok-x"}, "spec": {}}), None).is_empty());
+        assert_eq!(
+            messages(&errs),
+            vec![r#"<nil>: Invalid value: "object": bad name"#]
+        );
+        assert!(
+            s.validate(&json!({"metadata": {"name": "ok-x"}, "spec": {}}), None)
+                .is_empty()
+        );
     }
 
     #[test]
@@ -2154,35 +2642,51 @@ mod tests {
         // create: transition rules are not evaluated
         assert!(s.validate(&obj(json!({"name": "a"})), None).is_empty());
         // update with same value: OK
-        assert!(s.validate(&obj(json!({"name": "a"})), Some(&obj(json!({"name": "a"})))).is_empty());
+        assert!(
+            s.validate(&obj(json!({"name": "a"})), Some(&obj(json!({"name": "a"}))))
+                .is_empty()
+        );
         // update changing the value
         let errs = s.validate(&obj(json!({"name": "b"})), Some(&obj(json!({"name": "a"}))));
-        assert_eq!(messages(&errs), vec![r#"spec.name: Invalid value: "string": Value is immutable"#]);
+        assert_eq!(
+            messages(&errs),
+            vec![r#"spec.name: Invalid value: "string": Value is immutable"#]
+        );
         // old object without the field: rule not evaluated
-        assert!(s.validate(&obj(json!({"name": "b"})), Some(&obj(json!({})))).is_empty());
+        assert!(
+            s.validate(&obj(json!({"name": "b"})), Some(&obj(json!({}))))
+                .is_empty()
+        );
     }
 
     #[test]
     fn cel_transition_rule_in_list_map_items_correlates_by_key() {
-        let s = schema(root(json!({"ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+        let s = schema(root(
+            json!({"ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
             "items": {"type": "object", "properties": {"name": {"type": "string"}, "port": {"type": "integer"}},
-                "x-kubernetes-validations": [{"rule": "self.port >= oldSelf.port", "message": "port may not decrease"}]}}})));
+                "x-kubernetes-validations": [{"rule": "self.port >= oldSelf.port", "message": "port may not decrease"}]}}}),
+        ));
         let old = obj(json!({"ports": [{"name": "a", "port": 10}, {"name": "b", "port": 10}]}));
-        let new = obj(json!({"ports": [{"name": "b", "port": 5}, {"name": "a", "port": 11}, {"name": "c", "port": 1}]}));
-        assert_eq!(messages(&s.validate(&new, Some(&old))), vec![r#"spec.ports[0]: Invalid value: "object": port may not decrease"#]);
+        let new = obj(
+            json!({"ports": [{"name": "b", "port": 5}, {"name": "a", "port": 11}, {"name": "c", "port": 1}]}),
+        );
+        assert_eq!(
+            messages(&s.validate(&new, Some(&old))),
+            vec![r#"spec.ports[0]: Invalid value: "object": port may not decrease"#]
+        );
     }
 
     #[test]
     fn cel_message_expression_field_path_and_reason() {
         let s = schema(root(json!({"cfg": {"type": "object",
-            "properties": {"size": {"type": "integer"}, "mode": {"type": "string"}, "items": {"type": "array", "items": {"type": "string"}}},
-            "x-kubernetes-validations": [
-                {"rule": "self.size < 10", "messageExpression": "'size is ' + string(self.size) + ', must be < 10'", "fieldPath": ".size"},
-                {"rule": "self.mode != 'bad'", "message": "mode bad", "reason": "FieldValueForbidden", "fieldPath": ".mode"},
-                {"rule": "has(self.items)", "message": "items required", "reason": "FieldValueRequired", "fieldPath": ".items"},
-                {"rule": "self.size != 42", "reason": "FieldValueDuplicate"},
-                {"rule": "self.size != 43", "message": "fallback msg", "messageExpression": "''"}
-            ]}})));
+        "properties": {"size": {"type": "integer"}, "mode": {"type": "string"}, "items": {"type": "array", "items": {"type": "string"}}},
+        "x-kubernetes-validations": [
+            {"rule": "self.size < 10", "messageExpression": "'size is ' + string(self.size) + ', must be < 10'", "fieldPath": ".size"},
+            {"rule": "self.mode != 'bad'", "message": "mode bad", "reason": "FieldValueForbidden", "fieldPath": ".mode"},
+            {"rule": "has(self.items)", "message": "items required", "reason": "FieldValueRequired", "fieldPath": ".items"},
+            {"rule": "self.size != 42", "reason": "FieldValueDuplicate"},
+            {"rule": "self.size != 43", "message": "fallback msg", "messageExpression": "''"}
+        ]}})));
         let errs = s.validate(&obj(json!({"cfg": {"size": 42, "mode": "bad"}})), None);
         assert_eq!(
             messages(&errs),
@@ -2194,7 +2698,10 @@ mod tests {
             ]
         );
         assert_eq!(errs[1].kind.reason(), "FieldValueForbidden");
-        let errs = s.validate(&obj(json!({"cfg": {"size": 43, "mode": "ok", "items": []}})), None);
+        let errs = s.validate(
+            &obj(json!({"cfg": {"size": 43, "mode": "ok", "items": []}})),
+            None,
+        );
         assert_eq!(
             messages(&errs),
             vec![
@@ -2211,8 +2718,14 @@ mod tests {
                 "properties": {"x-tier": {"type": "string"}},
                 "x-kubernetes-validations": [{"rule": "self.x__dash__tier == 'gold'", "message": "must be gold"}]}}
         })));
-        let errs = s.validate(&obj(json!({"bizApps": {"crm": {"x-tier": "silver"}, "erp": {"x-tier": "gold"}}})), None);
-        assert_eq!(messages(&errs), vec![r#"spec.bizApps[crm]: Invalid value: "object": must be gold"#]);
+        let errs = s.validate(
+            &obj(json!({"bizApps": {"crm": {"x-tier": "silver"}, "erp": {"x-tier": "gold"}}})),
+            None,
+        );
+        assert_eq!(
+            messages(&errs),
+            vec![r#"spec.bizApps[crm]: Invalid value: "object": must be gold"#]
+        );
     }
 
     #[test]
@@ -2222,7 +2735,10 @@ mod tests {
             "start": {"type": "string", "format": "date-time", "x-kubernetes-validations": [{"rule": "self > timestamp('2020-01-01T00:00:00Z')", "message": "too early"}]},
             "ratio": {"type": "number", "x-kubernetes-validations": [{"rule": "self <= 1.0", "message": "ratio > 1"}]}
         })));
-        let errs = s.validate(&obj(json!({"tags": ["abcd"], "start": "2019-01-01T00:00:00Z", "ratio": 2})), None);
+        let errs = s.validate(
+            &obj(json!({"tags": ["abcd"], "start": "2019-01-01T00:00:00Z", "ratio": 2})),
+            None,
+        );
         assert_eq!(
             messages(&errs),
             vec![
@@ -2231,13 +2747,21 @@ mod tests {
                 r#"spec.tags: Invalid value: "array": tags too long"#,
             ]
         );
-        assert!(s.validate(&obj(json!({"tags": ["abc"], "start": "2021-01-01T00:00:00Z", "ratio": 1})), None).is_empty());
+        assert!(
+            s.validate(
+                &obj(json!({"tags": ["abc"], "start": "2021-01-01T00:00:00Z", "ratio": 1})),
+                None
+            )
+            .is_empty()
+        );
     }
 
     #[test]
     fn cel_skipped_when_blocking_schema_error() {
-        let s = schema(root(json!({"n": {"type": "integer", "x-kubernetes-validations": [{"rule": "self > 100", "message": "too small"}]},
-            "m": {"type": "string", "maxLength": 1}})));
+        let s = schema(root(
+            json!({"n": {"type": "integer", "x-kubernetes-validations": [{"rule": "self > 100", "message": "too small"}]},
+            "m": {"type": "string", "maxLength": 1}}),
+        ));
         let errs = s.validate(&obj(json!({"n": 1, "m": "long"})), None);
         assert_eq!(
             messages(&errs),
@@ -2247,23 +2771,34 @@ mod tests {
             ]
         );
         // Non-blocking errors (e.g. pattern) do not stop CEL.
-        let s2 = schema(root(json!({"n": {"type": "integer", "x-kubernetes-validations": [{"rule": "self > 100", "message": "too small"}]},
-            "p": {"type": "string", "pattern": "^a$"}})));
+        let s2 = schema(root(
+            json!({"n": {"type": "integer", "x-kubernetes-validations": [{"rule": "self > 100", "message": "too small"}]},
+            "p": {"type": "string", "pattern": "^a$"}}),
+        ));
         let errs = s2.validate(&obj(json!({"n": 1, "p": "b"})), None);
         assert_eq!(
             messages(&errs),
-            vec![r#"spec.p: Invalid value: "b": spec.p in body should match '^a$'"#, r#"spec.n: Invalid value: "integer": too small"#]
+            vec![
+                r#"spec.p: Invalid value: "b": spec.p in body should match '^a$'"#,
+                r#"spec.n: Invalid value: "integer": too small"#
+            ]
         );
     }
 
     #[test]
     fn cel_runtime_error_reported() {
-        let s = schema(root(json!({"cfg": {"type": "object", "properties": {"a": {"type": "string"}},
-            "x-kubernetes-validations": [{"rule": "self.a == 'x'"}]}})));
+        let s = schema(root(
+            json!({"cfg": {"type": "object", "properties": {"a": {"type": "string"}},
+            "x-kubernetes-validations": [{"rule": "self.a == 'x'"}]}}),
+        ));
         let errs = s.validate(&obj(json!({"cfg": {}})), None);
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].field, "spec.cfg");
-        assert!(errs[0].detail.ends_with("evaluating rule: self.a == 'x'"), "{}", errs[0].detail);
+        assert!(
+            errs[0].detail.ends_with("evaluating rule: self.a == 'x'"),
+            "{}",
+            errs[0].detail
+        );
     }
 
     #[test]
@@ -2274,7 +2809,10 @@ mod tests {
         }}));
         let o = json!({"spec": {"a": "x"}, "status": {"phase": "Nope"}});
         assert_eq!(s.validate(&o, None).len(), 2);
-        assert_eq!(messages(&s.validate_status(&o, None)), vec![r#"status.phase: Unsupported value: "Nope": supported values: "Ready""#]);
+        assert_eq!(
+            messages(&s.validate_status(&o, None)),
+            vec![r#"status.phase: Unsupported value: "Nope": supported values: "Ready""#]
+        );
     }
 
     // ----------------------------------------------------------- compile errors
@@ -2285,16 +2823,26 @@ mod tests {
             "x-kubernetes-validations": [{"rule": "self.x ==", "message": "m"}]}}});
         let errs = CrdSchema::new(&bad).unwrap_err();
         assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].field, "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule");
+        assert_eq!(
+            errs[0].field,
+            "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
+        );
         assert_eq!(errs[0].kind, FieldErrorKind::Invalid);
-        assert!(errs[0].detail.starts_with("compilation failed: "), "{}", errs[0].detail);
+        assert!(
+            errs[0].detail.starts_with("compilation failed: "),
+            "{}",
+            errs[0].detail
+        );
 
         let errs = CrdSchema::new_at(
             &json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"a": {"type": "array", "items": {"type": "string", "pattern": "([a-z"}}}}}}),
             "spec.versions[0].schema.openAPIV3Schema",
         )
         .unwrap_err();
-        assert_eq!(errs[0].field, "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[a].items.pattern");
+        assert_eq!(
+            errs[0].field,
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[a].items.pattern"
+        );
 
         let errs = CrdSchema::new(&json!({"type": "object", "x-kubernetes-validations": [{"rule": "true", "reason": "Bogus"}]})).unwrap_err();
         assert_eq!(

@@ -38,23 +38,40 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         if let Some(m) = sel.get("matchLabels").and_then(|m| m.as_object()) {
             for (k, v) in m {
-                reqs.push((k.clone(), Op::Eq(v.as_str().unwrap_or_default().to_string())));
+                reqs.push((
+                    k.clone(),
+                    Op::Eq(v.as_str().unwrap_or_default().to_string()),
+                ));
             }
         }
         if let Some(exprs) = sel.get("matchExpressions").and_then(|m| m.as_array()) {
             for e in exprs {
-                let key = e.get("key").and_then(|k| k.as_str()).unwrap_or_default().to_string();
+                let key = e
+                    .get("key")
+                    .and_then(|k| k.as_str())
+                    .unwrap_or_default()
+                    .to_string();
                 let values: Vec<String> = e
                     .get("values")
                     .and_then(|v| v.as_array())
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
                     .unwrap_or_default();
-                let op = match e.get("operator").and_then(|o| o.as_str()).unwrap_or_default() {
+                let op = match e
+                    .get("operator")
+                    .and_then(|o| o.as_str())
+                    .unwrap_or_default()
+                {
                     "In" => Op::In(values),
                     "NotIn" => Op::NotIn(values),
                     "Exists" => Op::Exists,
                     "DoesNotExist" => Op::DoesNotExist,
-                    other => return Err(format!("{other:?} is not a valid label selector operator")),
+                    other => {
+                        return Err(format!("{other:?} is not a valid label selector operator"));
+                    }
                 };
                 reqs.push((key, op));
             }
@@ -76,8 +93,12 @@ impl LabelSelector {
                 Op::NotIn(set) => v.is_none_or(|v| !set.iter().any(|s| s == v)),
                 Op::Exists => v.is_some(),
                 Op::DoesNotExist => v.is_none(),
-                Op::Gt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x > *n),
-                Op::Lt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x < *n),
+                Op::Gt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|x| x > *n),
+                Op::Lt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|x| x < *n),
             }
         })
     }
@@ -101,8 +122,13 @@ pub struct Labels(Option<Box<str>>);
 
 impl Labels {
     pub fn from_json(labels: Option<&serde_json::Map<String, serde_json::Value>>) -> Labels {
-        let Some(m) = labels.filter(|m| !m.is_empty()) else { return Labels(None) };
-        let mut pairs: Vec<(&str, &str)> = m.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default())).collect();
+        let Some(m) = labels.filter(|m| !m.is_empty()) else {
+            return Labels(None);
+        };
+        let mut pairs: Vec<(&str, &str)> = m
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
+            .collect();
         pairs.sort_unstable();
         let mut s = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
         for (i, (k, v)) in pairs.iter().enumerate() {
@@ -154,20 +180,34 @@ fn valid_key(k: &str) -> Result<(), String> {
         && k.rsplit('/').next().is_some_and(|n| {
             !n.is_empty()
                 && n.len() <= 63
-                && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
                 && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
                 && n.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
         });
-    if re_ok { Ok(()) } else { Err(format!("unable to parse requirement: invalid label key \"{k}\"")) }
+    if re_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "unable to parse requirement: invalid label key \"{k}\""
+        ))
+    }
 }
 
 fn valid_value(v: &str) -> Result<(), String> {
     let ok = v.is_empty()
         || (v.len() <= 63
-            && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             && v.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
             && v.chars().last().is_some_and(|c| c.is_ascii_alphanumeric()));
-    if ok { Ok(()) } else { Err(format!("unable to parse requirement: invalid label value: \"{v}\"")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "unable to parse requirement: invalid label value: \"{v}\""
+        ))
+    }
 }
 
 fn parse_requirement(p: &str) -> Result<(String, Op), String> {
@@ -207,7 +247,9 @@ fn parse_requirement(p: &str) -> Result<(String, Op), String> {
         } else if let Some(l) = rest.strip_prefix("in") {
             (false, l)
         } else {
-            return Err(format!("unable to parse requirement: found '{rest}', expected: in, notin, =, ==, !=, gt, lt"));
+            return Err(format!(
+                "unable to parse requirement: found '{rest}', expected: in, notin, =, ==, !=, gt, lt"
+            ));
         };
         let list = list.trim();
         let inner = list
@@ -219,7 +261,14 @@ fn parse_requirement(p: &str) -> Result<(String, Op), String> {
         for v in &values {
             valid_value(v)?;
         }
-        return Ok((k.to_string(), if neg { Op::NotIn(values) } else { Op::In(values) }));
+        return Ok((
+            k.to_string(),
+            if neg {
+                Op::NotIn(values)
+            } else {
+                Op::In(values)
+            },
+        ));
     }
     valid_key(p)?;
     Ok((p.to_string(), Op::Exists))
@@ -247,10 +296,15 @@ impl FieldSelector {
             } else if let Some(i) = part.find('=') {
                 (&part[..i], true, &part[i + 1..])
             } else {
-                return Err(format!("invalid selector: '{part}'; can't understand '{part}'"));
+                return Err(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                ));
             };
             let field = field.trim();
-            if field != "metadata.name" && field != "metadata.namespace" && !supported.contains(&field) {
+            if field != "metadata.name"
+                && field != "metadata.namespace"
+                && !supported.contains(&field)
+            {
                 return Err(format!("field label not supported: {field}"));
             }
             reqs.push((field.to_string(), eq, value.trim().to_string()));
@@ -264,7 +318,10 @@ impl FieldSelector {
 
     /// The one name this selector pins, if it has `metadata.name=x`.
     pub fn pinned_name(&self) -> Option<&str> {
-        self.reqs.iter().find(|(f, eq, _)| f == "metadata.name" && *eq).map(|(_, _, v)| v.as_str())
+        self.reqs
+            .iter()
+            .find(|(f, eq, _)| f == "metadata.name" && *eq)
+            .map(|(_, _, v)| v.as_str())
     }
 
     pub fn matches(&self, obj: &serde_json::Value) -> bool {
@@ -288,7 +345,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -309,7 +369,11 @@ mod tests {
             ("app=web,tier in (back)", false),
             ("", true),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&l), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&l),
+                want,
+                "{sel}"
+            );
         }
         assert!(LabelSelector::parse("app in web").is_err());
         assert!(LabelSelector::parse("-bad=1").is_err());
@@ -319,7 +383,10 @@ mod tests {
     fn compact_labels_answer_like_a_map() {
         let m = serde_json::json!({"b": "2", "a": "1", "empty": ""});
         let l = Labels::from_json(m.as_object());
-        assert_eq!(l.iter().collect::<Vec<_>>(), vec![("a", "1"), ("b", "2"), ("empty", "")]);
+        assert_eq!(
+            l.iter().collect::<Vec<_>>(),
+            vec![("a", "1"), ("b", "2"), ("empty", "")]
+        );
         assert_eq!(l.label("b"), Some("2"));
         assert_eq!(l.label("empty"), Some(""));
         assert_eq!(l.label("c"), None);
@@ -340,7 +407,10 @@ mod tests {
         assert_eq!(f.pinned_name(), Some("x"));
         let obj = serde_json::json!({"metadata": {"name": "x", "namespace": "z"}});
         assert!(f.matches(&obj));
-        assert_eq!(FieldSelector::parse("spec.x=1", &[]).unwrap_err(), "field label not supported: spec.x");
+        assert_eq!(
+            FieldSelector::parse("spec.x=1", &[]).unwrap_err(),
+            "field label not supported: spec.x"
+        );
         assert!(FieldSelector::parse("type=Opaque", &["type"]).is_ok());
     }
 }

@@ -27,7 +27,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(code: u16, body: impl Into<Bytes>) -> Reply {
-        Reply { code, body: Body::from(body.into()), content_type: "application/json".into(), warnings: Vec::new() }
+        Reply {
+            code,
+            body: Body::from(body.into()),
+            content_type: "application/json".into(),
+            warnings: Vec::new(),
+        }
     }
     pub fn value(code: u16, v: &serde_json::Value) -> Reply {
         Reply::json(code, serde_json::to_vec(v).unwrap_or_default())
@@ -46,11 +51,17 @@ pub fn router(sim: Arc<Sim>) -> axum::Router {
 }
 
 fn error_response(e: &ApiError) -> Response {
-    let mut r = Response::new(Body::from(serde_json::to_vec(&e.to_status()).unwrap_or_default()));
+    let mut r = Response::new(Body::from(
+        serde_json::to_vec(&e.to_status()).unwrap_or_default(),
+    ));
     *r.status_mut() = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Some(s) = e.retry_after {
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
     }
     r
 }
@@ -82,7 +93,10 @@ pub fn field_manager(query: &Query, headers: &HeaderMap) -> String {
     if let Some(m) = query.get("fieldManager") {
         return m.to_string();
     }
-    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("unknown");
+    let ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown");
     ua.split('/').next().unwrap_or("unknown").to_string()
 }
 
@@ -99,7 +113,11 @@ async fn handle_inner(sim: Arc<Sim>, req: Request<Body>) -> Result<Reply, ApiErr
 
     if path.starts_with("/kube-sim/") {
         if !is_admin {
-            return Err(ApiError::forbidden(format!("forbidden: User \"{}\" cannot {} path \"{path}\"", user.name, method.to_ascii_lowercase())));
+            return Err(ApiError::forbidden(format!(
+                "forbidden: User \"{}\" cannot {} path \"{path}\"",
+                user.name,
+                method.to_ascii_lowercase()
+            )));
         }
         let body = read_body(body).await?;
         return control(&sim, &method, &path, &body);
@@ -125,7 +143,11 @@ async fn handle_inner(sim: Arc<Sim>, req: Request<Body>) -> Result<Reply, ApiErr
             group: info.group.clone(),
             resource: info.resource.clone(),
             subresource: info.subresource.clone(),
-            field_manager: if is_write(&info.verb) { field_manager(&query, &headers) } else { String::new() },
+            field_manager: if is_write(&info.verb) {
+                field_manager(&query, &headers)
+            } else {
+                String::new()
+            },
         });
     } else {
         sim.metrics.count(RequestKey {
@@ -192,30 +214,63 @@ pub fn attributes(user: &UserInfo, info: &RequestInfo) -> Attributes {
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, 64 * 1024 * 1024)
         .await
-        .map_err(|e| ApiError::new(413, "RequestEntityTooLarge", format!("the request body could not be read: {e}")))
+        .map_err(|e| {
+            ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                format!("the request body could not be read: {e}"),
+            )
+        })
 }
 
 /// Bearer tokens from the token file, impersonation headers (authorized as `impersonate`), else the admin.
 fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<UserInfo, ApiError> {
-    let mut user = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    let mut user = match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(auth) => {
-            let token = auth.strip_prefix("Bearer ").ok_or_else(ApiError::unauthorized)?.trim();
-            let entry = sim.config.tokens.iter().find(|t| t.token == token).ok_or_else(ApiError::unauthorized)?;
+            let token = auth
+                .strip_prefix("Bearer ")
+                .ok_or_else(ApiError::unauthorized)?
+                .trim();
+            let entry = sim
+                .config
+                .tokens
+                .iter()
+                .find(|t| t.token == token)
+                .ok_or_else(ApiError::unauthorized)?;
             let mut groups = entry.groups.clone();
             groups.push("system:authenticated".into());
-            UserInfo { name: entry.user.clone(), uid: entry.uid.clone(), groups, extra: Default::default() }
+            UserInfo {
+                name: entry.user.clone(),
+                uid: entry.uid.clone(),
+                groups,
+                extra: Default::default(),
+            }
         }
         None => admin(),
     };
-    let imp_user = headers.get("impersonate-user").and_then(|v| v.to_str().ok()).map(String::from);
-    let imp_groups: Vec<String> = headers.get_all("impersonate-group").iter().filter_map(|v| v.to_str().ok().map(String::from)).collect();
-    let imp_uid = headers.get("impersonate-uid").and_then(|v| v.to_str().ok()).map(String::from);
+    let imp_user = headers
+        .get("impersonate-user")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let imp_groups: Vec<String> = headers
+        .get_all("impersonate-group")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(String::from))
+        .collect();
+    let imp_uid = headers
+        .get("impersonate-uid")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
     if imp_user.is_none() {
         if !imp_groups.is_empty() || imp_uid.is_some() {
             return Err(ApiError::new(
                 500,
                 "InternalError",
-                "Internal error occurred: requested [{Group  ...}] without impersonating a user".to_string(),
+                "Internal error occurred: requested [{Group  ...}] without impersonating a user"
+                    .to_string(),
             ));
         }
         return Ok(user);
@@ -237,12 +292,20 @@ fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<UserInfo, ApiError> {
         };
         match sim.rbac().authorize(&attrs) {
             Decision::Allow => Ok(()),
-            Decision::Deny { reason } => Err(ApiError::forbidden(forbidden_message(&attrs, &reason))),
+            Decision::Deny { reason } => {
+                Err(ApiError::forbidden(forbidden_message(&attrs, &reason)))
+            }
         }
     };
     if let Some(sa) = target.strip_prefix("system:serviceaccount:") {
         let (ns, name) = sa.split_once(':').unwrap_or(("", sa));
-        check("serviceaccounts", "", name).map_err(|e| ApiError { message: e.message.replace("at the cluster scope", &format!("in the namespace \"{ns}\"")), ..e })?;
+        check("serviceaccounts", "", name).map_err(|e| ApiError {
+            message: e.message.replace(
+                "at the cluster scope",
+                &format!("in the namespace \"{ns}\""),
+            ),
+            ..e
+        })?;
     } else {
         check("users", "", &target)?;
     }
@@ -253,18 +316,30 @@ fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<UserInfo, ApiError> {
         check("uids", "authentication.k8s.io", u)?;
     }
     let mut groups = imp_groups;
-    if target != "system:anonymous" && !groups.iter().any(|g| g == "system:authenticated" || g == "system:unauthenticated") {
+    if target != "system:anonymous"
+        && !groups
+            .iter()
+            .any(|g| g == "system:authenticated" || g == "system:unauthenticated")
+    {
         groups.push("system:authenticated".into());
     }
     if let Some(sa) = target.strip_prefix("system:serviceaccount:") {
         let ns = sa.split(':').next().unwrap_or_default();
-        for g in ["system:serviceaccounts".to_string(), format!("system:serviceaccounts:{ns}")] {
+        for g in [
+            "system:serviceaccounts".to_string(),
+            format!("system:serviceaccounts:{ns}"),
+        ] {
             if !groups.contains(&g) {
                 groups.push(g);
             }
         }
     }
-    user = UserInfo { name: target, uid: imp_uid.unwrap_or_default(), groups, extra: Default::default() };
+    user = UserInfo {
+        name: target,
+        uid: imp_uid.unwrap_or_default(),
+        groups,
+        extra: Default::default(),
+    };
     Ok(user)
 }
 
@@ -277,12 +352,19 @@ fn control(sim: &Sim, method: &str, path: &str, body: &[u8]) -> Result<Reply, Ap
             sim.metrics.reset();
             Ok(Reply::value(200, &sim.metrics.snapshot()))
         }
-        ("GET", "/kube-sim/faults") => Ok(Reply::value(200, &serde_json::to_value(&*sim.faults.read().expect("lock")).unwrap_or_default())),
+        ("GET", "/kube-sim/faults") => Ok(Reply::value(
+            200,
+            &serde_json::to_value(&*sim.faults.read().expect("lock")).unwrap_or_default(),
+        )),
         ("PUT", "/kube-sim/faults") => {
-            let f: Faults = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("faults: {e}")))?;
+            let f: Faults = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("faults: {e}")))?;
             f.validate().map_err(ApiError::bad_request)?;
             sim.set_faults(f.clone());
-            Ok(Reply::value(200, &serde_json::to_value(&f).unwrap_or_default()))
+            Ok(Reply::value(
+                200,
+                &serde_json::to_value(&f).unwrap_or_default(),
+            ))
         }
         ("POST", "/kube-sim/watches/drop") => {
             sim.drop_watches.send_modify(|v| *v += 1);

@@ -43,10 +43,26 @@ pub fn parse_token_file(text: &str) -> Result<Vec<TokenEntry>, String> {
         }
         fields.push(cur);
         if fields.len() < 3 || fields[0].is_empty() || fields[1].is_empty() {
-            return Err(format!("token file line {}: want token,user,uid[,\"group1,group2\"]", i + 1));
+            return Err(format!(
+                "token file line {}: want token,user,uid[,\"group1,group2\"]",
+                i + 1
+            ));
         }
-        let groups = fields.get(3).map(|g| g.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()).unwrap_or_default();
-        out.push(TokenEntry { token: fields[0].clone(), user: fields[1].clone(), uid: fields[2].clone(), groups });
+        let groups = fields
+            .get(3)
+            .map(|g| {
+                g.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(TokenEntry {
+            token: fields[0].clone(),
+            user: fields[1].clone(),
+            uid: fields[2].clone(),
+            groups,
+        });
     }
     Ok(out)
 }
@@ -116,7 +132,11 @@ const ADMISSION: &str = "admissionregistration.k8s.io";
 impl Sim {
     pub fn new(config: SimConfig) -> Arc<Sim> {
         let faults = config.faults.clone();
-        let permits = if faults.max_in_flight == 0 { Semaphore::MAX_PERMITS } else { faults.max_in_flight };
+        let permits = if faults.max_in_flight == 0 {
+            Semaphore::MAX_PERMITS
+        } else {
+            faults.max_in_flight
+        };
         let sim = Arc::new(Sim {
             store: RwLock::new(Store::new(config.watch_history)),
             registry: RwLock::new(Registry::builtin()),
@@ -150,9 +170,15 @@ impl Sim {
     }
 
     fn values(&self, group: &str, resource: &str) -> Vec<serde_json::Value> {
-        let gr = GroupResource { group: group.into(), resource: resource.into() };
+        let gr = GroupResource {
+            group: group.into(),
+            resource: resource.into(),
+        };
         let store = self.store.read().expect("store lock");
-        store.range(&gr, None, None).map(|(_, o)| o.value()).collect()
+        store
+            .range(&gr, None, None)
+            .map(|(_, o)| o.value())
+            .collect()
     }
 
     /// RBAC as of now (rebuilt lazily after RBAC objects change).
@@ -184,7 +210,11 @@ impl Sim {
     }
 
     pub fn set_faults(&self, f: Faults) {
-        let permits = if f.max_in_flight == 0 { Semaphore::MAX_PERMITS } else { f.max_in_flight };
+        let permits = if f.max_in_flight == 0 {
+            Semaphore::MAX_PERMITS
+        } else {
+            f.max_in_flight
+        };
         *self.in_flight.write().expect("lock") = Arc::new(Semaphore::new(permits));
         *self.faults.write().expect("lock") = f;
     }
@@ -256,7 +286,12 @@ pub async fn start(config: SimConfig) -> std::io::Result<SimHandle> {
             })
             .await;
     });
-    Ok(SimHandle { addr, sim, shutdown: Some(tx), task: Some(task) })
+    Ok(SimHandle {
+        addr,
+        sim,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
 }
 
 #[cfg(test)]
@@ -268,6 +303,10 @@ mod tests {
         let t = parse_token_file("# comment\nabc,alice@x,1,\"dev,ops\"\ndef,bob,2\n").unwrap();
         assert_eq!(t[0].groups, vec!["dev", "ops"]);
         assert!(t[1].groups.is_empty());
-        assert!(parse_token_file("onlytoken").unwrap_err().contains("line 1"));
+        assert!(
+            parse_token_file("onlytoken")
+                .unwrap_err()
+                .contains("line 1")
+        );
     }
 }

@@ -77,7 +77,11 @@ fn conflicts_message(conflicts: &[Conflict]) -> String {
     // Grouped by manager (sorted by the manager's printed identity), like getConflictMessage.
     let mut by: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for c in conflicts {
-        let who = c.message.strip_prefix("conflict with ").unwrap_or(&c.message).to_string();
+        let who = c
+            .message
+            .strip_prefix("conflict with ")
+            .unwrap_or(&c.message)
+            .to_string();
         by.entry(who).or_default().push(&c.field);
     }
     let mut lines = Vec::new();
@@ -87,7 +91,11 @@ fn conflicts_message(conflicts: &[Conflict]) -> String {
             lines.push(format!("- {f}"));
         }
     }
-    format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -134,7 +142,10 @@ impl FSet {
     }
 
     fn intersection(&self, o: &FSet) -> FSet {
-        let mut out = FSet { member: self.member && o.member, children: BTreeMap::new() };
+        let mut out = FSet {
+            member: self.member && o.member,
+            children: BTreeMap::new(),
+        };
         for (k, c) in &self.children {
             if let Some(oc) = o.children.get(k) {
                 let i = c.intersection(oc);
@@ -147,7 +158,10 @@ impl FSet {
     }
 
     fn difference(&self, o: &FSet) -> FSet {
-        let mut out = FSet { member: self.member && !o.member, children: BTreeMap::new() };
+        let mut out = FSet {
+            member: self.member && !o.member,
+            children: BTreeMap::new(),
+        };
         for (k, c) in &self.children {
             let d = match o.children.get(k) {
                 Some(oc) => c.difference(oc),
@@ -172,14 +186,20 @@ impl FSet {
     }
 
     fn from_json(v: &Value) -> Result<FSet, String> {
-        let obj = v.as_object().ok_or_else(|| format!("expected object in fieldsV1, got {v}"))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| format!("expected object in fieldsV1, got {v}"))?;
         let mut out = FSet::default();
         for (k, c) in obj {
             if k == "." {
                 out.member = true;
                 continue;
             }
-            if !(k.starts_with("f:") || k.starts_with("k:") || k.starts_with("v:") || k.starts_with("i:")) {
+            if !(k.starts_with("f:")
+                || k.starts_with("k:")
+                || k.starts_with("v:")
+                || k.starts_with("i:"))
+            {
                 return Err(format!("unexpected path element prefix in fieldsV1: {k:?}"));
             }
             let mut child = FSet::from_json(c)?;
@@ -228,8 +248,10 @@ fn path_string(pes: &[String]) -> String {
         } else if let Some(k) = pe.strip_prefix("k:") {
             match serde_json::from_str::<Value>(k) {
                 Ok(Value::Object(m)) => {
-                    let parts: Vec<String> =
-                        m.iter().map(|(n, v)| format!("{n}={}", value_to_string(v))).collect();
+                    let parts: Vec<String> = m
+                        .iter()
+                        .map(|(n, v)| format!("{n}={}", value_to_string(v)))
+                        .collect();
                     s.push('[');
                     s.push_str(&parts.join(","));
                     s.push(']');
@@ -282,7 +304,10 @@ fn list_pes(items: &[Value], lt: &ListType) -> Option<Vec<String>> {
                 if km.is_empty() {
                     return None;
                 }
-                out.push(format!("k:{}", serde_json::to_string(&Value::Object(km)).unwrap_or_default()));
+                out.push(format!(
+                    "k:{}",
+                    serde_json::to_string(&Value::Object(km)).unwrap_or_default()
+                ));
             }
             Some(out)
         }
@@ -438,8 +463,10 @@ fn compare_value(
                 }
                 return;
             };
-            let lidx: HashMap<&String, usize> = lp.iter().enumerate().map(|(i, p)| (p, i)).collect();
-            let ridx: HashMap<&String, usize> = rp.iter().enumerate().map(|(i, p)| (p, i)).collect();
+            let lidx: HashMap<&String, usize> =
+                lp.iter().enumerate().map(|(i, p)| (p, i)).collect();
+            let ridx: HashMap<&String, usize> =
+                rp.iter().enumerate().map(|(i, p)| (p, i)).collect();
             for (i, pe) in lp.iter().enumerate() {
                 pes.push(pe.clone());
                 match ridx.get(pe) {
@@ -505,7 +532,12 @@ fn walk_added(v: &Value, path: &[&str], types: &dyn TypeInfo, node: &mut FSet) {
 // Merge (typed/merge.go)
 // ---------------------------------------------------------------------------------------------
 
-fn merge_value(l: Option<&Value>, r: &Value, path: &[&str], types: &dyn TypeInfo) -> Result<Value, SsaError> {
+fn merge_value(
+    l: Option<&Value>,
+    r: &Value,
+    path: &[&str],
+    types: &dyn TypeInfo,
+) -> Result<Value, SsaError> {
     match r {
         Value::Object(rm) => {
             if !path.is_empty() && types.map_is_atomic(path) {
@@ -560,7 +592,10 @@ fn merge_value(l: Option<&Value>, r: &Value, path: &[&str], types: &dyn TypeInfo
 fn strip_nulls(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), strip_nulls(v))).collect(),
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(strip_nulls).collect()),
         _ => v.clone(),
@@ -582,8 +617,16 @@ fn merge_list(
     for (i, p) in lpes.iter().enumerate() {
         observed_l.entry(p.as_str()).or_insert(i);
     }
-    let observed_r: HashMap<&str, usize> = rpes.iter().enumerate().map(|(i, p)| (p.as_str(), i)).collect();
-    let shared: Vec<&str> = rpes.iter().map(|s| s.as_str()).filter(|p| observed_l.contains_key(p)).collect();
+    let observed_r: HashMap<&str, usize> = rpes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.as_str(), i))
+        .collect();
+    let shared: Vec<&str> = rpes
+        .iter()
+        .map(|s| s.as_str())
+        .filter(|p| observed_l.contains_key(p))
+        .collect();
     let mut shared_i = 0usize;
     let mut next_shared: Option<&str> = shared.first().copied();
     if next_shared.is_some() {
@@ -658,11 +701,20 @@ fn merge_list(
 /// Remove from `v` everything the applier previously owned (`last`) that no manager (including
 /// the applier's new set) owns any more. A path counts as owned if it, or anything below it, is
 /// in some manager's set.
-fn prune_value(v: &mut Value, last: &FSet, owners: &[&FSet], path: &[&str], types: &dyn TypeInfo, root: bool) {
+fn prune_value(
+    v: &mut Value,
+    last: &FSet,
+    owners: &[&FSet],
+    path: &[&str],
+    types: &dyn TypeInfo,
+    root: bool,
+) {
     match v {
         Value::Object(m) => {
             for (k, lc) in &last.children {
-                let Some(name) = k.strip_prefix("f:") else { continue };
+                let Some(name) = k.strip_prefix("f:") else {
+                    continue;
+                };
                 if !m.contains_key(name) {
                     continue;
                 }
@@ -671,17 +723,22 @@ fn prune_value(v: &mut Value, last: &FSet, owners: &[&FSet], path: &[&str], type
                 if oc.is_empty() && !protected {
                     m.remove(name);
                 } else if !lc.children.is_empty()
-                    && let Some(cv) = m.get_mut(name) {
-                        prune_value(cv, lc, &oc, &with(path, name), types, false);
-                    }
+                    && let Some(cv) = m.get_mut(name)
+                {
+                    prune_value(cv, lc, &oc, &with(path, name), types, false);
+                }
             }
         }
         Value::Array(items) => {
             let lt = types.list_type(path);
-            let Some(pes) = list_pes(items, &lt) else { return };
+            let Some(pes) = list_pes(items, &lt) else {
+                return;
+            };
             let mut remove = vec![false; items.len()];
             for (i, pe) in pes.iter().enumerate() {
-                let Some(lc) = last.children.get(pe) else { continue };
+                let Some(lc) = last.children.get(pe) else {
+                    continue;
+                };
                 let oc: Vec<&FSet> = owners.iter().filter_map(|o| o.children.get(pe)).collect();
                 if oc.is_empty() {
                     remove[i] = true;
@@ -718,20 +775,37 @@ struct Entry {
 type Key = (String, String, String, String);
 
 fn key_of(manager: &str, operation: &str, api_version: &str, subresource: &str) -> Key {
-    let av = if operation == "Apply" { "" } else { api_version };
-    (manager.to_string(), operation.to_string(), av.to_string(), subresource.to_string())
+    let av = if operation == "Apply" {
+        ""
+    } else {
+        api_version
+    };
+    (
+        manager.to_string(),
+        operation.to_string(),
+        av.to_string(),
+        subresource.to_string(),
+    )
 }
 
 impl Entry {
     fn key(&self) -> Key {
-        key_of(&self.manager, &self.operation, &self.api_version, &self.subresource)
+        key_of(
+            &self.manager,
+            &self.operation,
+            &self.api_version,
+            &self.subresource,
+        )
     }
 
     /// printManager of the apiserver.
     fn printed(&self) -> String {
         let mut s = value_to_string(&json!(self.manager));
         if !self.subresource.is_empty() {
-            s.push_str(&format!(" with subresource {}", value_to_string(&json!(self.subresource))));
+            s.push_str(&format!(
+                " with subresource {}",
+                value_to_string(&json!(self.subresource))
+            ));
         }
         if self.operation == "Update" {
             s.push_str(&format!(" using {}", self.api_version));
@@ -774,7 +848,9 @@ fn decode_managed(v: Option<&Value>) -> Result<Managers, String> {
         Some(other) => return Err(format!("managedFields must be a list, got {other}")),
     };
     for (i, it) in items.iter().enumerate() {
-        let o = it.as_object().ok_or_else(|| format!("managed fields entry {i} is not an object"))?;
+        let o = it
+            .as_object()
+            .ok_or_else(|| format!("managed fields entry {i} is not an object"))?;
         let s = |k: &str| o.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
         let operation = s("operation");
         if operation != "Apply" && operation != "Update" {
@@ -787,18 +863,30 @@ fn decode_managed(v: Option<&Value>) -> Result<Managers, String> {
         match s("fieldsType").as_str() {
             "FieldsV1" => {}
             "" => return Err(format!("missing fieldsType in managed fields entry {i}")),
-            t => return Err(format!("invalid fieldsType {t:?} in managed fields entry {i}")),
+            t => {
+                return Err(format!(
+                    "invalid fieldsType {t:?} in managed fields entry {i}"
+                ));
+            }
         }
         let set = match o.get("fieldsV1") {
             None | Some(Value::Null) => FSet::default(),
             Some(f) => {
-                let mut set = FSet::from_json(f).map_err(|e| format!("error decoding fieldsV1 of entry {i}: {e}"))?;
+                let mut set = FSet::from_json(f)
+                    .map_err(|e| format!("error decoding fieldsV1 of entry {i}: {e}"))?;
                 set.member = false;
                 set
             }
         };
         let time = o.get("time").and_then(|t| t.as_str()).map(str::to_string);
-        m.insert(Entry { manager: s("manager"), operation, api_version, time, subresource: s("subresource"), set });
+        m.insert(Entry {
+            manager: s("manager"),
+            operation,
+            api_version,
+            time,
+            subresource: s("subresource"),
+            set,
+        });
     }
     Ok(m)
 }
@@ -808,7 +896,12 @@ fn encode_managed(m: &Managers) -> Vec<Value> {
     entries.sort_by(|p, q| {
         p.operation
             .cmp(&q.operation)
-            .then_with(|| p.time.as_deref().unwrap_or("").cmp(q.time.as_deref().unwrap_or("")))
+            .then_with(|| {
+                p.time
+                    .as_deref()
+                    .unwrap_or("")
+                    .cmp(q.time.as_deref().unwrap_or(""))
+            })
             .then_with(|| p.manager.cmp(&q.manager))
             .then_with(|| p.api_version.cmp(&q.api_version))
             .then_with(|| p.subresource.cmp(&q.subresource))
@@ -859,7 +952,10 @@ fn set_managed(obj: &mut Value, m: &Managers) {
 }
 
 fn api_version_of(obj: &Value) -> String {
-    obj.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("").to_string()
+    obj.get("apiVersion")
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -879,10 +975,14 @@ pub fn apply(
     now: &str,
 ) -> Result<Value, SsaError> {
     if !applied.is_object() {
-        return Err(SsaError::Invalid("apply patch must be a JSON/YAML object".into()));
+        return Err(SsaError::Invalid(
+            "apply patch must be a JSON/YAML object".into(),
+        ));
     }
     if get_managed(applied).is_some_and(|v| !v.is_null()) {
-        return Err(SsaError::Invalid("metadata.managedFields must be nil".into()));
+        return Err(SsaError::Invalid(
+            "metadata.managedFields must be nil".into(),
+        ));
     }
     let sub = subresource.unwrap_or("");
     let mut managers = match live {
@@ -960,10 +1060,9 @@ pub fn apply(
 
     let changed = live_clean != pruned;
     let mut out = if changed { pruned } else { live_clean };
-    if changed
-        && let Some(e) = managers.map.get_mut(&key) {
-            e.time = Some(now.to_string());
-        }
+    if changed && let Some(e) = managers.map.get_mut(&key) {
+        e.time = Some(now.to_string());
+    }
     set_managed(&mut out, &managers);
     Ok(out)
 }
@@ -971,7 +1070,9 @@ pub fn apply(
 /// True when the client asked to reset managedFields (`[]` or `[{}]`).
 fn is_reset(v: Option<&Value>) -> bool {
     match v {
-        Some(Value::Array(a)) => a.is_empty() || (a.len() == 1 && a[0].as_object().is_some_and(|o| o.is_empty())),
+        Some(Value::Array(a)) => {
+            a.is_empty() || (a.len() == 1 && a[0].as_object().is_some_and(|o| o.is_empty()))
+        }
         _ => false,
     }
 }
@@ -1048,14 +1149,25 @@ const DELETE_PRIMITIVE: &str = "$deleteFromPrimitiveList/";
 const SET_ORDER: &str = "$setElementOrder/";
 
 /// Strategic merge patch (`application/strategic-merge-patch+json`) for built-in kinds.
-pub fn strategic_merge(original: &Value, patch: &Value, types: &dyn TypeInfo) -> Result<Value, SsaError> {
+pub fn strategic_merge(
+    original: &Value,
+    patch: &Value,
+    types: &dyn TypeInfo,
+) -> Result<Value, SsaError> {
     let (Some(o), Some(p)) = (original.as_object(), patch.as_object()) else {
-        return Err(SsaError::Invalid("strategic merge patch must be a JSON object".into()));
+        return Err(SsaError::Invalid(
+            "strategic merge patch must be a JSON object".into(),
+        ));
     };
     smp_map(o, p, &[], types).map(Value::Object)
 }
 
-fn smp_map(orig: &Map<String, Value>, patch: &Map<String, Value>, path: &[&str], types: &dyn TypeInfo) -> Result<Map<String, Value>, SsaError> {
+fn smp_map(
+    orig: &Map<String, Value>,
+    patch: &Map<String, Value>,
+    path: &[&str],
+    types: &dyn TypeInfo,
+) -> Result<Map<String, Value>, SsaError> {
     if let Some(d) = patch.get(DIRECTIVE) {
         return match d.as_str() {
             Some("replace") => {
@@ -1066,7 +1178,9 @@ fn smp_map(orig: &Map<String, Value>, patch: &Map<String, Value>, path: &[&str],
             Some("delete") => Ok(Map::new()),
             _ => Err(SsaError::Invalid(format!(
                 "unknown patch type: {} in map: {}",
-                d.as_str().map(str::to_string).unwrap_or_else(|| d.to_string()),
+                d.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| d.to_string()),
                 Value::Object(patch.clone())
             ))),
         };
@@ -1074,7 +1188,9 @@ fn smp_map(orig: &Map<String, Value>, patch: &Map<String, Value>, path: &[&str],
     let mut out = orig.clone();
     if let Some(rk) = patch.get(RETAIN_KEYS) {
         let Some(list) = rk.as_array() else {
-            return Err(SsaError::Invalid(format!("invalid $retainKeys directive: {rk}, must be a list")));
+            return Err(SsaError::Invalid(format!(
+                "invalid $retainKeys directive: {rk}, must be a list"
+            )));
         };
         let keep: HashSet<&str> = list.iter().filter_map(|v| v.as_str()).collect();
         for k in patch.keys().filter(|k| !k.starts_with('$')) {
@@ -1089,7 +1205,9 @@ fn smp_map(orig: &Map<String, Value>, patch: &Map<String, Value>, path: &[&str],
     for (k, v) in patch {
         if let Some(field) = k.strip_prefix(DELETE_PRIMITIVE) {
             let Some(del) = v.as_array() else {
-                return Err(SsaError::Invalid(format!("invalid {k} directive: must be a list")));
+                return Err(SsaError::Invalid(format!(
+                    "invalid {k} directive: must be a list"
+                )));
             };
             if let Some(Value::Array(list)) = out.get_mut(field) {
                 list.retain(|x| !del.contains(x));
@@ -1107,14 +1225,26 @@ fn smp_map(orig: &Map<String, Value>, patch: &Map<String, Value>, path: &[&str],
         }
         let order = match patch.get(&format!("{SET_ORDER}{k}")) {
             Some(Value::Array(o)) => Some(o.as_slice()),
-            Some(_) => return Err(SsaError::Invalid(format!("invalid {SET_ORDER}{k} directive: must be a list"))),
+            Some(_) => {
+                return Err(SsaError::Invalid(format!(
+                    "invalid {SET_ORDER}{k} directive: must be a list"
+                )));
+            }
             None => None,
         };
         let nv = match (out.get(k), pv) {
-            (Some(Value::Object(om)), Value::Object(pm)) => Value::Object(smp_map(om, pm, &p, types)?),
-            (None, Value::Object(pm)) if pm.get(DIRECTIVE).and_then(|d| d.as_str()) == Some("delete") => continue,
+            (Some(Value::Object(om)), Value::Object(pm)) => {
+                Value::Object(smp_map(om, pm, &p, types)?)
+            }
+            (None, Value::Object(pm))
+                if pm.get(DIRECTIVE).and_then(|d| d.as_str()) == Some("delete") =>
+            {
+                continue;
+            }
             (_, Value::Object(pm)) => Value::Object(smp_map(&Map::new(), pm, &p, types)?),
-            (Some(Value::Array(oa)), Value::Array(pa)) => Value::Array(smp_list(oa, pa, order, &p, types)?),
+            (Some(Value::Array(oa)), Value::Array(pa)) => {
+                Value::Array(smp_list(oa, pa, order, &p, types)?)
+            }
             (_, Value::Array(pa)) => Value::Array(smp_list(&[], pa, order, &p, types)?),
             (_, v) => v.clone(),
         };
@@ -1122,12 +1252,16 @@ fn smp_map(orig: &Map<String, Value>, patch: &Map<String, Value>, path: &[&str],
     }
     // `$setElementOrder` for lists not otherwise in the patch: reorder only.
     for (k, v) in patch {
-        let Some(field) = k.strip_prefix(SET_ORDER) else { continue };
+        let Some(field) = k.strip_prefix(SET_ORDER) else {
+            continue;
+        };
         if patch.contains_key(field) {
             continue;
         }
         let Some(order) = v.as_array() else {
-            return Err(SsaError::Invalid(format!("invalid {k} directive: must be a list")));
+            return Err(SsaError::Invalid(format!(
+                "invalid {k} directive: must be a list"
+            )));
         };
         if let Some(Value::Array(list)) = out.get(field).cloned() {
             let p = with(path, field);
@@ -1138,7 +1272,13 @@ fn smp_map(orig: &Map<String, Value>, patch: &Map<String, Value>, path: &[&str],
     Ok(out)
 }
 
-fn smp_list(orig: &[Value], patch: &[Value], set_order: Option<&[Value]>, path: &[&str], types: &dyn TypeInfo) -> Result<Vec<Value>, SsaError> {
+fn smp_list(
+    orig: &[Value],
+    patch: &[Value],
+    set_order: Option<&[Value]>,
+    path: &[&str],
+    types: &dyn TypeInfo,
+) -> Result<Vec<Value>, SsaError> {
     let Some(merge_key) = types.smp_merge_key(path) else {
         // patchStrategy replace (the default): the patch list is the new value.
         return Ok(patch.iter().map(strip_nulls).collect());
@@ -1153,10 +1293,15 @@ fn smp_list(orig: &[Value], patch: &[Value], set_order: Option<&[Value]>, path: 
             }
         }
         let order = set_order.unwrap_or(patch);
-        return Ok(normalize_order(merged, order, orig, &|v: &Value| Some(v.clone())));
+        return Ok(normalize_order(merged, order, orig, &|v: &Value| {
+            Some(v.clone())
+        }));
     }
     if merge_key.is_empty() {
-        return Err(SsaError::Invalid(format!("cannot merge lists without merge key for {}", path.join("."))));
+        return Err(SsaError::Invalid(format!(
+            "cannot merge lists without merge key for {}",
+            path.join(".")
+        )));
     }
     let key_of = |v: &Value| v.as_object().and_then(|o| o.get(&merge_key)).cloned();
     let mut original: Vec<Value> = orig.to_vec();
@@ -1164,7 +1309,10 @@ fn smp_list(orig: &[Value], patch: &[Value], set_order: Option<&[Value]>, path: 
     let mut replace = false;
     for p in patch {
         let Some(pm) = p.as_object() else {
-            return Err(SsaError::Invalid(format!("patch item {p} of list {} is not a map", path.join("."))));
+            return Err(SsaError::Invalid(format!(
+                "patch item {p} of list {} is not a map",
+                path.join(".")
+            )));
         };
         if let Some(d) = pm.get(DIRECTIVE) {
             match d.as_str() {
@@ -1179,10 +1327,15 @@ fn smp_list(orig: &[Value], patch: &[Value], set_order: Option<&[Value]>, path: 
                     original.retain(|o| o.as_object().and_then(|o| o.get(&merge_key)) != Some(kv));
                 }
                 Some("merge") => {
-                    return Err(SsaError::Invalid("merging lists cannot yet be specified in the patch".into()));
+                    return Err(SsaError::Invalid(
+                        "merging lists cannot yet be specified in the patch".into(),
+                    ));
                 }
                 _ => {
-                    return Err(SsaError::Invalid(format!("unknown patch type: {d} in map: {}", Value::Object(pm.clone()))));
+                    return Err(SsaError::Invalid(format!(
+                        "unknown patch type: {d} in map: {}",
+                        Value::Object(pm.clone())
+                    )));
                 }
             }
             continue;
@@ -1196,12 +1349,18 @@ fn smp_list(orig: &[Value], patch: &[Value], set_order: Option<&[Value]>, path: 
         items.push(pm);
     }
     if replace {
-        return items.into_iter().map(|pm| smp_map(&Map::new(), pm, path, types).map(Value::Object)).collect();
+        return items
+            .into_iter()
+            .map(|pm| smp_map(&Map::new(), pm, path, types).map(Value::Object))
+            .collect();
     }
     let mut merged = original.clone();
     for pm in &items {
         let kv = pm.get(&merge_key);
-        match merged.iter().position(|o| o.as_object().and_then(|o| o.get(&merge_key)) == kv) {
+        match merged
+            .iter()
+            .position(|o| o.as_object().and_then(|o| o.get(&merge_key)) == kv)
+        {
             Some(i) => {
                 let om = merged[i].as_object().cloned().unwrap_or_default();
                 merged[i] = Value::Object(smp_map(&om, pm, path, types)?);
@@ -1216,7 +1375,12 @@ fn smp_list(orig: &[Value], patch: &[Value], set_order: Option<&[Value]>, path: 
 
 /// normalizeElementOrder + mergeSortedSlice: items named in `order` come in that order; items
 /// only on the server keep their original relative order and are interleaved by server order.
-fn normalize_order(merged: Vec<Value>, order: &[Value], server: &[Value], key: &dyn Fn(&Value) -> Option<Value>) -> Vec<Value> {
+fn normalize_order(
+    merged: Vec<Value>,
+    order: &[Value],
+    server: &[Value],
+    key: &dyn Fn(&Value) -> Option<Value>,
+) -> Vec<Value> {
     let index = |list: &[Value], v: &Value| -> Option<usize> {
         let k = key(v)?;
         list.iter().position(|x| key(x).as_ref() == Some(&k))
@@ -1276,24 +1440,36 @@ fn pod_spec_list(p: &[&str]) -> Option<(ListType, Option<String>)> {
     let name = || Some((map_keys(&["name"]), Some("name".to_string())));
     match p {
         ["containers" | "initContainers" | "ephemeralContainers"] => name(),
-        ["containers" | "initContainers" | "ephemeralContainers", "env"] => name(),
-        ["containers" | "initContainers" | "ephemeralContainers", "ports"] => {
-            Some((map_keys(&["containerPort", "protocol"]), Some("containerPort".into())))
-        }
-        ["containers" | "initContainers" | "ephemeralContainers", "volumeMounts"] => {
-            Some((map_keys(&["mountPath"]), Some("mountPath".into())))
-        }
-        ["containers" | "initContainers" | "ephemeralContainers", "volumeDevices"] => {
-            Some((map_keys(&["devicePath"]), Some("devicePath".into())))
-        }
-        ["containers" | "initContainers" | "ephemeralContainers", "resources", "claims"] => {
-            Some((map_keys(&["name"]), None))
-        }
+        [
+            "containers" | "initContainers" | "ephemeralContainers",
+            "env",
+        ] => name(),
+        [
+            "containers" | "initContainers" | "ephemeralContainers",
+            "ports",
+        ] => Some((
+            map_keys(&["containerPort", "protocol"]),
+            Some("containerPort".into()),
+        )),
+        [
+            "containers" | "initContainers" | "ephemeralContainers",
+            "volumeMounts",
+        ] => Some((map_keys(&["mountPath"]), Some("mountPath".into()))),
+        [
+            "containers" | "initContainers" | "ephemeralContainers",
+            "volumeDevices",
+        ] => Some((map_keys(&["devicePath"]), Some("devicePath".into()))),
+        [
+            "containers" | "initContainers" | "ephemeralContainers",
+            "resources",
+            "claims",
+        ] => Some((map_keys(&["name"]), None)),
         ["volumes" | "imagePullSecrets" | "resourceClaims" | "schedulingGates"] => name(),
         ["hostAliases"] => Some((map_keys(&["ip"]), Some("ip".into()))),
-        ["topologySpreadConstraints"] => {
-            Some((map_keys(&["topologyKey", "whenUnsatisfiable"]), Some("topologyKey".into())))
-        }
+        ["topologySpreadConstraints"] => Some((
+            map_keys(&["topologyKey", "whenUnsatisfiable"]),
+            Some("topologyKey".into()),
+        )),
         _ => None,
     }
 }
@@ -1307,12 +1483,15 @@ fn builtin_list(kind: &str, path: &[&str]) -> (ListType, Option<String>) {
     let pod_spec_start = if kind == "Pod" && path.first() == Some(&"spec") {
         Some(1)
     } else {
-        path.windows(2).rposition(|w| w == ["template", "spec"]).map(|i| i + 2)
+        path.windows(2)
+            .rposition(|w| w == ["template", "spec"])
+            .map(|i| i + 2)
     };
     if let Some(start) = pod_spec_start
-        && let Some(r) = pod_spec_list(&path[start..]) {
-            return r;
-        }
+        && let Some(r) = pod_spec_list(&path[start..])
+    {
+        return r;
+    }
     let name = || (map_keys(&["name"]), Some("name".to_string()));
     match (kind, path) {
         (_, ["status", "conditions"]) => (map_keys(&["type"]), Some("type".into())),
@@ -1323,16 +1502,32 @@ fn builtin_list(kind: &str, path: &[&str]) -> (ListType, Option<String>) {
         ("Node", ["spec", "podCIDRs"]) => (ListType::Set, Some(String::new())),
         ("Node", ["status", "addresses"]) => (map_keys(&["type"]), Some("type".into())),
         ("ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration", ["webhooks"]) => name(),
-        ("ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration", ["webhooks", "matchConditions"]) => name(),
-        ("ValidatingAdmissionPolicy" | "MutatingAdmissionPolicy", ["spec", "matchConditions" | "variables"]) => name(),
-        ("ValidatingAdmissionPolicyBinding", ["spec", "validationActions"]) => (ListType::Set, None),
+        (
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration",
+            ["webhooks", "matchConditions"],
+        ) => name(),
+        (
+            "ValidatingAdmissionPolicy" | "MutatingAdmissionPolicy",
+            ["spec", "matchConditions" | "variables"],
+        ) => name(),
+        ("ValidatingAdmissionPolicyBinding", ["spec", "validationActions"]) => {
+            (ListType::Set, None)
+        }
         ("EndpointSlice", ["endpoints", "addresses"]) => (ListType::Set, None),
         ("CSIDriver", ["spec", "volumeLifecycleModes"]) => (ListType::Set, None),
         ("CSINode", ["spec", "drivers"]) => name(),
-        ("Job", ["spec", "podFailurePolicy", "rules", "onExitCodes", "values"]) => (ListType::Set, None),
-        ("Job", ["status", "uncountedTerminatedPods", "failed" | "succeeded"]) => (ListType::Set, None),
-        ("FlowSchema", ["spec", "rules", "resourceRules" | "nonResourceRules", _]) => (ListType::Set, None),
-        ("CustomResourceDefinition", [.., "x-kubernetes-validations"]) => (map_keys(&["rule"]), None),
+        ("Job", ["spec", "podFailurePolicy", "rules", "onExitCodes", "values"]) => {
+            (ListType::Set, None)
+        }
+        ("Job", ["status", "uncountedTerminatedPods", "failed" | "succeeded"]) => {
+            (ListType::Set, None)
+        }
+        ("FlowSchema", ["spec", "rules", "resourceRules" | "nonResourceRules", _]) => {
+            (ListType::Set, None)
+        }
+        ("CustomResourceDefinition", [.., "x-kubernetes-validations"]) => {
+            (map_keys(&["rule"]), None)
+        }
         _ => (ListType::Atomic, None),
     }
 }
@@ -1341,9 +1536,10 @@ fn builtin_map_atomic(kind: &str, path: &[&str]) -> bool {
     match path.last() {
         // LabelSelector / NodeSelector are `+structType=atomic`; Service and
         // ReplicationController `spec.selector` and PodSpec `nodeSelector` are atomic maps.
-        Some(&("selector" | "nodeSelector" | "podSelector" | "namespaceSelector" | "labelSelector" | "objectSelector")) => {
-            path.first() != Some(&"metadata")
-        }
+        Some(
+            &("selector" | "nodeSelector" | "podSelector" | "namespaceSelector" | "labelSelector"
+            | "objectSelector"),
+        ) => path.first() != Some(&"metadata"),
         Some(&"roleRef") => matches!(kind, "RoleBinding" | "ClusterRoleBinding"),
         _ => false,
     }
@@ -1374,18 +1570,39 @@ impl TypeInfo for BuiltinTypeInfo {
         let meta = json!({"creationTimestamp": null});
         match self.kind.as_str() {
             "Pod" => json!({"metadata": meta, "spec": {"containers": null}, "status": {}}),
-            "Deployment" => json!({"metadata": meta, "spec": {"template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": null}}, "strategy": {}}, "status": {}}),
-            "ReplicaSet" | "ReplicationController" => json!({"metadata": meta, "spec": {"template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": null}}}, "status": {"replicas": 0}}),
-            "StatefulSet" => json!({"metadata": meta, "spec": {"template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": null}}, "updateStrategy": {}}, "status": {"replicas": 0, "availableReplicas": 0}}),
-            "DaemonSet" => json!({"metadata": meta, "spec": {"template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": null}}, "updateStrategy": {}}, "status": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0}}),
-            "Job" => json!({"metadata": meta, "spec": {"template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": null}}}, "status": {}}),
-            "CronJob" => json!({"metadata": meta, "spec": {"schedule": "", "jobTemplate": {"metadata": {"creationTimestamp": null}, "spec": {"template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": null}}}}}, "status": {}}),
+            "Deployment" => {
+                json!({"metadata": meta, "spec": {"template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": null}}, "strategy": {}}, "status": {}})
+            }
+            "ReplicaSet" | "ReplicationController" => {
+                json!({"metadata": meta, "spec": {"template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": null}}}, "status": {"replicas": 0}})
+            }
+            "StatefulSet" => {
+                json!({"metadata": meta, "spec": {"template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": null}}, "updateStrategy": {}}, "status": {"replicas": 0, "availableReplicas": 0}})
+            }
+            "DaemonSet" => {
+                json!({"metadata": meta, "spec": {"template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": null}}, "updateStrategy": {}}, "status": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0, "numberReady": 0}})
+            }
+            "Job" => {
+                json!({"metadata": meta, "spec": {"template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": null}}}, "status": {}})
+            }
+            "CronJob" => {
+                json!({"metadata": meta, "spec": {"schedule": "", "jobTemplate": {"metadata": {"creationTimestamp": null}, "spec": {"template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": null}}}}}, "status": {}})
+            }
             "Service" => json!({"metadata": meta, "spec": {}, "status": {"loadBalancer": {}}}),
-            "Namespace" | "Node" | "PersistentVolumeClaim" | "PersistentVolume" | "HorizontalPodAutoscaler" | "PodDisruptionBudget" => {
+            "Namespace"
+            | "Node"
+            | "PersistentVolumeClaim"
+            | "PersistentVolume"
+            | "HorizontalPodAutoscaler"
+            | "PodDisruptionBudget" => {
                 json!({"metadata": meta, "spec": {}, "status": {}})
             }
-            "CustomResourceDefinition" => json!({"metadata": meta, "spec": {"group": "", "names": {"plural": "", "kind": ""}, "scope": "", "versions": null}, "status": {"conditions": null, "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": null}}),
-            "RoleBinding" | "ClusterRoleBinding" => json!({"metadata": meta, "roleRef": {"apiGroup": "", "kind": "", "name": ""}}),
+            "CustomResourceDefinition" => {
+                json!({"metadata": meta, "spec": {"group": "", "names": {"plural": "", "kind": ""}, "scope": "", "versions": null}, "status": {"conditions": null, "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": null}})
+            }
+            "RoleBinding" | "ClusterRoleBinding" => {
+                json!({"metadata": meta, "roleRef": {"apiGroup": "", "kind": "", "name": ""}})
+            }
             "Role" | "ClusterRole" => json!({"metadata": meta, "rules": null}),
             _ => json!({"metadata": meta}),
         }
@@ -1400,7 +1617,9 @@ pub struct SchemaTypeInfo {
 
 impl SchemaTypeInfo {
     pub fn new(open_api_v3_schema: &Value) -> Self {
-        SchemaTypeInfo { schema: open_api_v3_schema.clone() }
+        SchemaTypeInfo {
+            schema: open_api_v3_schema.clone(),
+        }
     }
 
     fn node(&self, path: &[&str]) -> Option<&Value> {
@@ -1426,13 +1645,19 @@ impl TypeInfo for SchemaTypeInfo {
         if let Some((lt, _)) = metadata_list(path) {
             return lt;
         }
-        let Some(n) = self.node(path) else { return ListType::Atomic };
+        let Some(n) = self.node(path) else {
+            return ListType::Atomic;
+        };
         match n.get("x-kubernetes-list-type").and_then(|v| v.as_str()) {
             Some("set") => ListType::Set,
             Some("map") => ListType::Map(
                 n.get("x-kubernetes-list-map-keys")
                     .and_then(|k| k.as_array())
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default(),
             ),
             _ => ListType::Atomic,
@@ -1521,7 +1746,10 @@ mod tests {
         let applied = cm(json!({"labels": {"app": "x"}}), json!({"a": "1"}));
         let r1 = apply(None, &applied, "kubectl", None, false, &cm_types(), T1).unwrap();
         let r2 = apply(Some(&r1), &applied, "kubectl", None, false, &cm_types(), T2).unwrap();
-        assert_eq!(serde_json::to_string(&r1).unwrap(), serde_json::to_string(&r2).unwrap());
+        assert_eq!(
+            serde_json::to_string(&r1).unwrap(),
+            serde_json::to_string(&r2).unwrap()
+        );
     }
 
     #[test]
@@ -1534,8 +1762,26 @@ mod tests {
 
     #[test]
     fn two_managers_share_equal_value() {
-        let r1 = apply(None, &cm(json!({}), json!({"a": "1"})), "kubectl", None, false, &cm_types(), T1).unwrap();
-        let r2 = apply(Some(&r1), &cm(json!({}), json!({"a": "1", "b": "2"})), "other", None, false, &cm_types(), T2).unwrap();
+        let r1 = apply(
+            None,
+            &cm(json!({}), json!({"a": "1"})),
+            "kubectl",
+            None,
+            false,
+            &cm_types(),
+            T1,
+        )
+        .unwrap();
+        let r2 = apply(
+            Some(&r1),
+            &cm(json!({}), json!({"a": "1", "b": "2"})),
+            "other",
+            None,
+            false,
+            &cm_types(),
+            T2,
+        )
+        .unwrap();
         assert_eq!(r2["data"], json!({"a": "1", "b": "2"}));
         assert_eq!(
             mf(&r2),
@@ -1546,7 +1792,16 @@ mod tests {
         );
         // An apply that only takes shared ownership changes no value: like the real server, the
         // new entry gets no time.
-        let r3 = apply(Some(&r1), &cm(json!({}), json!({"a": "1"})), "third", None, false, &cm_types(), T3).unwrap();
+        let r3 = apply(
+            Some(&r1),
+            &cm(json!({}), json!({"a": "1"})),
+            "third",
+            None,
+            false,
+            &cm_types(),
+            T3,
+        )
+        .unwrap();
         assert_eq!(
             mf(&r3)[0],
             json!({"manager": "third", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:a": {}}}})
@@ -1555,17 +1810,42 @@ mod tests {
 
     #[test]
     fn conflict_without_force_and_with_force() {
-        let r1 = apply(None, &cm(json!({"labels": {"app": "x"}}), json!({"a": "1"})), "kubectl", None, false, &cm_types(), T1).unwrap();
+        let r1 = apply(
+            None,
+            &cm(json!({"labels": {"app": "x"}}), json!({"a": "1"})),
+            "kubectl",
+            None,
+            false,
+            &cm_types(),
+            T1,
+        )
+        .unwrap();
         let other = cm(json!({}), json!({"a": "2"}));
-        let err = apply(Some(&r1), &other, "partnerkit", None, false, &cm_types(), T2).unwrap_err();
+        let err = apply(
+            Some(&r1),
+            &other,
+            "partnerkit",
+            None,
+            false,
+            &cm_types(),
+            T2,
+        )
+        .unwrap_err();
         match &err {
             SsaError::Conflicts(c) => assert_eq!(
                 c,
-                &vec![Conflict { manager: "kubectl".into(), field: ".data.a".into(), message: "conflict with \"kubectl\"".into() }]
+                &vec![Conflict {
+                    manager: "kubectl".into(),
+                    field: ".data.a".into(),
+                    message: "conflict with \"kubectl\"".into()
+                }]
             ),
             e => panic!("unexpected {e:?}"),
         }
-        assert_eq!(err.to_string(), "Apply failed with 1 conflict: conflict with \"kubectl\": .data.a");
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"kubectl\": .data.a"
+        );
 
         let r2 = apply(Some(&r1), &other, "partnerkit", None, true, &cm_types(), T2).unwrap();
         assert_eq!(r2["data"], json!({"a": "2"}));
@@ -1580,15 +1860,54 @@ mod tests {
 
     #[test]
     fn multiple_conflicts_message() {
-        let r1 = apply(None, &cm(json!({}), json!({"a": "1", "b": "1"})), "kubectl", None, false, &cm_types(), T1).unwrap();
-        let err = apply(Some(&r1), &cm(json!({}), json!({"a": "2", "b": "2"})), "x", None, false, &cm_types(), T2).unwrap_err();
-        assert_eq!(err.to_string(), "Apply failed with 2 conflicts: conflicts with \"kubectl\":\n- .data.a\n- .data.b");
+        let r1 = apply(
+            None,
+            &cm(json!({}), json!({"a": "1", "b": "1"})),
+            "kubectl",
+            None,
+            false,
+            &cm_types(),
+            T1,
+        )
+        .unwrap();
+        let err = apply(
+            Some(&r1),
+            &cm(json!({}), json!({"a": "2", "b": "2"})),
+            "x",
+            None,
+            false,
+            &cm_types(),
+            T2,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 2 conflicts: conflicts with \"kubectl\":\n- .data.a\n- .data.b"
+        );
     }
 
     #[test]
     fn removing_field_from_applied_config_deletes_it() {
-        let r1 = apply(None, &cm(json!({"labels": {"app": "x"}}), json!({"a": "1", "b": "2"})), "kubectl", None, false, &cm_types(), T1).unwrap();
-        let r2 = apply(Some(&r1), &cm(json!({}), json!({"a": "1"})), "kubectl", None, false, &cm_types(), T2).unwrap();
+        let r1 = apply(
+            None,
+            &cm(json!({"labels": {"app": "x"}}), json!({"a": "1", "b": "2"})),
+            "kubectl",
+            None,
+            false,
+            &cm_types(),
+            T1,
+        )
+        .unwrap();
+        let r2 = apply(
+            Some(&r1),
+            &cm(json!({}), json!({"a": "1"})),
+            "kubectl",
+            None,
+            false,
+            &cm_types(),
+            T2,
+        )
+        .unwrap();
         let mut expected = cm(json!({}), json!({"a": "1"}));
         expected["metadata"]["managedFields"] = json!([{
             "manager": "kubectl", "operation": "Apply", "apiVersion": "v1", "time": T2,
@@ -1599,9 +1918,36 @@ mod tests {
 
     #[test]
     fn removing_shared_field_keeps_it() {
-        let r1 = apply(None, &cm(json!({}), json!({"a": "1", "b": "2"})), "kubectl", None, false, &cm_types(), T1).unwrap();
-        let r2 = apply(Some(&r1), &cm(json!({}), json!({"a": "1"})), "other", None, false, &cm_types(), T2).unwrap();
-        let r3 = apply(Some(&r2), &cm(json!({}), json!({"b": "2"})), "kubectl", None, false, &cm_types(), T3).unwrap();
+        let r1 = apply(
+            None,
+            &cm(json!({}), json!({"a": "1", "b": "2"})),
+            "kubectl",
+            None,
+            false,
+            &cm_types(),
+            T1,
+        )
+        .unwrap();
+        let r2 = apply(
+            Some(&r1),
+            &cm(json!({}), json!({"a": "1"})),
+            "other",
+            None,
+            false,
+            &cm_types(),
+            T2,
+        )
+        .unwrap();
+        let r3 = apply(
+            Some(&r2),
+            &cm(json!({}), json!({"b": "2"})),
+            "kubectl",
+            None,
+            false,
+            &cm_types(),
+            T3,
+        )
+        .unwrap();
         assert_eq!(r3["data"], json!({"a": "1", "b": "2"}));
         // Nothing changed in the object, so kubectl's time stays at T1; "other" only took shared
         // ownership (no value changed), so its entry has no time and sorts first (time 0).
@@ -1633,30 +1979,99 @@ mod tests {
             }})
         );
         // alice drops tag b and her admin: both are removed, bob's items stay.
-        let r3 = apply(Some(&r2), &cr(json!({"tags": ["a"]})), "alice", None, false, &t, T3).unwrap();
-        assert_eq!(r3["spec"], json!({"tags": ["a", "c"], "admins": [{"email": "c@d", "role": "y"}]}));
-        assert_eq!(mf(&r3)[1]["fieldsV1"], json!({"f:spec": {"f:tags": {"v:\"a\"": {}}}}));
+        let r3 = apply(
+            Some(&r2),
+            &cr(json!({"tags": ["a"]})),
+            "alice",
+            None,
+            false,
+            &t,
+            T3,
+        )
+        .unwrap();
+        assert_eq!(
+            r3["spec"],
+            json!({"tags": ["a", "c"], "admins": [{"email": "c@d", "role": "y"}]})
+        );
+        assert_eq!(
+            mf(&r3)[1]["fieldsV1"],
+            json!({"f:spec": {"f:tags": {"v:\"a\"": {}}}})
+        );
         // Conflict inside a map-list item names the item by key.
-        let err = apply(Some(&r2), &cr(json!({"admins": [{"email": "a@b", "role": "z"}]})), "bob", None, false, &t, T3).unwrap_err();
-        assert_eq!(err.to_string(), "Apply failed with 1 conflict: conflict with \"alice\": .spec.admins[email=\"a@b\"].role");
+        let err = apply(
+            Some(&r2),
+            &cr(json!({"admins": [{"email": "a@b", "role": "z"}]})),
+            "bob",
+            None,
+            false,
+            &t,
+            T3,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"alice\": .spec.admins[email=\"a@b\"].role"
+        );
     }
 
     #[test]
     fn map_list_order_interleaves() {
         let t = SchemaTypeInfo::new(&crd_schema());
         let live = cr(json!({"admins": [{"email": "1"}, {"email": "2"}, {"email": "3"}]}));
-        let merged = merge_value(Some(&live), &cr(json!({"admins": [{"email": "3"}, {"email": "4"}, {"email": "1"}]})), &[], &t).unwrap();
-        assert_eq!(merged["spec"]["admins"], json!([{"email": "2"}, {"email": "3"}, {"email": "4"}, {"email": "1"}]));
+        let merged = merge_value(
+            Some(&live),
+            &cr(json!({"admins": [{"email": "3"}, {"email": "4"}, {"email": "1"}]})),
+            &[],
+            &t,
+        )
+        .unwrap();
+        assert_eq!(
+            merged["spec"]["admins"],
+            json!([{"email": "2"}, {"email": "3"}, {"email": "4"}, {"email": "1"}])
+        );
     }
 
     #[test]
     fn atomic_list_replaced() {
         let t = SchemaTypeInfo::new(&crd_schema());
-        let r1 = apply(None, &cr(json!({"items": [1, 2], "sel": {"a": "1"}})), "alice", None, false, &t, T1).unwrap();
-        assert_eq!(mf(&r1)[0]["fieldsV1"], json!({"f:spec": {"f:items": {}, "f:sel": {}}}));
-        let err = apply(Some(&r1), &cr(json!({"items": [3]})), "bob", None, false, &t, T2).unwrap_err();
-        assert_eq!(err.to_string(), "Apply failed with 1 conflict: conflict with \"alice\": .spec.items");
-        let r2 = apply(Some(&r1), &cr(json!({"items": [3], "sel": {"b": "2"}})), "bob", None, true, &t, T2).unwrap();
+        let r1 = apply(
+            None,
+            &cr(json!({"items": [1, 2], "sel": {"a": "1"}})),
+            "alice",
+            None,
+            false,
+            &t,
+            T1,
+        )
+        .unwrap();
+        assert_eq!(
+            mf(&r1)[0]["fieldsV1"],
+            json!({"f:spec": {"f:items": {}, "f:sel": {}}})
+        );
+        let err = apply(
+            Some(&r1),
+            &cr(json!({"items": [3]})),
+            "bob",
+            None,
+            false,
+            &t,
+            T2,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"alice\": .spec.items"
+        );
+        let r2 = apply(
+            Some(&r1),
+            &cr(json!({"items": [3], "sel": {"b": "2"}})),
+            "bob",
+            None,
+            true,
+            &t,
+            T2,
+        )
+        .unwrap();
         assert_eq!(r2["spec"], json!({"items": [3], "sel": {"b": "2"}}));
         assert_eq!(mf(&r2).as_array().unwrap().len(), 1);
         assert_eq!(mf(&r2)[0]["manager"], "bob");
@@ -1664,10 +2079,27 @@ mod tests {
 
     #[test]
     fn update_takes_ownership_then_apply_conflicts() {
-        let r1 = apply(None, &cm(json!({}), json!({"a": "1", "b": "1"})), "kubectl", None, false, &cm_types(), T1).unwrap();
+        let r1 = apply(
+            None,
+            &cm(json!({}), json!({"a": "1", "b": "1"})),
+            "kubectl",
+            None,
+            false,
+            &cm_types(),
+            T1,
+        )
+        .unwrap();
         let mut edited = r1.clone();
         edited["data"]["a"] = json!("2");
-        update(Some(&r1), &mut edited, "kubectl-edit", None, &cm_types(), T2).unwrap();
+        update(
+            Some(&r1),
+            &mut edited,
+            "kubectl-edit",
+            None,
+            &cm_types(),
+            T2,
+        )
+        .unwrap();
         assert_eq!(
             mf(&edited),
             json!([
@@ -1675,10 +2107,24 @@ mod tests {
                 {"manager": "kubectl-edit", "operation": "Update", "apiVersion": "v1", "time": T2, "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:a": {}}}}
             ])
         );
-        let err = apply(Some(&edited), &cm(json!({}), json!({"a": "1", "b": "1"})), "kubectl", None, false, &cm_types(), T3).unwrap_err();
-        assert_eq!(err.to_string(), "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using v1: .data.a");
+        let err = apply(
+            Some(&edited),
+            &cm(json!({}), json!({"a": "1", "b": "1"})),
+            "kubectl",
+            None,
+            false,
+            &cm_types(),
+            T3,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using v1: .data.a"
+        );
         match err {
-            SsaError::Conflicts(c) => assert_eq!(c[0].message, "conflict with \"kubectl-edit\" using v1"),
+            SsaError::Conflicts(c) => {
+                assert_eq!(c[0].message, "conflict with \"kubectl-edit\" using v1")
+            }
             e => panic!("{e:?}"),
         }
     }
@@ -1694,15 +2140,26 @@ mod tests {
         );
         // No change: same managedFields, no time bump.
         let mut same = obj.clone();
-        update(Some(&obj), &mut same, "kubectl-create", None, &cm_types(), T2).unwrap();
+        update(
+            Some(&obj),
+            &mut same,
+            "kubectl-create",
+            None,
+            &cm_types(),
+            T2,
+        )
+        .unwrap();
         assert_eq!(same, obj);
         // Removing a field drops it from the sets.
         let mut removed = obj.clone();
         removed["metadata"]["labels"] = json!({});
         removed.as_object_mut().unwrap().remove("data");
         update(Some(&obj), &mut removed, "other", None, &cm_types(), T2).unwrap();
-        assert_eq!(mf(&removed), json!([{"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1", "time": T1, "fieldsType": "FieldsV1",
-            "fieldsV1": {"f:metadata": {"f:labels": {}}}}]));
+        assert_eq!(
+            mf(&removed),
+            json!([{"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1", "time": T1, "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:metadata": {"f:labels": {}}}}])
+        );
         // Client-sent `[]` resets managedFields.
         let mut reset = obj.clone();
         reset["metadata"]["managedFields"] = json!([]);
@@ -1712,9 +2169,15 @@ mod tests {
         let mut custom = obj.clone();
         custom["metadata"]["managedFields"] = json!([{"manager": "m", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:a": {}}}}]);
         update(Some(&obj), &mut custom, "x", None, &cm_types(), T2).unwrap();
-        assert_eq!(mf(&custom), json!([{"manager": "m", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:a": {}}}}]));
+        assert_eq!(
+            mf(&custom),
+            json!([{"manager": "m", "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:a": {}}}}])
+        );
         let mut absent = obj.clone();
-        absent["metadata"].as_object_mut().unwrap().remove("managedFields");
+        absent["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("managedFields");
         update(Some(&obj), &mut absent, "x", None, &cm_types(), T2).unwrap();
         assert_eq!(absent, obj);
     }
@@ -1726,14 +2189,20 @@ mod tests {
         let mut new = live.clone();
         new["status"] = json!({"conditions": [{"type": "Available", "status": "True"}]});
         update(Some(&live), &mut new, "kcm", Some("status"), &t, T1).unwrap();
-        assert_eq!(mf(&new), json!([{"manager": "kcm", "operation": "Update", "apiVersion": "apps/v1", "time": T1, "fieldsType": "FieldsV1",
+        assert_eq!(
+            mf(&new),
+            json!([{"manager": "kcm", "operation": "Update", "apiVersion": "apps/v1", "time": T1, "fieldsType": "FieldsV1",
             "fieldsV1": {"f:status": {".": {}, "f:conditions": {".": {}, "k:{\"type\":\"Available\"}": {".": {}, "f:status": {}, "f:type": {}}}}},
-            "subresource": "status"}]));
+            "subresource": "status"}])
+        );
         let mut again = new.clone();
         again["status"]["conditions"][0]["status"] = json!("False");
         let applied = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "status": {"conditions": [{"type": "Available", "status": "False"}]}});
         let err = apply(Some(&new), &applied, "me", Some("status"), false, &t, T2).unwrap_err();
-        assert_eq!(err.to_string(), "Apply failed with 1 conflict: conflict with \"kcm\" with subresource \"status\" using apps/v1: .status.conditions[type=\"Available\"].status");
+        assert_eq!(
+            err.to_string(),
+            "Apply failed with 1 conflict: conflict with \"kcm\" with subresource \"status\" using apps/v1: .status.conditions[type=\"Available\"].status"
+        );
     }
 
     #[test]
@@ -1770,12 +2239,18 @@ mod tests {
         let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
             "spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}});
         update(None, &mut d, "kubectl-create", None, &t, T1).unwrap();
-        assert_eq!(mf(&d)[0]["fieldsV1"], json!({"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
-            "k:{\"name\":\"c\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}}));
+        assert_eq!(
+            mf(&d)[0]["fieldsV1"],
+            json!({"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+            "k:{\"name\":\"c\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}})
+        );
         let crt = SchemaTypeInfo::new(&crd_schema());
         let mut c = cr(json!({"x": "1"}));
         update(None, &mut c, "kubectl-create", None, &crt, T1).unwrap();
-        assert_eq!(mf(&c)[0]["fieldsV1"], json!({"f:spec": {".": {}, "f:x": {}}}));
+        assert_eq!(
+            mf(&c)[0]["fieldsV1"],
+            json!({"f:spec": {".": {}, "f:x": {}}})
+        );
     }
 
     // ---- strategic merge patch ----
@@ -1786,16 +2261,25 @@ mod tests {
         let orig = json!({"metadata": {"name": "a", "ownerReferences": [{"uid": "1", "name": "x"}, {"uid": "2", "name": "y"}]}});
         let patch = json!({"metadata": {"ownerReferences": [{"uid": "2", "name": "y2"}, {"uid": "3", "name": "z"}]}});
         let out = strategic_merge(&orig, &patch, &t).unwrap();
-        assert_eq!(out["metadata"]["ownerReferences"], json!([{"uid": "1", "name": "x"}, {"uid": "2", "name": "y2"}, {"uid": "3", "name": "z"}]));
+        assert_eq!(
+            out["metadata"]["ownerReferences"],
+            json!([{"uid": "1", "name": "x"}, {"uid": "2", "name": "y2"}, {"uid": "3", "name": "z"}])
+        );
     }
 
     #[test]
     fn smp_finalizers_primitive_merge_and_delete() {
         let t = cm_types();
         let orig = json!({"metadata": {"finalizers": ["a", "b"]}});
-        let out = strategic_merge(&orig, &json!({"metadata": {"finalizers": ["c", "a"]}}), &t).unwrap();
+        let out =
+            strategic_merge(&orig, &json!({"metadata": {"finalizers": ["c", "a"]}}), &t).unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!(["c", "a", "b"]));
-        let out = strategic_merge(&orig, &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}), &t).unwrap();
+        let out = strategic_merge(
+            &orig,
+            &json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
+            &t,
+        )
+        .unwrap();
         assert_eq!(out["metadata"]["finalizers"], json!(["b"]));
     }
 
@@ -1806,9 +2290,20 @@ mod tests {
             "spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}]}});
         let patch = json!({"metadata": {"labels": {"a": null}}, "spec": {"containers": [{"name": "a", "$patch": "delete"}]}});
         let out = strategic_merge(&orig, &patch, &t).unwrap();
-        assert_eq!(out, json!({"metadata": {"labels": {"b": "2"}}, "spec": {"containers": [{"name": "b", "image": "2"}]}}));
-        let err = strategic_merge(&orig, &json!({"spec": {"containers": [{"image": "x"}]}}), &t).unwrap_err();
-        assert_eq!(err.to_string(), "map: {\"image\":\"x\"} does not contain declared merge key: name");
+        assert_eq!(
+            out,
+            json!({"metadata": {"labels": {"b": "2"}}, "spec": {"containers": [{"name": "b", "image": "2"}]}})
+        );
+        let err = strategic_merge(
+            &orig,
+            &json!({"spec": {"containers": [{"image": "x"}]}}),
+            &t,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "map: {\"image\":\"x\"} does not contain declared merge key: name"
+        );
     }
 
     #[test]
@@ -1819,17 +2314,28 @@ mod tests {
             "$setElementOrder/containers": [{"name": "c"}, {"name": "a"}, {"name": "b"}],
             "containers": [{"name": "a", "image": "9"}]}});
         let out = strategic_merge(&orig, &patch, &t).unwrap();
-        assert_eq!(out["spec"]["containers"], json!([{"name": "c", "image": "3"}, {"name": "a", "image": "9"}, {"name": "b", "image": "2"}]));
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "c", "image": "3"}, {"name": "a", "image": "9"}, {"name": "b", "image": "2"}])
+        );
         // order-only directive
         let out = strategic_merge(&orig, &json!({"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}, {"name": "c"}]}}), &t).unwrap();
-        assert_eq!(out["spec"]["containers"], json!([{"name": "b", "image": "2"}, {"name": "a", "image": "1"}, {"name": "c", "image": "3"}]));
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "b", "image": "2"}, {"name": "a", "image": "1"}, {"name": "c", "image": "3"}])
+        );
     }
 
     #[test]
     fn smp_rolebinding_subjects_replaced() {
         let t = BuiltinTypeInfo::new("RoleBinding");
         let orig = json!({"subjects": [{"kind": "User", "name": "a"}, {"kind": "User", "name": "b"}], "roleRef": {"kind": "Role", "name": "r"}});
-        let out = strategic_merge(&orig, &json!({"subjects": [{"kind": "User", "name": "c"}]}), &t).unwrap();
+        let out = strategic_merge(
+            &orig,
+            &json!({"subjects": [{"kind": "User", "name": "c"}]}),
+            &t,
+        )
+        .unwrap();
         assert_eq!(out["subjects"], json!([{"kind": "User", "name": "c"}]));
         assert_eq!(out["roleRef"], json!({"kind": "Role", "name": "r"}));
     }
@@ -1838,13 +2344,29 @@ mod tests {
     fn smp_map_directives_and_retain_keys() {
         let t = BuiltinTypeInfo::new("Deployment");
         let orig = json!({"spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}, "x": {"a": 1, "b": 2}}});
-        let out = strategic_merge(&orig, &json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}), &t).unwrap();
+        let out = strategic_merge(
+            &orig,
+            &json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}),
+            &t,
+        )
+        .unwrap();
         assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
-        let out = strategic_merge(&orig, &json!({"spec": {"x": {"$patch": "replace", "c": 3}}}), &t).unwrap();
+        let out = strategic_merge(
+            &orig,
+            &json!({"spec": {"x": {"$patch": "replace", "c": 3}}}),
+            &t,
+        )
+        .unwrap();
         assert_eq!(out["spec"]["x"], json!({"c": 3}));
-        let out = strategic_merge(&orig, &json!({"spec": {"x": {"$patch": "delete"}}}), &t).unwrap();
+        let out =
+            strategic_merge(&orig, &json!({"spec": {"x": {"$patch": "delete"}}}), &t).unwrap();
         assert_eq!(out["spec"]["x"], json!({}));
-        let out = strategic_merge(&orig, &json!({"spec": {"containers": [{"$patch": "replace"}, {"name": "a"}]}}), &BuiltinTypeInfo::new("Pod")).unwrap();
+        let out = strategic_merge(
+            &orig,
+            &json!({"spec": {"containers": [{"$patch": "replace"}, {"name": "a"}]}}),
+            &BuiltinTypeInfo::new("Pod"),
+        )
+        .unwrap();
         assert_eq!(out["spec"]["containers"], json!([{"name": "a"}]));
     }
 }

@@ -23,7 +23,11 @@ impl std::error::Error for ApiError {}
 
 /// A resource or kind qualified by its group, for messages: `configmaps` or `partners.partnerkit.io`.
 pub fn qualified(group: &str, resource: &str) -> String {
-    if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") }
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
+    }
 }
 
 fn details(group: &str, resource: &str, name: &str) -> Value {
@@ -39,7 +43,13 @@ fn details(group: &str, resource: &str, name: &str) -> Value {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None, retry_after: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
@@ -47,17 +57,29 @@ impl ApiError {
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
         ApiError {
             details: Some(details(group, resource, name)),
-            ..Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, resource)))
+            ..Self::new(
+                404,
+                "NotFound",
+                format!("{} \"{name}\" not found", qualified(group, resource)),
+            )
         }
     }
     /// 404 for a path that names no known resource.
     pub fn no_route() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource")
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
         ApiError {
             details: Some(details(group, resource, name)),
-            ..Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(group, resource)))
+            ..Self::new(
+                409,
+                "AlreadyExists",
+                format!("{} \"{name}\" already exists", qualified(group, resource)),
+            )
         }
     }
     pub fn conflict(group: &str, resource: &str, name: &str, why: &str) -> Self {
@@ -66,7 +88,10 @@ impl ApiError {
             ..Self::new(
                 409,
                 "Conflict",
-                format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(group, resource)),
+                format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                    qualified(group, resource)
+                ),
             )
         }
     }
@@ -85,13 +110,20 @@ impl ApiError {
         Self::new(401, "Unauthorized", "Unauthorized")
     }
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
     pub fn unsupported_media_type(accepted: &[&str]) -> Self {
         Self::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: {}", accepted.join(", ")),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                accepted.join(", ")
+            ),
         )
     }
     pub fn gone(message: impl Into<String>) -> Self {
@@ -101,27 +133,54 @@ impl ApiError {
         ApiError {
             retry_after: Some(retry_after),
             details: Some(json!({"retryAfterSeconds": retry_after})),
-            ..Self::new(429, "TooManyRequests", "Too many requests, please try again later.")
+            ..Self::new(
+                429,
+                "TooManyRequests",
+                "Too many requests, please try again later.",
+            )
         }
     }
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
     /// 422 Invalid with one cause per field error: `The Partner "acme" is invalid: spec.x: Invalid value: ...`.
-    pub fn invalid(group: &str, kind: &str, name: &str, causes: &[(String, String, String)]) -> Self {
+    pub fn invalid(
+        group: &str,
+        kind: &str,
+        name: &str,
+        causes: &[(String, String, String)],
+    ) -> Self {
         // causes: (reason, field, message-without-field)
         let texts: Vec<String> = causes
             .iter()
-            .map(|(_, field, msg)| if field.is_empty() { msg.clone() } else { format!("{field}: {msg}") })
+            .map(|(_, field, msg)| {
+                if field.is_empty() {
+                    msg.clone()
+                } else {
+                    format!("{field}: {msg}")
+                }
+            })
             .collect();
-        let body = if texts.len() == 1 { texts[0].clone() } else { format!("[{}]", texts.join(", ")) };
+        let body = if texts.len() == 1 {
+            texts[0].clone()
+        } else {
+            format!("[{}]", texts.join(", "))
+        };
         let mut d = json!({"name": name, "kind": kind, "causes": causes.iter().map(|(reason, field, msg)| json!({"reason": reason, "message": msg, "field": field})).collect::<Vec<_>>()});
         if !group.is_empty() {
             d["group"] = json!(group);
         }
         ApiError {
             details: Some(d),
-            ..Self::new(422, "Invalid", format!("{} \"{name}\" is invalid: {body}", qualified(group, kind)))
+            ..Self::new(
+                422,
+                "Invalid",
+                format!("{} \"{name}\" is invalid: {body}", qualified(group, kind)),
+            )
         }
     }
     /// The `Status` body.
@@ -157,7 +216,9 @@ pub fn go_quote(s: &str) -> String {
             '\u{08}' => out.push_str("\\b"),
             '\u{0c}' => out.push_str("\\f"),
             '\u{0b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -181,20 +242,43 @@ mod tests {
         let e = ApiError::not_found("partnerkit.io", "partners", "acme");
         assert_eq!(e.message, "partners.partnerkit.io \"acme\" not found");
         assert_eq!(e.to_status()["details"]["group"], "partnerkit.io");
-        assert_eq!(ApiError::not_found("", "configmaps", "x").message, "configmaps \"x\" not found");
+        assert_eq!(
+            ApiError::not_found("", "configmaps", "x").message,
+            "configmaps \"x\" not found"
+        );
     }
 
     #[test]
     fn invalid_lists_every_cause() {
-        let one = ApiError::invalid("", "ConfigMap", "x", &[("FieldValueInvalid".into(), "metadata.name".into(), "Invalid value: \"X\": bad".into())]);
-        assert_eq!(one.message, "ConfigMap \"x\" is invalid: metadata.name: Invalid value: \"X\": bad");
+        let one = ApiError::invalid(
+            "",
+            "ConfigMap",
+            "x",
+            &[(
+                "FieldValueInvalid".into(),
+                "metadata.name".into(),
+                "Invalid value: \"X\": bad".into(),
+            )],
+        );
+        assert_eq!(
+            one.message,
+            "ConfigMap \"x\" is invalid: metadata.name: Invalid value: \"X\": bad"
+        );
         let two = ApiError::invalid(
             "partnerkit.io",
             "Partner",
             "acme",
             &[
-                ("FieldValueRequired".into(), "spec.displayName".into(), "Required value".into()),
-                ("FieldValueInvalid".into(), "spec.x".into(), "Invalid value: 1: no".into()),
+                (
+                    "FieldValueRequired".into(),
+                    "spec.displayName".into(),
+                    "Required value".into(),
+                ),
+                (
+                    "FieldValueInvalid".into(),
+                    "spec.x".into(),
+                    "Invalid value: 1: no".into(),
+                ),
             ],
         );
         assert_eq!(

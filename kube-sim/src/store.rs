@@ -90,7 +90,11 @@ pub enum Since {
 
 impl Store {
     pub fn new(log_cap: usize) -> Store {
-        Store { rv: 1, log_cap: log_cap.max(1), ..Default::default() }
+        Store {
+            rv: 1,
+            log_cap: log_cap.max(1),
+            ..Default::default()
+        }
     }
 
     pub fn current_rv(&self) -> u64 {
@@ -107,7 +111,10 @@ impl Store {
     }
 
     pub fn dependents_of(&self, uid: &str) -> Vec<ObjRef> {
-        self.dependents.get(uid).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+        self.dependents
+            .get(uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn table(&self, gr: &GroupResource) -> Option<&BTreeMap<Key, Arc<Obj>>> {
@@ -121,7 +128,9 @@ impl Store {
         ns: Option<&'a str>,
         after: Option<&'a Key>,
     ) -> Box<dyn Iterator<Item = (&'a Key, &'a Arc<Obj>)> + 'a> {
-        let Some(t) = self.tables.get(gr) else { return Box::new(std::iter::empty()) };
+        let Some(t) = self.tables.get(gr) else {
+            return Box::new(std::iter::empty());
+        };
         use std::ops::Bound;
         let lower: Bound<Key> = match (after, ns) {
             (Some(k), _) => Bound::Excluded(k.clone()),
@@ -142,7 +151,11 @@ impl Store {
                 if n.as_ref() != ns {
                     break;
                 }
-                out.push(ObjRef { gr: gr.clone(), ns: n.clone(), name: name.clone() });
+                out.push(ObjRef {
+                    gr: gr.clone(),
+                    ns: n.clone(),
+                    name: name.clone(),
+                });
             }
         }
         out
@@ -150,7 +163,13 @@ impl Store {
 
     /// Store a new version (`Some`) or remove the object (`None`). `value` gets its
     /// resourceVersion here. Returns the event, or None when deleting a missing object.
-    pub fn commit(&mut self, gr: &GroupResource, ns: &str, name: &str, value: Option<Value>) -> Option<Arc<Event>> {
+    pub fn commit(
+        &mut self,
+        gr: &GroupResource,
+        ns: &str,
+        name: &str,
+        value: Option<Value>,
+    ) -> Option<Arc<Event>> {
         let key: Key = (ns.into(), name.into());
         let prev = self.tables.get(gr).and_then(|t| t.get(&key)).cloned();
         let rv = self.rv + 1;
@@ -158,8 +177,15 @@ impl Store {
             Some(mut v) => {
                 v["metadata"]["resourceVersion"] = Value::String(rv.to_string());
                 let obj = Arc::new(make_obj(&v, rv));
-                let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
-                self.tables.entry(gr.clone()).or_default().insert(key.clone(), obj.clone());
+                let kind = if prev.is_some() {
+                    EventType::Modified
+                } else {
+                    EventType::Added
+                };
+                self.tables
+                    .entry(gr.clone())
+                    .or_default()
+                    .insert(key.clone(), obj.clone());
                 (kind, obj)
             }
             None => {
@@ -171,7 +197,11 @@ impl Store {
             }
         };
         self.rv = rv;
-        let oref = ObjRef { gr: gr.clone(), ns: key.0.clone(), name: key.1.clone() };
+        let oref = ObjRef {
+            gr: gr.clone(),
+            ns: key.0.clone(),
+            name: key.1.clone(),
+        };
         if let Some(p) = &prev {
             for o in &p.owners {
                 if let Some(set) = self.dependents.get_mut(o) {
@@ -188,10 +218,21 @@ impl Store {
         if kind != EventType::Deleted {
             self.uids.insert(obj.uid.clone(), oref.clone());
             for o in &obj.owners {
-                self.dependents.entry(o.clone()).or_default().insert(oref.clone());
+                self.dependents
+                    .entry(o.clone())
+                    .or_default()
+                    .insert(oref.clone());
             }
         }
-        let ev = Arc::new(Event { rv, gr: gr.clone(), ns: key.0, name: key.1, kind, obj, prev });
+        let ev = Arc::new(Event {
+            rv,
+            gr: gr.clone(),
+            ns: key.0,
+            name: key.1,
+            kind,
+            obj,
+            prev,
+        });
         self.log.push_back(ev.clone());
         while self.log.len() > self.log_cap {
             if let Some(e) = self.log.pop_front() {
@@ -204,7 +245,9 @@ impl Store {
     /// The retained events with resourceVersion > `rv`.
     pub fn since(&self, rv: u64) -> Since {
         if rv < self.compacted {
-            return Since::TooOld { oldest: self.compacted + 1 };
+            return Since::TooOld {
+                oldest: self.compacted + 1,
+            };
         }
         let start = self.log.partition_point(|e| e.rv <= rv);
         Since::Events(self.log.range(start..).cloned().collect())
@@ -222,7 +265,8 @@ impl Store {
         let start = self.log.partition_point(|e| e.rv <= rv);
         for e in self.log.range(start..) {
             if &e.gr == gr {
-                out.entry((e.ns.clone(), e.name.clone())).or_insert_with(|| e.prev.clone());
+                out.entry((e.ns.clone(), e.name.clone()))
+                    .or_insert_with(|| e.prev.clone());
             }
         }
         out
@@ -233,24 +277,37 @@ impl Store {
     }
 
     pub fn json_bytes(&self) -> usize {
-        self.tables.values().flat_map(|t| t.values()).map(|o| o.json.len()).sum()
+        self.tables
+            .values()
+            .flat_map(|t| t.values())
+            .map(|o| o.json.len())
+            .sum()
     }
 }
 
 fn make_obj(v: &Value, rv: u64) -> Obj {
     let meta = &v["metadata"];
-    let labels = crate::selectors::Labels::from_json(meta.get("labels").and_then(|l| l.as_object()));
+    let labels =
+        crate::selectors::Labels::from_json(meta.get("labels").and_then(|l| l.as_object()));
     let owners = meta
         .get("ownerReferences")
         .and_then(|o| o.as_array())
-        .map(|a| a.iter().filter_map(|r| r.get("uid").and_then(|u| u.as_str()).map(Arc::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.get("uid").and_then(|u| u.as_str()).map(Arc::from))
+                .collect()
+        })
         .unwrap_or_default();
     // Exactly sized: serde_json's buffer doubles as it grows, and Bytes would keep it all.
     let json = serde_json::to_vec(v).unwrap_or_default().into_boxed_slice();
     Obj {
         json: Bytes::from(json),
         rv,
-        uid: meta.get("uid").and_then(|u| u.as_str()).unwrap_or_default().into(),
+        uid: meta
+            .get("uid")
+            .and_then(|u| u.as_str())
+            .unwrap_or_default()
+            .into(),
         labels,
         owners,
         deleting: meta.get("deletionTimestamp").is_some_and(|t| !t.is_null()),
@@ -263,7 +320,10 @@ mod tests {
     use serde_json::json;
 
     fn gr() -> GroupResource {
-        GroupResource { group: "".into(), resource: "configmaps".into() }
+        GroupResource {
+            group: "".into(),
+            resource: "configmaps".into(),
+        }
     }
 
     fn cm(name: &str, uid: &str) -> Value {
@@ -276,13 +336,18 @@ mod tests {
         let a = s.commit(&gr(), "ns", "a", Some(cm("a", "1"))).unwrap();
         let b = s.commit(&gr(), "ns", "b", Some(cm("b", "2"))).unwrap();
         assert!(b.rv > a.rv);
-        assert_eq!(s.get(&gr(), "ns", "a").unwrap().value()["metadata"]["resourceVersion"], a.rv.to_string());
+        assert_eq!(
+            s.get(&gr(), "ns", "a").unwrap().value()["metadata"]["resourceVersion"],
+            a.rv.to_string()
+        );
         let c = s.commit(&gr(), "ns", "a", None).unwrap();
         assert_eq!(c.kind, EventType::Deleted);
         assert!(s.get(&gr(), "ns", "a").is_none());
         assert!(matches!(s.since(a.rv - 1), Since::TooOld { .. }));
         match s.since(a.rv) {
-            Since::Events(e) => assert_eq!(e.iter().map(|e| e.rv).collect::<Vec<_>>(), vec![b.rv, c.rv]),
+            Since::Events(e) => {
+                assert_eq!(e.iter().map(|e| e.rv).collect::<Vec<_>>(), vec![b.rv, c.rv])
+            }
             Since::TooOld { .. } => panic!("history should cover {}", a.rv),
         }
     }
@@ -303,7 +368,8 @@ mod tests {
     fn dependents_follow_owner_references() {
         let mut s = Store::new(100);
         let mut child = cm("c", "2");
-        child["metadata"]["ownerReferences"] = json!([{"uid": "1", "name": "a", "kind": "ConfigMap", "apiVersion": "v1"}]);
+        child["metadata"]["ownerReferences"] =
+            json!([{"uid": "1", "name": "a", "kind": "ConfigMap", "apiVersion": "v1"}]);
         s.commit(&gr(), "ns", "c", Some(child));
         assert_eq!(s.dependents_of("1").len(), 1);
         s.commit(&gr(), "ns", "c", None);

@@ -31,7 +31,8 @@ struct Filter {
 
 impl Filter {
     fn matches(&self, o: &Obj) -> bool {
-        (self.labels.is_empty() || self.labels.matches(&o.labels)) && (self.fields.is_empty() || self.fields.matches(&o.value()))
+        (self.labels.is_empty() || self.labels.matches(&o.labels))
+            && (self.fields.is_empty() || self.fields.matches(&o.value()))
     }
 
     fn frame(&self, kind: &str, o: &Obj) -> Bytes {
@@ -40,7 +41,14 @@ impl Filter {
                 Some(c) => Columns::Custom(&c.printer_columns),
                 None => Columns::Builtin(&self.ri.kind),
             };
-            let t = present::table(&[o.value()], columns, &self.include_object, &o.rv.to_string(), None, crate::meta::now_unix());
+            let t = present::table(
+                &[o.value()],
+                columns,
+                &self.include_object,
+                &o.rv.to_string(),
+                None,
+                crate::meta::now_unix(),
+            );
             Bytes::from(serde_json::to_vec(&t).unwrap_or_default())
         } else {
             render(&self.ri, o)
@@ -76,7 +84,14 @@ impl Filter {
                 let mut v = p.value();
                 v["metadata"]["resourceVersion"] = json!(e.rv.to_string());
                 let json = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
-                let o = Obj { json, rv: e.rv, uid: p.uid.clone(), labels: p.labels.clone(), owners: p.owners.clone(), deleting: p.deleting };
+                let o = Obj {
+                    json,
+                    rv: e.rv,
+                    uid: p.uid.clone(),
+                    labels: p.labels.clone(),
+                    owners: p.owners.clone(),
+                    deleting: p.deleting,
+                };
                 return Some(self.frame("DELETED", &o));
             }
             _ => return None,
@@ -95,7 +110,10 @@ impl Filter {
 }
 
 fn error_frame(e: &ApiError) -> Bytes {
-    Bytes::from(format!("{}\n", json!({"type": "ERROR", "object": e.to_status()})))
+    Bytes::from(format!(
+        "{}\n",
+        json!({"type": "ERROR", "object": e.to_status()})
+    ))
 }
 
 pub fn watch(ctx: &Ctx) -> Result<Reply, ApiError> {
@@ -110,7 +128,10 @@ pub fn watch(ctx: &Ctx) -> Result<Reply, ApiError> {
             "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into(),
         )]));
     }
-    let timeout = q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).map(Duration::from_secs);
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs);
     let rv_param = q.get("resourceVersion").map(String::from);
     let filter = Arc::new(Filter {
         ri: ctx.ri.clone(),
@@ -121,12 +142,16 @@ pub fn watch(ctx: &Ctx) -> Result<Reply, ApiError> {
         include_object: q.get("includeObject").unwrap_or("Metadata").to_string(),
     });
     let sim = ctx.sim.clone();
-    let initial_list = send_initial == Some(true) || matches!(rv_param.as_deref(), None | Some("0"));
+    let initial_list =
+        send_initial == Some(true) || matches!(rv_param.as_deref(), None | Some("0"));
     let start_rv: Option<u64> = if initial_list {
         None
     } else {
         let rv = rv_param.as_deref().unwrap_or("0");
-        Some(rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?)
+        Some(
+            rv.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version {rv:?}")))?,
+        )
     };
     let (mut tx, rx) = futures::channel::mpsc::channel::<Result<Bytes, Infallible>>(256);
     let bookmark_every = sim.config.bookmark_interval;
@@ -142,7 +167,11 @@ pub fn watch(ctx: &Ctx) -> Result<Reply, ApiError> {
                 let (frames, rv) = {
                     let store = sim.store.read().expect("store lock");
                     let ns = filter.ns.as_deref();
-                    let frames: Vec<Bytes> = store.range(&filter.ri.gr(), ns, None).filter(|(_, o)| filter.matches(o)).map(|(_, o)| filter.frame("ADDED", o)).collect();
+                    let frames: Vec<Bytes> = store
+                        .range(&filter.ri.gr(), ns, None)
+                        .filter(|(_, o)| filter.matches(o))
+                        .map(|(_, o)| filter.frame("ADDED", o))
+                        .collect();
                     (frames, store.current_rv())
                 };
                 for f in frames {
@@ -150,7 +179,10 @@ pub fn watch(ctx: &Ctx) -> Result<Reply, ApiError> {
                         return;
                     }
                 }
-                if send_initial == Some(true) && bookmarks && tx.send(Ok(filter.bookmark(rv, true))).await.is_err() {
+                if send_initial == Some(true)
+                    && bookmarks
+                    && tx.send(Ok(filter.bookmark(rv, true))).await.is_err()
+                {
                     return;
                 }
                 rv
@@ -165,7 +197,10 @@ pub fn watch(ctx: &Ctx) -> Result<Reply, ApiError> {
             };
             match pending {
                 Err(oldest) => {
-                    let e = ApiError::gone(format!("too old resource version: {last} ({})", oldest.saturating_sub(1)));
+                    let e = ApiError::gone(format!(
+                        "too old resource version: {last} ({})",
+                        oldest.saturating_sub(1)
+                    ));
                     let _ = tx.send(Ok(error_frame(&e))).await;
                     return;
                 }
@@ -203,5 +238,10 @@ pub fn watch(ctx: &Ctx) -> Result<Reply, ApiError> {
             }
         }
     });
-    Ok(Reply { code: 200, body: Body::from_stream(rx), content_type: "application/json".into(), warnings: Vec::new() })
+    Ok(Reply {
+        code: 200,
+        body: Body::from_stream(rx),
+        content_type: "application/json".into(),
+        warnings: Vec::new(),
+    })
 }

@@ -21,7 +21,15 @@ struct Crd {
 impl Drop for Crd {
     fn drop(&mut self) {
         if self.real {
-            let _ = std::process::Command::new(kubectl_bin()).args(["delete", "crd", &self.name, "--wait=false", "--ignore-not-found"]).output();
+            let _ = std::process::Command::new(kubectl_bin())
+                .args([
+                    "delete",
+                    "crd",
+                    &self.name,
+                    "--wait=false",
+                    "--ignore-not-found",
+                ])
+                .output();
         }
     }
 }
@@ -65,17 +73,39 @@ async fn install(c: &Cluster, crd: Value) -> Crd {
     let group = crd["spec"]["group"].as_str().unwrap().to_string();
     let plural = crd["spec"]["names"]["plural"].as_str().unwrap().to_string();
     let kind = crd["spec"]["names"]["kind"].as_str().unwrap().to_string();
-    let version = crd["spec"]["versions"].as_array().unwrap().iter().find(|v| v["storage"] == true).unwrap()["name"].as_str().unwrap().to_string();
-    let out = c.kubectl_stdin(&["create", "-f", "-"], &crd.to_string()).await;
+    let version = crd["spec"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["storage"] == true)
+        .unwrap()["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = c
+        .kubectl_stdin(&["create", "-f", "-"], &crd.to_string())
+        .await;
     assert!(out.ok(), "creating the CRD failed: {}", out.stderr);
     let guard = Crd {
         name: name.clone(),
         group: group.clone(),
         plural: plural.clone(),
-        ar: ApiResource { group: group.clone(), version: version.clone(), api_version: format!("{group}/{version}"), kind, plural },
+        ar: ApiResource {
+            group: group.clone(),
+            version: version.clone(),
+            api_version: format!("{group}/{version}"),
+            kind,
+            plural,
+        },
         real: real(),
     };
-    c.kubectl_ok(&["wait", "--for=condition=Established", &format!("crd/{name}"), "--timeout=60s"]).await;
+    c.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        &format!("crd/{name}"),
+        "--timeout=60s",
+    ])
+    .await;
     let api: Api<DynamicObject> = Api::all_with(c.client().await, &guard.ar);
     c.eventually(30, "the custom resource to be served", || {
         let api = api.clone();
@@ -100,21 +130,43 @@ async fn crd_becomes_established_and_serves_a_namespaced_resource() {
     let got = json(&c.kubectl_ok(&["get", "crd", &crd.name, "-o", "json"]).await);
     let conds = got["status"]["conditions"].as_array().unwrap();
     for t in ["NamesAccepted", "Established"] {
-        assert!(conds.iter().any(|x| x["type"] == t && x["status"] == "True"), "{t} missing: {got}");
+        assert!(
+            conds
+                .iter()
+                .any(|x| x["type"] == t && x["status"] == "True"),
+            "{t} missing: {got}"
+        );
     }
     assert_eq!(got["status"]["acceptedNames"]["kind"], "Widget");
     assert_eq!(got["status"]["storedVersions"], json!(["v1"]));
 
     let out = kcreate(&c, &[], &crd.obj("w1", json!({"color": "red"}))).await;
     assert!(out.ok(), "{}", out.stderr);
-    assert!(out.stdout.contains(&format!("widget.{}/w1 created", crd.group)), "{}", out.stdout);
-    let w = json(&c.kubectl_ok(&["get", &crd.resource(), "w1", "-n", &c.ns, "-o", "json"]).await);
+    assert!(
+        out.stdout
+            .contains(&format!("widget.{}/w1 created", crd.group)),
+        "{}",
+        out.stdout
+    );
+    let w = json(
+        &c.kubectl_ok(&["get", &crd.resource(), "w1", "-n", &c.ns, "-o", "json"])
+            .await,
+    );
     assert_eq!(w["metadata"]["namespace"], c.ns.as_str());
     assert_eq!(w["spec"]["color"], "red");
     assert!(w["metadata"]["uid"].is_string() && w["metadata"]["creationTimestamp"].is_string());
     // Served at namespace scope: it is not in another namespace, and listing across namespaces finds it.
-    let all = json(&c.kubectl_ok(&["get", &crd.resource(), "-A", "-o", "json"]).await);
-    assert!(all["items"].as_array().unwrap().iter().any(|i| i["metadata"]["name"] == "w1"));
+    let all = json(
+        &c.kubectl_ok(&["get", &crd.resource(), "-A", "-o", "json"])
+            .await,
+    );
+    assert!(
+        all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["metadata"]["name"] == "w1")
+    );
     let other: Api<DynamicObject> = Api::namespaced_with(c.client().await, "default", &crd.ar);
     assert_eq!(api_err(other.get("w1").await).code, 404);
 }
@@ -126,13 +178,19 @@ async fn cluster_scoped_crd_serves_objects_without_a_namespace() {
     let crd = install(&c, crd_json(&c, "cs", "Cluster", simple_spec())).await;
     let api: Api<DynamicObject> = Api::all_with(c.client().await, &crd.ar);
     let name = c.name("cw");
-    let obj: DynamicObject = serde_json::from_value(crd.obj(&name, json!({"color": "blue"}))).unwrap();
+    let obj: DynamicObject =
+        serde_json::from_value(crd.obj(&name, json!({"color": "blue"}))).unwrap();
     let created = val(&api.create(&PostParams::default(), &obj).await.unwrap());
     assert!(created["metadata"].get("namespace").is_none(), "{created}");
-    let out = c.kubectl_ok(&["get", &crd.resource(), &name, "-o", "json"]).await;
+    let out = c
+        .kubectl_ok(&["get", &crd.resource(), &name, "-o", "json"])
+        .await;
     assert_eq!(json(&out)["spec"]["color"], "blue");
     let listed = c.kubectl_ok(&["get", &crd.resource()]).await;
-    assert!(listed.lines().next().unwrap().starts_with("NAME"), "{listed}");
+    assert!(
+        listed.lines().next().unwrap().starts_with("NAME"),
+        "{listed}"
+    );
     assert!(!listed.contains("NAMESPACE"), "{listed}");
     assert!(listed.contains(&name), "{listed}");
     api.delete(&name, &DeleteParams::default()).await.unwrap();
@@ -149,13 +207,20 @@ async fn short_names_and_categories_work_in_kubectl_get() {
     m["spec"]["names"]["categories"] = json!([category]);
     let crd = install(&c, m).await;
     assert!(kcreate(&c, &[], &crd.obj("sw", json!({}))).await.ok());
-    let by_short = c.kubectl_ok(&["get", &short, "-n", &c.ns, "-o", "name"]).await;
+    let by_short = c
+        .kubectl_ok(&["get", &short, "-n", &c.ns, "-o", "name"])
+        .await;
     assert_eq!(by_short.trim(), format!("widget.{}/sw", crd.group));
-    let by_cat = c.kubectl_ok(&["get", &category, "-n", &c.ns, "-o", "name"]).await;
+    let by_cat = c
+        .kubectl_ok(&["get", &category, "-n", &c.ns, "-o", "name"])
+        .await;
     assert_eq!(by_cat.trim(), format!("widget.{}/sw", crd.group));
     let got = json(&c.kubectl_ok(&["get", "crd", &crd.name, "-o", "json"]).await);
     assert_eq!(got["status"]["acceptedNames"]["shortNames"], json!([short]));
-    assert_eq!(got["status"]["acceptedNames"]["categories"], json!([category]));
+    assert_eq!(
+        got["status"]["acceptedNames"]["categories"],
+        json!([category])
+    );
 }
 
 // CRD docs "Additional printer columns": columns (with a JSONPath filter and a date column) render in kubectl get.
@@ -170,18 +235,42 @@ async fn additional_printer_columns_render_in_kubectl_get() {
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]);
     let crd = install(&c, m).await;
     let api = crd.api(&c, c.client().await);
-    api.create(&PostParams::default(), &serde_json::from_value(crd.obj("pw", json!({"color": "teal", "replicas": 3}))).unwrap()).await.unwrap();
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(crd.obj("pw", json!({"color": "teal", "replicas": 3}))).unwrap(),
+    )
+    .await
+    .unwrap();
     let status = json!({"status": {"conditions": [{"type": "Synced", "status": "False"}, {"type": "Ready", "status": "True"}]}});
-    api.patch_status("pw", &PatchParams::default(), &Patch::Merge(status)).await.unwrap();
+    api.patch_status("pw", &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap();
     let out = c.kubectl_ok(&["get", &crd.resource(), "-n", &c.ns]).await;
-    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(lines[0], ["NAME", "COLOR", "REPLICAS", "READY", "AGE"], "{out}");
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        ["NAME", "COLOR", "REPLICAS", "READY", "AGE"],
+        "{out}"
+    );
     assert_eq!(&lines[1][..4], ["pw", "teal", "3", "True"], "{out}");
     let age = lines[1][4];
-    assert!(age.ends_with('s') || age.ends_with('m'), "AGE should be a duration: {out}");
+    assert!(
+        age.ends_with('s') || age.ends_with('m'),
+        "AGE should be a duration: {out}"
+    );
     // A column whose JSONPath finds nothing prints empty.
-    api.create(&PostParams::default(), &serde_json::from_value(crd.obj("pw2", json!({}))).unwrap()).await.unwrap();
-    let out = c.kubectl_ok(&["get", &crd.resource(), "pw2", "-n", &c.ns, "--no-headers"]).await;
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(crd.obj("pw2", json!({}))).unwrap(),
+    )
+    .await
+    .unwrap();
+    let out = c
+        .kubectl_ok(&["get", &crd.resource(), "pw2", "-n", &c.ns, "--no-headers"])
+        .await;
     let cols: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(cols.len(), 2, "unset columns print empty: {out}");
     assert_eq!(cols[0], "pw2");
@@ -200,8 +289,14 @@ async fn kubectl_explain_shows_the_schema_description() {
         })
         .await;
     assert!(out.contains("KIND:") && out.contains("Widget"), "{out}");
-    assert!(out.contains("FIELD:") && out.contains("color") && out.contains("<string>"), "{out}");
-    assert!(out.contains("The color of the widget, as a CSS name."), "{out}");
+    assert!(
+        out.contains("FIELD:") && out.contains("color") && out.contains("<string>"),
+        "{out}"
+    );
+    assert!(
+        out.contains("The color of the widget, as a CSS name."),
+        "{out}"
+    );
 }
 
 // CRD docs "Status subresource": status is ignored on main-resource writes and everything but status on /status writes.
@@ -212,19 +307,43 @@ async fn status_subresource_splits_spec_and_status_writes() {
     let api = crd.api(&c, c.client().await);
     let mut obj = crd.obj("s", json!({"color": "red"}));
     obj["status"] = json!({"phase": "Created"});
-    let created = val(&api.create(&PostParams::default(), &serde_json::from_value(obj).unwrap()).await.unwrap());
-    assert!(created.get("status").is_none_or(|s| s.get("phase").is_none()), "status set on create: {created}");
+    let created = val(&api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(obj).unwrap(),
+        )
+        .await
+        .unwrap());
+    assert!(
+        created
+            .get("status")
+            .is_none_or(|s| s.get("phase").is_none()),
+        "status set on create: {created}"
+    );
 
-    let got = val(&api.patch_status("s", &PatchParams::default(), &Patch::Merge(json!({"spec": {"color": "blue"}, "status": {"phase": "Ready"}}))).await.unwrap());
+    let got = val(&api
+        .patch_status(
+            "s",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"color": "blue"}, "status": {"phase": "Ready"}})),
+        )
+        .await
+        .unwrap());
     assert_eq!(got["status"]["phase"], "Ready");
     assert_eq!(got["spec"]["color"], "red", "/status must not change spec");
 
     let mut cur = api.get("s").await.unwrap();
     cur.data["spec"]["color"] = json!("green");
     cur.data["status"]["phase"] = json!("Hacked");
-    let got = val(&api.replace("s", &PostParams::default(), &cur).await.unwrap());
+    let got = val(&api
+        .replace("s", &PostParams::default(), &cur)
+        .await
+        .unwrap());
     assert_eq!(got["spec"]["color"], "green");
-    assert_eq!(got["status"]["phase"], "Ready", "a main-resource PUT must not change status");
+    assert_eq!(
+        got["status"]["phase"], "Ready",
+        "a main-resource PUT must not change status"
+    );
 }
 
 // CRD docs "Status subresource": metadata.generation increments on spec changes only, not on status or metadata changes.
@@ -234,15 +353,49 @@ async fn generation_increments_only_on_spec_changes() {
     let crd = install(&c, crd_json(&c, "gen", "Namespaced", simple_spec())).await;
     let api = crd.api(&c, c.client().await);
     let g = |v: &DynamicObject| v.metadata.generation.unwrap();
-    let o = api.create(&PostParams::default(), &serde_json::from_value(crd.obj("g", json!({"color": "red"}))).unwrap()).await.unwrap();
+    let o = api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(crd.obj("g", json!({"color": "red"}))).unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(g(&o), 1);
-    let o = api.patch("g", &PatchParams::default(), &Patch::Merge(json!({"spec": {"color": "blue"}}))).await.unwrap();
+    let o = api
+        .patch(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"color": "blue"}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(g(&o), 2);
-    let o = api.patch("g", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}}))).await.unwrap();
+    let o = api
+        .patch(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(g(&o), 2, "a metadata change keeps the generation");
-    let o = api.patch_status("g", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Ready"}}))).await.unwrap();
+    let o = api
+        .patch_status(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Ready"}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(g(&o), 2, "a status change keeps the generation");
-    let o = api.patch("g", &PatchParams::default(), &Patch::Merge(json!({"spec": {"color": "blue"}}))).await.unwrap();
+    let o = api
+        .patch(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"color": "blue"}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(g(&o), 2, "a no-op spec write keeps the generation");
 }
 
@@ -257,13 +410,41 @@ async fn defaults_apply_on_create_and_on_update() {
             "level": {"type": "integer", "default": 3}}}}});
     let crd = install(&c, crd_json(&c, "def", "Namespaced", spec)).await;
     let api = crd.api(&c, c.client().await);
-    let o = val(&api.create(&PostParams::default(), &serde_json::from_value(crd.obj("d", json!({}))).unwrap()).await.unwrap());
-    assert_eq!(o["spec"], json!({"replicas": 1, "config": {"mode": "fast", "level": 3}}));
-    let o = val(&api.create(&PostParams::default(), &serde_json::from_value(crd.obj("d2", json!({"config": {"mode": "slow"}}))).unwrap()).await.unwrap());
-    assert_eq!(o["spec"], json!({"replicas": 1, "config": {"mode": "slow", "level": 3}}));
+    let o = val(&api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(crd.obj("d", json!({}))).unwrap(),
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        o["spec"],
+        json!({"replicas": 1, "config": {"mode": "fast", "level": 3}})
+    );
+    let o = val(&api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(crd.obj("d2", json!({"config": {"mode": "slow"}}))).unwrap(),
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        o["spec"],
+        json!({"replicas": 1, "config": {"mode": "slow", "level": 3}})
+    );
     // On update: removing a defaulted field brings the default back.
-    let o = val(&api.patch("d2", &PatchParams::default(), &Patch::Merge(json!({"spec": {"config": {"mode": null}, "replicas": null}}))).await.unwrap());
-    assert_eq!(o["spec"], json!({"replicas": 1, "config": {"mode": "fast", "level": 3}}));
+    let o = val(&api
+        .patch(
+            "d2",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"config": {"mode": null}, "replicas": null}})),
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        o["spec"],
+        json!({"replicas": 1, "config": {"mode": "fast", "level": 3}})
+    );
     let o = val(&api.get("d2").await.unwrap());
     assert_eq!(o["spec"]["config"]["mode"], "fast");
 }
@@ -279,14 +460,34 @@ fn pruning_spec() -> Value {
 async fn unknown_fields_with_strict_validation_are_refused() {
     let c = Cluster::start().await;
     let crd = install(&c, crd_json(&c, "prs", "Namespaced", pruning_spec())).await;
-    let out = kcreate(&c, &["--validate=strict"], &crd.obj("p", json!({"color": "red", "x": 1}))).await;
+    let out = kcreate(
+        &c,
+        &["--validate=strict"],
+        &crd.obj("p", json!({"color": "red", "x": 1})),
+    )
+    .await;
     assert!(!out.ok());
     assert!(out.stderr.contains("BadRequest"), "{}", out.stderr);
-    assert!(out.stderr.contains("strict decoding error: unknown field \"spec.x\""), "{}", out.stderr);
-    assert_eq!(api_err(crd.api(&c, c.client().await).get("p").await).code, 404);
+    assert!(
+        out.stderr
+            .contains("strict decoding error: unknown field \"spec.x\""),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        api_err(crd.api(&c, c.client().await).get("p").await).code,
+        404
+    );
     // Through server-side apply with fieldValidation=Strict as well.
     let api = crd.api(&c, c.client().await);
-    let st = api_err(api.patch("p", &PatchParams::apply("m").validation_strict(), &Patch::Apply(&crd.obj("p", json!({"x": 1})))).await);
+    let st = api_err(
+        api.patch(
+            "p",
+            &PatchParams::apply("m").validation_strict(),
+            &Patch::Apply(&crd.obj("p", json!({"x": 1}))),
+        )
+        .await,
+    );
     assert_eq!(st.code, 400, "{st:?}");
     assert!(st.message.contains("unknown field \"spec.x\""), "{st:?}");
 }
@@ -296,10 +497,22 @@ async fn unknown_fields_with_strict_validation_are_refused() {
 async fn unknown_fields_with_warn_validation_are_pruned_with_a_warning() {
     let c = Cluster::start().await;
     let crd = install(&c, crd_json(&c, "prw", "Namespaced", pruning_spec())).await;
-    let out = kcreate(&c, &["--validate=warn"], &crd.obj("p", json!({"color": "red", "x": 1}))).await;
+    let out = kcreate(
+        &c,
+        &["--validate=warn"],
+        &crd.obj("p", json!({"color": "red", "x": 1})),
+    )
+    .await;
     assert!(out.ok(), "{}", out.stderr);
-    assert!(out.stderr.contains("Warning: unknown field \"spec.x\""), "{}", out.stderr);
-    let got = json(&c.kubectl_ok(&["get", &crd.resource(), "p", "-n", &c.ns, "-o", "json"]).await);
+    assert!(
+        out.stderr.contains("Warning: unknown field \"spec.x\""),
+        "{}",
+        out.stderr
+    );
+    let got = json(
+        &c.kubectl_ok(&["get", &crd.resource(), "p", "-n", &c.ns, "-o", "json"])
+            .await,
+    );
     assert_eq!(got["spec"], json!({"color": "red"}));
 }
 
@@ -308,13 +521,32 @@ async fn unknown_fields_with_warn_validation_are_pruned_with_a_warning() {
 async fn unknown_fields_with_ignore_are_pruned_silently_and_preserve_unknown_fields_keeps_them() {
     let c = Cluster::start().await;
     let crd = install(&c, crd_json(&c, "pri", "Namespaced", pruning_spec())).await;
-    let out = kcreate(&c, &["--validate=false"], &crd.obj("p", json!({"color": "red", "x": 1, "extra": {"any": {"thing": [1, 2]}}}))).await;
+    let out = kcreate(
+        &c,
+        &["--validate=false"],
+        &crd.obj(
+            "p",
+            json!({"color": "red", "x": 1, "extra": {"any": {"thing": [1, 2]}}}),
+        ),
+    )
+    .await;
     assert!(out.ok(), "{}", out.stderr);
     assert!(!out.stderr.contains("Warning"), "{}", out.stderr);
-    let got = json(&c.kubectl_ok(&["get", &crd.resource(), "p", "-n", &c.ns, "-o", "json"]).await);
-    assert_eq!(got["spec"], json!({"color": "red", "extra": {"any": {"thing": [1, 2]}}}));
+    let got = json(
+        &c.kubectl_ok(&["get", &crd.resource(), "p", "-n", &c.ns, "-o", "json"])
+            .await,
+    );
+    assert_eq!(
+        got["spec"],
+        json!({"color": "red", "extra": {"any": {"thing": [1, 2]}}})
+    );
     // Strict does not complain about fields under x-kubernetes-preserve-unknown-fields.
-    let out = kcreate(&c, &["--validate=strict"], &crd.obj("p2", json!({"extra": {"free": "form"}}))).await;
+    let out = kcreate(
+        &c,
+        &["--validate=strict"],
+        &crd.obj("p2", json!({"extra": {"free": "form"}})),
+    )
+    .await;
     assert!(out.ok(), "{}", out.stderr);
 }
 
@@ -328,14 +560,28 @@ fn validated_spec() -> Value {
 }
 
 /// Create `spec` and expect a 422 whose message contains each of `wants`.
-async fn expect_invalid(api: &Api<DynamicObject>, crd: &Crd, spec: Value, wants: &[&str]) -> Status {
+async fn expect_invalid(
+    api: &Api<DynamicObject>,
+    crd: &Crd,
+    spec: Value,
+    wants: &[&str],
+) -> Status {
     let obj: DynamicObject = serde_json::from_value(crd.obj("v", spec.clone())).unwrap();
     let st = api_err(api.create(&PostParams::default(), &obj).await);
     assert_eq!(st.code, 422, "{spec}: {st:?}");
     assert_eq!(st.reason, "Invalid", "{spec}: {st:?}");
-    assert!(st.message.starts_with(&format!("Widget.{} \"v\" is invalid: ", crd.group)), "{}", st.message);
+    assert!(
+        st.message
+            .starts_with(&format!("Widget.{} \"v\" is invalid: ", crd.group)),
+        "{}",
+        st.message
+    );
     for w in wants {
-        assert!(st.message.contains(w), "{spec}: want {w:?} in {}", st.message);
+        assert!(
+            st.message.contains(w),
+            "{spec}: want {w:?} in {}",
+            st.message
+        );
     }
     st
 }
@@ -348,20 +594,63 @@ async fn openapi_validation_errors_name_the_field() {
     let api = crd.api(&c, c.client().await);
     expect_invalid(&api, &crd, json!({"color": "red", "replicas": "three"}), &["spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\""]).await;
     expect_invalid(&api, &crd, json!({}), &["spec.color: Required value"]).await;
-    expect_invalid(&api, &crd, json!({"color": "x"}), &["spec.color: Unsupported value: \"x\": supported values: \"red\", \"green\", \"blue\""]).await;
-    expect_invalid(&api, &crd, json!({"color": "red", "name": "AB"}), &["spec.name: Invalid value: \"AB\": spec.name in body should match '^[a-z]+$'"]).await;
+    expect_invalid(
+        &api,
+        &crd,
+        json!({"color": "x"}),
+        &["spec.color: Unsupported value: \"x\": supported values: \"red\", \"green\", \"blue\""],
+    )
+    .await;
+    expect_invalid(
+        &api,
+        &crd,
+        json!({"color": "red", "name": "AB"}),
+        &["spec.name: Invalid value: \"AB\": spec.name in body should match '^[a-z]+$'"],
+    )
+    .await;
     expect_invalid(&api, &crd, json!({"color": "red", "host": "300.1.1.1"}), &["spec.host: Invalid value: \"300.1.1.1\": spec.host in body must be of type ipv4: \"300.1.1.1\""]).await;
     expect_invalid(&api, &crd, json!({"color": "red", "replicas": 0}), &["spec.replicas: Invalid value: 0: spec.replicas in body should be greater than or equal to 1"]).await;
     expect_invalid(&api, &crd, json!({"color": "red", "replicas": 11}), &["spec.replicas: Invalid value: 11: spec.replicas in body should be less than or equal to 10"]).await;
-    expect_invalid(&api, &crd, json!({"color": "red", "name": "a"}), &["spec.name: Invalid value: \"a\": spec.name in body should be at least 2 chars long"]).await;
-    expect_invalid(&api, &crd, json!({"color": "red", "name": "abcdef"}), &["spec.name: Too long: may not be longer than 5"]).await;
-    expect_invalid(&api, &crd, json!({"color": "red", "items": []}), &["spec.items: Invalid value: 0: spec.items in body should have at least 1 items"]).await;
-    expect_invalid(&api, &crd, json!({"color": "red", "items": [1, 2, 3]}), &["spec.items: Too many: 3: must have at most 2 items"]).await;
+    expect_invalid(
+        &api,
+        &crd,
+        json!({"color": "red", "name": "a"}),
+        &["spec.name: Invalid value: \"a\": spec.name in body should be at least 2 chars long"],
+    )
+    .await;
+    expect_invalid(
+        &api,
+        &crd,
+        json!({"color": "red", "name": "abcdef"}),
+        &["spec.name: Too long: may not be longer than 5"],
+    )
+    .await;
+    expect_invalid(
+        &api,
+        &crd,
+        json!({"color": "red", "items": []}),
+        &["spec.items: Invalid value: 0: spec.items in body should have at least 1 items"],
+    )
+    .await;
+    expect_invalid(
+        &api,
+        &crd,
+        json!({"color": "red", "items": [1, 2, 3]}),
+        &["spec.items: Too many: 3: must have at most 2 items"],
+    )
+    .await;
     expect_invalid(&api, &crd, json!({"color": "red", "items": ["one"]}), &["spec.items[0]: Invalid value: \"string\": spec.items[0] in body must be of type integer: \"string\""]).await;
     // A valid object is accepted.
-    api.create(&PostParams::default(), &serde_json::from_value(crd.obj("ok", json!({"color": "red", "name": "ab", "replicas": 10, "host": "10.0.0.1", "items": [1]}))).unwrap())
-        .await
-        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(crd.obj(
+            "ok",
+            json!({"color": "red", "name": "ab", "replicas": 10, "host": "10.0.0.1", "items": [1]}),
+        ))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
 }
 
 // CRD docs "Validation": all schema errors come back together in one response, one cause each.
@@ -370,16 +659,34 @@ async fn several_validation_errors_come_back_in_one_response() {
     let c = Cluster::start().await;
     let crd = install(&c, crd_json(&c, "mul", "Namespaced", validated_spec())).await;
     let api = crd.api(&c, c.client().await);
-    let st = expect_invalid(&api, &crd, json!({"color": "red", "replicas": 0, "name": "A1"}), &["spec.replicas: Invalid value: 0", "spec.name: Invalid value: \"A1\""]).await;
+    let st = expect_invalid(
+        &api,
+        &crd,
+        json!({"color": "red", "replicas": 0, "name": "A1"}),
+        &[
+            "spec.replicas: Invalid value: 0",
+            "spec.name: Invalid value: \"A1\"",
+        ],
+    )
+    .await;
     let details = st.details.expect("details");
     let fields: Vec<&str> = details.causes.iter().map(|c| c.field.as_str()).collect();
-    assert!(fields.contains(&"spec.replicas") && fields.contains(&"spec.name"), "{fields:?}");
+    assert!(
+        fields.contains(&"spec.replicas") && fields.contains(&"spec.name"),
+        "{fields:?}"
+    );
     assert_eq!(details.kind, "Widget");
     assert_eq!(details.group, crd.group);
     // kubectl prints them all.
     let out = kcreate(&c, &[], &crd.obj("k", json!({"replicas": 0, "name": "A1"}))).await;
     assert!(!out.ok());
-    assert!(out.stderr.contains("spec.color: Required value") && out.stderr.contains("spec.replicas") && out.stderr.contains("spec.name"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("spec.color: Required value")
+            && out.stderr.contains("spec.replicas")
+            && out.stderr.contains("spec.name"),
+        "{}",
+        out.stderr
+    );
 }
 
 fn cel_spec() -> Value {
@@ -401,13 +708,40 @@ async fn cel_rules_report_message_message_expression_field_path_and_reason() {
     let c = Cluster::start().await;
     let crd = install(&c, crd_json(&c, "cel", "Namespaced", cel_spec())).await;
     let api = crd.api(&c, c.client().await);
-    expect_invalid(&api, &crd, json!({"minReplicas": 5, "maxReplicas": 2}), &["spec: Invalid value: \"object\": minReplicas must not exceed maxReplicas"]).await;
-    expect_invalid(&api, &crd, json!({"maxReplicas": 11}), &["spec: Invalid value: \"object\": maxReplicas 11 is too many"]).await;
-    let st = expect_invalid(&api, &crd, json!({"name": "gadget"}), &["spec.name: Forbidden: name must start with w"]).await;
+    expect_invalid(
+        &api,
+        &crd,
+        json!({"minReplicas": 5, "maxReplicas": 2}),
+        &["spec: Invalid value: \"object\": minReplicas must not exceed maxReplicas"],
+    )
+    .await;
+    expect_invalid(
+        &api,
+        &crd,
+        json!({"maxReplicas": 11}),
+        &["spec: Invalid value: \"object\": maxReplicas 11 is too many"],
+    )
+    .await;
+    let st = expect_invalid(
+        &api,
+        &crd,
+        json!({"name": "gadget"}),
+        &["spec.name: Forbidden: name must start with w"],
+    )
+    .await;
     let cause = &st.details.expect("details").causes[0];
     assert_eq!(cause.reason, "FieldValueForbidden");
     assert_eq!(cause.field, "spec.name");
-    api.create(&PostParams::default(), &serde_json::from_value(crd.obj("fine", json!({"minReplicas": 1, "maxReplicas": 10, "name": "widget"}))).unwrap()).await.unwrap();
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(crd.obj(
+            "fine",
+            json!({"minReplicas": 1, "maxReplicas": 10, "name": "widget"}),
+        ))
+        .unwrap(),
+    )
+    .await
+    .unwrap();
 }
 
 // Validation rules docs "Transition rules": `self == oldSelf` makes a field immutable — refused on update, not on create.
@@ -416,13 +750,36 @@ async fn transition_rule_makes_a_field_immutable() {
     let c = Cluster::start().await;
     let crd = install(&c, crd_json(&c, "tr", "Namespaced", cel_spec())).await;
     let api = crd.api(&c, c.client().await);
-    api.create(&PostParams::default(), &serde_json::from_value(crd.obj("t", json!({"mode": "a"}))).unwrap()).await.unwrap();
-    let st = api_err(api.patch("t", &PatchParams::default(), &Patch::Merge(json!({"spec": {"mode": "b"}}))).await);
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(crd.obj("t", json!({"mode": "a"}))).unwrap(),
+    )
+    .await
+    .unwrap();
+    let st = api_err(
+        api.patch(
+            "t",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"mode": "b"}})),
+        )
+        .await,
+    );
     assert_eq!(st.code, 422, "{st:?}");
-    assert!(st.message.contains("spec.mode: Invalid value: \"string\": mode is immutable"), "{}", st.message);
+    assert!(
+        st.message
+            .contains("spec.mode: Invalid value: \"string\": mode is immutable"),
+        "{}",
+        st.message
+    );
     assert_eq!(val(&api.get("t").await.unwrap())["spec"]["mode"], "a");
     // Writing the same value again is fine.
-    api.patch("t", &PatchParams::default(), &Patch::Merge(json!({"spec": {"mode": "a", "name": "w"}}))).await.unwrap();
+    api.patch(
+        "t",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"mode": "a", "name": "w"}})),
+    )
+    .await
+    .unwrap();
 }
 
 // Validation rules docs: a rule that does not compile makes the CRD itself invalid.
@@ -437,20 +794,45 @@ async fn a_rule_that_does_not_compile_makes_the_crd_invalid() {
         name: m["metadata"]["name"].as_str().unwrap().into(),
         group: group.clone(),
         plural: "widgets".into(),
-        ar: ApiResource { group: group.clone(), version: "v1".into(), api_version: format!("{group}/v1"), kind: "Widget".into(), plural: "widgets".into() },
+        ar: ApiResource {
+            group: group.clone(),
+            version: "v1".into(),
+            api_version: format!("{group}/v1"),
+            kind: "Widget".into(),
+            plural: "widgets".into(),
+        },
         real: real(),
     };
     let crds: Api<CustomResourceDefinition> = Api::all(c.client().await);
-    let st = api_err(crds.create(&PostParams::default(), &serde_json::from_value(m.clone()).unwrap()).await);
+    let st = api_err(
+        crds.create(
+            &PostParams::default(),
+            &serde_json::from_value(m.clone()).unwrap(),
+        )
+        .await,
+    );
     assert_eq!(st.code, 422, "{st:?}");
     assert_eq!(st.reason, "Invalid", "{st:?}");
-    let out = c.kubectl_stdin(&["create", "-f", "-"], &m.to_string()).await;
+    let out = c
+        .kubectl_stdin(&["create", "-f", "-"], &m.to_string())
+        .await;
     assert!(!out.ok(), "a CRD with an uncompilable rule was accepted");
     assert!(out.stderr.contains("Invalid"), "{}", out.stderr);
-    assert!(out.stderr.contains(&format!("The CustomResourceDefinition \"{}\" is invalid", m["metadata"]["name"].as_str().unwrap())), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "The CustomResourceDefinition \"{}\" is invalid",
+            m["metadata"]["name"].as_str().unwrap()
+        )),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"), "{}", out.stderr);
     assert!(out.stderr.contains("compilation failed"), "{}", out.stderr);
-    assert!(!c.kubectl(&["get", "crd", m["metadata"]["name"].as_str().unwrap()]).await.ok());
+    assert!(
+        !c.kubectl(&["get", "crd", m["metadata"]["name"].as_str().unwrap()])
+            .await
+            .ok()
+    );
 }
 
 // CRD docs "Delete a CustomResourceDefinition": its objects are deleted and the resource is no longer served.
@@ -460,10 +842,20 @@ async fn deleting_the_crd_deletes_its_objects_and_stops_serving() {
     let crd = install(&c, crd_json(&c, "del", "Namespaced", simple_spec())).await;
     let api = crd.api(&c, c.client().await);
     for n in ["d1", "d2"] {
-        api.create(&PostParams::default(), &serde_json::from_value(crd.obj(n, json!({}))).unwrap()).await.unwrap();
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(crd.obj(n, json!({}))).unwrap(),
+        )
+        .await
+        .unwrap();
     }
-    assert!(c.kubectl_ok(&["get", &crd.resource(), "-n", &c.ns]).await.contains("d1"));
-    c.kubectl_ok(&["delete", "crd", &crd.name, "--timeout=60s"]).await;
+    assert!(
+        c.kubectl_ok(&["get", &crd.resource(), "-n", &c.ns])
+            .await
+            .contains("d1")
+    );
+    c.kubectl_ok(&["delete", "crd", &crd.name, "--timeout=60s"])
+        .await;
     c.eventually(60, "the custom resource to stop being served", || {
         let api = api.clone();
         async move {
@@ -476,7 +868,10 @@ async fn deleting_the_crd_deletes_its_objects_and_stops_serving() {
     .await;
     assert_eq!(api_err(api.list(&Default::default()).await).code, 404);
     let err = c.kubectl_err(&["get", &crd.resource(), "-n", &c.ns]).await;
-    assert!(err.contains("the server doesn't have a resource type \"widgets\""), "{err}");
+    assert!(
+        err.contains("the server doesn't have a resource type \"widgets\""),
+        "{err}"
+    );
     assert!(!c.kubectl(&["get", "crd", &crd.name]).await.ok());
 }
 
@@ -492,27 +887,76 @@ async fn multi_version_crd_serves_objects_at_each_version() {
     m["spec"]["conversion"] = json!({"strategy": "None"});
     let crd = install(&c, m).await;
     let api = crd.api(&c, c.client().await);
-    api.create(&PostParams::default(), &serde_json::from_value(crd.obj("mv", json!({"color": "red"}))).unwrap()).await.unwrap();
-    let beta_ar = ApiResource { version: "v1beta1".into(), api_version: format!("{}/v1beta1", crd.group), ..crd.ar.clone() };
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(crd.obj("mv", json!({"color": "red"}))).unwrap(),
+    )
+    .await
+    .unwrap();
+    let beta_ar = ApiResource {
+        version: "v1beta1".into(),
+        api_version: format!("{}/v1beta1", crd.group),
+        ..crd.ar.clone()
+    };
     let beta_api: Api<DynamicObject> = Api::namespaced_with(c.client().await, &c.ns, &beta_ar);
     let got = val(&beta_api.get("mv").await.unwrap());
     assert_eq!(got["apiVersion"], format!("{}/v1beta1", crd.group));
     assert_eq!(got["spec"]["color"], "red");
     let listed = val(&beta_api.list(&Default::default()).await.unwrap());
-    assert_eq!(listed["items"][0]["apiVersion"], format!("{}/v1beta1", crd.group));
-    let out = json(&c.kubectl_ok(&["get", &format!("widgets.v1beta1.{}", crd.group), "mv", "-n", &c.ns, "-o", "json"]).await);
+    assert_eq!(
+        listed["items"][0]["apiVersion"],
+        format!("{}/v1beta1", crd.group)
+    );
+    let out = json(
+        &c.kubectl_ok(&[
+            "get",
+            &format!("widgets.v1beta1.{}", crd.group),
+            "mv",
+            "-n",
+            &c.ns,
+            "-o",
+            "json",
+        ])
+        .await,
+    );
     assert_eq!(out["apiVersion"], format!("{}/v1beta1", crd.group));
     // The preferred (storage) version is what plain kubectl get serves.
-    let out = json(&c.kubectl_ok(&["get", &crd.resource(), "mv", "-n", &c.ns, "-o", "json"]).await);
+    let out = json(
+        &c.kubectl_ok(&["get", &crd.resource(), "mv", "-n", &c.ns, "-o", "json"])
+            .await,
+    );
     assert_eq!(out["apiVersion"], format!("{}/v1", crd.group));
     // Writes through v1beta1 land in the same object.
-    beta_api.patch("mv", &PatchParams::default(), &Patch::Merge(json!({"spec": {"color": "blue"}}))).await.unwrap();
+    beta_api
+        .patch(
+            "mv",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"color": "blue"}})),
+        )
+        .await
+        .unwrap();
     assert_eq!(val(&api.get("mv").await.unwrap())["spec"]["color"], "blue");
     // managedFields record the version each manager wrote through.
     let applied = json!({"apiVersion": format!("{}/v1beta1", crd.group), "kind": "Widget", "metadata": {"name": "mv"}, "spec": {"replicas": 2}});
-    let got = val(&beta_api.patch("mv", &PatchParams::apply("beta-mgr"), &Patch::Apply(&applied)).await.unwrap());
+    let got = val(&beta_api
+        .patch(
+            "mv",
+            &PatchParams::apply("beta-mgr"),
+            &Patch::Apply(&applied),
+        )
+        .await
+        .unwrap());
     assert_eq!(got["apiVersion"], format!("{}/v1beta1", crd.group));
-    let e = got["metadata"]["managedFields"].as_array().unwrap().iter().find(|e| e["manager"] == "beta-mgr").cloned().unwrap_or_default();
+    let e = got["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["manager"] == "beta-mgr")
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(e["apiVersion"], format!("{}/v1beta1", crd.group), "{got}");
-    assert_eq!(val(&api.get("mv").await.unwrap())["spec"], json!({"color": "blue", "replicas": 2}));
+    assert_eq!(
+        val(&api.get("mv").await.unwrap())["spec"],
+        json!({"color": "blue", "replicas": 2})
+    );
 }

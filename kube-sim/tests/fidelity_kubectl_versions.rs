@@ -19,7 +19,13 @@ fn versioned_kubectl(minor: &str) -> Option<String> {
 
 async fn ok(c: &Cluster, bin: &str, args: &[&str]) -> String {
     let o = c.kubectl_with(bin, args, None).await;
-    assert!(o.ok(), "{bin} {args:?} failed ({}):\n{}{}", o.code, o.stderr, o.stdout);
+    assert!(
+        o.ok(),
+        "{bin} {args:?} failed ({}):\n{}{}",
+        o.code,
+        o.stderr,
+        o.stdout
+    );
     o.stdout
 }
 
@@ -28,7 +34,9 @@ async fn ok(c: &Cluster, bin: &str, args: &[&str]) -> String {
 /// objects, `kubectl explain` their schema, read them back; unknown fields are rejected under
 /// kubectl's default `--validate=strict` (API concepts, "Field validation").
 async fn crd_round_trip_with(minor: &str) {
-    let Some(bin) = versioned_kubectl(minor) else { return };
+    let Some(bin) = versioned_kubectl(minor) else {
+        return;
+    };
     let bin = bin.as_str();
     let c = Cluster::start().await;
     let group = format!("f{}.example.com", c.suffix);
@@ -62,8 +70,23 @@ spec:
         ),
     );
     let out = ok(&c, bin, &["apply", "-f", &crd]).await;
-    assert!(out.contains(&format!("customresourcedefinition.apiextensions.k8s.io/{crd_name} created")), "{out}");
-    ok(&c, bin, &["wait", "--for=condition=Established", &format!("crd/{crd_name}"), "--timeout=60s"]).await;
+    assert!(
+        out.contains(&format!(
+            "customresourcedefinition.apiextensions.k8s.io/{crd_name} created"
+        )),
+        "{out}"
+    );
+    ok(
+        &c,
+        bin,
+        &[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{crd_name}"),
+            "--timeout=60s",
+        ],
+    )
+    .await;
 
     // A ConfigMap through create -f and apply -f (built-in kind; strategic-merge apply).
     let cm = c.write("cm.yaml", &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: {}}}\ndata: {{a: \"1\"}}\n", c.ns));
@@ -72,7 +95,14 @@ spec:
     let cm2 = c.write("cm2.yaml", &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: settings, namespace: {}}}\ndata: {{a: \"2\", b: \"3\"}}\n", c.ns));
     let out = ok(&c, bin, &["apply", "-f", &cm2]).await;
     assert!(out.contains("configmap/settings configured"), "{out}");
-    let got = json(&ok(&c, bin, &["get", "configmap", "settings", "-n", &c.ns, "-o", "json"]).await);
+    let got = json(
+        &ok(
+            &c,
+            bin,
+            &["get", "configmap", "settings", "-n", &c.ns, "-o", "json"],
+        )
+        .await,
+    );
     assert_eq!(got["data"], serde_json::json!({"a": "2", "b": "3"}));
 
     // The custom resource (discovery may lag the Established condition on a real cluster).
@@ -89,40 +119,107 @@ spec:
     let bad = c.write("bad.yaml", &format!("apiVersion: {group}/v1\nkind: Widget\nmetadata: {{name: w2, namespace: {}}}\nspec: {{tier: gold, bogus: 1}}\n", c.ns));
     let o = c.kubectl_with(bin, &["create", "-f", &bad], None).await;
     assert!(!o.ok(), "an unknown field was accepted: {}", o.stdout);
-    assert!(o.stderr.contains(r#"unknown field "spec.bogus""#), "{}", o.stderr);
+    assert!(
+        o.stderr.contains(r#"unknown field "spec.bogus""#),
+        "{}",
+        o.stderr
+    );
 
     // explain, in the default output and in the OpenAPI v2 one.
     let explained = c
         .eventually(60, "kubectl explain of the custom resource", || async {
-            let o = c.kubectl_with(bin, &["explain", &format!("widgets.{group}.spec")], None).await;
+            let o = c
+                .kubectl_with(bin, &["explain", &format!("widgets.{group}.spec")], None)
+                .await;
             (o.ok() && o.stdout.contains("Commercial tier of the widget.")).then_some(o.stdout)
         })
         .await;
-    assert!(explained.contains("WidgetSpec is the desired widget."), "{explained}");
+    assert!(
+        explained.contains("WidgetSpec is the desired widget."),
+        "{explained}"
+    );
     assert!(explained.contains("seats"), "{explained}");
-    let v2 = ok(&c, bin, &["explain", &format!("widgets.{group}.spec"), "--output=plaintext-openapiv2"]).await;
+    let v2 = ok(
+        &c,
+        bin,
+        &[
+            "explain",
+            &format!("widgets.{group}.spec"),
+            "--output=plaintext-openapiv2",
+        ],
+    )
+    .await;
     assert!(v2.contains("KIND:     Widget"), "{v2}");
     assert!(v2.contains("tier\t<string> -required-"), "{v2}");
     assert!(v2.contains("Commercial tier of the widget."), "{v2}");
-    let cm_explained = ok(&c, bin, &["explain", "configmaps", "--output=plaintext-openapiv2"]).await;
-    assert!(cm_explained.contains("KIND:     ConfigMap"), "{cm_explained}");
-    assert!(cm_explained.contains("data\t<map[string]string>"), "{cm_explained}");
+    let cm_explained = ok(
+        &c,
+        bin,
+        &["explain", "configmaps", "--output=plaintext-openapiv2"],
+    )
+    .await;
+    assert!(
+        cm_explained.contains("KIND:     ConfigMap"),
+        "{cm_explained}"
+    );
+    assert!(
+        cm_explained.contains("data\t<map[string]string>"),
+        "{cm_explained}"
+    );
 
     // Read back.
-    let got = json(&ok(&c, bin, &["get", &format!("widgets.{group}"), "w1", "-n", &c.ns, "-o", "json"]).await);
+    let got = json(
+        &ok(
+            &c,
+            bin,
+            &[
+                "get",
+                &format!("widgets.{group}"),
+                "w1",
+                "-n",
+                &c.ns,
+                "-o",
+                "json",
+            ],
+        )
+        .await,
+    );
     assert_eq!(got["kind"], "Widget");
     assert_eq!(got["apiVersion"], format!("{group}/v1"));
     assert_eq!(got["spec"], serde_json::json!({"tier": "gold", "seats": 3}));
-    assert!(got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].is_string());
+    assert!(
+        got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
 
     // A second apply patches it.
     let widget2 = c.write("widget2.yaml", &format!("apiVersion: {group}/v1\nkind: Widget\nmetadata: {{name: w1, namespace: {}}}\nspec: {{tier: silver, seats: 3}}\n", c.ns));
     let out = ok(&c, bin, &["apply", "-f", &widget2]).await;
-    assert!(out.contains(&format!("widget.{group}/w1 configured")), "{out}");
-    let got = json(&ok(&c, bin, &["get", &format!("widgets.{group}"), "w1", "-n", &c.ns, "-o", "json"]).await);
+    assert!(
+        out.contains(&format!("widget.{group}/w1 configured")),
+        "{out}"
+    );
+    let got = json(
+        &ok(
+            &c,
+            bin,
+            &[
+                "get",
+                &format!("widgets.{group}"),
+                "w1",
+                "-n",
+                &c.ns,
+                "-o",
+                "json",
+            ],
+        )
+        .await,
+    );
     assert_eq!(got["spec"]["tier"], "silver");
 
-    let _ = c.kubectl_with(bin, &["delete", "crd", &crd_name, "--wait=false"], None).await;
+    let _ = c
+        .kubectl_with(bin, &["delete", "crd", &crd_name, "--wait=false"], None)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

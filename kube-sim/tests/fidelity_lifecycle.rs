@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
 
@@ -28,17 +30,30 @@ fn owner_ref(parent: &ConfigMap, block: bool) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "name": parent.metadata.name, "uid": parent.metadata.uid, "blockOwnerDeletion": block})
 }
 
-async fn create_child(api: &Api<ConfigMap>, name: &str, owners: Vec<Value>, finalizers: Vec<&str>) -> ConfigMap {
+async fn create_child(
+    api: &Api<ConfigMap>,
+    name: &str,
+    owners: Vec<Value>,
+    finalizers: Vec<&str>,
+) -> ConfigMap {
     let mut v = cm_value(name, json!({"role": "child"}));
     v["metadata"]["ownerReferences"] = json!(owners);
     if !finalizers.is_empty() {
         v["metadata"]["finalizers"] = json!(finalizers);
     }
-    api.create(&PostParams::default(), &serde_json::from_value(v).unwrap()).await.expect("create child")
+    api.create(&PostParams::default(), &serde_json::from_value(v).unwrap())
+        .await
+        .expect("create child")
 }
 
 async fn remove_finalizers(api: &Api<ConfigMap>, name: &str) {
-    api.patch(name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.expect("remove finalizers");
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .expect("remove finalizers");
 }
 
 /// The next event of a watch stream, for at most `secs` seconds.
@@ -71,8 +86,14 @@ where
 fn describe(e: &WatchEvent<ConfigMap>) -> (String, String) {
     match e {
         WatchEvent::Added(o) => ("ADDED".into(), o.metadata.name.clone().unwrap_or_default()),
-        WatchEvent::Modified(o) => ("MODIFIED".into(), o.metadata.name.clone().unwrap_or_default()),
-        WatchEvent::Deleted(o) => ("DELETED".into(), o.metadata.name.clone().unwrap_or_default()),
+        WatchEvent::Modified(o) => (
+            "MODIFIED".into(),
+            o.metadata.name.clone().unwrap_or_default(),
+        ),
+        WatchEvent::Deleted(o) => (
+            "DELETED".into(),
+            o.metadata.name.clone().unwrap_or_default(),
+        ),
         WatchEvent::Bookmark(_) => ("BOOKMARK".into(), String::new()),
         WatchEvent::Error(s) => ("ERROR".into(), format!("{s:?}")),
     }
@@ -95,12 +116,30 @@ async fn watch_from_resource_version_returns_later_changes_in_order() {
     let c = Cluster::start().await;
     let client = c.client().await;
     let api = cms(&c, &client);
-    let before = api.create(&PostParams::default(), &cm("before", json!({"w": "seq"}))).await.unwrap();
+    let before = api
+        .create(&PostParams::default(), &cm("before", json!({"w": "seq"})))
+        .await
+        .unwrap();
     let rv = before.metadata.resource_version.clone().unwrap();
 
-    let a = api.create(&PostParams::default(), &cm("a", json!({"w": "seq"}))).await.unwrap();
-    api.patch("a", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "v2"}}))).await.unwrap();
-    api.patch("a", &PatchParams::default(), &Patch::Merge(json!({"data": {"final": "yes"}}))).await.unwrap();
+    let a = api
+        .create(&PostParams::default(), &cm("a", json!({"w": "seq"})))
+        .await
+        .unwrap();
+    api.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "v2"}})),
+    )
+    .await
+    .unwrap();
+    api.patch(
+        "a",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"final": "yes"}})),
+    )
+    .await
+    .unwrap();
     api.delete("a", &DeleteParams::default()).await.unwrap();
 
     let wp = WatchParams::default().labels("w=seq").timeout(30);
@@ -112,20 +151,41 @@ async fn watch_from_resource_version_returns_later_changes_in_order() {
         let (kind, name) = describe(&e);
         if let WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) = &e {
             // resourceVersions are opaque, but events arrive in order of their (etcd) revision.
-            let r: u64 = o.metadata.resource_version.as_deref().unwrap().parse().unwrap();
+            let r: u64 = o
+                .metadata
+                .resource_version
+                .as_deref()
+                .unwrap()
+                .parse()
+                .unwrap();
             assert!(r > last_rv, "events out of order");
             last_rv = r;
         }
         if let WatchEvent::Deleted(o) = &e {
             let data = o.data.clone().unwrap();
-            assert_eq!(data.get("k").map(String::as_str), Some("v2"), "DELETED carries the last state");
+            assert_eq!(
+                data.get("k").map(String::as_str),
+                Some("v2"),
+                "DELETED carries the last state"
+            );
             assert_eq!(data.get("final").map(String::as_str), Some("yes"));
             assert_eq!(o.metadata.uid, a.metadata.uid);
         }
         seen.push((kind, name));
     }
-    let want: Vec<(String, String)> = [("ADDED", "a"), ("MODIFIED", "a"), ("MODIFIED", "a"), ("DELETED", "a")].iter().map(|(k, n)| (k.to_string(), n.to_string())).collect();
-    assert_eq!(seen, want, "nothing from before the resourceVersion ('before' is not replayed)");
+    let want: Vec<(String, String)> = [
+        ("ADDED", "a"),
+        ("MODIFIED", "a"),
+        ("MODIFIED", "a"),
+        ("DELETED", "a"),
+    ]
+    .iter()
+    .map(|(k, n)| (k.to_string(), n.to_string()))
+    .collect();
+    assert_eq!(
+        seen, want,
+        "nothing from before the resourceVersion ('before' is not replayed)"
+    );
 }
 
 // API concepts, "Efficient detection of changes": a watch with resourceVersion unset or "0" starts
@@ -136,7 +196,9 @@ async fn watch_without_resource_version_starts_with_synthetic_added_events() {
     let client = c.client().await;
     let api = cms(&c, &client);
     for n in ["x1", "x2", "x3"] {
-        api.create(&PostParams::default(), &cm(n, json!({"w": "init"}))).await.unwrap();
+        api.create(&PostParams::default(), &cm(n, json!({"w": "init"})))
+            .await
+            .unwrap();
     }
     for rv in ["0", ""] {
         let wp = WatchParams::default().labels("w=init").timeout(30);
@@ -151,7 +213,9 @@ async fn watch_without_resource_version_starts_with_synthetic_added_events() {
         names.sort();
         assert_eq!(names, ["x1", "x2", "x3"], "resourceVersion={rv:?}");
         let n = format!("later{}", if rv.is_empty() { "u" } else { "0" });
-        api.create(&PostParams::default(), &cm(&n, json!({"w": "init"}))).await.unwrap();
+        api.create(&PostParams::default(), &cm(&n, json!({"w": "init"})))
+            .await
+            .unwrap();
         match next_change(&mut s, 20, "ADDED of a new object").await {
             WatchEvent::Added(o) => assert_eq!(o.metadata.name.as_deref(), Some(n.as_str())),
             other => panic!("want ADDED, got {:?}", describe(&other)),
@@ -164,10 +228,17 @@ async fn watch_without_resource_version_starts_with_synthetic_added_events() {
 // carry only a resourceVersion (a real server sends them about once a minute).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_bookmarks_carry_a_resource_version() {
-    let c = Cluster::start_with(kube_sim::SimConfig { bookmark_interval: Duration::from_millis(300), ..Default::default() }).await;
+    let c = Cluster::start_with(kube_sim::SimConfig {
+        bookmark_interval: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
     let client = c.client().await;
     let api = cms(&c, &client);
-    let o = api.create(&PostParams::default(), &cm("b", json!({"w": "bm"}))).await.unwrap();
+    let o = api
+        .create(&PostParams::default(), &cm("b", json!({"w": "bm"})))
+        .await
+        .unwrap();
     let rv = o.metadata.resource_version.unwrap();
     let wp = WatchParams::default().labels("w=bm").timeout(290);
     assert!(wp.bookmarks, "kube-rs asks for bookmarks by default");
@@ -175,7 +246,10 @@ async fn watch_bookmarks_carry_a_resource_version() {
     loop {
         match next(&mut s, 200, "a BOOKMARK").await {
             WatchEvent::Bookmark(b) => {
-                assert!(!b.metadata.resource_version.is_empty(), "bookmark carries a resourceVersion");
+                assert!(
+                    !b.metadata.resource_version.is_empty(),
+                    "bookmark carries a resourceVersion"
+                );
                 assert_eq!(b.types.kind, "ConfigMap");
                 assert_eq!(b.types.api_version, "v1");
                 break;
@@ -194,8 +268,13 @@ async fn watch_timeout_seconds_ends_the_stream() {
     let api = cms(&c, &client);
     let wp = WatchParams::default().labels("w=timeout").timeout(1);
     let s = api.watch(&wp, "0").await.unwrap();
-    let events: Vec<_> = tokio::time::timeout(Duration::from_secs(30), s.collect::<Vec<_>>()).await.expect("watch ended by timeoutSeconds");
-    assert!(events.iter().all(|e| e.is_ok()), "the watch just ends, without errors");
+    let events: Vec<_> = tokio::time::timeout(Duration::from_secs(30), s.collect::<Vec<_>>())
+        .await
+        .expect("watch ended by timeoutSeconds");
+    assert!(
+        events.iter().all(|e| e.is_ok()),
+        "the watch just ends, without errors"
+    );
 }
 
 // API concepts, "Efficient detection of changes": a label-selector watch sees an object that starts
@@ -205,24 +284,62 @@ async fn watch_label_selector_sees_objects_enter_and_leave() {
     let c = Cluster::start().await;
     let client = c.client().await;
     let api = cms(&c, &client);
-    let o = api.create(&PostParams::default(), &cm("sel", json!({"tier": "other"}))).await.unwrap();
+    let o = api
+        .create(&PostParams::default(), &cm("sel", json!({"tier": "other"})))
+        .await
+        .unwrap();
     let rv = o.metadata.resource_version.unwrap();
-    let mut s = api.watch(&WatchParams::default().labels("tier=front").timeout(30), &rv).await.unwrap().boxed();
-    api.patch("sel", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tier": "front"}}}))).await.unwrap();
-    api.patch("sel", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "2"}}))).await.unwrap();
-    api.patch("sel", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"tier": "back"}}}))).await.unwrap();
+    let mut s = api
+        .watch(
+            &WatchParams::default().labels("tier=front").timeout(30),
+            &rv,
+        )
+        .await
+        .unwrap()
+        .boxed();
+    api.patch(
+        "sel",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"tier": "front"}}})),
+    )
+    .await
+    .unwrap();
+    api.patch(
+        "sel",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "2"}})),
+    )
+    .await
+    .unwrap();
+    api.patch(
+        "sel",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"tier": "back"}}})),
+    )
+    .await
+    .unwrap();
     match next_change(&mut s, 20, "ADDED").await {
         WatchEvent::Added(o) => assert_eq!(o.metadata.labels.unwrap()["tier"], "front"),
         other => panic!("want ADDED, got {:?}", describe(&other)),
     }
-    assert_eq!(describe(&next_change(&mut s, 20, "MODIFIED").await), ("MODIFIED".into(), "sel".into()));
+    assert_eq!(
+        describe(&next_change(&mut s, 20, "MODIFIED").await),
+        ("MODIFIED".into(), "sel".into())
+    );
     match next_change(&mut s, 20, "DELETED").await {
         WatchEvent::Deleted(o) => {
             // The watch cache sends the last state that matched, at the resourceVersion of the change.
-            assert_eq!(o.metadata.labels.unwrap()["tier"], "front", "DELETED carries the last matching state");
+            assert_eq!(
+                o.metadata.labels.unwrap()["tier"],
+                "front",
+                "DELETED carries the last matching state"
+            );
             assert_eq!(o.data.unwrap()["k"], "2");
             let now = api.get("sel").await.unwrap().metadata.resource_version;
-            assert_eq!(o.metadata.resource_version, now, "at the resourceVersion of the change");
+            assert_eq!(
+                o.metadata.resource_version, now,
+                "at the resourceVersion of the change"
+            );
         }
         other => panic!("want DELETED, got {:?}", describe(&other)),
     }
@@ -236,20 +353,48 @@ async fn watch_in_a_namespace_does_not_see_other_namespaces() {
     let client = c.client().await;
     let other = c.name("fid-other");
     let nss: Api<Namespace> = Api::all(client.clone());
-    nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": other}})).unwrap()).await.unwrap();
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": other}})).unwrap(),
+    )
+    .await
+    .unwrap();
     let mine = cms(&c, &client);
     let theirs: Api<ConfigMap> = Api::namespaced(client.clone(), &other);
     let all: Api<ConfigMap> = Api::all(client.clone());
     let label = format!("w=ns{}", c.suffix);
-    let start = mine.create(&PostParams::default(), &cm("start", json!({}))).await.unwrap().metadata.resource_version.unwrap();
-    let mut s = mine.watch(&WatchParams::default().labels(&label).timeout(30), &start).await.unwrap().boxed();
-    let mut s_all = all.watch(&WatchParams::default().labels(&label).timeout(30), &start).await.unwrap().boxed();
+    let start = mine
+        .create(&PostParams::default(), &cm("start", json!({})))
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut s = mine
+        .watch(&WatchParams::default().labels(&label).timeout(30), &start)
+        .await
+        .unwrap()
+        .boxed();
+    let mut s_all = all
+        .watch(&WatchParams::default().labels(&label).timeout(30), &start)
+        .await
+        .unwrap()
+        .boxed();
     let lbl = json!({"w": format!("ns{}", c.suffix)});
-    theirs.create(&PostParams::default(), &cm("elsewhere", lbl.clone())).await.unwrap();
-    mine.create(&PostParams::default(), &cm("here", lbl)).await.unwrap();
+    theirs
+        .create(&PostParams::default(), &cm("elsewhere", lbl.clone()))
+        .await
+        .unwrap();
+    mine.create(&PostParams::default(), &cm("here", lbl))
+        .await
+        .unwrap();
     match next_change(&mut s, 20, "ADDED here").await {
         WatchEvent::Added(o) => {
-            assert_eq!(o.metadata.name.as_deref(), Some("here"), "the other namespace's object is not seen");
+            assert_eq!(
+                o.metadata.name.as_deref(),
+                Some("here"),
+                "the other namespace's object is not seen"
+            );
             assert_eq!(o.metadata.namespace.as_deref(), Some(c.ns.as_str()));
         }
         other => panic!("want ADDED, got {:?}", describe(&other)),
@@ -270,7 +415,9 @@ async fn watcher_sequence(config: watcher::Config) {
     let client = c.client().await;
     let api = cms(&c, &client);
     for n in ["w1", "w2"] {
-        api.create(&PostParams::default(), &cm(n, json!({"w": "rt"}))).await.unwrap();
+        api.create(&PostParams::default(), &cm(n, json!({"w": "rt"})))
+            .await
+            .unwrap();
     }
     let mut s = watcher::watcher(api.clone(), config.labels("w=rt")).boxed();
     assert!(matches!(next(&mut s, 20, "Init").await, Event::Init));
@@ -284,12 +431,20 @@ async fn watcher_sequence(config: watcher::Config) {
     }
     names.sort();
     assert_eq!(names, ["w1", "w2"]);
-    api.create(&PostParams::default(), &cm("w3", json!({"w": "rt"}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("w3", json!({"w": "rt"})))
+        .await
+        .unwrap();
     match next(&mut s, 20, "Apply").await {
         Event::Apply(o) => assert_eq!(o.metadata.name.as_deref(), Some("w3")),
         other => panic!("want Apply, got {other:?}"),
     }
-    api.patch("w1", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "changed"}}))).await.unwrap();
+    api.patch(
+        "w1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "changed"}})),
+    )
+    .await
+    .unwrap();
     match next(&mut s, 20, "Apply (modified)").await {
         Event::Apply(o) => assert_eq!(o.data.unwrap()["k"], "changed"),
         other => panic!("want Apply, got {other:?}"),
@@ -320,7 +475,9 @@ async fn watch_kubectl_get_w_prints_a_new_object() {
     let c = Cluster::start().await;
     let client = c.client().await;
     let api = cms(&c, &client);
-    api.create(&PostParams::default(), &cm("existing", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("existing", json!({})))
+        .await
+        .unwrap();
     let mut child = tokio::process::Command::new(kubectl_bin())
         .args(["get", "cm", "-n", &c.ns, "-w", "--cache-dir"])
         .arg(c.path("kubectl-cache"))
@@ -337,7 +494,9 @@ async fn watch_kubectl_get_w_prints_a_new_object() {
         while let Ok(Some(line)) = lines.next_line().await {
             if line.starts_with("existing") && !created {
                 created = true;
-                api.create(&PostParams::default(), &cm("newcomer", json!({}))).await.unwrap();
+                api.create(&PostParams::default(), &cm("newcomer", json!({})))
+                    .await
+                    .unwrap();
             }
             if line.starts_with("newcomer ") {
                 return Some(line);
@@ -348,7 +507,11 @@ async fn watch_kubectl_get_w_prints_a_new_object() {
     .await
     .expect("kubectl get -w printed the new object");
     let line = found.expect("kubectl get -w ended early");
-    assert_eq!(line.split_whitespace().nth(1), Some("1"), "DATA column: {line}");
+    assert_eq!(
+        line.split_whitespace().nth(1),
+        Some("1"),
+        "DATA column: {line}"
+    );
     let _ = child.kill().await;
 }
 
@@ -364,17 +527,34 @@ async fn watch_kubectl_wait_returns_once_satisfied() {
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
             "versions": [{"name": "v1", "served": true, "storage": true,
                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
-    let o = c.kubectl_stdin(&["create", "-f", "-"], &crd.to_string()).await;
+    let o = c
+        .kubectl_stdin(&["create", "-f", "-"], &crd.to_string())
+        .await;
     assert!(o.ok(), "{}", o.stderr);
     let crd_name = format!("crd/widgets.{group}");
-    c.kubectl_ok(&["wait", "--for=condition=Established", &crd_name, "--timeout=60s"]).await;
+    c.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        &crd_name,
+        "--timeout=60s",
+    ])
+    .await;
     let widget = format!("widgets.{group}/w");
     let manifest = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "w"}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}});
-    let o = c.kubectl_stdin(&["create", "-n", &c.ns, "-f", "-"], &manifest.to_string()).await;
+    let o = c
+        .kubectl_stdin(&["create", "-n", &c.ns, "-f", "-"], &manifest.to_string())
+        .await;
     assert!(o.ok(), "{}", o.stderr);
 
     let patch = r#"{"status":{"conditions":[{"type":"Ready","status":"True"}]}}"#;
-    let wait = ["wait", "-n", &c.ns, &widget, "--for=condition=Ready", "--timeout=50s"];
+    let wait = [
+        "wait",
+        "-n",
+        &c.ns,
+        &widget,
+        "--for=condition=Ready",
+        "--timeout=50s",
+    ];
     let set = ["patch", "-n", &c.ns, &widget, "--type=merge", "-p", patch];
     let (out, _) = tokio::join!(c.kubectl(&wait), later(&c, &set));
     assert!(out.ok(), "wait --for=condition: {}", out.stderr);
@@ -382,18 +562,54 @@ async fn watch_kubectl_wait_returns_once_satisfied() {
 
     let o = c.kubectl_stdin(&["create", "-n", &c.ns, "-f", "-"], &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "state", "finalizers": ["example.com/hold"]}, "data": {"state": "new"}}).to_string()).await;
     assert!(o.ok(), "{}", o.stderr);
-    let wait = ["wait", "-n", &c.ns, "cm/state", "--for=jsonpath={.data.state}=done", "--timeout=50s"];
-    let set = ["patch", "-n", &c.ns, "cm/state", "--type=merge", "-p", r#"{"data":{"state":"done"}}"#];
+    let wait = [
+        "wait",
+        "-n",
+        &c.ns,
+        "cm/state",
+        "--for=jsonpath={.data.state}=done",
+        "--timeout=50s",
+    ];
+    let set = [
+        "patch",
+        "-n",
+        &c.ns,
+        "cm/state",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"state":"done"}}"#,
+    ];
     let (out, _) = tokio::join!(c.kubectl(&wait), later(&c, &set));
     assert!(out.ok(), "wait --for=jsonpath: {}", out.stderr);
     assert!(out.stdout.contains("condition met"), "{}", out.stdout);
 
-    c.kubectl_ok(&["delete", "-n", &c.ns, "cm/state", "--wait=false"]).await;
-    let wait = ["wait", "-n", &c.ns, "cm/state", "--for=delete", "--timeout=50s"];
-    let set = ["patch", "-n", &c.ns, "cm/state", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#];
+    c.kubectl_ok(&["delete", "-n", &c.ns, "cm/state", "--wait=false"])
+        .await;
+    let wait = [
+        "wait",
+        "-n",
+        &c.ns,
+        "cm/state",
+        "--for=delete",
+        "--timeout=50s",
+    ];
+    let set = [
+        "patch",
+        "-n",
+        &c.ns,
+        "cm/state",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ];
     let (out, _) = tokio::join!(c.kubectl(&wait), later(&c, &set));
     assert!(out.ok(), "wait --for=delete: {}", out.stderr);
-    assert!(c.kubectl(&["get", "-n", &c.ns, "cm/state"]).await.stderr.contains("NotFound"));
+    assert!(
+        c.kubectl(&["get", "-n", &c.ns, "cm/state"])
+            .await
+            .stderr
+            .contains("NotFound")
+    );
     c.kubectl_ok(&["delete", &crd_name, "--wait=false"]).await;
 }
 
@@ -406,28 +622,59 @@ async fn finalizers_hold_a_deleted_object_until_removed() {
     let api = cms(&c, &client);
     let mut v = cm_value("held", json!({"w": "fin"}));
     v["metadata"]["finalizers"] = json!(["example.com/hold"]);
-    let created = api.create(&PostParams::default(), &serde_json::from_value(v).unwrap()).await.unwrap();
+    let created = api
+        .create(&PostParams::default(), &serde_json::from_value(v).unwrap())
+        .await
+        .unwrap();
     let rv = created.metadata.resource_version.clone().unwrap();
 
     let deleted = api.delete("held", &DeleteParams::default()).await.unwrap();
-    let marked = deleted.left().expect("DELETE of an object with finalizers returns the object, not a Status");
+    let marked = deleted
+        .left()
+        .expect("DELETE of an object with finalizers returns the object, not a Status");
     assert!(marked.metadata.deletion_timestamp.is_some());
     let got = api.get("held").await.expect("still readable");
     assert!(got.metadata.deletion_timestamp.is_some());
-    assert_eq!(got.metadata.finalizers.as_deref(), Some(&["example.com/hold".to_string()][..]));
+    assert_eq!(
+        got.metadata.finalizers.as_deref(),
+        Some(&["example.com/hold".to_string()][..])
+    );
 
     let err = api
-        .patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold", "example.com/more"]}})))
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"finalizers": ["example.com/hold", "example.com/more"]}}),
+            ),
+        )
         .await
         .expect_err("adding a finalizer to a deleting object");
-    let kube::Error::Api(s) = err else { panic!("want an API error, got {err:?}") };
+    let kube::Error::Api(s) = err else {
+        panic!("want an API error, got {err:?}")
+    };
     assert_eq!(s.code, 422, "{s:?}");
-    assert!(s.message.contains("no new finalizers can be added if the object is being deleted"), "{}", s.message);
+    assert!(
+        s.message
+            .contains("no new finalizers can be added if the object is being deleted"),
+        "{}",
+        s.message
+    );
 
     // Other updates are still allowed while it waits.
-    api.patch("held", &PatchParams::default(), &Patch::Merge(json!({"data": {"k": "still-here"}}))).await.unwrap();
+    api.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"data": {"k": "still-here"}})),
+    )
+    .await
+    .unwrap();
 
-    let mut s = api.watch(&WatchParams::default().labels("w=fin").timeout(30), &rv).await.unwrap().boxed();
+    let mut s = api
+        .watch(&WatchParams::default().labels("w=fin").timeout(30), &rv)
+        .await
+        .unwrap()
+        .boxed();
     remove_finalizers(&api, "held").await;
     loop {
         match next_change(&mut s, 20, "DELETED").await {
@@ -450,15 +697,35 @@ async fn gc_background_deletion_removes_dependents_after_the_owner() {
     let c = Cluster::start().await;
     let client = c.client().await;
     let api = cms(&c, &client);
-    let parent = api.create(&PostParams::default(), &cm("parent", json!({}))).await.unwrap();
+    let parent = api
+        .create(&PostParams::default(), &cm("parent", json!({})))
+        .await
+        .unwrap();
     for n in ["c1", "c2"] {
         create_child(&api, n, vec![owner_ref(&parent, false)], vec![]).await;
     }
-    let bystander = api.create(&PostParams::default(), &cm("bystander", json!({}))).await.unwrap();
+    let bystander = api
+        .create(&PostParams::default(), &cm("bystander", json!({})))
+        .await
+        .unwrap();
     assert!(bystander.metadata.owner_references.is_none());
-    c.kubectl_ok(&["delete", "-n", &c.ns, "cm", "parent", "--cascade=background"]).await;
-    assert!(!exists(&api, "parent").await, "the owner is deleted immediately");
-    c.eventually(60, "dependents collected", || async { (!exists(&api, "c1").await && !exists(&api, "c2").await).then_some(()) }).await;
+    c.kubectl_ok(&[
+        "delete",
+        "-n",
+        &c.ns,
+        "cm",
+        "parent",
+        "--cascade=background",
+    ])
+    .await;
+    assert!(
+        !exists(&api, "parent").await,
+        "the owner is deleted immediately"
+    );
+    c.eventually(60, "dependents collected", || async {
+        (!exists(&api, "c1").await && !exists(&api, "c2").await).then_some(())
+    })
+    .await;
     assert!(exists(&api, "bystander").await);
 }
 
@@ -469,21 +736,50 @@ async fn gc_foreground_deletion_waits_for_blocking_dependents() {
     let c = Cluster::start().await;
     let client = c.client().await;
     let api = cms(&c, &client);
-    let parent = api.create(&PostParams::default(), &cm("parent", json!({}))).await.unwrap();
-    create_child(&api, "blocker", vec![owner_ref(&parent, true)], vec!["example.com/hold"]).await;
+    let parent = api
+        .create(&PostParams::default(), &cm("parent", json!({})))
+        .await
+        .unwrap();
+    create_child(
+        &api,
+        "blocker",
+        vec![owner_ref(&parent, true)],
+        vec!["example.com/hold"],
+    )
+    .await;
     create_child(&api, "plain", vec![owner_ref(&parent, true)], vec![]).await;
-    c.kubectl_ok(&["delete", "-n", &c.ns, "cm", "parent", "--cascade=foreground", "--wait=false"]).await;
+    c.kubectl_ok(&[
+        "delete",
+        "-n",
+        &c.ns,
+        "cm",
+        "parent",
+        "--cascade=foreground",
+        "--wait=false",
+    ])
+    .await;
     let p = api.get("parent").await.expect("the owner waits");
     assert!(p.metadata.deletion_timestamp.is_some());
-    assert!(p.metadata.finalizers.unwrap_or_default().contains(&"foregroundDeletion".to_string()));
+    assert!(
+        p.metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"foregroundDeletion".to_string())
+    );
     c.eventually(60, "dependents being deleted", || async {
         let b = api.get("blocker").await.unwrap();
         (b.metadata.deletion_timestamp.is_some() && !exists(&api, "plain").await).then_some(())
     })
     .await;
-    assert!(exists(&api, "parent").await, "the owner stays while a blocking dependent exists");
+    assert!(
+        exists(&api, "parent").await,
+        "the owner stays while a blocking dependent exists"
+    );
     remove_finalizers(&api, "blocker").await;
-    c.eventually(60, "owner deleted after its dependents", || async { (!exists(&api, "parent").await).then_some(()) }).await;
+    c.eventually(60, "owner deleted after its dependents", || async {
+        (!exists(&api, "parent").await).then_some(())
+    })
+    .await;
     assert!(!exists(&api, "blocker").await);
 }
 
@@ -494,15 +790,29 @@ async fn gc_orphan_deletion_keeps_dependents_and_strips_the_reference() {
     let c = Cluster::start().await;
     let client = c.client().await;
     let api = cms(&c, &client);
-    let parent = api.create(&PostParams::default(), &cm("parent", json!({}))).await.unwrap();
+    let parent = api
+        .create(&PostParams::default(), &cm("parent", json!({})))
+        .await
+        .unwrap();
     for n in ["c1", "c2"] {
         create_child(&api, n, vec![owner_ref(&parent, true)], vec![]).await;
     }
-    c.kubectl_ok(&["delete", "-n", &c.ns, "cm", "parent", "--cascade=orphan"]).await;
-    c.eventually(60, "owner gone", || async { (!exists(&api, "parent").await).then_some(()) }).await;
+    c.kubectl_ok(&["delete", "-n", &c.ns, "cm", "parent", "--cascade=orphan"])
+        .await;
+    c.eventually(60, "owner gone", || async {
+        (!exists(&api, "parent").await).then_some(())
+    })
+    .await;
     for n in ["c1", "c2"] {
         let child = api.get(n).await.expect("orphaned dependent survives");
-        assert!(child.metadata.owner_references.unwrap_or_default().is_empty(), "{n} keeps no reference to the deleted owner");
+        assert!(
+            child
+                .metadata
+                .owner_references
+                .unwrap_or_default()
+                .is_empty(),
+            "{n} keeps no reference to the deleted owner"
+        );
         assert!(child.metadata.deletion_timestamp.is_none());
     }
 }
@@ -514,10 +824,24 @@ async fn gc_dependent_with_two_owners_survives_one() {
     let c = Cluster::start().await;
     let client = c.client().await;
     let api = cms(&c, &client);
-    let a = api.create(&PostParams::default(), &cm("owner-a", json!({}))).await.unwrap();
-    let b = api.create(&PostParams::default(), &cm("owner-b", json!({}))).await.unwrap();
-    create_child(&api, "shared", vec![owner_ref(&a, false), owner_ref(&b, false)], vec![]).await;
-    api.delete("owner-a", &DeleteParams::background()).await.unwrap();
+    let a = api
+        .create(&PostParams::default(), &cm("owner-a", json!({})))
+        .await
+        .unwrap();
+    let b = api
+        .create(&PostParams::default(), &cm("owner-b", json!({})))
+        .await
+        .unwrap();
+    create_child(
+        &api,
+        "shared",
+        vec![owner_ref(&a, false), owner_ref(&b, false)],
+        vec![],
+    )
+    .await;
+    api.delete("owner-a", &DeleteParams::background())
+        .await
+        .unwrap();
     let refs = c
         .eventually(60, "the reference to owner-a removed", || async {
             let child = api.get_opt("shared").await.unwrap()?;
@@ -530,8 +854,13 @@ async fn gc_dependent_with_two_owners_survives_one() {
     let child = api.get("shared").await.expect("the dependent survives");
     assert!(child.metadata.deletion_timestamp.is_none());
     // Deleting the last owner collects it.
-    api.delete("owner-b", &DeleteParams::background()).await.unwrap();
-    c.eventually(60, "dependent collected with its last owner", || async { (!exists(&api, "shared").await).then_some(()) }).await;
+    api.delete("owner-b", &DeleteParams::background())
+        .await
+        .unwrap();
+    c.eventually(60, "dependent collected with its last owner", || async {
+        (!exists(&api, "shared").await).then_some(())
+    })
+    .await;
 }
 
 // Garbage collection: an object whose ownerReference names an owner that does not exist (no such
@@ -543,8 +872,13 @@ async fn gc_dependent_of_a_missing_owner_is_collected() {
     let api = cms(&c, &client);
     let ghost = json!({"apiVersion": "v1", "kind": "ConfigMap", "name": "ghost", "uid": "3f1c8b7e-0000-4000-8000-000000000001"});
     create_child(&api, "dangling", vec![ghost], vec![]).await;
-    api.create(&PostParams::default(), &cm("ownerless", json!({}))).await.unwrap();
-    c.eventually(60, "the dependent of a missing owner collected", || async { (!exists(&api, "dangling").await).then_some(()) }).await;
+    api.create(&PostParams::default(), &cm("ownerless", json!({})))
+        .await
+        .unwrap();
+    c.eventually(60, "the dependent of a missing owner collected", || async {
+        (!exists(&api, "dangling").await).then_some(())
+    })
+    .await;
     assert!(exists(&api, "ownerless").await);
 }
 
@@ -556,48 +890,109 @@ async fn namespace_deletion_empties_then_removes_the_namespace() {
     let client = c.client().await;
     let name = c.name("fid-term");
     let nss: Api<Namespace> = Api::all(client.clone());
-    nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()).await.unwrap();
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+    )
+    .await
+    .unwrap();
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &name);
-    api.create(&PostParams::default(), &cm("plain", json!({}))).await.unwrap();
+    api.create(&PostParams::default(), &cm("plain", json!({})))
+        .await
+        .unwrap();
     let mut v = cm_value("held", json!({}));
     v["metadata"]["finalizers"] = json!(["example.com/hold"]);
-    api.create(&PostParams::default(), &serde_json::from_value(v).unwrap()).await.unwrap();
+    api.create(&PostParams::default(), &serde_json::from_value(v).unwrap())
+        .await
+        .unwrap();
 
-    c.kubectl_ok(&["delete", "namespace", &name, "--wait=false"]).await;
-    let ns = nss.get(&name).await.expect("the namespace waits for its content");
+    c.kubectl_ok(&["delete", "namespace", &name, "--wait=false"])
+        .await;
+    let ns = nss
+        .get(&name)
+        .await
+        .expect("the namespace waits for its content");
     assert!(ns.metadata.deletion_timestamp.is_some());
-    assert_eq!(ns.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
+    assert_eq!(
+        ns.status.and_then(|s| s.phase).as_deref(),
+        Some("Terminating")
+    );
 
-    c.eventually(60, "content deleted", || async { (!exists(&api, "plain").await).then_some(()) }).await;
-    let held = api.get("held").await.expect("content with a finalizer waits");
+    c.eventually(60, "content deleted", || async {
+        (!exists(&api, "plain").await).then_some(())
+    })
+    .await;
+    let held = api
+        .get("held")
+        .await
+        .expect("content with a finalizer waits");
     assert!(held.metadata.deletion_timestamp.is_some());
     // The namespace controller reports what it waits for in status.conditions.
     let conds = c
-        .eventually(60, "the namespace's conditions to name the held finalizer", || async {
-            let ns = nss.get(&name).await.unwrap();
-            let conds = ns.status?.conditions?;
-            let fin = conds.iter().find(|c| c.type_ == "NamespaceFinalizersRemaining")?;
-            (fin.status == "True").then_some(conds)
-        })
+        .eventually(
+            60,
+            "the namespace's conditions to name the held finalizer",
+            || async {
+                let ns = nss.get(&name).await.unwrap();
+                let conds = ns.status?.conditions?;
+                let fin = conds
+                    .iter()
+                    .find(|c| c.type_ == "NamespaceFinalizersRemaining")?;
+                (fin.status == "True").then_some(conds)
+            },
+        )
         .await;
-    let find = |t: &str| conds.iter().find(|c| c.type_ == t).unwrap_or_else(|| panic!("no {t} condition"));
+    let find = |t: &str| {
+        conds
+            .iter()
+            .find(|c| c.type_ == t)
+            .unwrap_or_else(|| panic!("no {t} condition"))
+    };
     let fin = find("NamespaceFinalizersRemaining");
     assert_eq!(fin.reason.as_deref(), Some("SomeFinalizersRemain"));
-    assert_eq!(fin.message.as_deref(), Some("Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"));
+    assert_eq!(
+        fin.message.as_deref(),
+        Some(
+            "Some content in the namespace has finalizers remaining: example.com/hold in 1 resource instances"
+        )
+    );
     let content = find("NamespaceContentRemaining");
-    assert_eq!((content.status.as_str(), content.reason.as_deref()), ("True", Some("SomeResourcesRemain")));
-    assert_eq!(content.message.as_deref(), Some("Some resources are remaining: configmaps. has 1 resource instances"));
+    assert_eq!(
+        (content.status.as_str(), content.reason.as_deref()),
+        ("True", Some("SomeResourcesRemain"))
+    );
+    assert_eq!(
+        content.message.as_deref(),
+        Some("Some resources are remaining: configmaps. has 1 resource instances")
+    );
     assert_eq!(find("NamespaceDeletionContentFailure").status, "False");
 
-    let err = api.create(&PostParams::default(), &cm("late", json!({}))).await.expect_err("no new content in a terminating namespace");
-    let kube::Error::Api(s) = err else { panic!("want an API error, got {err:?}") };
+    let err = api
+        .create(&PostParams::default(), &cm("late", json!({})))
+        .await
+        .expect_err("no new content in a terminating namespace");
+    let kube::Error::Api(s) = err else {
+        panic!("want an API error, got {err:?}")
+    };
     assert_eq!(s.code, 403, "{s:?}");
     assert_eq!(s.reason, "Forbidden");
-    assert!(s.message.contains(&format!("unable to create new content in namespace {name} because it is being terminated")), "{}", s.message);
-    assert!(nss.get_opt(&name).await.unwrap().is_some(), "still waiting for `held`");
+    assert!(
+        s.message.contains(&format!(
+            "unable to create new content in namespace {name} because it is being terminated"
+        )),
+        "{}",
+        s.message
+    );
+    assert!(
+        nss.get_opt(&name).await.unwrap().is_some(),
+        "still waiting for `held`"
+    );
 
     remove_finalizers(&api, "held").await;
-    c.eventually(120, "namespace removed", || async { nss.get_opt(&name).await.unwrap().is_none().then_some(()) }).await;
+    c.eventually(120, "namespace removed", || async {
+        nss.get_opt(&name).await.unwrap().is_none().then_some(())
+    })
+    .await;
 }
 
 // Namespaces via kubectl: `kubectl delete ns x` waits (by default) until the namespace is gone.
@@ -605,14 +1000,31 @@ async fn namespace_deletion_empties_then_removes_the_namespace() {
 async fn namespace_kubectl_delete_waits_until_gone() {
     let c = Cluster::start().await;
     let name = c.name("fid-del");
-    let o = c.kubectl_stdin(&["create", "-f", "-"], &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}).to_string()).await;
+    let o = c
+        .kubectl_stdin(
+            &["create", "-f", "-"],
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+                .to_string(),
+        )
+        .await;
     assert!(o.ok(), "{}", o.stderr);
-    let o = c.kubectl_stdin(&["create", "-n", &name, "-f", "-"], &cm_value("content", json!({})).to_string()).await;
+    let o = c
+        .kubectl_stdin(
+            &["create", "-n", &name, "-f", "-"],
+            &cm_value("content", json!({})).to_string(),
+        )
+        .await;
     assert!(o.ok(), "{}", o.stderr);
     let out = c.kubectl_ok(&["delete", "namespace", &name]).await;
-    assert!(out.contains(&format!("namespace \"{name}\" deleted")), "{out}");
+    assert!(
+        out.contains(&format!("namespace \"{name}\" deleted")),
+        "{out}"
+    );
     let err = c.kubectl_err(&["get", "namespace", &name]).await;
-    assert!(err.contains("NotFound") || err.contains("not found"), "{err}");
+    assert!(
+        err.contains("NotFound") || err.contains("not found"),
+        "{err}"
+    );
 }
 
 // API concepts, deletecollection: `kubectl delete cm -l app=x` and a DELETE on the collection with
@@ -622,19 +1034,51 @@ async fn deletecollection_deletes_exactly_the_matching_objects() {
     let c = Cluster::start().await;
     let client = c.client().await;
     let api = cms(&c, &client);
-    for (n, app) in [("x1", "x"), ("x2", "x"), ("y1", "y"), ("z1", "z"), ("z2", "z")] {
-        api.create(&PostParams::default(), &cm(n, json!({"app": app}))).await.unwrap();
+    for (n, app) in [
+        ("x1", "x"),
+        ("x2", "x"),
+        ("y1", "y"),
+        ("z1", "z"),
+        ("z2", "z"),
+    ] {
+        api.create(&PostParams::default(), &cm(n, json!({"app": app})))
+            .await
+            .unwrap();
     }
-    let out = c.kubectl_ok(&["delete", "cm", "-n", &c.ns, "-l", "app=x"]).await;
-    assert!(out.contains("configmap \"x1\" deleted") && out.contains("configmap \"x2\" deleted"), "{out}");
+    let out = c
+        .kubectl_ok(&["delete", "cm", "-n", &c.ns, "-l", "app=x"])
+        .await;
+    assert!(
+        out.contains("configmap \"x1\" deleted") && out.contains("configmap \"x2\" deleted"),
+        "{out}"
+    );
     assert!(!exists(&api, "x1").await && !exists(&api, "x2").await);
     assert!(exists(&api, "y1").await && exists(&api, "z1").await && exists(&api, "z2").await);
 
-    let res = api.delete_collection(&DeleteParams::default(), &ListParams::default().labels("app=z")).await.unwrap();
-    let listed = res.left().expect("deletecollection returns the deleted objects as a list");
-    let mut names: Vec<String> = listed.items.into_iter().map(|o| o.metadata.name.unwrap()).collect();
+    let res = api
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("app=z"),
+        )
+        .await
+        .unwrap();
+    let listed = res
+        .left()
+        .expect("deletecollection returns the deleted objects as a list");
+    let mut names: Vec<String> = listed
+        .items
+        .into_iter()
+        .map(|o| o.metadata.name.unwrap())
+        .collect();
     names.sort();
     assert_eq!(names, ["z1", "z2"]);
-    let left: Vec<String> = api.list(&ListParams::default().labels("app")).await.unwrap().items.into_iter().map(|o| o.metadata.name.unwrap()).collect();
+    let left: Vec<String> = api
+        .list(&ListParams::default().labels("app"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| o.metadata.name.unwrap())
+        .collect();
     assert_eq!(left, ["y1"]);
 }

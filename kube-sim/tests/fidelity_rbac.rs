@@ -4,7 +4,9 @@
 mod common;
 use common::*;
 
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
@@ -76,7 +78,10 @@ struct Cleanup {
 
 impl Cleanup {
     fn new(c: &Cluster) -> Cleanup {
-        Cleanup { kubeconfig: c.kubeconfig.clone(), objects: Vec::new() }
+        Cleanup {
+            kubeconfig: c.kubeconfig.clone(),
+            objects: Vec::new(),
+        }
     }
     fn add(&mut self, kind_name: String) {
         self.objects.push(kind_name);
@@ -100,7 +105,12 @@ impl Drop for Cleanup {
 /// A second namespace (deleted at the end on a real cluster).
 async fn other_namespace(c: &Cluster, cleanup: &mut Cleanup) -> String {
     let ns = c.name("other");
-    let o = c.kubectl_stdin(&["create", "-f", "-"], &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string()).await;
+    let o = c
+        .kubectl_stdin(
+            &["create", "-f", "-"],
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}).to_string(),
+        )
+        .await;
     assert!(o.ok(), "creating namespace {ns}: {}", o.stderr);
     cleanup.add(format!("namespace/{ns}"));
     ns
@@ -116,7 +126,9 @@ async fn rbac_user_without_bindings_is_forbidden_with_the_standard_message() {
     let c = Cluster::start().await;
     let c = &c;
     let bob = bob(c);
-    let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
+    let err = c
+        .kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &c.ns]))
+        .await;
     assert!(
         err.contains(&format!(
             "Error from server (Forbidden): configmaps is forbidden: User \"{bob}\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"{}\"",
@@ -124,7 +136,12 @@ async fn rbac_user_without_bindings_is_forbidden_with_the_standard_message() {
         )),
         "{err}"
     );
-    let err = c.kubectl_err(&with_as(&bob, &["get", "configmap", "kube-root-ca.crt", "-n", &c.ns])).await;
+    let err = c
+        .kubectl_err(&with_as(
+            &bob,
+            &["get", "configmap", "kube-root-ca.crt", "-n", &c.ns],
+        ))
+        .await;
     assert!(
         err.contains(&format!(
             "configmaps \"kube-root-ca.crt\" is forbidden: User \"{bob}\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"{}\"",
@@ -146,24 +163,44 @@ async fn rbac_role_binding_grants_only_in_its_namespace() {
     let bob = bob(c);
     apply_json(c, &configmap(&c.ns, "one", json!({"k": "v"}))).await;
     apply_json(c, &role(&c.ns, "cm-reader", reader_rules())).await;
-    apply_json(c, &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob))).await;
+    apply_json(
+        c,
+        &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob)),
+    )
+    .await;
 
-    let out = eventually_ok(c, &with_as(&bob, &["get", "configmaps", "-n", &c.ns, "-o", "name"])).await;
+    let out = eventually_ok(
+        c,
+        &with_as(&bob, &["get", "configmaps", "-n", &c.ns, "-o", "name"]),
+    )
+    .await;
     assert!(out.contains("configmap/one"), "{out}");
-    let out = c.kubectl_ok(&with_as(&bob, &["get", "configmap", "one", "-n", &c.ns, "-o", "json"])).await;
+    let out = c
+        .kubectl_ok(&with_as(
+            &bob,
+            &["get", "configmap", "one", "-n", &c.ns, "-o", "json"],
+        ))
+        .await;
     assert_eq!(json(&out)["data"]["k"], "v");
     // A verb the role lacks.
-    let err = c.kubectl_err(&with_as(&bob, &["delete", "configmap", "one", "-n", &c.ns])).await;
+    let err = c
+        .kubectl_err(&with_as(&bob, &["delete", "configmap", "one", "-n", &c.ns]))
+        .await;
     assert!(err.contains(&format!("configmaps \"one\" is forbidden: User \"{bob}\" cannot delete resource \"configmaps\" in API group \"\" in the namespace \"{}\"", c.ns)), "{err}");
     // Another namespace.
-    let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &other])).await;
+    let err = c
+        .kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &other]))
+        .await;
     assert!(err.contains(&format!("User \"{bob}\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"{other}\"")), "{err}");
     // Cluster-wide.
-    let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "--all-namespaces"])).await;
+    let err = c
+        .kubectl_err(&with_as(&bob, &["get", "configmaps", "--all-namespaces"]))
+        .await;
     assert!(err.contains(&format!("configmaps is forbidden: User \"{bob}\" cannot list resource \"configmaps\" in API group \"\" at the cluster scope")), "{err}");
     // Another user.
     let alice = format!("alice-{}@x.example", c.suffix);
-    c.kubectl_err(&with_as(&alice, &["get", "configmaps", "-n", &c.ns])).await;
+    c.kubectl_err(&with_as(&alice, &["get", "configmaps", "-n", &c.ns]))
+        .await;
 }
 
 // RBAC: a RoleBinding may reference a ClusterRole; the permissions are scoped to the binding's namespace.
@@ -177,12 +214,25 @@ async fn rbac_cluster_role_bound_by_role_binding_is_namespace_scoped() {
     let cr = c.name("cm-reader");
     apply_json(c, &cluster_role(&cr, reader_rules())).await;
     cleanup.add(format!("clusterrole/{cr}"));
-    apply_json(c, &role_binding(&c.ns, "bob-reads", "ClusterRole", &cr, user_subject(&bob))).await;
+    apply_json(
+        c,
+        &role_binding(&c.ns, "bob-reads", "ClusterRole", &cr, user_subject(&bob)),
+    )
+    .await;
 
     eventually_ok(c, &with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
-    let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &other])).await;
-    assert!(err.contains(&format!("cannot list resource \"configmaps\" in API group \"\" in the namespace \"{other}\"")), "{err}");
-    let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-A"])).await;
+    let err = c
+        .kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &other]))
+        .await;
+    assert!(
+        err.contains(&format!(
+            "cannot list resource \"configmaps\" in API group \"\" in the namespace \"{other}\""
+        )),
+        "{err}"
+    );
+    let err = c
+        .kubectl_err(&with_as(&bob, &["get", "configmaps", "-A"]))
+        .await;
     assert!(err.contains("at the cluster scope"), "{err}");
 }
 
@@ -203,11 +253,19 @@ async fn rbac_cluster_role_binding_grants_everywhere() {
     apply_json(c, &configmap(&other, "there", json!({}))).await;
 
     eventually_ok(c, &with_as(&bob, &["get", "configmaps", "-A"])).await;
-    c.kubectl_ok(&with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
-    let out = c.kubectl_ok(&with_as(&bob, &["get", "configmap", "there", "-n", &other, "-o", "name"])).await;
+    c.kubectl_ok(&with_as(&bob, &["get", "configmaps", "-n", &c.ns]))
+        .await;
+    let out = c
+        .kubectl_ok(&with_as(
+            &bob,
+            &["get", "configmap", "there", "-n", &other, "-o", "name"],
+        ))
+        .await;
     assert_eq!(out.trim(), "configmap/there");
     // Only what the role says.
-    let err = c.kubectl_err(&with_as(&bob, &["get", "secrets", "-n", &other])).await;
+    let err = c
+        .kubectl_err(&with_as(&bob, &["get", "secrets", "-n", &other]))
+        .await;
     assert!(err.contains(&format!("User \"{bob}\" cannot list resource \"secrets\" in API group \"\" in the namespace \"{other}\"")), "{err}");
 }
 
@@ -221,15 +279,51 @@ async fn rbac_group_subject_matches_impersonated_group() {
     apply_json(c, &role(&c.ns, "cm-reader", reader_rules())).await;
     apply_json(
         c,
-        &role_binding(&c.ns, "devs-read", "Role", "cm-reader", json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}])),
+        &role_binding(
+            &c.ns,
+            "devs-read",
+            "Role",
+            "cm-reader",
+            json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]),
+        ),
     )
     .await;
-    eventually_ok(c, &["--as", &bob, "--as-group", &group, "get", "configmaps", "-n", &c.ns]).await;
+    eventually_ok(
+        c,
+        &[
+            "--as",
+            &bob,
+            "--as-group",
+            &group,
+            "get",
+            "configmaps",
+            "-n",
+            &c.ns,
+        ],
+    )
+    .await;
     // The same user without the group is refused.
-    let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
-    assert!(err.contains(&format!("User \"{bob}\" cannot list resource \"configmaps\"")), "{err}");
+    let err = c
+        .kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &c.ns]))
+        .await;
+    assert!(
+        err.contains(&format!(
+            "User \"{bob}\" cannot list resource \"configmaps\""
+        )),
+        "{err}"
+    );
     // Another group is not enough.
-    c.kubectl_err(&["--as", &bob, "--as-group", "someone-else", "get", "configmaps", "-n", &c.ns]).await;
+    c.kubectl_err(&[
+        "--as",
+        &bob,
+        "--as-group",
+        "someone-else",
+        "get",
+        "configmaps",
+        "-n",
+        &c.ns,
+    ])
+    .await;
 }
 
 // RBAC: resourceNames restrict a rule to named objects; `list` cannot be restricted by name.
@@ -241,19 +335,50 @@ async fn rbac_resource_names_allow_only_named_objects() {
     apply_json(c, &configmap(&c.ns, "x", json!({}))).await;
     apply_json(c, &configmap(&c.ns, "y", json!({}))).await;
     apply_json(c, &role(&c.ns, "x-only", json!([{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["x"], "verbs": ["get", "list"]}]))).await;
-    apply_json(c, &role_binding(&c.ns, "bob-x", "Role", "x-only", user_subject(&bob))).await;
+    apply_json(
+        c,
+        &role_binding(&c.ns, "bob-x", "Role", "x-only", user_subject(&bob)),
+    )
+    .await;
 
-    let out = eventually_ok(c, &with_as(&bob, &["get", "configmap", "x", "-n", &c.ns, "-o", "name"])).await;
+    let out = eventually_ok(
+        c,
+        &with_as(&bob, &["get", "configmap", "x", "-n", &c.ns, "-o", "name"]),
+    )
+    .await;
     assert_eq!(out.trim(), "configmap/x");
-    let err = c.kubectl_err(&with_as(&bob, &["get", "configmap", "y", "-n", &c.ns])).await;
+    let err = c
+        .kubectl_err(&with_as(&bob, &["get", "configmap", "y", "-n", &c.ns]))
+        .await;
     assert!(
         err.contains(&format!("configmaps \"y\" is forbidden: User \"{bob}\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"{}\"", c.ns)),
         "{err}"
     );
-    let err = c.kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
-    assert!(err.contains(&format!("configmaps is forbidden: User \"{bob}\" cannot list resource \"configmaps\"")), "{err}");
+    let err = c
+        .kubectl_err(&with_as(&bob, &["get", "configmaps", "-n", &c.ns]))
+        .await;
+    assert!(
+        err.contains(&format!(
+            "configmaps is forbidden: User \"{bob}\" cannot list resource \"configmaps\""
+        )),
+        "{err}"
+    );
     // A list narrowed to the one name by fieldSelector is allowed (the authorizer sees the name).
-    let out = c.kubectl_ok(&with_as(&bob, &["get", "configmaps", "-n", &c.ns, "--field-selector", "metadata.name=x", "-o", "name"])).await;
+    let out = c
+        .kubectl_ok(&with_as(
+            &bob,
+            &[
+                "get",
+                "configmaps",
+                "-n",
+                &c.ns,
+                "--field-selector",
+                "metadata.name=x",
+                "-o",
+                "name",
+            ],
+        ))
+        .await;
     assert_eq!(out.trim(), "configmap/x");
 }
 
@@ -281,7 +406,10 @@ async fn rbac_subresource_needs_its_own_rule() {
     apply_json(c, &widget_crd(&group)).await;
     cleanup.add(format!("crd/widgets.{group}"));
     let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "w", "namespace": c.ns}, "spec": {"size": 1}});
-    c.eventually(30, "the CRD to serve widgets", || async { c.apply(&widget.to_string()).await.ok().then_some(()) }).await;
+    c.eventually(30, "the CRD to serve widgets", || async {
+        c.apply(&widget.to_string()).await.ok().then_some(())
+    })
+    .await;
     let rules = |status: bool| {
         let mut r = json!([{"apiGroups": [group], "resources": ["widgets"], "verbs": ["get", "list", "patch"]}]);
         if status {
@@ -290,17 +418,63 @@ async fn rbac_subresource_needs_its_own_rule() {
         r
     };
     apply_json(c, &role(&c.ns, "widgets", rules(false))).await;
-    apply_json(c, &role_binding(&c.ns, "bob-widgets", "Role", "widgets", user_subject(&bob))).await;
+    apply_json(
+        c,
+        &role_binding(&c.ns, "bob-widgets", "Role", "widgets", user_subject(&bob)),
+    )
+    .await;
 
-    eventually_ok(c, &with_as(&bob, &["patch", "widget", "w", "-n", &c.ns, "--type=merge", "-p", r#"{"spec":{"size":2}}"#])).await;
-    let status_patch = with_as(&bob, &["patch", "widget", "w", "-n", &c.ns, "--subresource=status", "--type=merge", "-p", r#"{"status":{"ready":true}}"#]);
+    eventually_ok(
+        c,
+        &with_as(
+            &bob,
+            &[
+                "patch",
+                "widget",
+                "w",
+                "-n",
+                &c.ns,
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"size":2}}"#,
+            ],
+        ),
+    )
+    .await;
+    let status_patch = with_as(
+        &bob,
+        &[
+            "patch",
+            "widget",
+            "w",
+            "-n",
+            &c.ns,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"ready":true}}"#,
+        ],
+    );
     let err = c.kubectl_err(&status_patch).await;
     // (kubectl reads the status subresource before patching it: the refused verb may be get or patch.)
-    assert!(err.contains(&format!("widgets.{group} \"w\" is forbidden: User \"{bob}\" cannot ")), "{err}");
-    assert!(err.contains(&format!("resource \"widgets/status\" in API group \"{group}\" in the namespace \"{}\"", c.ns)), "{err}");
+    assert!(
+        err.contains(&format!(
+            "widgets.{group} \"w\" is forbidden: User \"{bob}\" cannot "
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "resource \"widgets/status\" in API group \"{group}\" in the namespace \"{}\"",
+            c.ns
+        )),
+        "{err}"
+    );
     apply_json(c, &role(&c.ns, "widgets", rules(true))).await;
     eventually_ok(c, &status_patch).await;
-    let out = c.kubectl_ok(&["get", "widget", "w", "-n", &c.ns, "-o", "json"]).await;
+    let out = c
+        .kubectl_ok(&["get", "widget", "w", "-n", &c.ns, "-o", "json"])
+        .await;
     assert_eq!(json(&out)["status"]["ready"], true);
     assert_eq!(json(&out)["spec"]["size"], 2);
 }
@@ -313,31 +487,106 @@ async fn rbac_wildcard_verbs_and_resources() {
     let bob = bob(c);
     let carol = format!("carol-{}@x.example", c.suffix);
     apply_json(c, &configmap(&c.ns, "one", json!({}))).await;
-    apply_json(c, &role(&c.ns, "all-verbs", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]))).await;
-    apply_json(c, &role(&c.ns, "get-all", json!([{"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}]))).await;
-    apply_json(c, &role_binding(&c.ns, "bob", "Role", "all-verbs", user_subject(&bob))).await;
-    apply_json(c, &role_binding(&c.ns, "carol", "Role", "get-all", user_subject(&carol))).await;
+    apply_json(
+        c,
+        &role(
+            &c.ns,
+            "all-verbs",
+            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]),
+        ),
+    )
+    .await;
+    apply_json(
+        c,
+        &role(
+            &c.ns,
+            "get-all",
+            json!([{"apiGroups": [""], "resources": ["*"], "verbs": ["get"]}]),
+        ),
+    )
+    .await;
+    apply_json(
+        c,
+        &role_binding(&c.ns, "bob", "Role", "all-verbs", user_subject(&bob)),
+    )
+    .await;
+    apply_json(
+        c,
+        &role_binding(&c.ns, "carol", "Role", "get-all", user_subject(&carol)),
+    )
+    .await;
 
     // bob: every verb on configmaps, nothing else.
     let cm = configmap(&c.ns, "made-by-bob", json!({"a": "1"})).to_string();
-    c.eventually(20, "bob to create a configmap", || async { c.kubectl_stdin(&with_as(&bob, &["create", "-f", "-"]), &cm).await.ok().then_some(()) }).await;
-    c.kubectl_ok(&with_as(&bob, &["label", "configmap", "made-by-bob", "-n", &c.ns, "x=y"])).await;
-    c.kubectl_ok(&with_as(&bob, &["delete", "configmap", "made-by-bob", "-n", &c.ns])).await;
-    c.kubectl_ok(&with_as(&bob, &["get", "configmaps", "-n", &c.ns])).await;
-    let err = c.kubectl_err(&with_as(&bob, &["get", "secrets", "-n", &c.ns])).await;
+    c.eventually(20, "bob to create a configmap", || async {
+        c.kubectl_stdin(&with_as(&bob, &["create", "-f", "-"]), &cm)
+            .await
+            .ok()
+            .then_some(())
+    })
+    .await;
+    c.kubectl_ok(&with_as(
+        &bob,
+        &["label", "configmap", "made-by-bob", "-n", &c.ns, "x=y"],
+    ))
+    .await;
+    c.kubectl_ok(&with_as(
+        &bob,
+        &["delete", "configmap", "made-by-bob", "-n", &c.ns],
+    ))
+    .await;
+    c.kubectl_ok(&with_as(&bob, &["get", "configmaps", "-n", &c.ns]))
+        .await;
+    let err = c
+        .kubectl_err(&with_as(&bob, &["get", "secrets", "-n", &c.ns]))
+        .await;
     assert!(err.contains("cannot list resource \"secrets\""), "{err}");
 
     // carol: get on every core resource, no other verb.
-    eventually_ok(c, &with_as(&carol, &["get", "configmap", "one", "-n", &c.ns])).await;
-    let sa = c.kubectl(&with_as(&carol, &["get", "serviceaccount", "no-such-sa", "-n", &c.ns])).await;
-    assert!(sa.stderr.contains("serviceaccounts \"no-such-sa\" not found"), "get on any resource reaches the store: {}", sa.stderr);
-    let err = c.kubectl_err(&with_as(&carol, &["get", "configmaps", "-n", &c.ns])).await;
-    assert!(err.contains(&format!("User \"{carol}\" cannot list resource \"configmaps\"")), "{err}");
-    let err = c.kubectl_err(&with_as(&carol, &["delete", "configmap", "one", "-n", &c.ns])).await;
-    assert!(err.contains("cannot delete resource \"configmaps\""), "{err}");
+    eventually_ok(
+        c,
+        &with_as(&carol, &["get", "configmap", "one", "-n", &c.ns]),
+    )
+    .await;
+    let sa = c
+        .kubectl(&with_as(
+            &carol,
+            &["get", "serviceaccount", "no-such-sa", "-n", &c.ns],
+        ))
+        .await;
+    assert!(
+        sa.stderr
+            .contains("serviceaccounts \"no-such-sa\" not found"),
+        "get on any resource reaches the store: {}",
+        sa.stderr
+    );
+    let err = c
+        .kubectl_err(&with_as(&carol, &["get", "configmaps", "-n", &c.ns]))
+        .await;
+    assert!(
+        err.contains(&format!(
+            "User \"{carol}\" cannot list resource \"configmaps\""
+        )),
+        "{err}"
+    );
+    let err = c
+        .kubectl_err(&with_as(
+            &carol,
+            &["delete", "configmap", "one", "-n", &c.ns],
+        ))
+        .await;
+    assert!(
+        err.contains("cannot delete resource \"configmaps\""),
+        "{err}"
+    );
     // `*` resources is limited to the rule's API groups.
-    let err = c.kubectl_err(&with_as(&carol, &["get", "role", "all-verbs", "-n", &c.ns])).await;
-    assert!(err.contains("cannot get resource \"roles\" in API group \"rbac.authorization.k8s.io\""), "{err}");
+    let err = c
+        .kubectl_err(&with_as(&carol, &["get", "role", "all-verbs", "-n", &c.ns]))
+        .await;
+    assert!(
+        err.contains("cannot get resource \"roles\" in API group \"rbac.authorization.k8s.io\""),
+        "{err}"
+    );
 }
 
 // RBAC: ServiceAccount subjects; a service account's user name is `system:serviceaccount:<ns>:<name>`.
@@ -346,19 +595,43 @@ async fn rbac_service_account_subject() {
     let c = Cluster::start().await;
     let c = &c;
     apply_json(c, &role(&c.ns, "cm-reader", reader_rules())).await;
-    apply_json(c, &role_binding(&c.ns, "robot-reads", "Role", "cm-reader", json!([{"kind": "ServiceAccount", "name": "robot", "namespace": c.ns}]))).await;
+    apply_json(
+        c,
+        &role_binding(
+            &c.ns,
+            "robot-reads",
+            "Role",
+            "cm-reader",
+            json!([{"kind": "ServiceAccount", "name": "robot", "namespace": c.ns}]),
+        ),
+    )
+    .await;
     let robot = format!("system:serviceaccount:{}:robot", c.ns);
     let other = format!("system:serviceaccount:{}:other", c.ns);
     eventually_ok(c, &with_as(&robot, &["get", "configmaps", "-n", &c.ns])).await;
-    let err = c.kubectl_err(&with_as(&other, &["get", "configmaps", "-n", &c.ns])).await;
+    let err = c
+        .kubectl_err(&with_as(&other, &["get", "configmaps", "-n", &c.ns]))
+        .await;
     assert!(
         err.contains(&format!("configmaps is forbidden: User \"{other}\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"{}\"", c.ns)),
         "{err}"
     );
     // Service accounts are in the groups system:serviceaccounts and system:serviceaccounts:<ns>.
-    let who = json(&c.kubectl_ok(&with_as(&robot, &["auth", "whoami", "-o", "json"])).await);
-    let groups: Vec<&str> = who["status"]["userInfo"]["groups"].as_array().unwrap().iter().map(|g| g.as_str().unwrap()).collect();
-    for g in ["system:serviceaccounts".to_string(), format!("system:serviceaccounts:{}", c.ns), "system:authenticated".to_string()] {
+    let who = json(
+        &c.kubectl_ok(&with_as(&robot, &["auth", "whoami", "-o", "json"]))
+            .await,
+    );
+    let groups: Vec<&str> = who["status"]["userInfo"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap())
+        .collect();
+    for g in [
+        "system:serviceaccounts".to_string(),
+        format!("system:serviceaccounts:{}", c.ns),
+        "system:authenticated".to_string(),
+    ] {
         assert!(groups.contains(&g.as_str()), "{groups:?} lacks {g}");
     }
     // A binding to the namespace's service-account group grants every service account there.
@@ -386,15 +659,31 @@ async fn reviews_can_i_answers_for_admin_and_impersonated_users() {
     let c = Cluster::start().await;
     let c = &c;
     let bob = bob(c);
-    let o = c.kubectl(&["auth", "can-i", "create", "configmaps", "-n", &c.ns]).await;
+    let o = c
+        .kubectl(&["auth", "can-i", "create", "configmaps", "-n", &c.ns])
+        .await;
     assert_eq!((o.code, o.stdout.trim()), (0, "yes"), "{}", o.stderr);
-    let o = c.kubectl(&with_as(&bob, &["auth", "can-i", "list", "configmaps", "-n", &c.ns])).await;
+    let o = c
+        .kubectl(&with_as(
+            &bob,
+            &["auth", "can-i", "list", "configmaps", "-n", &c.ns],
+        ))
+        .await;
     assert_eq!((o.code, o.stdout.trim()), (1, "no"), "{}", o.stderr);
 
     apply_json(c, &role(&c.ns, "cm-reader", reader_rules())).await;
-    apply_json(c, &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob))).await;
+    apply_json(
+        c,
+        &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob)),
+    )
+    .await;
     c.eventually(20, "bob may list", || async {
-        let o = c.kubectl(&with_as(&bob, &["auth", "can-i", "list", "configmaps", "-n", &c.ns])).await;
+        let o = c
+            .kubectl(&with_as(
+                &bob,
+                &["auth", "can-i", "list", "configmaps", "-n", &c.ns],
+            ))
+            .await;
         (o.code == 0 && o.stdout.trim() == "yes").then_some(())
     })
     .await;
@@ -410,7 +699,12 @@ async fn reviews_can_i_answers_for_admin_and_impersonated_users() {
         assert_eq!(o.stdout.trim(), want, "{a:?}: {}", o.stderr);
         assert_eq!(o.code, if want == "yes" { 0 } else { 1 }, "{a:?}");
     }
-    let o = c.kubectl(&with_as(&bob, &["auth", "can-i", "list", "configmaps", "--all-namespaces"])).await;
+    let o = c
+        .kubectl(&with_as(
+            &bob,
+            &["auth", "can-i", "list", "configmaps", "--all-namespaces"],
+        ))
+        .await;
     assert_eq!((o.code, o.stdout.trim()), (1, "no"), "{}", o.stderr);
 }
 
@@ -432,23 +726,60 @@ async fn reviews_can_i_list_shows_the_rules_of_the_user() {
         ),
     )
     .await;
-    apply_json(c, &role_binding(&c.ns, "bob-mixed", "Role", "mixed", user_subject(&bob))).await;
+    apply_json(
+        c,
+        &role_binding(&c.ns, "bob-mixed", "Role", "mixed", user_subject(&bob)),
+    )
+    .await;
     let out = c
         .eventually(20, "bob's rules to show", || async {
-            let o = c.kubectl(&with_as(&bob, &["auth", "can-i", "--list", "-n", &c.ns])).await;
+            let o = c
+                .kubectl(&with_as(&bob, &["auth", "can-i", "--list", "-n", &c.ns]))
+                .await;
             (o.ok() && o.stdout.lines().any(|l| l.starts_with("configmaps "))).then_some(o.stdout)
         })
         .await;
     let row = |res: &str| -> Vec<String> {
-        out.lines().find(|l| l.split_whitespace().next() == Some(res)).unwrap_or_else(|| panic!("no row for {res}:\n{out}")).split_whitespace().map(String::from).collect()
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(res))
+            .unwrap_or_else(|| panic!("no row for {res}:\n{out}"))
+            .split_whitespace()
+            .map(String::from)
+            .collect()
     };
-    assert!(out.lines().next().unwrap().split_whitespace().eq(["Resources", "Non-Resource", "URLs", "Resource", "Names", "Verbs"]), "{out}");
-    assert_eq!(row("configmaps"), ["configmaps", "[]", "[]", "[get", "list]"], "{out}");
-    assert_eq!(row("secrets"), ["secrets", "[]", "[token]", "[get]"], "{out}");
+    assert!(
+        out.lines().next().unwrap().split_whitespace().eq([
+            "Resources",
+            "Non-Resource",
+            "URLs",
+            "Resource",
+            "Names",
+            "Verbs"
+        ]),
+        "{out}"
+    );
+    assert_eq!(
+        row("configmaps"),
+        ["configmaps", "[]", "[]", "[get", "list]"],
+        "{out}"
+    );
+    assert_eq!(
+        row("secrets"),
+        ["secrets", "[]", "[token]", "[get]"],
+        "{out}"
+    );
     // Every authenticated user may ask these questions (system:basic-user).
-    assert!(row("selfsubjectaccessreviews.authorization.k8s.io").contains(&"[create]".to_string()), "{out}");
+    assert!(
+        row("selfsubjectaccessreviews.authorization.k8s.io").contains(&"[create]".to_string()),
+        "{out}"
+    );
     // In another namespace bob has none of the Role's rules.
-    let o = c.kubectl_ok(&with_as(&bob, &["auth", "can-i", "--list", "-n", "default"])).await;
+    let o = c
+        .kubectl_ok(&with_as(
+            &bob,
+            &["auth", "can-i", "--list", "-n", "default"],
+        ))
+        .await;
     assert!(!o.lines().any(|l| l.starts_with("configmaps ")), "{o}");
 }
 
@@ -460,10 +791,20 @@ async fn reviews_subject_access_review_answers_for_another_user() {
     let bob = bob(c);
     let group = c.name("readers");
     apply_json(c, &role(&c.ns, "cm-reader", reader_rules())).await;
-    apply_json(c, &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob))).await;
     apply_json(
         c,
-        &role_binding(&c.ns, "group-reads", "Role", "cm-reader", json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}])),
+        &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob)),
+    )
+    .await;
+    apply_json(
+        c,
+        &role_binding(
+            &c.ns,
+            "group-reads",
+            "Role",
+            "cm-reader",
+            json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]),
+        ),
     )
     .await;
     let client = c.client().await;
@@ -484,13 +825,40 @@ async fn reviews_subject_access_review_answers_for_another_user() {
     };
     let allowed = |r: SubjectAccessReview| r.status.expect("status").allowed;
     let pp = PostParams::default();
-    c.eventually(20, "bob's review to allow", || async { allowed(sars.create(&pp, &ask(&bob, vec![], "list", &c.ns)).await.unwrap()).then_some(()) }).await;
-    assert!(!allowed(sars.create(&pp, &ask(&bob, vec![], "delete", &c.ns)).await.unwrap()));
-    assert!(!allowed(sars.create(&pp, &ask(&bob, vec![], "list", "default")).await.unwrap()));
-    assert!(!allowed(sars.create(&pp, &ask("alice", vec![], "get", &c.ns)).await.unwrap()));
-    assert!(allowed(sars.create(&pp, &ask("alice", vec![group.clone()], "get", &c.ns)).await.unwrap()));
+    c.eventually(20, "bob's review to allow", || async {
+        allowed(
+            sars.create(&pp, &ask(&bob, vec![], "list", &c.ns))
+                .await
+                .unwrap(),
+        )
+        .then_some(())
+    })
+    .await;
+    assert!(!allowed(
+        sars.create(&pp, &ask(&bob, vec![], "delete", &c.ns))
+            .await
+            .unwrap()
+    ));
+    assert!(!allowed(
+        sars.create(&pp, &ask(&bob, vec![], "list", "default"))
+            .await
+            .unwrap()
+    ));
+    assert!(!allowed(
+        sars.create(&pp, &ask("alice", vec![], "get", &c.ns))
+            .await
+            .unwrap()
+    ));
+    assert!(allowed(
+        sars.create(&pp, &ask("alice", vec![group.clone()], "get", &c.ns))
+            .await
+            .unwrap()
+    ));
     // The review is answered, not stored: the response echoes the spec.
-    let r = sars.create(&pp, &ask(&bob, vec![], "list", &c.ns)).await.unwrap();
+    let r = sars
+        .create(&pp, &ask(&bob, vec![], "list", &c.ns))
+        .await
+        .unwrap();
     assert_eq!(r.spec.user.as_deref(), Some(bob.as_str()));
 }
 
@@ -500,16 +868,40 @@ async fn reviews_whoami_shows_impersonated_user_and_groups() {
     let c = Cluster::start().await;
     let c = &c;
     let bob = bob(c);
-    let out = c.kubectl_ok(&["--as", &bob, "--as-group", "g1", "--as-group", "g2", "auth", "whoami", "-o", "json"]).await;
+    let out = c
+        .kubectl_ok(&[
+            "--as",
+            &bob,
+            "--as-group",
+            "g1",
+            "--as-group",
+            "g2",
+            "auth",
+            "whoami",
+            "-o",
+            "json",
+        ])
+        .await;
     let v = json(&out);
     assert_eq!(v["kind"], "SelfSubjectReview");
     assert_eq!(v["apiVersion"], "authentication.k8s.io/v1");
     assert_eq!(v["status"]["userInfo"]["username"], bob.as_str());
-    assert_eq!(v["status"]["userInfo"]["groups"], json!(["g1", "g2", "system:authenticated"]));
-    let table = c.kubectl_ok(&["--as", &bob, "--as-group", "g1", "auth", "whoami"]).await;
-    let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        v["status"]["userInfo"]["groups"],
+        json!(["g1", "g2", "system:authenticated"])
+    );
+    let table = c
+        .kubectl_ok(&["--as", &bob, "--as-group", "g1", "auth", "whoami"])
+        .await;
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert!(lines.contains(&vec!["Username", bob.as_str()]), "{table}");
-    assert!(lines.contains(&vec!["Groups", "[g1", "system:authenticated]"]), "{table}");
+    assert!(
+        lines.contains(&vec!["Groups", "[g1", "system:authenticated]"]),
+        "{table}"
+    );
 }
 
 // User impersonation: impersonating a user adds system:authenticated unless the groups name
@@ -519,9 +911,29 @@ async fn reviews_impersonated_unauthenticated_group_is_not_authenticated() {
     let c = Cluster::start().await;
     let c = &c;
     let bob = bob(c);
-    let err = c.kubectl_err(&["--as", &bob, "--as-group", "system:unauthenticated", "auth", "whoami"]).await;
+    let err = c
+        .kubectl_err(&[
+            "--as",
+            &bob,
+            "--as-group",
+            "system:unauthenticated",
+            "auth",
+            "whoami",
+        ])
+        .await;
     assert!(err.contains("the selfsubjectreviews API is not enabled in the cluster or you do not have permission to call it"), "{err}");
-    let err = c.kubectl_err(&["--as", &bob, "--as-group", "system:unauthenticated", "auth", "can-i", "get", "pods"]).await;
+    let err = c
+        .kubectl_err(&[
+            "--as",
+            &bob,
+            "--as-group",
+            "system:unauthenticated",
+            "auth",
+            "can-i",
+            "get",
+            "pods",
+        ])
+        .await;
     assert!(
         err.contains(&format!(
             "selfsubjectaccessreviews.authorization.k8s.io is forbidden: User \"{bob}\" cannot create resource \"selfsubjectaccessreviews\" in API group \"authorization.k8s.io\" at the cluster scope"
@@ -553,12 +965,26 @@ fn vap(c: &Cluster, policy: &str, extra: Value, binding: &str, actions: &[&str])
 }
 
 async fn install_vap(c: &Cluster, cleanup: &mut Cleanup, (p, b): (Value, Value)) {
-    let o = c.kubectl(&["label", "namespace", &c.ns, &format!("vap-test={}", c.suffix), "--overwrite"]).await;
+    let o = c
+        .kubectl(&[
+            "label",
+            "namespace",
+            &c.ns,
+            &format!("vap-test={}", c.suffix),
+            "--overwrite",
+        ])
+        .await;
     assert!(o.ok(), "{}", o.stderr);
     apply_json(c, &p).await;
-    cleanup.add(format!("validatingadmissionpolicy/{}", p["metadata"]["name"].as_str().unwrap()));
+    cleanup.add(format!(
+        "validatingadmissionpolicy/{}",
+        p["metadata"]["name"].as_str().unwrap()
+    ));
     apply_json(c, &b).await;
-    cleanup.add(format!("validatingadmissionpolicybinding/{}", b["metadata"]["name"].as_str().unwrap()));
+    cleanup.add(format!(
+        "validatingadmissionpolicybinding/{}",
+        b["metadata"]["name"].as_str().unwrap()
+    ));
 }
 
 fn no_forbidden_key() -> Value {
@@ -566,7 +992,11 @@ fn no_forbidden_key() -> Value {
 }
 
 /// Create a ConfigMap with kube-rs as the admin; the API error on refusal.
-async fn create_cm(c: &Cluster, name: &str, data: Value) -> Result<ConfigMap, Box<kube::core::Status>> {
+async fn create_cm(
+    c: &Cluster,
+    name: &str,
+    data: Value,
+) -> Result<ConfigMap, Box<kube::core::Status>> {
     let api: Api<ConfigMap> = Api::namespaced(c.client().await, &c.ns);
     let cm: ConfigMap = serde_json::from_value(configmap(&c.ns, name, data)).unwrap();
     match api.create(&PostParams::default(), &cm).await {
@@ -582,7 +1012,12 @@ async fn first_denial(c: &Cluster, base: &str) -> (String, Box<kube::core::Statu
     c.eventually(30, "the policy to deny", || {
         n += 1;
         let name = format!("{base}-{n}");
-        async move { create_cm(c, &name, json!({"forbidden": "1"})).await.err().map(|e| (name, e)) }
+        async move {
+            create_cm(c, &name, json!({"forbidden": "1"}))
+                .await
+                .err()
+                .map(|e| (name, e))
+        }
     })
     .await
 }
@@ -596,28 +1031,82 @@ async fn vap_validation_denies_with_invalid_and_the_standard_message() {
     let mut cleanup = Cleanup::new(c);
     let other = other_namespace(c, &mut cleanup).await;
     let (p, b) = (c.name("no-forbidden"), c.name("no-forbidden-binding"));
-    install_vap(c, &mut cleanup, vap(c, &p, json!({"validations": no_forbidden_key()}), &b, &["Deny"])).await;
+    install_vap(
+        c,
+        &mut cleanup,
+        vap(
+            c,
+            &p,
+            json!({"validations": no_forbidden_key()}),
+            &b,
+            &["Deny"],
+        ),
+    )
+    .await;
 
     let (name, st) = first_denial(c, "bad").await;
-    let cause = format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: data key 'forbidden' is not allowed");
+    let cause = format!(
+        "ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: data key 'forbidden' is not allowed"
+    );
     assert_eq!(st.code, 422, "{st:?}");
     assert_eq!(st.reason, "Invalid");
-    assert_eq!(st.message, format!("configmaps \"{name}\" is forbidden: {cause}"));
+    assert_eq!(
+        st.message,
+        format!("configmaps \"{name}\" is forbidden: {cause}")
+    );
     let d = st.details.as_ref().expect("details");
-    assert_eq!((d.kind.as_str(), d.name.as_str()), ("configmaps", name.as_str()));
-    assert_eq!(d.causes.iter().map(|c| c.message.as_str()).collect::<Vec<_>>(), [cause.as_str()]);
+    assert_eq!(
+        (d.kind.as_str(), d.name.as_str()),
+        ("configmaps", name.as_str())
+    );
+    assert_eq!(
+        d.causes
+            .iter()
+            .map(|c| c.message.as_str())
+            .collect::<Vec<_>>(),
+        [cause.as_str()]
+    );
 
     // kubectl prints the cause of the Invalid status.
-    let o = c.kubectl_stdin(&["create", "-f", "-"], &configmap(&c.ns, "bad-kubectl", json!({"forbidden": "x"})).to_string()).await;
+    let o = c
+        .kubectl_stdin(
+            &["create", "-f", "-"],
+            &configmap(&c.ns, "bad-kubectl", json!({"forbidden": "x"})).to_string(),
+        )
+        .await;
     assert!(!o.ok());
-    assert!(o.stderr.contains(&format!("The configmaps \"bad-kubectl\" is invalid: : {cause}")), "{}", o.stderr);
+    assert!(
+        o.stderr.contains(&format!(
+            "The configmaps \"bad-kubectl\" is invalid: : {cause}"
+        )),
+        "{}",
+        o.stderr
+    );
 
     // Allowed objects, and updates are checked too.
-    create_cm(c, "good", json!({"fine": "1"})).await.expect("a ConfigMap without the key is allowed");
-    let o = c.kubectl(&["patch", "configmap", "good", "-n", &c.ns, "--type=merge", "-p", r#"{"data":{"forbidden":"now"}}"#]).await;
+    create_cm(c, "good", json!({"fine": "1"}))
+        .await
+        .expect("a ConfigMap without the key is allowed");
+    let o = c
+        .kubectl(&[
+            "patch",
+            "configmap",
+            "good",
+            "-n",
+            &c.ns,
+            "--type=merge",
+            "-p",
+            r#"{"data":{"forbidden":"now"}}"#,
+        ])
+        .await;
     assert!(!o.ok() && o.stderr.contains(&cause), "{}", o.stderr);
     // Namespaces without the label are not selected.
-    let o = c.kubectl_stdin(&["create", "-f", "-"], &configmap(&other, "fine-there", json!({"forbidden": "x"})).to_string()).await;
+    let o = c
+        .kubectl_stdin(
+            &["create", "-f", "-"],
+            &configmap(&other, "fine-there", json!({"forbidden": "x"})).to_string(),
+        )
+        .await;
     assert!(o.ok(), "{}", o.stderr);
 }
 
@@ -629,11 +1118,26 @@ async fn vap_reason_forbidden_is_403() {
     let mut cleanup = Cleanup::new(c);
     let (p, b) = (c.name("forbid"), c.name("forbid-binding"));
     let validations = json!([{"expression": "!has(object.data) || !('forbidden' in object.data)", "message": "no", "reason": "Forbidden"}]);
-    install_vap(c, &mut cleanup, vap(c, &p, json!({"validations": validations}), &b, &["Deny"])).await;
+    install_vap(
+        c,
+        &mut cleanup,
+        vap(c, &p, json!({"validations": validations}), &b, &["Deny"]),
+    )
+    .await;
     let (name, st) = first_denial(c, "bad").await;
     assert_eq!((st.code, st.reason.as_str()), (403, "Forbidden"), "{st:?}");
-    assert_eq!(st.message, format!("configmaps \"{name}\" is forbidden: ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: no"));
-    let o = c.kubectl_stdin(&["create", "-f", "-"], &configmap(&c.ns, "bad-kubectl", json!({"forbidden": "x"})).to_string()).await;
+    assert_eq!(
+        st.message,
+        format!(
+            "configmaps \"{name}\" is forbidden: ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: no"
+        )
+    );
+    let o = c
+        .kubectl_stdin(
+            &["create", "-f", "-"],
+            &configmap(&c.ns, "bad-kubectl", json!({"forbidden": "x"})).to_string(),
+        )
+        .await;
     assert!(
         o.stderr.contains(&format!(
             "Error from server (Forbidden): error when creating \"STDIN\": configmaps \"bad-kubectl\" is forbidden: ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: no"
@@ -651,7 +1155,15 @@ async fn vap_request_user_info_in_expression() {
     let mut cleanup = Cleanup::new(c);
     let bob = bob(c);
     let alice = format!("alice-{}@x.example", c.suffix);
-    apply_json(c, &role(&c.ns, "cm-writer", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]))).await;
+    apply_json(
+        c,
+        &role(
+            &c.ns,
+            "cm-writer",
+            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]}]),
+        ),
+    )
+    .await;
     apply_json(
         c,
         &role_binding(
@@ -665,7 +1177,12 @@ async fn vap_request_user_info_in_expression() {
     .await;
     let (p, b) = (c.name("only-bob"), c.name("only-bob-binding"));
     let validations = json!([{"expression": format!("request.userInfo.username == '{bob}'"), "messageExpression": "'user ' + request.userInfo.username + ' may not write configmaps here'"}]);
-    install_vap(c, &mut cleanup, vap(c, &p, json!({"validations": validations}), &b, &["Deny"])).await;
+    install_vap(
+        c,
+        &mut cleanup,
+        vap(c, &p, json!({"validations": validations}), &b, &["Deny"]),
+    )
+    .await;
 
     let mut n = 0;
     let err = c
@@ -674,13 +1191,20 @@ async fn vap_request_user_info_in_expression() {
             let cm = configmap(&c.ns, &format!("by-alice-{n}"), json!({})).to_string();
             let alice = alice.clone();
             async move {
-                let o = c.kubectl_stdin(&["--as", &alice, "create", "-f", "-"], &cm).await;
+                let o = c
+                    .kubectl_stdin(&["--as", &alice, "create", "-f", "-"], &cm)
+                    .await;
                 (!o.ok() && o.stderr.contains("ValidatingAdmissionPolicy")).then_some(o.stderr)
             }
         })
         .await;
     assert!(err.contains(&format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: user {alice} may not write configmaps here")), "{err}");
-    let o = c.kubectl_stdin(&["--as", &bob, "create", "-f", "-"], &configmap(&c.ns, "by-bob", json!({})).to_string()).await;
+    let o = c
+        .kubectl_stdin(
+            &["--as", &bob, "create", "-f", "-"],
+            &configmap(&c.ns, "by-bob", json!({})).to_string(),
+        )
+        .await;
     assert!(o.ok(), "{}", o.stderr);
 }
 
@@ -693,8 +1217,24 @@ async fn vap_authorizer_checks_the_requesters_permissions() {
     let bob = bob(c);
     let alice = format!("alice-{}@x.example", c.suffix);
     // Both may create; only alice may delete.
-    apply_json(c, &role(&c.ns, "creator", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get"]}]))).await;
-    apply_json(c, &role(&c.ns, "deleter", json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["delete"]}]))).await;
+    apply_json(
+        c,
+        &role(
+            &c.ns,
+            "creator",
+            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get"]}]),
+        ),
+    )
+    .await;
+    apply_json(
+        c,
+        &role(
+            &c.ns,
+            "deleter",
+            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["delete"]}]),
+        ),
+    )
+    .await;
     apply_json(
         c,
         &role_binding(
@@ -706,13 +1246,22 @@ async fn vap_authorizer_checks_the_requesters_permissions() {
         ),
     )
     .await;
-    apply_json(c, &role_binding(&c.ns, "deleters", "Role", "deleter", user_subject(&alice))).await;
+    apply_json(
+        c,
+        &role_binding(&c.ns, "deleters", "Role", "deleter", user_subject(&alice)),
+    )
+    .await;
     let (p, b) = (c.name("protected"), c.name("protected-binding"));
     let validations = json!([{
         "expression": "!has(object.metadata.labels) || !('protected' in object.metadata.labels) || authorizer.group('').resource('configmaps').namespace(object.metadata.namespace).check('delete').allowed()",
         "message": "only users who may delete configmaps may create protected ones"
     }]);
-    install_vap(c, &mut cleanup, vap(c, &p, json!({"validations": validations}), &b, &["Deny"])).await;
+    install_vap(
+        c,
+        &mut cleanup,
+        vap(c, &p, json!({"validations": validations}), &b, &["Deny"]),
+    )
+    .await;
 
     let protected = |name: &str| {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": c.ns, "labels": {"protected": "yes"}}}).to_string()
@@ -724,16 +1273,28 @@ async fn vap_authorizer_checks_the_requesters_permissions() {
             let cm = protected(&format!("by-bob-{n}"));
             let bob = bob.clone();
             async move {
-                let o = c.kubectl_stdin(&["--as", &bob, "create", "-f", "-"], &cm).await;
+                let o = c
+                    .kubectl_stdin(&["--as", &bob, "create", "-f", "-"], &cm)
+                    .await;
                 (!o.ok() && o.stderr.contains("ValidatingAdmissionPolicy")).then_some(o.stderr)
             }
         })
         .await;
     assert!(err.contains(&format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: only users who may delete")), "{err}");
-    let o = c.kubectl_stdin(&["--as", &alice, "create", "-f", "-"], &protected("by-alice")).await;
+    let o = c
+        .kubectl_stdin(
+            &["--as", &alice, "create", "-f", "-"],
+            &protected("by-alice"),
+        )
+        .await;
     assert!(o.ok(), "{}", o.stderr);
     // Unprotected ones are fine for bob.
-    let o = c.kubectl_stdin(&["--as", &bob, "create", "-f", "-"], &configmap(&c.ns, "plain", json!({})).to_string()).await;
+    let o = c
+        .kubectl_stdin(
+            &["--as", &bob, "create", "-f", "-"],
+            &configmap(&c.ns, "plain", json!({})).to_string(),
+        )
+        .await;
     assert!(o.ok(), "{}", o.stderr);
 }
 
@@ -764,10 +1325,17 @@ async fn vap_match_conditions_skip_the_policy() {
         })
         .await;
     assert!(err.contains(&format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: strict configmaps need an owner")), "{err}");
-    let o = c.kubectl_stdin(&["create", "-f", "-"], &strict("strict-owned", json!({"owner": "me"}))).await;
+    let o = c
+        .kubectl_stdin(
+            &["create", "-f", "-"],
+            &strict("strict-owned", json!({"owner": "me"})),
+        )
+        .await;
     assert!(o.ok(), "{}", o.stderr);
     // No label: the match condition is false, the validation is not evaluated.
-    create_cm(c, "lax", json!({})).await.expect("unmatched objects are admitted");
+    create_cm(c, "lax", json!({}))
+        .await
+        .expect("unmatched objects are admitted");
 }
 
 // ValidatingAdmissionPolicy: `validationActions: [Warn]` admits the request and returns a warning.
@@ -777,13 +1345,27 @@ async fn vap_warn_action_admits_with_a_warning() {
     let c = &c;
     let mut cleanup = Cleanup::new(c);
     let (p, b) = (c.name("warn"), c.name("warn-binding"));
-    install_vap(c, &mut cleanup, vap(c, &p, json!({"validations": no_forbidden_key()}), &b, &["Warn"])).await;
-    let want = format!("Warning: Validation failed for ValidatingAdmissionPolicy '{p}' with binding '{b}': data key 'forbidden' is not allowed");
+    install_vap(
+        c,
+        &mut cleanup,
+        vap(
+            c,
+            &p,
+            json!({"validations": no_forbidden_key()}),
+            &b,
+            &["Warn"],
+        ),
+    )
+    .await;
+    let want = format!(
+        "Warning: Validation failed for ValidatingAdmissionPolicy '{p}' with binding '{b}': data key 'forbidden' is not allowed"
+    );
     let mut n = 0;
     let stderr = c
         .eventually(30, "the warning", || {
             n += 1;
-            let cm = configmap(&c.ns, &format!("warned-{n}"), json!({"forbidden": "1"})).to_string();
+            let cm =
+                configmap(&c.ns, &format!("warned-{n}"), json!({"forbidden": "1"})).to_string();
             async move {
                 let o = c.kubectl_stdin(&["create", "-f", "-"], &cm).await;
                 assert!(o.ok(), "Warn must not deny: {}", o.stderr);
@@ -792,7 +1374,12 @@ async fn vap_warn_action_admits_with_a_warning() {
         })
         .await;
     assert!(stderr.contains(&want), "{stderr}");
-    let o = c.kubectl_stdin(&["create", "-f", "-"], &configmap(&c.ns, "quiet", json!({"ok": "1"})).to_string()).await;
+    let o = c
+        .kubectl_stdin(
+            &["create", "-f", "-"],
+            &configmap(&c.ns, "quiet", json!({"ok": "1"})).to_string(),
+        )
+        .await;
     assert!(o.ok() && !o.stderr.contains("Warning"), "{}", o.stderr);
 }
 
@@ -808,14 +1395,36 @@ async fn vap_failure_policy_decides_on_runtime_errors() {
         {"expression": "!has(object.data) || !('forbidden' in object.data)", "message": "data key 'forbidden' is not allowed"}
     ]);
     let (p, b) = (c.name("ignore"), c.name("ignore-binding"));
-    install_vap(c, &mut cleanup, vap(c, &p, json!({"failurePolicy": "Ignore", "validations": validations}), &b, &["Deny"])).await;
+    install_vap(
+        c,
+        &mut cleanup,
+        vap(
+            c,
+            &p,
+            json!({"failurePolicy": "Ignore", "validations": validations}),
+            &b,
+            &["Deny"],
+        ),
+    )
+    .await;
     // Active once the second validation denies.
     let (_, st) = first_denial(c, "bad").await;
     assert!(st.message.ends_with(&format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: data key 'forbidden' is not allowed")), "{st:?}");
-    create_cm(c, "errs-but-ignored", json!({"other": "1"})).await.expect("Ignore admits on a runtime error");
+    create_cm(c, "errs-but-ignored", json!({"other": "1"}))
+        .await
+        .expect("Ignore admits on a runtime error");
 
     // The same policy with failurePolicy Fail denies.
-    let o = c.kubectl(&["patch", "validatingadmissionpolicy", &p, "--type=merge", "-p", r#"{"spec":{"failurePolicy":"Fail"}}"#]).await;
+    let o = c
+        .kubectl(&[
+            "patch",
+            "validatingadmissionpolicy",
+            &p,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"failurePolicy":"Fail"}}"#,
+        ])
+        .await;
     assert!(o.ok(), "{}", o.stderr);
     let mut n = 0;
     let st = c

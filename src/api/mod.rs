@@ -7,10 +7,13 @@ pub mod invite;
 pub mod partner;
 pub mod tenant;
 
-pub use invite::{InvitePhase, PartnerAdminInvite, PartnerAdminInviteSpec, PartnerAdminInviteStatus};
+pub use invite::{
+    InvitePhase, PartnerAdminInvite, PartnerAdminInviteSpec, PartnerAdminInviteStatus,
+};
 pub use partner::{Branding, Entitlements, Partner, PartnerSpec, PartnerStatus, Support};
 pub use tenant::{
-    DeletionPolicy, EffectiveAdmin, EffectiveBizApp, EffectiveProfile, Source, Tenant, TenantSpec, TenantStatus,
+    DeletionPolicy, EffectiveAdmin, EffectiveBizApp, EffectiveProfile, Source, Tenant, TenantSpec,
+    TenantStatus,
 };
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;

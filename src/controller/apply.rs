@@ -123,10 +123,7 @@ impl Memo {
             .is_some_and(|(h, rv)| *h == Self::hash(body) && rv.as_ref() == observed_rv)
     }
     pub fn forget(&self, key: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
     pub fn record(&self, key: String, body: &impl Serialize, observed_rv: Option<&String>) {
         self.0

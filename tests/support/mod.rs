@@ -327,10 +327,8 @@ impl Env {
     pub async fn start_with(sim: kube_sim::SimConfig, config: &str, operator: bool) -> Env {
         let n = SCRATCH.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let sfx = random_suffix();
-        let dir = std::env::temp_dir().join(format!(
-            "partnerkit-rules-{}-{n}-{sfx}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("partnerkit-rules-{}-{n}-{sfx}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("scratch dir");
         let (kubeconfig, sim) = if real() {
             let path = std::env::var("KUBECONFIG").expect("PARTNERKIT_E2E_REAL=1 needs KUBECONFIG");
@@ -429,7 +427,11 @@ impl Env {
     }
 
     pub fn telemetry(&self) -> Arc<Telemetry> {
-        self.op.as_ref().expect("operator running").telemetry.clone()
+        self.op
+            .as_ref()
+            .expect("operator running")
+            .telemetry
+            .clone()
     }
 
     /// Graceful stop: the shutdown signal, then wait for the operator to end without error.
@@ -516,7 +518,9 @@ impl Env {
 
     /// `kubectl apply -f -` of a manifest as the cluster admin; panics unless it succeeds.
     pub async fn apply(&self, manifest: &str) {
-        let o = self.run_kubectl(&["apply", "-f", "-"], Some(manifest)).await;
+        let o = self
+            .run_kubectl(&["apply", "-f", "-"], Some(manifest))
+            .await;
         assert!(o.ok(), "kubectl apply failed:\n{}\n{manifest}", o.stderr);
     }
 
@@ -558,7 +562,13 @@ impl Env {
     }
 
     /// An object as JSON, or None.
-    pub async fn get(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) -> Option<Value> {
+    pub async fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
         self.dyn_api(api_version, kind, ns)
             .await
             .get_opt(name)
@@ -568,7 +578,13 @@ impl Env {
     }
 
     /// Objects of a kind (in a namespace), as JSON, optionally by label selector.
-    pub async fn list(&self, api_version: &str, kind: &str, ns: Option<&str>, selector: Option<&str>) -> Vec<Value> {
+    pub async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        ns: Option<&str>,
+        selector: Option<&str>,
+    ) -> Vec<Value> {
         let mut lp = kube::api::ListParams::default();
         if let Some(s) = selector {
             lp = lp.labels(s);
@@ -585,10 +601,12 @@ impl Env {
     }
 
     pub async fn partner(&self, name: &str) -> Option<Value> {
-        self.get("partnerkit.io/v1alpha1", "Partner", None, name).await
+        self.get("partnerkit.io/v1alpha1", "Partner", None, name)
+            .await
     }
     pub async fn tenant(&self, ns: &str, name: &str) -> Option<Value> {
-        self.get("partnerkit.io/v1alpha1", "Tenant", Some(ns), name).await
+        self.get("partnerkit.io/v1alpha1", "Tenant", Some(ns), name)
+            .await
     }
     pub async fn namespace(&self, name: &str) -> Option<Value> {
         self.get("v1", "Namespace", None, name).await
@@ -597,16 +615,26 @@ impl Env {
         self.get("v1", "ConfigMap", Some(ns), name).await
     }
     pub async fn role_binding(&self, ns: &str, name: &str) -> Option<Value> {
-        self.get("rbac.authorization.k8s.io/v1", "RoleBinding", Some(ns), name)
-            .await
+        self.get(
+            "rbac.authorization.k8s.io/v1",
+            "RoleBinding",
+            Some(ns),
+            name,
+        )
+        .await
     }
     pub async fn cluster_role(&self, name: &str) -> Option<Value> {
         self.get("rbac.authorization.k8s.io/v1", "ClusterRole", None, name)
             .await
     }
     pub async fn cluster_role_binding(&self, name: &str) -> Option<Value> {
-        self.get("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", None, name)
-            .await
+        self.get(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
+            None,
+            name,
+        )
+        .await
     }
 
     /// Poll `f` every 50 ms until it returns Some, for at most `secs` seconds.
@@ -630,7 +658,13 @@ impl Env {
 
     /// The Ready condition of a partnerkit object, once its status describes its current
     /// generation and Ready has `reason`; returns the object.
-    pub async fn wait_reason(&self, kind: &str, ns: Option<&str>, name: &str, reason: &str) -> Value {
+    pub async fn wait_reason(
+        &self,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+        reason: &str,
+    ) -> Value {
         let mut last = Value::Null;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
@@ -660,7 +694,10 @@ impl Env {
     /// Wait until the object is gone.
     pub async fn wait_gone(&self, api_version: &str, kind: &str, ns: Option<&str>, name: &str) {
         self.eventually(15, &format!("{kind} {name} to be gone"), || async {
-            self.get(api_version, kind, ns, name).await.is_none().then_some(())
+            self.get(api_version, kind, ns, name)
+                .await
+                .is_none()
+                .then_some(())
         })
         .await
     }
@@ -688,25 +725,41 @@ impl Env {
     async fn clean_up_real(&self) {
         let sfx = format!("-{}", self.sfx);
         let mine = |o: &Value| {
-            o["metadata"]["name"].as_str().is_some_and(|n| n.ends_with(&sfx))
-                || o["metadata"]["namespace"].as_str().is_some_and(|n| n.ends_with(&sfx))
+            o["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with(&sfx))
+                || o["metadata"]["namespace"]
+                    .as_str()
+                    .is_some_and(|n| n.ends_with(&sfx))
         };
-        for t in self.list("partnerkit.io/v1alpha1", "Tenant", None, None).await {
+        for t in self
+            .list("partnerkit.io/v1alpha1", "Tenant", None, None)
+            .await
+        {
             if mine(&t) && t["metadata"]["name"] != "template" {
                 let ns = t["metadata"]["namespace"].as_str().unwrap_or_default();
                 let name = t["metadata"]["name"].as_str().unwrap_or_default();
-                let _ = self.kubectl(&["delete", "tenant", name, "-n", ns, "--wait=false"]).await;
+                let _ = self
+                    .kubectl(&["delete", "tenant", name, "-n", ns, "--wait=false"])
+                    .await;
             }
         }
-        for p in self.list("partnerkit.io/v1alpha1", "Partner", None, None).await {
+        for p in self
+            .list("partnerkit.io/v1alpha1", "Partner", None, None)
+            .await
+        {
             if mine(&p) {
                 let name = p["metadata"]["name"].as_str().unwrap_or_default();
-                let _ = self.kubectl(&["delete", "partner", name, "--wait=false"]).await;
+                let _ = self
+                    .kubectl(&["delete", "partner", name, "--wait=false"])
+                    .await;
             }
         }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while tokio::time::Instant::now() < deadline {
-            let left = self.list("partnerkit.io/v1alpha1", "Partner", None, None).await;
+            let left = self
+                .list("partnerkit.io/v1alpha1", "Partner", None, None)
+                .await;
             if !left.iter().any(mine) {
                 break;
             }
@@ -715,7 +768,9 @@ impl Env {
         for ns in self.list("v1", "Namespace", None, None).await {
             if mine(&ns) {
                 let name = ns["metadata"]["name"].as_str().unwrap_or_default();
-                let _ = self.kubectl(&["delete", "namespace", name, "--wait=false"]).await;
+                let _ = self
+                    .kubectl(&["delete", "namespace", name, "--wait=false"])
+                    .await;
             }
         }
     }
@@ -751,7 +806,9 @@ pub fn labels_of(o: &Value) -> std::collections::BTreeMap<String, String> {
 }
 
 /// A string map from `(key, value)` pairs.
-pub fn smap<const N: usize>(pairs: [(&str, &str); N]) -> std::collections::BTreeMap<String, String> {
+pub fn smap<const N: usize>(
+    pairs: [(&str, &str); N],
+) -> std::collections::BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -775,7 +832,9 @@ pub fn subjects(o: &Value) -> Vec<String> {
 
 /// Partners writes by field manager `partnerkit` in a kube-sim counter snapshot:
 /// `(verb, resource, subresource) -> count`.
-pub fn partnerkit_writes(snapshot: &Value) -> std::collections::BTreeMap<(String, String, String), u64> {
+pub fn partnerkit_writes(
+    snapshot: &Value,
+) -> std::collections::BTreeMap<(String, String, String), u64> {
     let mut out = std::collections::BTreeMap::new();
     for r in snapshot["requests"].as_array().into_iter().flatten() {
         let verb = r["verb"].as_str().unwrap_or_default();

@@ -43,7 +43,11 @@ pub fn kubectl_bin() -> String {
 
 fn scratch_dir() -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let d = std::env::temp_dir().join(format!("kube-sim-fidelity-{}-{n}-{}", std::process::id(), fastrand::u32(..)));
+    let d = std::env::temp_dir().join(format!(
+        "kube-sim-fidelity-{}-{n}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
     std::fs::create_dir_all(&d).expect("scratch dir");
     d
 }
@@ -63,12 +67,26 @@ impl Cluster {
             (PathBuf::from(path), None)
         } else {
             let path = dir.join("kubeconfig");
-            let handle = kube_sim::start(kube_sim::SimConfig { kubeconfig: Some(path.clone()), ..config }).await.expect("start kube-sim");
+            let handle = kube_sim::start(kube_sim::SimConfig {
+                kubeconfig: Some(path.clone()),
+                ..config
+            })
+            .await
+            .expect("start kube-sim");
             (path, Some(handle))
         };
         let ns = format!("fid-{suffix}");
-        let c = Cluster { kubeconfig, dir, ns, suffix, sim };
-        let manifest = format!("{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"{}\"}}}}", c.ns);
+        let c = Cluster {
+            kubeconfig,
+            dir,
+            ns,
+            suffix,
+            sim,
+        };
+        let manifest = format!(
+            "{{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{{\"name\":\"{}\"}}}}",
+            c.ns
+        );
         let o = c.kubectl_stdin(&["create", "-f", "-"], &manifest).await;
         assert!(o.ok(), "creating the test namespace failed: {}", o.stderr);
         c
@@ -108,20 +126,27 @@ impl Cluster {
             .arg(&cache)
             .env("KUBECONFIG", &self.kubeconfig)
             .env("HOME", &self.dir)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {bin}: {e}"));
         if let Some(text) = stdin {
             let mut si = child.stdin.take().expect("stdin");
             si.write_all(text.as_bytes()).await.expect("write stdin");
             drop(si);
         }
-        let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
-            .await
-            .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in 60s"))
-            .expect("kubectl output");
+        let out =
+            tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+                .await
+                .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in 60s"))
+                .expect("kubectl output");
         Out {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -140,14 +165,24 @@ impl Cluster {
     /// Run kubectl, panic with its stderr unless it succeeds; returns stdout.
     pub async fn kubectl_ok(&self, args: &[&str]) -> String {
         let o = self.kubectl(args).await;
-        assert!(o.ok(), "kubectl {args:?} failed ({}):\n{}{}", o.code, o.stderr, o.stdout);
+        assert!(
+            o.ok(),
+            "kubectl {args:?} failed ({}):\n{}{}",
+            o.code,
+            o.stderr,
+            o.stdout
+        );
         o.stdout
     }
 
     /// Run kubectl, panic unless it fails; returns stderr.
     pub async fn kubectl_err(&self, args: &[&str]) -> String {
         let o = self.kubectl(args).await;
-        assert!(!o.ok(), "kubectl {args:?} should have failed but printed:\n{}", o.stdout);
+        assert!(
+            !o.ok(),
+            "kubectl {args:?} should have failed but printed:\n{}",
+            o.stdout
+        );
         o.stderr
     }
 
@@ -159,7 +194,9 @@ impl Cluster {
     /// A kube-rs client for this cluster.
     pub async fn client(&self) -> kube::Client {
         let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig");
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("client config");
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("client config");
         kube::Client::try_from(cfg).expect("client")
     }
 
@@ -174,7 +211,10 @@ impl Cluster {
             if let Some(v) = f().await {
                 return v;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {secs}s waiting for {what}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
@@ -189,7 +229,13 @@ impl Drop for Cluster {
         if self.sim.is_none() {
             // Best effort on a real cluster: remove this test's namespace.
             let _ = std::process::Command::new(kubectl_bin())
-                .args(["delete", "namespace", &self.ns, "--wait=false", "--ignore-not-found"])
+                .args([
+                    "delete",
+                    "namespace",
+                    &self.ns,
+                    "--wait=false",
+                    "--ignore-not-found",
+                ])
                 .env("KUBECONFIG", &self.kubeconfig)
                 .output();
         }
