@@ -52,6 +52,7 @@ sync-chart: crds
 	./scripts/sync-chart.sh
 
 lint:
+	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 clean:

@@ -1103,7 +1103,9 @@ impl Ctx<'_> {
                     return Err(ApiError::stale(&self.ri.group, &self.ri.plural, &self.name));
                 }
                 Some(_) => {
-                    return Err(ApiError::stale(&self.ri.group, &self.ri.plural, &self.name).retry());
+                    return Err(
+                        ApiError::stale(&self.ri.group, &self.ri.plural, &self.name).retry()
+                    );
                 }
                 None => return Err(self.not_found()),
             }

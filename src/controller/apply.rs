@@ -431,6 +431,87 @@ pub fn with_condition(conditions: &[Condition], cond: Condition) -> Vec<Conditio
     out
 }
 
+/// A status with conditions and observedGeneration (Partner, Tenant).
+pub trait ConditionedStatus: Default + Clone + PartialEq + Serialize {
+    fn conditions(&self) -> &[Condition];
+    fn set_conditions(&mut self, conditions: Vec<Condition>);
+    fn set_observed_generation(&mut self, generation: Option<i64>);
+}
+
+impl ConditionedStatus for crate::api::PartnerStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn set_conditions(&mut self, conditions: Vec<Condition>) {
+        self.conditions = conditions;
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
+    }
+}
+
+impl ConditionedStatus for crate::api::TenantStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn set_conditions(&mut self, conditions: Vec<Condition>) {
+        self.conditions = conditions;
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
+    }
+}
+
+/// What the Ready condition should say.
+pub struct Readiness<'a> {
+    pub ready: bool,
+    pub reason: &'a str,
+    pub message: String,
+}
+
+/// Write `status` (with observedGeneration and the Ready condition) if it differs from the
+/// observed one; a Warning Event when Ready turns False or changes its reason.
+pub async fn write_status<K, S>(
+    ctx: &super::Ctx,
+    api: &Api<K>,
+    obj: &K,
+    current: Option<&S>,
+    mut status: S,
+    readiness: Readiness<'_>,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+    S: ConditionedStatus,
+{
+    let Readiness {
+        ready,
+        reason,
+        message,
+    } = readiness;
+    let current = current.cloned().unwrap_or_default();
+    let generation = obj.meta().generation;
+    let cond = ready_condition(
+        current.conditions(),
+        ready,
+        reason,
+        message.clone(),
+        generation,
+    );
+    status.set_conditions(with_condition(current.conditions(), cond));
+    status.set_observed_generation(generation);
+    if status == current {
+        return Ok(());
+    }
+    let prev = current
+        .conditions()
+        .iter()
+        .find(|c| c.type_ == crate::api::conditions::READY);
+    if !ready && prev.is_none_or(|p| p.status != "False" || p.reason != reason) {
+        ctx.warn(obj, reason, message).await;
+    }
+    apply_status(&ctx.memo, api, obj.meta(), &status).await
+}
+
 /// Server-side apply of `status` on the status subresource of `obj` (only call when it
 /// differs from the observed status).
 pub async fn apply_status<K>(

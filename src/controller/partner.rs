@@ -19,7 +19,7 @@ use kube::{Api, ResourceExt};
 use super::apply::{self, apply_if_changed, apply_unless_written, create_if_missing, delete};
 use super::world::{NamespaceMeta, PartnerObj};
 use super::{Ctx, Error, Next, RECONCILED};
-use crate::api::conditions::{HAS_TENANTS, NAMESPACE_CONFLICT, READY};
+use crate::api::conditions::{HAS_TENANTS, NAMESPACE_CONFLICT};
 use crate::api::{Partner, PartnerStatus, Tenant};
 use crate::resources::{self, PARTNER_FINALIZER, PartnerInputs, TEMPLATE_NAME, labels, names};
 
@@ -122,28 +122,34 @@ async fn reconcile_partner(
                 "namespace {ns} exists and is not this partner's (label {}={name} missing): partnerkit does not take it over",
                 labels::PARTNER
             );
-            write_status(
+            apply::write_status(
                 &ctx,
                 &api,
                 partner,
+                partner.status.as_ref(),
                 status,
-                false,
-                NAMESPACE_CONFLICT,
-                message,
+                apply::Readiness {
+                    ready: false,
+                    reason: NAMESPACE_CONFLICT,
+                    message,
+                },
             )
             .await?;
             return Ok(Next::AwaitChange);
         }
         NsState::Terminating => {
             let message = format!("namespace {ns} is being deleted; it is recreated once gone");
-            write_status(
+            apply::write_status(
                 &ctx,
                 &api,
                 partner,
+                partner.status.as_ref(),
                 status,
-                false,
-                "NamespaceTerminating",
-                message,
+                apply::Readiness {
+                    ready: false,
+                    reason: "NamespaceTerminating",
+                    message,
+                },
             )
             .await?;
             return Ok(Next::AwaitChange); // the namespace's deletion event brings us back
@@ -246,7 +252,19 @@ async fn reconcile_partner(
         "namespace {ns}: {tenant_count} tenant(s), {} admin(s)",
         status.admins.len()
     );
-    write_status(&ctx, &api, partner, status, true, RECONCILED, message).await?;
+    apply::write_status(
+        &ctx,
+        &api,
+        partner,
+        partner.status.as_ref(),
+        status,
+        apply::Readiness {
+            ready: true,
+            reason: RECONCILED,
+            message,
+        },
+    )
+    .await?;
     Ok(Next::AwaitChange)
 }
 
@@ -293,17 +311,22 @@ async fn cleanup(
             shown.join(", ")
         );
         let status = partner.status.clone().unwrap_or_default();
-        write_status(
+        let status = PartnerStatus {
+            tenants: count as u32,
+            ..status
+        };
+        let readiness = apply::Readiness {
+            ready: false,
+            reason: HAS_TENANTS,
+            message,
+        };
+        apply::write_status(
             ctx,
             api,
             partner,
-            PartnerStatus {
-                tenants: count as u32,
-                ..status
-            },
-            false,
-            HAS_TENANTS,
-            message,
+            partner.status.as_ref(),
+            status,
+            readiness,
         )
         .await?;
         return Ok(Next::AwaitChange); // each tenant's deletion brings us back
@@ -329,35 +352,4 @@ async fn cleanup(
     apply::remove_finalizer(api, partner, PARTNER_FINALIZER).await?;
     tracing::info!("partner cleaned up");
     Ok(Next::AwaitChange)
-}
-
-/// Write the status (observedGeneration, Ready) if it differs from the observed one; a Warning
-/// Event when Ready turns False or changes its reason.
-async fn write_status(
-    ctx: &Ctx,
-    api: &Api<Partner>,
-    partner: &Partner,
-    mut status: PartnerStatus,
-    ready: bool,
-    reason: &str,
-    message: String,
-) -> Result<(), Error> {
-    let current = partner.status.clone().unwrap_or_default();
-    let cond = apply::ready_condition(
-        &current.conditions,
-        ready,
-        reason,
-        message.clone(),
-        partner.metadata.generation,
-    );
-    status.conditions = apply::with_condition(&current.conditions, cond);
-    status.observed_generation = partner.metadata.generation;
-    if status == current {
-        return Ok(());
-    }
-    let prev = current.conditions.iter().find(|c| c.type_ == READY);
-    if !ready && prev.is_none_or(|p| p.status != "False" || p.reason != reason) {
-        ctx.warn(partner, reason, message).await;
-    }
-    apply::apply_status(&ctx.memo, api, &partner.metadata, &status).await
 }

@@ -31,8 +31,7 @@ use serde_json::json;
 use super::apply::{self, apply_if_changed, apply_unless_written, create_if_missing, delete};
 use super::world::{NamespaceMeta, TenantObj, World};
 use super::{Ctx, Error, Next, RECONCILED};
-use crate::api::conditions::READY;
-use crate::api::{DeletionPolicy, Tenant, TenantStatus};
+use crate::api::{DeletionPolicy, Tenant};
 use crate::config::Config;
 use crate::resources::{
     self, FIELD_MANAGER, MANAGED_BY_VALUE, TEMPLATE_NAME, TENANT_FINALIZER, TenantDesired,
@@ -222,7 +221,19 @@ async fn reconcile_tenant(
         ),
         Err(r) => (false, r.reason, r.message.clone()),
     };
-    write_status(ctx, api, t, plan.status, ready, reason, message).await?;
+    apply::write_status(
+        ctx,
+        api,
+        t,
+        t.status.as_ref(),
+        plan.status,
+        apply::Readiness {
+            ready,
+            reason,
+            message,
+        },
+    )
+    .await?;
     Ok(Next::AwaitChange)
 }
 
@@ -402,35 +413,4 @@ async fn cleanup(
     }
     apply::remove_finalizer(api, t, TENANT_FINALIZER).await?;
     Ok(Next::AwaitChange)
-}
-
-/// Write the status (observedGeneration, Ready) if it differs from the observed one; a Warning
-/// Event when Ready turns False or changes its reason.
-async fn write_status(
-    ctx: &Ctx,
-    api: &Api<Tenant>,
-    t: &Tenant,
-    mut status: TenantStatus,
-    ready: bool,
-    reason: &str,
-    message: String,
-) -> Result<(), Error> {
-    let current = t.status.clone().unwrap_or_default();
-    let cond = apply::ready_condition(
-        &current.conditions,
-        ready,
-        reason,
-        message.clone(),
-        t.metadata.generation,
-    );
-    status.conditions = apply::with_condition(&current.conditions, cond);
-    status.observed_generation = t.metadata.generation;
-    if status == current {
-        return Ok(());
-    }
-    let prev = current.conditions.iter().find(|c| c.type_ == READY);
-    if !ready && prev.is_none_or(|p| p.status != "False" || p.reason != reason) {
-        ctx.warn(t, reason, message).await;
-    }
-    apply::apply_status(&ctx.memo, api, &t.metadata, &status).await
 }
