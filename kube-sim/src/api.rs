@@ -412,15 +412,8 @@ impl Ctx<'_> {
         // The continue key is the last item returned.
         let cont = if remaining > 0 {
             items.last().map(|o| {
-                let v = o.value();
-                let k: Key = (
-                    v["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .into(),
-                    v["metadata"]["name"].as_str().unwrap_or_default().into(),
-                );
-                encode_continue(at, &k)
+                let (ns, name) = meta::namespace_and_name(&o.value());
+                encode_continue(at, &(ns.into(), name.into()))
             })
         } else {
             None
@@ -1396,14 +1389,7 @@ impl Ctx<'_> {
         let mut items = Vec::new();
         for o in targets {
             let v = o.value();
-            let ns = v["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let name = v["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let (ns, name) = meta::namespace_and_name(&v);
             let ctx = Ctx {
                 ns: ns.clone(),
                 name: name.clone(),

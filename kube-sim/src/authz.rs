@@ -719,30 +719,6 @@ fn labels_of(obj: Option<&Json>) -> Json {
 // CEL plumbing
 // ---------------------------------------------------------------------------
 
-const CEL_RESERVED: &[&str] = &[
-    "true",
-    "false",
-    "null",
-    "in",
-    "as",
-    "break",
-    "const",
-    "continue",
-    "else",
-    "for",
-    "function",
-    "if",
-    "import",
-    "let",
-    "loop",
-    "package",
-    "namespace",
-    "return",
-    "var",
-    "void",
-    "while",
-];
-
 fn cel_str(s: &str) -> CelValue {
     CelValue::String(Arc::new(s.to_string()))
 }
@@ -780,7 +756,7 @@ fn json_to_cel(v: &Json) -> CelValue {
             let mut map = HashMap::with_capacity(o.len());
             for (k, v) in o {
                 let cv = json_to_cel(v);
-                if CEL_RESERVED.contains(&k.as_str()) {
+                if crate::schema::CEL_RESERVED.contains(&k.as_str()) {
                     map.insert(Key::from(format!("__{k}__")), cv.clone());
                 }
                 map.insert(Key::from(k.as_str()), cv);

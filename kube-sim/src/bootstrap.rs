@@ -18,14 +18,7 @@ fn gr(group: &str, resource: &str) -> GroupResource {
 
 /// Store an object as the system, with fresh metadata.
 pub fn put_system_object(sim: &Sim, group: &str, resource: &str, mut v: Value) {
-    let ns = v["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let name = v["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let (ns, name) = crate::meta::namespace_and_name(&v);
     v["metadata"]["uid"] = json!(crate::meta::uid());
     v["metadata"]["creationTimestamp"] = json!(crate::meta::now());
     let gr = gr(group, resource);

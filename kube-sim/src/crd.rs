@@ -218,15 +218,6 @@ pub fn sync_registry(sim: &Sim, crd: &Value, deleted: bool) {
     if deleted {
         return;
     }
-    let strs = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
     for v in versions
         .iter()
@@ -251,8 +242,8 @@ pub fn sync_registry(sim: &Sim, crd: &Value, deleted: bool) {
                 .unwrap_or_else(|| kind.to_ascii_lowercase())
                 .into(),
             namespaced: spec["scope"].as_str() == Some("Namespaced"),
-            short_names: strs(&names["shortNames"]),
-            categories: strs(&names["categories"]),
+            short_names: crate::meta::strings(&names["shortNames"]),
+            categories: crate::meta::strings(&names["categories"]),
             has_status: v["subresources"].get("status").is_some(),
             has_generation: true,
             verbs: CRUD,

@@ -174,15 +174,25 @@ pub fn validate_metadata(meta: &Value) -> Vec<(String, String)> {
     errs
 }
 
-pub fn finalizers(v: &Value) -> Vec<String> {
-    v["metadata"]["finalizers"]
-        .as_array()
+/// The strings of a JSON array (non-strings skipped; not an array: none).
+pub fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
         .map(|a| {
             a.iter()
-                .filter_map(|f| f.as_str().map(String::from))
+                .filter_map(|s| s.as_str().map(String::from))
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `metadata.namespace` ("" for cluster-scoped) and `metadata.name` of an object.
+pub fn namespace_and_name(v: &Value) -> (String, String) {
+    let field = |k: &str| v["metadata"][k].as_str().unwrap_or_default().to_string();
+    (field("namespace"), field("name"))
+}
+
+pub fn finalizers(v: &Value) -> Vec<String> {
+    strings(&v["metadata"]["finalizers"])
 }
 
 pub fn set_finalizers(v: &mut Value, fins: &[String]) {

@@ -8,16 +8,6 @@ use crate::server::Reply;
 use crate::sim::Sim;
 use crate::status::ApiError;
 
-fn strs(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn decide(
     sim: &Sim,
     user: &UserInfo,
@@ -89,7 +79,7 @@ pub fn create(
             let subject = UserInfo {
                 name: spec["user"].as_str().unwrap_or_default().into(),
                 uid: spec["uid"].as_str().unwrap_or_default().into(),
-                groups: strs(&spec["groups"]),
+                groups: crate::meta::strings(&spec["groups"]),
                 extra: Default::default(),
             };
             if ri.kind.as_ref() == "LocalSubjectAccessReview"

@@ -415,12 +415,7 @@ fn compile_node(schema: &Value, path: &mut Vec<Seg>, errs: &mut Vec<FieldError>)
     }
     n.required = obj
         .get("required")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
+        .map(crate::meta::strings)
         .unwrap_or_default();
     n.enum_values = obj.get("enum").and_then(Value::as_array).cloned();
     if let Some(p) = obj.get("pattern").and_then(Value::as_str) {
@@ -452,12 +447,7 @@ fn compile_node(schema: &Value, path: &mut Vec<Seg>, errs: &mut Vec<FieldError>)
         .map(String::from);
     n.list_map_keys = obj
         .get("x-kubernetes-list-map-keys")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
+        .map(crate::meta::strings)
         .unwrap_or_default();
     n.default = obj.get("default").cloned();
 
@@ -1831,7 +1821,8 @@ thread_local! {
     static BASE_CTX: cel::Context<'static> = cel::Context::default().with_all();
 }
 
-const CEL_RESERVED: &[&str] = &[
+/// Words CEL reserves: properties so named are reached as `__word__`.
+pub(crate) const CEL_RESERVED: &[&str] = &[
     "true",
     "false",
     "null",
