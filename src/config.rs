@@ -73,13 +73,61 @@ pub struct Smtp {
     #[serde(default = "default_tls")]
     pub tls: String,
     pub from: String,
-    /// Secret (in the operator's namespace) with keys `username` and `password`.
+    /// Secret (in the operator's namespace) with keys `username` and `password`; read at each
+    /// delivery, so a rotated password is used without a restart.
     #[serde(default)]
     pub credentials_secret: Option<String>,
+    /// Delivery attempts per invitation before it goes `Failed` (1-20).
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Wait after the first failed attempt; it doubles after each further one, up to 10m.
+    #[serde(default = "default_retry_backoff")]
+    pub retry_backoff: String,
+    /// How long one attempt (connect, TLS, the SMTP dialogue) may take.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout: String,
 }
 
 fn default_smtp_port() -> u16 {
     587
+}
+fn default_attempts() -> u32 {
+    6
+}
+fn default_retry_backoff() -> String {
+    "5s".into()
+}
+fn default_smtp_timeout() -> String {
+    "30s".into()
+}
+
+/// The longest wait between two delivery attempts.
+pub const MAX_RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl Smtp {
+    /// The wait after failed attempt number `attempt` (1-based): `retryBackoff` doubled per
+    /// further attempt, capped at [`MAX_RETRY_BACKOFF`].
+    pub fn backoff(&self, attempt: u32) -> std::time::Duration {
+        let first =
+            parse_duration(&self.retry_backoff).unwrap_or(std::time::Duration::from_secs(5));
+        first
+            .checked_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .unwrap_or(MAX_RETRY_BACKOFF)
+            .min(MAX_RETRY_BACKOFF)
+    }
+    /// The time limit of one attempt.
+    pub fn timeout(&self) -> std::time::Duration {
+        parse_duration(&self.timeout).unwrap_or(std::time::Duration::from_secs(30))
+    }
+}
+
+/// A duration as Kubernetes writes them: `72h`, `1h30m`, `500ms`, `10s` (no sign).
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    if s.is_empty() || !s.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let d: jiff::SignedDuration = s.parse().ok()?;
+    std::time::Duration::try_from(d).ok()
 }
 fn default_tls() -> String {
     "starttls".into()
@@ -91,8 +139,15 @@ pub struct Invites {
     /// Public base URL of the acceptance page.
     #[serde(default)]
     pub accept_url: Option<String>,
+    /// How invitations are delivered; without it, each link goes into a Secret
+    /// `<invite>-link` in the partner namespace for a partner admin to forward.
     #[serde(default)]
     pub smtp: Option<Smtp>,
+    /// Behind a reverse proxy: the request header carrying the client's address (e.g.
+    /// `X-Forwarded-For`, whose last entry is taken: the one the proxy added). Used to rate-limit
+    /// the acceptance page per client; unset, the connection's peer address is used.
+    #[serde(default)]
+    pub client_ip_header: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -310,6 +365,38 @@ impl Config {
                     "invites.smtp.credentialsSecret: {secret:?} is not a Secret name"
                 ));
             }
+            if !(1..=20).contains(&smtp.attempts) {
+                p.push(format!(
+                    "invites.smtp.attempts: {} must be 1-20",
+                    smtp.attempts
+                ));
+            }
+            for (key, value) in [
+                ("retryBackoff", &smtp.retry_backoff),
+                ("timeout", &smtp.timeout),
+            ] {
+                if parse_duration(value).is_none_or(|d| d.is_zero()) {
+                    p.push(format!(
+                        "invites.smtp.{key}: {value:?} is not a positive duration such as 5s, 1m or 500ms"
+                    ));
+                }
+            }
+            if self.invites.accept_url.is_none() {
+                p.push(
+                    "invites.acceptUrl: required when invites.smtp is set (the e-mail links to it)"
+                        .to_string(),
+                );
+            }
+        }
+        if let Some(h) = &self.invites.client_ip_header
+            && (h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'))
+        {
+            p.push(format!(
+                "invites.clientIpHeader: {h:?} is not an HTTP header name"
+            ));
         }
 
         for (key, addr) in [
@@ -500,6 +587,9 @@ mod tests {
                 tls: "starttls".into(),
                 from: "portal@platform.example".into(),
                 credentials_secret: Some("partnerkit-smtp".into()),
+                attempts: 6,
+                retry_backoff: "5s".into(),
+                timeout: "30s".into(),
             })
         );
         assert_eq!(c.listen, Listen::default());
@@ -532,15 +622,83 @@ mod tests {
     #[test]
     fn smtp_defaults() {
         let c = Config::from_yaml(
-            &with("invites: {smtp: {host: mail.example, from: a@b.example}}\n"),
+            &with("invites: {acceptUrl: \"https://p.example/i\", smtp: {host: mail.example, from: a@b.example}}\n"),
             SRC,
         )
         .unwrap();
         let smtp = c.invites.smtp.unwrap();
         assert_eq!(
-            (smtp.port, smtp.tls.as_str(), smtp.credentials_secret),
+            (
+                smtp.port,
+                smtp.tls.as_str(),
+                smtp.credentials_secret.clone()
+            ),
             (587, "starttls", None)
         );
+        assert_eq!(smtp.attempts, 6);
+        // 5s, doubling, capped at 10 minutes.
+        let waits: Vec<u64> = (1..=10).map(|a| smtp.backoff(a).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 80, 160, 320, 600, 600, 600]);
+        assert_eq!(smtp.timeout(), std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn smtp_retries_and_timeouts_are_checked() {
+        let e = err(&with(
+            "invites: {acceptUrl: \"https://p.example/i\", smtp: {host: h.example, from: a@b.example, attempts: 0, retryBackoff: soon, timeout: 0s}}\n",
+        ));
+        for key in [
+            "invites.smtp.attempts: 0 must be 1-20",
+            "invites.smtp.retryBackoff: \"soon\" is not a positive duration",
+            "invites.smtp.timeout: \"0s\" is not a positive duration",
+        ] {
+            assert!(e.contains(key), "{key} in {e}");
+        }
+        let c = Config::from_yaml(
+            &with("invites: {acceptUrl: \"https://p.example/i\", smtp: {host: h.example, from: a@b.example, attempts: 3, retryBackoff: 250ms}}\n"),
+            SRC,
+        )
+        .unwrap();
+        let smtp = c.invites.smtp.unwrap();
+        assert_eq!(smtp.backoff(1), std::time::Duration::from_millis(250));
+        assert_eq!(smtp.backoff(3), std::time::Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn smtp_needs_an_accept_url() {
+        assert_eq!(
+            err(&with(
+                "invites: {smtp: {host: h.example, from: a@b.example}}\n"
+            )),
+            format!(
+                "config {SRC}: invites.acceptUrl: required when invites.smtp is set (the e-mail links to it)"
+            )
+        );
+    }
+
+    #[test]
+    fn client_ip_header_is_a_header_name() {
+        assert!(
+            err(&with("invites: {clientIpHeader: \"X Forwarded\"}\n"))
+                .contains("invites.clientIpHeader: \"X Forwarded\" is not an HTTP header name")
+        );
+        let c =
+            Config::from_yaml(&with("invites: {clientIpHeader: X-Forwarded-For}\n"), SRC).unwrap();
+        assert_eq!(
+            c.invites.client_ip_header.as_deref(),
+            Some("X-Forwarded-For")
+        );
+    }
+
+    #[test]
+    fn durations_parse_as_kubernetes_writes_them() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("72h"), Some(Duration::from_secs(72 * 3600)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        for bad in ["", "h", "-5s", "5", "five seconds", "+5s"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
@@ -736,14 +894,14 @@ mod tests {
     fn smtp_tls_is_an_enum() {
         assert_eq!(
             err(&with(
-                "invites: {smtp: {host: h.example, from: a@b.example, tls: ssl}}\n"
+                "invites: {acceptUrl: \"https://p.example/i\", smtp: {host: h.example, from: a@b.example, tls: ssl}}\n"
             )),
             format!(r#"config {SRC}: invites.smtp.tls: "ssl" must be none, starttls or tls"#)
         );
         for ok in ["none", "starttls", "tls"] {
             Config::from_yaml(
                 &with(&format!(
-                    "invites: {{smtp: {{host: h.example, from: a@b.example, tls: {ok}}}}}\n"
+                    "invites: {{acceptUrl: \"https://p.example/i\", smtp: {{host: h.example, from: a@b.example, tls: {ok}}}}}\n"
                 )),
                 SRC,
             )
@@ -765,7 +923,7 @@ mod tests {
             assert!(e.contains(key), "{key} in {e}");
         }
         Config::from_yaml(
-            &with("invites: {smtp: {host: 127.0.0.1, port: 8025, tls: none, from: a@b.example}}\n"),
+            &with("invites: {acceptUrl: \"http://127.0.0.1:8443/invites\", smtp: {host: 127.0.0.1, port: 8025, tls: none, from: a@b.example}}\n"),
             SRC,
         )
         .unwrap();

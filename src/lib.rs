@@ -4,6 +4,7 @@ pub mod api;
 pub mod config;
 pub mod controller;
 pub mod crdgen;
+pub mod invite;
 pub mod manifests;
 pub mod resources;
 pub mod telemetry;

@@ -179,6 +179,7 @@ impl Metrics {
 pub struct Telemetry {
     pub metrics: Metrics,
     ready: AtomicBool,
+    web: Mutex<Option<SocketAddr>>,
 }
 
 impl Telemetry {
@@ -191,6 +192,13 @@ impl Telemetry {
     }
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+    /// Where the acceptance page listens (known once the controllers run).
+    pub fn set_web_address(&self, addr: SocketAddr) {
+        *self.web.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+    }
+    pub fn web_address(&self) -> Option<SocketAddr> {
+        *self.web.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -300,6 +300,27 @@ fn invite_email_ttl_and_immutability() {
         "spec.ttl",
         "should match",
     );
+    one(
+        &errors(
+            "PartnerAdminInvite",
+            invite(json!({"email": "bob@acme.example", "ttl": "8785h"})),
+            None,
+        ),
+        "spec.ttl",
+        "must be at most 8784h",
+    );
+    for fine in ["8784h", "1h30m", "500ms", "30s"] {
+        let v = invite(json!({"email": "bob@acme.example", "ttl": fine}));
+        assert!(s.validate(&v, None).is_empty(), "{fine}");
+    }
+    let long = "x".repeat(201);
+    let mut too_long = invite(json!({"email": "bob@acme.example"}));
+    too_long["metadata"]["name"] = json!(long);
+    one(
+        &errors("PartnerAdminInvite", too_long, None),
+        "metadata.name",
+        "at most 200 characters",
+    );
     let changed = invite(json!({"email": "eve@acme.example", "ttl": "72h"}));
     one(
         &errors("PartnerAdminInvite", changed, Some(ok)),

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
     namespaced,
     status = "PartnerAdminInviteStatus",
     derive = "PartialEq",
+    validation = Rule::new("self.metadata.name.size() <= 200").message("metadata.name must be at most 200 characters (the link Secret is named <name>-link)").field_path(".metadata.name"),
     doc = "Invites a person, by e-mail, to become an admin of the partner whose namespace it lives in. Accepted, it grants partner admin rights for as long as it exists; deleting it revokes them.",
     printcolumn = r#"{"name":"Email","type":"string","jsonPath":".spec.email"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
@@ -29,9 +30,11 @@ pub struct PartnerAdminInviteSpec {
     /// Who is invited: the e-mail the invitation goes to and the future admin's user name.
     #[schemars(pattern(super::EMAIL), length(max = 254))]
     pub email: String,
-    /// How long the invitation stays valid after creation, e.g. 72h, 30m, 1h30m. Default 72h.
+    /// How long the invitation stays valid after creation, e.g. 72h, 30m, 1h30m; at most 8784h
+    /// (a leap year). Default 72h.
     #[serde(default = "default_ttl")]
-    #[schemars(pattern(r"^([0-9]+(ms|s|m|h))+$"))]
+    #[schemars(pattern(r"^([0-9]+(ms|s|m|h))+$"), length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) <= duration('8784h')").message("must be at most 8784h (a leap year)"))]
     pub ttl: String,
 }
 
@@ -42,11 +45,28 @@ fn default_ttl() -> String {
 /// Where an invitation stands.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum InvitePhase {
+    /// Not delivered yet (or being retried).
     Pending,
+    /// The e-mail went out (or, without SMTP, the link is in the `<invite>-link` Secret).
     Sent,
+    /// Accepted in time: the e-mail is a partner admin while this invite exists.
     Accepted,
+    /// Not accepted before `expiresAt`; delete and re-create it to invite again.
     Expired,
+    /// Delivery failed after every retry; the Delivered condition has the SMTP error.
     Failed,
+}
+
+impl InvitePhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvitePhase::Pending => "Pending",
+            InvitePhase::Sent => "Sent",
+            InvitePhase::Accepted => "Accepted",
+            InvitePhase::Expired => "Expired",
+            InvitePhase::Failed => "Failed",
+        }
+    }
 }
 
 /// What partnerkit observed and did for an invitation.
@@ -67,6 +87,10 @@ pub struct PartnerAdminInviteStatus {
     /// When it was accepted (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accepted_at: Option<String>,
+    /// SHA-256 of the current acceptance token (`sha256:<hex>`). The token itself is stored
+    /// nowhere: it is only in the link sent to the invitee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "super::conditions_schema")]
     pub conditions: Vec<Condition>,

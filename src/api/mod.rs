@@ -55,6 +55,25 @@ pub mod conditions {
     pub const PARTNER_NOT_READY: &str = "PartnerNotReady";
     pub const HAS_TENANTS: &str = "HasTenants";
     pub const NAMESPACE_CONFLICT: &str = "NamespaceConflict";
+
+    /// PartnerAdminInvite: whether the invitation reached the invitee (True: `Sent` by e-mail,
+    /// or `LinkInSecret`; False: `Sending`, `Retrying`, `SmtpError`, `NotConfigured`,
+    /// `PartnerNotFound`).
+    pub const DELIVERED: &str = "Delivered";
+    /// PartnerAdminInvite: the e-mail is already an admin of the partner (`InPartnerSpec` or
+    /// `AcceptedInvite`); the invite still works, as a grant of its own.
+    pub const ALREADY_ADMIN: &str = "AlreadyAdmin";
+    pub const SENT: &str = "Sent";
+    pub const LINK_IN_SECRET: &str = "LinkInSecret";
+    pub const SENDING: &str = "Sending";
+    pub const RETRYING: &str = "Retrying";
+    pub const SMTP_ERROR: &str = "SmtpError";
+    pub const NOT_CONFIGURED: &str = "NotConfigured";
+    pub const PARTNER_NOT_FOUND: &str = "PartnerNotFound";
+    pub const IN_PARTNER_SPEC: &str = "InPartnerSpec";
+    pub const ACCEPTED_INVITE: &str = "AcceptedInvite";
+    pub const ACCEPTED: &str = "Accepted";
+    pub const EXPIRED: &str = "Expired";
 }
 
 /// The schema of `status.conditions`: a list-map keyed by `type` (metav1.Condition).

@@ -401,16 +401,34 @@ pub fn ready_condition(
     message: String,
     generation: Option<i64>,
 ) -> Condition {
-    let status = if ready { "True" } else { "False" };
-    let prev = previous
-        .iter()
-        .find(|c| c.type_ == crate::api::conditions::READY);
+    condition(
+        previous,
+        crate::api::conditions::READY,
+        ready,
+        reason,
+        message,
+        generation,
+    )
+}
+
+/// A condition of `type_`, keeping `lastTransitionTime` from `previous` unless the status
+/// flipped.
+pub fn condition(
+    previous: &[Condition],
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    let prev = previous.iter().find(|c| c.type_ == type_);
     let last_transition_time = match prev {
         Some(p) if p.status == status => p.last_transition_time.clone(),
         _ => Time(jiff::Timestamp::now()),
     };
     Condition {
-        type_: crate::api::conditions::READY.into(),
+        type_: type_.into(),
         status: status.into(),
         reason: reason.into(),
         message,

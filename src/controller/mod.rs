@@ -14,6 +14,7 @@
 //! Deployment when its ConfigMap changes).
 
 pub mod apply;
+pub mod invite;
 pub mod partner;
 pub mod tenant;
 pub mod world;
@@ -63,6 +64,13 @@ pub enum Error {
     CrdWait { crd: String, message: String },
     #[error("reflectors stopped before their first list")]
     NotSynced,
+    #[error("acceptance token: {0}")]
+    Token(String),
+    #[error("the acceptance page on {address}: {source}")]
+    Web {
+        address: String,
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -83,6 +91,8 @@ impl Error {
             Error::Json(_) => "serialization",
             Error::CrdWait { .. } => "crd_wait",
             Error::NotSynced => "not_synced",
+            Error::Token(_) => "token",
+            Error::Web { .. } => "web",
         }
     }
 }
@@ -108,6 +118,8 @@ pub struct Ctx {
     invalid_reported: Mutex<HashMap<String, (Option<i64>, String)>>,
     /// What partnerkit last wrote (see [`apply::Memo`]).
     pub memo: apply::Memo,
+    /// Invitation deliveries under way (their tokens live only here).
+    pub deliveries: invite::Deliveries,
 }
 
 impl Ctx {
@@ -227,6 +239,7 @@ pub async fn run_with(
     let (world, writers) = world::world();
     let (ptx, prx) = futures::channel::mpsc::unbounded();
     let (ttx, trx) = futures::channel::mpsc::unbounded();
+    let (itx, irx) = futures::channel::mpsc::unbounded();
     let mut reflectors = world::spawn_reflectors(
         &client,
         config.clone(),
@@ -235,6 +248,7 @@ pub async fn run_with(
         world::Queues {
             partners: ptx,
             tenants: ttx,
+            invites: itx,
         },
     );
 
@@ -246,7 +260,7 @@ pub async fn run_with(
     tracing::info!("caches synced; controllers running");
     telemetry.metrics.register(partner::CONTROLLER);
     telemetry.metrics.register(tenant::CONTROLLER);
-    telemetry.set_ready(true);
+    telemetry.metrics.register(invite::CONTROLLER);
 
     let ctx = Arc::new(Ctx {
         client: client.clone(),
@@ -262,7 +276,31 @@ pub async fn run_with(
         telemetry: telemetry.clone(),
         invalid_reported: Mutex::default(),
         memo: apply::Memo::default(),
+        deliveries: invite::Deliveries::default(),
     });
+    if ctx.config.invites.accept_url.is_none() {
+        tracing::warn!(
+            "invites.acceptUrl is not configured: PartnerAdminInvites stay Pending (NotConfigured)"
+        );
+    }
+    let (web_addr, web) = match crate::invite::web::serve(
+        ctx.clone(),
+        &ctx.config.listen.web,
+        shutdown.clone(),
+    )
+    .await
+    {
+        Ok(v) => v,
+        Err(source) => {
+            reflectors.shutdown().await;
+            return Err(Error::Web {
+                address: ctx.config.listen.web.clone(),
+                source,
+            });
+        }
+    };
+    telemetry.set_web_address(web_addr);
+    telemetry.set_ready(true);
     let cfg = ControllerConfig::default().concurrency(8);
 
     let partners = applier(
@@ -291,7 +329,20 @@ pub async fn run_with(
         cfg,
     )
     .for_each(|r| async move { log_applier(tenant::CONTROLLER, r.map(|_| ())) });
-    futures::join!(partners, tenants);
+    let invites = applier(
+        |obj, ctx: Arc<Ctx>| {
+            let span = tracing::info_span!("reconcile", controller = invite::CONTROLLER, "object.name" = %obj.name_any(), "object.namespace" = %obj.namespace().unwrap_or_default());
+            Box::pin(spawned(measured(invite::CONTROLLER, ctx.clone(), invite::reconcile(obj, ctx)).instrument(span)))
+        },
+        |_, e: &Error, _| error_policy(e),
+        ctx.clone(),
+        world.invites.clone(),
+        irx.map(Ok::<_, std::convert::Infallible>).take_until(shutdown.clone()),
+        ControllerConfig::default().concurrency(4),
+    )
+    .for_each(|r| async move { log_applier(invite::CONTROLLER, r.map(|_| ())) });
+    futures::join!(partners, tenants, invites);
+    let _ = web.await;
     tracing::info!("controllers stopped");
     telemetry.set_ready(false);
     reflectors.shutdown().await;

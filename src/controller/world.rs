@@ -238,9 +238,19 @@ impl World {
 pub struct Queues {
     pub partners: UnboundedSender<ObjectRef<PartnerObj>>,
     pub tenants: UnboundedSender<ObjectRef<TenantObj>>,
+    pub invites: UnboundedSender<ObjectRef<InviteObj>>,
 }
 
 impl Queues {
+    fn invite(&self, ns: &str, name: &str) {
+        let _ = self.invites.unbounded_send(ObjectRef::new(name).within(ns));
+    }
+    /// Every invite of a partner namespace.
+    fn invites_of_ns(&self, world: &World, ns: &str) {
+        for n in world.read().invites_by_ns.get(ns) {
+            self.invite(ns, &n);
+        }
+    }
     fn partner(&self, name: &str) {
         let _ = self.partners.unbounded_send(ObjectRef::new(name));
     }
@@ -253,10 +263,13 @@ impl Queues {
             self.tenant(ns, &n);
         }
     }
-    /// Every Partner and Tenant (after a re-list of a child kind).
+    /// Every Partner, Tenant and invite (after a re-list of a child kind).
     fn everything(&self, world: &World) {
         for p in world.partners.state() {
             self.partner(&p.name_any());
+        }
+        for i in world.invites.state() {
+            self.invite(&ns_of(&*i), &i.name_any());
         }
         for t in world.tenants.state() {
             self.tenant(&ns_of(&*t), &t.name_any());
@@ -418,6 +431,7 @@ pub fn spawn_reflectors(
                     };
                     if changed {
                         q.tenants_of_ns(&world, &ns);
+                        q.invites_of_ns(&world, &ns);
                     }
                 };
                 match ev {
@@ -529,10 +543,24 @@ pub fn spawn_reflectors(
         ));
     }
 
-    // Invites: the partner of the namespace and its tenants (effective admins).
+    // Invites: the invite; when the set of accepted e-mails of its namespace changes (accepted,
+    // deleted after acceptance), the partner, its tenants (effective admins) and the other
+    // invites (AlreadyAdmin). An invite's own status writes (Sent, Retrying) reach only itself,
+    // so delivering invitations costs nothing at 10,000 tenants.
     {
         let (world, q) = (world.clone(), queues.clone());
         let config = config.clone();
+        let mut seen: HashMap<(String, String), Option<String>> = HashMap::new();
+        let accepted = |o: &InviteObj| {
+            o.0.as_ref()
+                .ok()
+                .filter(|i| {
+                    i.status.as_ref().and_then(|s| s.phase) == Some(InvitePhase::Accepted)
+                        && i.metadata.deletion_timestamp.is_none()
+                })
+                .map(|i| i.spec.email.clone())
+        };
+        let mut listed = false;
         set.spawn(drive(
             "PartnerAdminInvite",
             Api::<InviteObj>::all(client.clone()),
@@ -543,11 +571,56 @@ pub fn spawn_reflectors(
                     .write()
                     .invites_by_ns
                     .apply(ev, |o: &InviteObj| vec![(ns_of(o), o.name_any())]);
-                if let Event::Apply(o) | Event::Delete(o) = ev
-                    && let Some(p) = resources::partner_of_namespace(&config, &ns_of(o))
-                {
-                    q.partner(&p);
-                    q.tenants_of_ns(&world, &ns_of(o));
+                let grants_changed = |ns: &str| {
+                    if let Some(p) = resources::partner_of_namespace(&config, ns) {
+                        q.partner(&p);
+                        q.tenants_of_ns(&world, ns);
+                    }
+                    q.invites_of_ns(&world, ns);
+                };
+                match ev {
+                    Event::Apply(o) | Event::Delete(o) => {
+                        let deleted = matches!(ev, Event::Delete(_));
+                        let key = (ns_of(o), o.name_any());
+                        let now = if deleted { None } else { accepted(o) };
+                        if !deleted {
+                            q.invite(&key.0, &key.1);
+                        }
+                        let before = if now.is_some() {
+                            seen.insert(key.clone(), now.clone()).flatten()
+                        } else {
+                            seen.remove(&key).flatten()
+                        };
+                        if before != now {
+                            grants_changed(&key.0);
+                        }
+                    }
+                    Event::Init => {}
+                    Event::InitApply(_) => {}
+                    Event::InitDone => {
+                        // Rebuild what is accepted; a re-list may hide deletions and acceptances.
+                        let mut fresh = HashMap::new();
+                        for o in world.invites.state() {
+                            let key = (ns_of(&*o), o.name_any());
+                            q.invite(&key.0, &key.1);
+                            if let Some(e) = accepted(&o) {
+                                fresh.insert(key, Some(e));
+                            }
+                        }
+                        if listed {
+                            let changed: BTreeSet<String> = seen
+                                .iter()
+                                .filter(|(k, v)| fresh.get(*k) != Some(*v))
+                                .chain(fresh.iter().filter(|(k, v)| seen.get(*k) != Some(*v)))
+                                .map(|((ns, _), _)| ns.clone())
+                                .collect();
+                            for ns in changed {
+                                grants_changed(&ns);
+                            }
+                        }
+                        seen = fresh;
+                        listed = true;
+                    }
                 }
             },
         ));

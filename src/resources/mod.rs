@@ -178,6 +178,24 @@ fn cluster_role_ref(name: &str) -> RoleRef {
     }
 }
 
+/// The branding a partner's customers see (its tenants' `partnerkit-branding`, its invitation
+/// e-mails and acceptance page): its own `spec.branding` when it is entitled to branding, else
+/// the platform default.
+pub fn customer_branding(
+    partner: &crate::api::Partner,
+    cfg: &crate::config::Config,
+) -> BTreeMap<String, String> {
+    branding_data(
+        partner,
+        partner
+            .spec
+            .branding
+            .as_ref()
+            .filter(|_| partner.spec.entitlements.branding),
+        &cfg.default_branding,
+    )
+}
+
 /// The data of a `partnerkit-branding` ConfigMap: `partner`, `partnerDisplayName`, `logoUrl`,
 /// `primaryColor`, and `supportEmail` or `supportUrl`. Each of logo, colour and support comes
 /// from `branding` when it sets it, else from the platform default; keys neither sets are absent.

@@ -12,9 +12,8 @@ use crate::config::Config;
 use crate::manifests::TENANT_ADMIN_ROLE;
 
 use super::{
-    Refusal, TEMPLATE_NAME, WORKSPACE_TERMINATING, branding_data, cluster_role_ref,
-    effective_admins, effective_biz_apps, effective_profiles, labels, labels_for, meta, names,
-    user_subjects,
+    Refusal, TEMPLATE_NAME, WORKSPACE_TERMINATING, cluster_role_ref, effective_admins,
+    effective_biz_apps, effective_profiles, labels, labels_for, meta, names, user_subjects,
 };
 
 /// What the tenant's workspace namespace (`tenant-<name>`) is right now.
@@ -221,18 +220,7 @@ fn workspace_objects(
                 .map(|a| (a.name.clone(), a.enabled.to_string()))
                 .collect(),
         ),
-        config_map(
-            names::BRANDING,
-            branding_data(
-                partner,
-                partner
-                    .spec
-                    .branding
-                    .as_ref()
-                    .filter(|_| partner.spec.entitlements.branding),
-                &cfg.default_branding,
-            ),
-        ),
+        config_map(names::BRANDING, super::customer_branding(partner, cfg)),
     ];
     config_maps.extend(
         status
