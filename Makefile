@@ -20,6 +20,7 @@ build:
 ## Unit tests, the operator's integration tests and kube-sim's fidelity suite (against
 ## in-process kube-sims), then the Helm chart's tests.
 test:
+	./scripts/install-test-deps.sh
 	$(CARGO) build --workspace --all-targets
 	@if command -v cargo-nextest >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --no-fail-fast; \

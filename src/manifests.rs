@@ -43,7 +43,10 @@ pub fn partner_admin_role() -> Value {
             {"apiGroups": ["partnerkit.io"], "resources": ["tenants", "partneradmininvites"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]},
             {"apiGroups": ["partnerkit.io"], "resources": ["tenants/status", "partneradmininvites/status"], "verbs": ["get"]},
             {"apiGroups": [""], "resources": ["configmaps", "events"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "list", "watch"]}
+            {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+            // The invitation links (`<invite>-link`) without SMTP, to forward; only partnerkit
+            // writes Secrets in a partner namespace.
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]}
         ]
     })
 }

@@ -568,8 +568,8 @@ async fn write_link_secret(
     Ok(())
 }
 
-/// Delete `<invite>-link` once the link is of no more use (accepted or expired); once per
-/// invite and process (a 404 is fine: with SMTP there never was one).
+/// Delete `<invite>-link` once the link is of no more use (accepted or expired); looked up
+/// once per invite and process (with SMTP there never is one).
 async fn remove_link_secret(ctx: &Ctx, ns: &str, invite: &str, uid: &str) -> Result<(), Error> {
     if ctx
         .deliveries
@@ -581,7 +581,17 @@ async fn remove_link_secret(ctx: &Ctx, ns: &str, invite: &str, uid: &str) -> Res
         return Ok(());
     }
     let name = link_secret_name(invite);
-    super::apply::delete(&Api::<Secret>::namespaced(ctx.client.clone(), ns), &name).await?;
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), ns);
+    // Look first: a converged operator (after a restart, say) must not write, not even a
+    // DELETE that finds nothing.
+    let exists = api
+        .get_metadata_opt(&name)
+        .await
+        .map_err(|e| Error::api("get", "Secret".into(), &name, e))?
+        .is_some();
+    if exists {
+        super::apply::delete(&api, &name).await?;
+    }
     ctx.deliveries
         .cleaned
         .lock()

@@ -204,7 +204,7 @@ fn client_ip(web: &Web, headers: &HeaderMap, peer: SocketAddr) -> IpAddr {
         .invites
         .client_ip_header
         .as_deref()
-        .and_then(|h| headers.get_all(h).iter().last())
+        .and_then(|h| headers.get_all(h).iter().next_back())
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next())
         .and_then(|v| v.trim().parse().ok())
@@ -371,10 +371,10 @@ pub fn acceptable(i: &PartnerAdminInvite, now: jiff::Timestamp) -> Result<(), Re
 /// `Origin` is neither the acceptance URL's nor this host's.
 pub fn cross_site(headers: &HeaderMap, origin: Option<&str>) -> bool {
     let text = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
-    if let Some(site) = text("sec-fetch-site")
-        && !matches!(site, "same-origin" | "none")
-    {
-        return true;
+    // Browsers that send Fetch metadata say it outright. (Their `Origin` may be "null" here:
+    // the page's `Referrer-Policy: no-referrer` makes form posts send an opaque origin.)
+    if let Some(site) = text("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
     }
     let Some(from) = text("origin") else {
         return false; // not a browser's cross-site form post; the token is the credential
@@ -517,20 +517,11 @@ pub fn page(code: StatusCode, branding: Option<&Branded>, title: &str, body: Str
         .filter(|c| crate::config::is_color(c))
         .map(String::as_str)
         .unwrap_or("#333333");
+    // The partner's name follows the logo, so the image is decorative (empty alt).
     let logo = branding
-        .and_then(|b| {
-            b.branding
-                .get("logoUrl")
-                .filter(|u| crate::config::is_https_url(u))
-                .map(|u| (u, &b.display_name))
-        })
-        .map(|(u, alt)| {
-            format!(
-                "<img class=\"logo\" src=\"{}\" alt=\"{}\">",
-                escape_html(u),
-                escape_html(alt)
-            )
-        })
+        .and_then(|b| b.branding.get("logoUrl"))
+        .filter(|u| crate::config::is_https_url(u))
+        .map(|u| format!("<img class=\"logo\" src=\"{}\" alt=\"\">", escape_html(u)))
         .unwrap_or_default();
     let support = branding
         .and_then(|b| {
@@ -659,6 +650,18 @@ mod tests {
             origin
         ));
         assert!(cross_site(&h(&[("origin", "null")]), origin));
+        // What Chromium sends for the page's own form under Referrer-Policy: no-referrer.
+        assert!(!cross_site(
+            &h(&[("origin", "null"), ("sec-fetch-site", "same-origin")]),
+            origin
+        ));
+        assert!(cross_site(
+            &h(&[
+                ("origin", "https://portal.example"),
+                ("sec-fetch-site", "cross-site")
+            ]),
+            origin
+        ));
         assert!(!cross_site(
             &h(&[
                 ("origin", "http://127.0.0.1:8443"),

@@ -9,6 +9,9 @@
 //! op.stop().await;
 //! ```
 #![allow(dead_code)]
+pub mod browser;
+pub mod http;
+pub mod mail;
 
 use std::sync::Arc;
 use std::time::Duration;

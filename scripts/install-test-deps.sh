@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# What the invitation tests need besides Rust and kubectl, from Debian's packages:
+#   python3-aiosmtpd  a real SMTP server (run as /usr/bin/python3 -m aiosmtpd)
+#   chromium, chromium-driver  a real headless browser, driven over WebDriver
+# Installs only what is missing; needs root (or sudo) the first time.
+set -euo pipefail
+missing=()
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "test dependencies present: aiosmtpd, chromium, chromedriver"
+  exit 0
+fi
+echo "installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
