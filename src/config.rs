@@ -197,6 +197,12 @@ pub struct Config {
     pub invites: Invites,
     #[serde(default)]
     pub listen: Listen,
+    /// The operator's own ServiceAccount (namespace, name), from the environment
+    /// (`POD_NAMESPACE`, `PARTNERKIT_SERVICE_ACCOUNT`; the chart sets both), not from the file.
+    /// When known, partnerkit binds it to `partnerkit-invite-links` in each partner namespace,
+    /// so that its right to Secrets covers partner namespaces only.
+    #[serde(skip)]
+    pub operator_account: Option<(String, String)>,
 }
 
 // ---------------------------------------------------------------------------------------------

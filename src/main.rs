@@ -65,7 +65,14 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     partnerkit::telemetry::init_logging(log_json);
     let path =
         config_path.context("no configuration: pass --config PATH or set PARTNERKIT_CONFIG")?;
-    let config = partnerkit::config::Config::load(&path)?;
+    let mut config = partnerkit::config::Config::load(&path)?;
+    config.operator_account = match (
+        std::env::var("POD_NAMESPACE"),
+        std::env::var("PARTNERKIT_SERVICE_ACCOUNT"),
+    ) {
+        (Ok(ns), Ok(sa)) if !ns.is_empty() && !sa.is_empty() => Some((ns, sa)),
+        _ => None,
+    };
     tracing::info!(config = %path, catalog = config.catalog.len(), "configuration loaded");
 
     let rt = tokio::runtime::Builder::new_multi_thread()

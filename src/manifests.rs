@@ -11,6 +11,7 @@ pub const PLATFORM_ADMIN_ROLE: &str = "partnerkit-platform-admin";
 pub const PARTNER_ADMIN_ROLE: &str = "partnerkit-partner-admin";
 pub const TENANT_ADMIN_ROLE: &str = "partnerkit-tenant-admin";
 pub const PARTNER_FIELDS_POLICY: &str = "partnerkit-partner-fields";
+pub const INVITE_LINKS_ROLE: &str = "partnerkit-invite-links";
 
 const RBAC: &str = "rbac.authorization.k8s.io";
 
@@ -60,6 +61,20 @@ pub fn tenant_admin_role() -> Value {
             {"apiGroups": ["", "apps", "batch", "autoscaling", "policy", "networking.k8s.io", "coordination.k8s.io"], "resources": ["*"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]},
             {"apiGroups": [RBAC], "resources": ["roles", "rolebindings"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
             {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["get", "list", "watch"]}
+        ]
+    })
+}
+
+/// `partnerkit-invite-links`: Secrets, for the operator itself, bound by it in each partner
+/// namespace only (RoleBinding `partnerkit-operator`). There it writes the invitation links
+/// (`<invite>-link`) when no SMTP server is configured; tenant workspaces, where customers keep
+/// their own Secrets, stay out of its reach.
+pub fn invite_links_role() -> Value {
+    json!({
+        "apiVersion": format!("{RBAC}/v1"), "kind": "ClusterRole",
+        "metadata": {"name": INVITE_LINKS_ROLE, "labels": labels()},
+        "rules": [
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "update", "patch", "delete"]}
         ]
     })
 }
@@ -120,6 +135,7 @@ pub fn objects() -> Vec<Value> {
         platform_admin_role(),
         partner_admin_role(),
         tenant_admin_role(),
+        invite_links_role(),
         partner_fields_policy(),
         partner_fields_binding(),
     ]

@@ -438,6 +438,10 @@ async fn the_operator_works_with_exactly_the_charts_rbac() {
         Some(sa_user),
         "the operator's client is the ServiceAccount"
     );
+    // As the chart runs it: it knows its ServiceAccount (POD_NAMESPACE, PARTNERKIT_SERVICE_ACCOUNT)
+    // and has an acceptance URL but no SMTP server, so invitation links go into Secrets.
+    env.config.operator_account = Some(("partnerkit".into(), "partnerkit".into()));
+    env.config.invites.accept_url = Some("https://portal.example/invites".into());
     env.start_operator_as(sa_client).await;
 
     // A partner and its tenants converge; a refused tenant gets its Warning Event; deletion works.
@@ -472,6 +476,47 @@ async fn the_operator_works_with_exactly_the_charts_rbac() {
             .await
             .is_some()
     );
+    // Its only right to Secrets is the binding it gives itself in the partner namespace: enough
+    // for an invitation's link Secret, nothing in tenant workspaces.
+    let rb = env
+        .role_binding(&pns, "partnerkit-operator")
+        .await
+        .expect("the operator's RoleBinding in the partner namespace");
+    assert_eq!(rb["roleRef"]["name"], "partnerkit-invite-links");
+    assert_eq!(rb["subjects"][0]["name"], "partnerkit");
+    env.apply_json(&json!({"apiVersion": "partnerkit.io/v1alpha1", "kind": "PartnerAdminInvite",
+        "metadata": {"name": "invite-bob", "namespace": pns}, "spec": {"email": "bob@acme.example"}}))
+        .await;
+    env.eventually(10, "the invite Sent with its link Secret", || async {
+        let i = env
+            .get(
+                "partnerkit.io/v1alpha1",
+                "PartnerAdminInvite",
+                Some(&pns),
+                "invite-bob",
+            )
+            .await?;
+        (i["status"]["phase"] == "Sent").then_some(())
+    })
+    .await;
+    assert!(
+        env.get("v1", "Secret", Some(&pns), "invite-bob-link")
+            .await
+            .is_some()
+    );
+    let o = env
+        .kubectl(&[
+            "auth",
+            "can-i",
+            "get",
+            "secrets",
+            "-n",
+            &env.ws(&globex),
+            "--as",
+            sa_user,
+        ])
+        .await;
+    assert_eq!(o.stdout.trim(), "no", "no Secrets in tenant workspaces");
     let greedy = env.n("greedy");
     env.apply_json(&tenant_json(
         &pns,

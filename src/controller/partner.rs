@@ -202,6 +202,15 @@ async fn reconcile_partner(
             .as_deref(),
     )
     .await?;
+    if let Some(rb) = &desired.operator_binding {
+        apply_if_changed(
+            &ctx.memo,
+            &rb_api,
+            rb,
+            world.role_binding(&ns, names::OPERATOR_BINDING).as_deref(),
+        )
+        .await?;
+    }
     apply_if_changed(
         &ctx.memo,
         &cm_api,
@@ -232,7 +241,9 @@ async fn reconcile_partner(
         }
     }
     for rb in world.role_bindings_in(&ns) {
-        if is_partner_child(&rb.metadata, &name) && rb.name_any() != names::PARTNER_ADMINS_BINDING {
+        let wanted = rb.name_any() == names::PARTNER_ADMINS_BINDING
+            || (rb.name_any() == names::OPERATOR_BINDING && desired.operator_binding.is_some());
+        if is_partner_child(&rb.metadata, &name) && !wanted {
             delete(&rb_api, &rb.name_any()).await?;
         }
     }

@@ -67,6 +67,8 @@ pub mod names {
 
     pub const PARTNER_ADMINS_BINDING: &str = "partnerkit-partner-admins";
     pub const TENANT_ADMINS_BINDING: &str = "partnerkit-tenant-admins";
+    /// The operator's own RoleBinding in a partner namespace -> `partnerkit-invite-links`.
+    pub const OPERATOR_BINDING: &str = "partnerkit-operator";
     pub const BRANDING: &str = "partnerkit-branding";
     pub const BIZAPPS: &str = "partnerkit-bizapps";
     pub const PROFILE_PREFIX: &str = "partnerkit-profile-";

@@ -8,7 +8,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::api::{Partner, PartnerStatus, Tenant, TenantSpec};
 use crate::config::Config;
-use crate::manifests::PARTNER_ADMIN_ROLE;
+use crate::manifests::{INVITE_LINKS_ROLE, PARTNER_ADMIN_ROLE};
 
 use super::{
     TEMPLATE_NAME, branding_data, cluster_role_ref, labels, labels_for, meta, names, user_subjects,
@@ -38,6 +38,9 @@ pub struct PartnerDesired {
     /// `partnerkit-partner-admins` in the partner namespace -> ClusterRole
     /// `partnerkit-partner-admin`, subjects = effective admins.
     pub admins_binding: RoleBinding,
+    /// `partnerkit-operator` in the partner namespace -> ClusterRole `partnerkit-invite-links`,
+    /// subject = the operator's ServiceAccount, when it is known.
+    pub operator_binding: Option<RoleBinding>,
     /// `partnerkit:partner:<name>`: get/list/watch/patch of the Partner and get of
     /// partners/status, by resourceNames; get of the partner namespace and its workspaces.
     pub cluster_role: ClusterRole,
@@ -109,6 +112,25 @@ pub fn partner(inputs: &PartnerInputs) -> PartnerDesired {
         subjects: Some(subjects.clone()),
     };
 
+    let operator_binding = cfg
+        .operator_account
+        .as_ref()
+        .map(|(sa_ns, sa)| RoleBinding {
+            metadata: meta(
+                names::OPERATOR_BINDING,
+                Some(&ns),
+                base_labels.clone(),
+                owner.clone(),
+            ),
+            role_ref: cluster_role_ref(INVITE_LINKS_ROLE),
+            subjects: Some(vec![k8s_openapi::api::rbac::v1::Subject {
+                kind: "ServiceAccount".into(),
+                name: sa.clone(),
+                namespace: Some(sa_ns.clone()),
+                api_group: None,
+            }]),
+        });
+
     let role_name = names::partner_cluster_role(&name);
     let visible_namespaces: Vec<String> = std::iter::once(ns.clone())
         .chain(inputs.workspaces.iter().cloned())
@@ -173,6 +195,7 @@ pub fn partner(inputs: &PartnerInputs) -> PartnerDesired {
         namespace,
         template,
         admins_binding,
+        operator_binding,
         cluster_role,
         cluster_role_binding,
         branding,

@@ -1514,3 +1514,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_operator_binds_itself_to_invite_links_only_when_it_knows_its_service_account() {
+    let p = acme();
+    let mut c = cfg();
+    assert!(partner_desired(&p, &c, &[], &[]).operator_binding.is_none());
+    c.operator_account = Some(("partnerkit-system".into(), "partnerkit".into()));
+    let rb = partner_desired(&p, &c, &[], &[])
+        .operator_binding
+        .expect("a binding");
+    assert_eq!(rb.metadata.name.as_deref(), Some("partnerkit-operator"));
+    assert_eq!(rb.metadata.namespace.as_deref(), Some("partner-acme"));
+    assert_eq!(rb.role_ref.name, "partnerkit-invite-links");
+    let s = &rb.subjects.as_ref().unwrap()[0];
+    assert_eq!(
+        (s.kind.as_str(), s.name.as_str(), s.namespace.as_deref()),
+        ("ServiceAccount", "partnerkit", Some("partnerkit-system"))
+    );
+    assert_eq!(rb.metadata.owner_references, Some(acme_owner()));
+}

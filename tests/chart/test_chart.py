@@ -216,6 +216,8 @@ def test_default_render_has_every_object(chart):
             ("Deployment", "partnerkit"),
             ("ConfigMap", "partnerkit-config"),
             ("Service", "partnerkit-metrics"),
+            ("Service", "partnerkit-web"),
+            ("ClusterRole", "partnerkit-invite-links"),
             ("ClusterRole", "partnerkit-platform-admin"),
             ("ClusterRole", "partnerkit-partner-admin"),
             ("ClusterRole", "partnerkit-tenant-admin"),
@@ -309,7 +311,7 @@ def test_deployment_runs_the_operator_with_probes_and_a_locked_down_container(ch
     mount = next(m for m in c["volumeMounts"] if m["name"] == "config")
     assert mount["mountPath"] == "/etc/partnerkit" and mount["readOnly"] is True
     # the metrics Service selects this pod and targets its metrics port
-    svc = one(objects, "Service")
+    svc = one(objects, "Service", "partnerkit-metrics")
     labels = dep["spec"]["template"]["metadata"]["labels"]
     assert all(labels.get(k) == v for k, v in svc["spec"]["selector"].items())
     assert svc["spec"]["ports"][0]["targetPort"] == "metrics"
@@ -422,6 +424,18 @@ def test_operator_can_write_per_partner_cluster_roles_without_escalate(chart):
     assert not any("*" in r.get("resources", []) or "*" in r.get("apiGroups", []) for r in rules), "no wildcards"
 
 
+def test_smtp_credentials_are_readable_by_name_only(chart):
+    values = {"config": {"catalog": [{"name": "mail"}], "invites": {
+        "acceptUrl": "https://portal.example/invites",
+        "smtp": {"host": "smtp.example", "from": "p@example.com", "credentialsSecret": "partnerkit-smtp"}}}}
+    role = one(render(chart, values), "Role", "partnerkit-smtp-credentials")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["partnerkit-smtp"], "verbs": ["get"]}]
+    binding = one(render(chart, values), "RoleBinding", "partnerkit-smtp-credentials")
+    assert binding["subjects"][0]["kind"] == "ServiceAccount"
+    # Without credentials there is no such Role.
+    assert not [d for d in render(chart) if d["metadata"]["name"] == "partnerkit-smtp-credentials"]
+
+
 def test_operator_binds_exactly_the_shared_admin_roles(chart, manifests):
     rules = one(render(chart), "ClusterRole", "partnerkit-operator")["rules"]
     bind = [r for r in rules if "bind" in r["verbs"]]
@@ -429,7 +443,7 @@ def test_operator_binds_exactly_the_shared_admin_roles(chart, manifests):
         {
             "apiGroups": ["rbac.authorization.k8s.io"],
             "resources": ["clusterroles"],
-            "resourceNames": ["partnerkit-partner-admin", "partnerkit-tenant-admin"],
+            "resourceNames": ["partnerkit-partner-admin", "partnerkit-tenant-admin", "partnerkit-invite-links"],
             "verbs": ["bind"],
         }
     ]
@@ -452,7 +466,6 @@ def test_operator_has_what_it_manages(chart):
         ("partnerkit.io", "partneradmininvites/status", ["patch"]),
         ("", "namespaces", ["get", "list", "watch", "create", "patch", "delete"]),
         ("", "configmaps", ["get", "list", "watch", "create", "patch", "delete"]),
-        ("", "secrets", ["get", "list", "watch", "create", "patch", "delete"]),
         ("rbac.authorization.k8s.io", "rolebindings", ["get", "list", "watch", "create", "patch", "delete"]),
         ("rbac.authorization.k8s.io", "clusterroles", ["get", "list", "watch", "create", "patch", "delete"]),
         ("rbac.authorization.k8s.io", "clusterrolebindings", ["get", "list", "watch", "create", "patch", "delete"]),
@@ -596,8 +609,34 @@ def test_operator_service_account_may_do_its_work_on_kube_sim(kubectl, chart):
     assert can("create", "rolebindings.rbac.authorization.k8s.io", "-n", "tenant-globex") == "yes"
     assert can("bind", "clusterroles.rbac.authorization.k8s.io/partnerkit-tenant-admin", "-A") == "yes"
     assert can("bind", "clusterroles.rbac.authorization.k8s.io/partnerkit-partner-admin", "-A") == "yes"
+    assert can("bind", "clusterroles.rbac.authorization.k8s.io/partnerkit-invite-links", "-A") == "yes"
     assert can("bind", "clusterroles.rbac.authorization.k8s.io/cluster-admin", "-A") == "no"
+    # Customers' Secrets in their workspaces are out of the operator's reach.
+    assert can("get", "secrets", "-n", "tenant-globex") == "no"
+    assert can("list", "secrets", "-A") == "no"
     assert can("escalate", "clusterroles.rbac.authorization.k8s.io", "-A") == "no"
     assert can("update", "leases.coordination.k8s.io", "-n", NAMESPACE) == "yes"
     assert can("update", "leases.coordination.k8s.io", "-n", "kube-system") == "no"
     assert can("create", "deployments.apps", "-n", "tenant-globex") == "no"
+
+
+def test_the_acceptance_page_has_a_service_and_an_optional_ingress(chart):
+    objects = render(chart)
+    svc = one(objects, "Service", "partnerkit-web")
+    assert svc["spec"]["ports"] == [{"name": "web", "port": 8443, "targetPort": "web", "protocol": "TCP"}]
+    assert not [o for o in objects if o["kind"] == "Ingress"]
+    ing = one(render(chart, {"web": {"ingress": {"enabled": True, "host": "portal.example", "path": "/invites",
+                                                  "tlsSecretName": "portal-tls", "className": "nginx"}}}), "Ingress")
+    rule = ing["spec"]["rules"][0]
+    assert rule["host"] == "portal.example"
+    assert rule["http"]["paths"][0]["path"] == "/invites"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "partnerkit-web", "port": {"name": "web"}}
+    assert ing["spec"]["tls"] == [{"hosts": ["portal.example"], "secretName": "portal-tls"}]
+    assert ing["spec"]["ingressClassName"] == "nginx"
+
+
+def test_the_operator_knows_its_service_account(chart):
+    dep = one(render(chart), "Deployment")
+    env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PARTNERKIT_SERVICE_ACCOUNT"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.serviceAccountName"
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
