@@ -7,6 +7,7 @@ CARGO ?= cargo
 ## The main job: the operator on the embedded API server (kube-sim), driven by kubectl
 ## as a platform admin and partner admins would.
 demo: build
+	./scripts/install-test-deps.sh smtp
 	./scripts/partnerkit-demo.sh
 
 ## kube-sim on its own, driven by kubectl.

@@ -3,13 +3,16 @@
 #   python3-aiosmtpd  a real SMTP server (run as /usr/bin/python3 -m aiosmtpd)
 #   chromium, chromium-driver  a real headless browser, driven over WebDriver
 # Installs only what is missing; needs root (or sudo) the first time.
+#   scripts/install-test-deps.sh        everything (make test)
+#   scripts/install-test-deps.sh smtp   the SMTP server only (make demo)
 set -euo pipefail
 missing=()
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+if [ "${1:-}" != smtp ]; then
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test dependencies present: aiosmtpd, chromium, chromedriver"
   exit 0
 fi
 echo "installing ${missing[*]}"

@@ -19,6 +19,7 @@ WORK=$(mktemp -d)
 export KUBECONFIG=$WORK/kubeconfig
 SIM_PID=
 OP_PID=
+SMTP_PID=
 stop() { # stop PID: SIGTERM, wait, report how it ended
   local pid=$1 what=$2
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
@@ -38,6 +39,7 @@ cleanup() {
   fi
   stop "$OP_PID" "partnerkit"
   stop "$SIM_PID" "kube-sim"
+  stop "$SMTP_PID" "the SMTP server"
   if [ -n "${KEEP:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
   exit "$status"
 }
@@ -76,10 +78,26 @@ note "partnerkit manifests | kubectl apply -f -   (the Helm chart ships the same
 run kubectl get crds
 run kubectl get clusterroles partnerkit-platform-admin partnerkit-partner-admin partnerkit-tenant-admin
 
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+WEB_PORT=$(free_port)
+SMTP_PORT=$(free_port)
+
+say "Start a local SMTP server for the invitation e-mails (aiosmtpd, messages into a Maildir)"
+mkdir -p "$WORK/maildir/new" "$WORK/maildir/tmp" "$WORK/maildir/cur"
+printf '$ %s\n' "/usr/bin/python3 -m aiosmtpd -n -l 127.0.0.1:$SMTP_PORT -c aiosmtpd.handlers.Mailbox $WORK/maildir &"
+/usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" -c aiosmtpd.handlers.Mailbox "$WORK/maildir" 2>"$WORK/smtp.log" &
+SMTP_PID=$!
+
 say "Start the operator with examples/00-config.yaml (listening on free loopback ports)"
-sed -E 's/"0\.0\.0\.0:[0-9]+"/"127.0.0.1:0"/' $EX/00-config.yaml >"$WORK/config.yaml"
+sed -E -e 's/"0\.0\.0\.0:[0-9]+"/"127.0.0.1:0"/' \
+  -e "s|web: \"127.0.0.1:0\"|web: \"127.0.0.1:$WEB_PORT\"|" \
+  -e "s|acceptUrl: .*|acceptUrl: http://127.0.0.1:$WEB_PORT/invites\\
+  smtp: {host: 127.0.0.1, port: $SMTP_PORT, tls: none, from: portal@platform.example}|" \
+  $EX/00-config.yaml >"$WORK/config.yaml"
 note "catalog: mail, calendar, crm (premium), analytics (premium); default branding; userPrefix \"\""
+note "invitations: the acceptance page on 127.0.0.1:$WEB_PORT, e-mail through the local SMTP server"
 run grep -A3 '^listen:' "$WORK/config.yaml"
+run grep -A2 '^invites:' "$WORK/config.yaml"
 printf '$ %s\n' "$PARTNERKIT run --config $WORK/config.yaml &"
 RUST_LOG=${RUST_LOG:-info} "$PARTNERKIT" run --config "$WORK/config.yaml" >"$WORK/operator.log" 2>&1 &
 OP_PID=$!
@@ -176,6 +194,67 @@ run kubectl get configmap partnerkit-branding -n tenant-globex -o jsonpath='{.da
 run kubectl get configmap partnerkit-branding -n tenant-initrode -o jsonpath='{.data}{"\n"}'
 run kubectl get configmap partnerkit-branding -n partner-initech -o jsonpath='{.data}{"\n"}'
 
+say "Step 7 — acme's admin invites bob; bob accepts the e-mailed link and becomes an admin"
+BOB=bob@acme.example
+can_i create partneradmininvites -n partner-acme --as $ALICE
+can_i create partneradmininvites -n partner-initech --as $ALICE
+run kubectl apply -f $EX/07-invite-bob.yaml --as $ALICE
+run kubectl wait --for=jsonpath='{.status.phase}'=Sent pai/invite-bob -n partner-acme --timeout=30s
+run kubectl get pai -n partner-acme
+run kubectl get pai invite-bob -n partner-acme \
+  -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}tokenHash: {.status.tokenHash}{"\n"}'
+note "the e-mail, as the local SMTP server received it (text part):"
+MAIL=$(ls "$WORK"/maildir/new/* | head -1)
+/usr/bin/python3 - "$MAIL" <<'PY'
+import email, email.policy, sys
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
+print(f"From: {m['From']}\nTo: {m['To']}\nSubject: {m['Subject']}\n")
+print(m.get_body(("plain",)).get_content())
+PY
+LINK=$(/usr/bin/python3 - "$MAIL" <<'PY'
+import email, email.policy, re, sys
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
+print(re.search(r"http://\S+", m.get_body(("plain",)).get_content()).group(0))
+PY
+)
+TOKEN=${LINK##*token=}
+PAGE=${LINK%%\?*}
+note "the link from the e-mail: $LINK"
+note "only the token's SHA-256 is in the cluster: $(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)"
+status_of() { curl -s -o "$WORK/page.html" -w '%{http_code}' "$@"; }
+page_text() { sed -e 's/<style>.*<\/style>//' -e 's/<[^>]*>/ /g' -e 's/  */ /g' "$WORK/page.html" | tr -s ' ' | fold -s -w 100; echo; }
+printf '$ curl %s\n' "$LINK"
+echo "HTTP $(status_of "$LINK")"; page_text
+note "a forged token gets a clear 404, never a stack trace:"
+printf '$ curl %s\n' "$PAGE?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+echo "HTTP $(status_of "$PAGE?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")"; page_text
+note "bob clicks Accept (the page's form posts the token):"
+printf '$ curl -X POST --data-urlencode token=… %s\n' "$PAGE"
+echo "HTTP $(status_of -X POST --data-urlencode "token=$TOKEN" "$PAGE")"; page_text
+run kubectl wait --for=jsonpath='{.status.phase}'=Accepted pai/invite-bob -n partner-acme --timeout=30s
+wait_admin() { # wait_admin yes|no: bob may (not) create tenants in partner-acme
+  for _ in $(seq 100); do
+    [ "$(kubectl auth can-i create tenants -n partner-acme --as $BOB 2>/dev/null)" = "$1" ] && return 0
+    sleep 0.1
+  done
+  echo "timed out waiting for bob's rights to be '$1'" >&2; return 1
+}
+wait_admin yes
+run kubectl get partner acme -o jsonpath='{.status.admins}{"\n"}'
+run kubectl get rolebinding partnerkit-partner-admins -n partner-acme -o wide
+can_i create tenants -n partner-acme --as $BOB
+can_i patch tenants/template -n partner-acme --as $BOB
+can_i create tenants -n partner-initech --as $BOB
+note "the link works once:"
+printf '$ curl -X POST --data-urlencode token=… %s\n' "$PAGE"
+echo "HTTP $(status_of -X POST --data-urlencode "token=$TOKEN" "$PAGE")"; page_text
+note "the audit trail:"
+run kubectl get events -n partner-acme --field-selector involvedObject.name=invite-bob
+note "deleting the invite revokes bob's rights:"
+run kubectl delete pai invite-bob -n partner-acme --as $ALICE
+wait_admin no
+can_i create tenants -n partner-acme --as $BOB
+
 say "Everything at a glance"
 run kubectl get partners,tenants -A
 run kubectl get namespaces -l app.kubernetes.io/managed-by=partnerkit --show-labels
@@ -199,9 +278,11 @@ run kubectl delete tenant umbrella -n partner-acme --as $ALICE --wait
 run kubectl wait --for=delete namespace/tenant-umbrella --timeout=30s
 run kubectl get tenants -A
 
-say "Stop the operator and kube-sim"
+say "Stop the operator, kube-sim and the SMTP server"
 stop "$OP_PID" "partnerkit"
 OP_PID=
 stop "$SIM_PID" "kube-sim"
 SIM_PID=
+stop "$SMTP_PID" "the SMTP server"
+SMTP_PID=
 echo "demo finished"
