@@ -28,7 +28,12 @@ enum Delivery {
     StarttlsRequired,
     /// No SMTP: the link goes into a Secret.
     LinkSecret,
+    /// aiosmtpd requiring AUTH as portal / s3cret; credentials from Secret `partnerkit-smtp`.
+    SmtpLogin,
 }
+
+const SMTP_USER: &str = "portal";
+const SMTP_PASSWORD: &str = "s3cret";
 
 struct Fx {
     env: Env,
@@ -68,6 +73,9 @@ impl Fx {
             Delivery::SmtpDown { attempts, backoff } => smtp("none", *attempts, backoff),
             Delivery::StarttlsRequired => smtp("starttls", 2, "100ms"),
             Delivery::LinkSecret => None,
+            Delivery::SmtpLogin => Some(format!(
+                "{{host: 127.0.0.1, port: {smtp_port}, tls: none, from: portal@platform.example, credentialsSecret: partnerkit-smtp, attempts: 20, retryBackoff: 200ms, timeout: 5s}}"
+            )),
         };
         let env = Env::start_with(
             kube_sim::SimConfig::default(),
@@ -79,6 +87,15 @@ impl Fx {
             Delivery::Smtp | Delivery::StarttlsRequired => {
                 Some(SmtpServer::start_on(&env.dir.join("maildir"), smtp_port).await)
             }
+            Delivery::SmtpLogin => Some(
+                SmtpServer::start_with_login(
+                    &env.dir.join("maildir"),
+                    smtp_port,
+                    SMTP_USER,
+                    SMTP_PASSWORD,
+                )
+                .await,
+            ),
             _ => None,
         };
         Fx {
@@ -934,6 +951,62 @@ async fn a_link_survives_an_operator_restart() {
             .contains(&"bob@acme.example".to_string())
             .then_some(())
         })
+        .await;
+    fx.finish().await;
+}
+
+/// SMTP credentials come from the named Secret in the operator's namespace, read at each
+/// attempt: a wrong password is retried, and the corrected Secret is used without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_credentials_come_from_the_secret_and_rotate_without_a_restart() {
+    let fx = Fx::start(Delivery::SmtpLogin).await;
+    let env = &fx.env;
+    let ns = env.client.default_namespace().to_string();
+    let secret = |password: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": "partnerkit-smtp", "namespace": ns},
+               "stringData": {"username": SMTP_USER, "password": password}})
+        .to_string()
+    };
+    env.apply(&secret("wrong")).await;
+    let acme = env.n("acme");
+    let acme_ns = env
+        .partner_ready(&acme, &[&env.email("alice", &acme)], json!({}))
+        .await;
+    allowed(
+        &fx.invite(None, &acme_ns, "invite-bob", "bob@acme.example", "72h")
+            .await,
+        "invite",
+    );
+    let retrying = env
+        .eventually(
+            15,
+            "a Retrying condition (authentication refused)",
+            || async {
+                let o = fx.get(&acme_ns, "invite-bob").await?;
+                (condition(&o, "Delivered")?["reason"] == "Retrying").then_some(o)
+            },
+        )
+        .await;
+    let msg = condition(&retrying, "Delivered").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("535") || msg.to_lowercase().contains("auth"),
+        "{msg}"
+    );
+    assert!(!msg.contains("wrong"), "the password never shows: {msg}");
+    assert!(fx.smtp.as_ref().unwrap().messages().is_empty());
+
+    env.apply(&secret(SMTP_PASSWORD)).await;
+    fx.smtp
+        .as_ref()
+        .unwrap()
+        .wait_for("bob@acme.example", 20)
+        .await;
+    fx.wait_phase(&acme_ns, "invite-bob", "Sent", 10).await;
+    env.kubectl_ok(&["delete", "secret", "partnerkit-smtp", "-n", &ns])
         .await;
     fx.finish().await;
 }

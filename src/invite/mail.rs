@@ -159,22 +159,27 @@ pub fn transport(
     Ok(builder.build())
 }
 
-/// One delivery attempt.
+/// One delivery attempt, within `timeout` as a whole (lettre's own timeout covers single
+/// socket operations; a server that stops answering mid-dialogue must not hold a reconcile).
 pub async fn send(
     smtp: &Smtp,
     credentials: Option<(String, String)>,
     message: Message,
 ) -> Result<(), MailError> {
     let transport = transport(smtp, credentials)?;
-    transport
-        .send(message)
-        .await
-        .map(|_| ())
-        .map_err(|e| MailError::Smtp {
-            host: smtp.host.clone(),
-            port: smtp.port,
-            reason: flatten(&e),
-        })
+    let err = |reason: String| MailError::Smtp {
+        host: smtp.host.clone(),
+        port: smtp.port,
+        reason,
+    };
+    match tokio::time::timeout(smtp.timeout(), transport.send(message)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(err(flatten(&e))),
+        Err(_) => Err(err(format!(
+            "no answer within {} (invites.smtp.timeout)",
+            smtp.timeout
+        ))),
+    }
 }
 
 /// An error with its causes, on one line ("connection refused", "STARTTLS not offered", …).
@@ -286,6 +291,35 @@ mod tests {
         let e = send(&smtp, None, m).await.unwrap_err().to_string();
         assert!(e.starts_with("SMTP 127.0.0.1:9: "), "{e}");
         assert!(!e.contains("T0KEN"));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_stops_answering_times_out() {
+        // Accepts the connection and never says a word.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let _held = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((c, _)) = listener.accept().await {
+                conns.push(c);
+            }
+        });
+        let smtp = Smtp {
+            host: "127.0.0.1".into(),
+            port,
+            tls: "none".into(),
+            from: "portal@platform.example".into(),
+            credentials_secret: None,
+            attempts: 1,
+            retry_backoff: "1s".into(),
+            timeout: "300ms".into(),
+        };
+        let b = branding();
+        let m = invitation(&b, "Acme").message(&smtp.from).unwrap();
+        let started = std::time::Instant::now();
+        let e = send(&smtp, None, m).await.unwrap_err().to_string();
+        assert!(e.contains("no answer within 300ms"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

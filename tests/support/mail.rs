@@ -91,11 +91,50 @@ impl SmtpServer {
             std::fs::create_dir_all(maildir.join(sub))
                 .unwrap_or_else(|e| panic!("create {}/{sub}: {e}", maildir.display()));
         }
-        let mut child = Command::new(PYTHON)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
+        let mut cmd = Command::new(PYTHON);
+        cmd.args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir);
+        Self::launch(cmd, maildir, port).await
+    }
+
+    /// aiosmtpd on `port` that requires `AUTH` (PLAIN or LOGIN, offered without TLS: loopback
+    /// only) with exactly `user` / `password`, and refuses mail otherwise.
+    pub async fn start_with_login(
+        maildir: &Path,
+        port: u16,
+        user: &str,
+        password: &str,
+    ) -> SmtpServer {
+        const SCRIPT: &str = r#"
+import sys, threading
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult
+maildir, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), sys.argv[4].encode()
+def check(server, session, envelope, mechanism, auth_data):
+    ok = auth_data.login == user and auth_data.password == password
+    return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
+c = Controller(Mailbox(maildir), hostname="127.0.0.1", port=port, authenticator=check,
+               auth_required=True, auth_require_tls=False)
+c.start()
+threading.Event().wait()
+"#;
+        let mut cmd = Command::new(PYTHON);
+        cmd.args(["-c", SCRIPT])
             .arg(maildir)
+            .arg(port.to_string())
+            .args([user, password]);
+        Self::launch(cmd, maildir, port).await
+    }
+
+    async fn launch(mut cmd: Command, maildir: &Path, port: u16) -> SmtpServer {
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::create_dir_all(maildir.join(sub))
+                .unwrap_or_else(|e| panic!("create {}/{sub}: {e}", maildir.display()));
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
