@@ -62,6 +62,12 @@ invites:
 
 impl Fx {
     async fn start(delivery: Delivery) -> Fx {
+        Self::start_with(delivery, true).await
+    }
+
+    /// `operator: false`: the cluster, the SMTP server and the configuration only (the test
+    /// runs the operator itself, e.g. as the `partnerkit` binary); the YAML is `config_yaml`.
+    async fn start_with(delivery: Delivery, operator: bool) -> Fx {
         let (web_port, smtp_port) = (free_port(), free_port());
         let smtp = |tls: &str, attempts: u32, backoff: &str| {
             Some(format!(
@@ -80,7 +86,7 @@ impl Fx {
         let env = Env::start_with(
             kube_sim::SimConfig::default(),
             &config(web_port, smtp_config),
-            true,
+            operator,
         )
         .await;
         let server = match delivery {
@@ -1008,5 +1014,78 @@ async fn smtp_credentials_come_from_the_secret_and_rotate_without_a_restart() {
     fx.wait_phase(&acme_ns, "invite-bob", "Sent", 10).await;
     env.kubectl_ok(&["delete", "secret", "partnerkit-smtp", "-n", &ns])
         .await;
+    fx.finish().await;
+}
+
+/// The token never reaches the operator's logs, not even at debug level: the real binary runs
+/// with `RUST_LOG=debug` through a whole invitation, and its log is searched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_never_reaches_the_logs() {
+    let fx = Fx::start_with(Delivery::Smtp, false).await;
+    let env = &fx.env;
+    let config = env.dir.join("config.yaml");
+    std::fs::write(&config, &env.config_yaml).unwrap();
+    let log_path = env.dir.join("operator.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut op = tokio::process::Command::new(env!("CARGO_BIN_EXE_partnerkit"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("RUST_LOG", "debug")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the partnerkit binary");
+    env.eventually(30, "the acceptance page to answer", || async {
+        http::get(&fx.prefix()).await.ok().map(|r| r.status)
+    })
+    .await;
+
+    let acme = env.n("acme");
+    let acme_ns = env
+        .partner_ready(&acme, &[&env.email("alice", &acme)], json!({}))
+        .await;
+    allowed(
+        &fx.invite(None, &acme_ns, "invite-bob", "bob@acme.example", "72h")
+            .await,
+        "invite",
+    );
+    let mail = fx
+        .smtp
+        .as_ref()
+        .unwrap()
+        .wait_for("bob@acme.example", 20)
+        .await;
+    let link = mail.link(&fx.prefix()).unwrap();
+    let token = token_of(&link);
+    assert_eq!(http::get(&link).await.unwrap().status, 200);
+    let wrong = format!(
+        "{}?token={}",
+        fx.page(&acme_ns, "invite-bob"),
+        "A".repeat(43)
+    );
+    assert_eq!(http::get(&wrong).await.unwrap().status, 404);
+    let r = http::post_form(&fx.page(&acme_ns, "invite-bob"), &[("token", &token)], &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    fx.wait_phase(&acme_ns, "invite-bob", "Accepted", 10).await;
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &op.id().unwrap().to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(10), op.wait()).await;
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        text.contains("invitation sent") && text.contains("invitation accepted"),
+        "the log covers the flow:\n{}",
+        &text[text.len().saturating_sub(3000)..]
+    );
+    assert!(!text.contains(&token), "the token is in the operator's log");
+    assert!(
+        !text.contains(&"A".repeat(43)),
+        "a presented token is in the log"
+    );
     fx.finish().await;
 }
