@@ -112,6 +112,23 @@ impl Fx {
         }
     }
 
+    /// Partner acme (admin alice), Ready, and an invite `invite-bob` for bob@acme.example
+    /// (72h) in its namespace; returns the namespace.
+    async fn acme_inviting_bob(&self) -> String {
+        let acme = self.env.n("acme");
+        let acme_ns = self
+            .env
+            .partner_ready(&acme, &[&self.env.email("alice", &acme)], json!({}))
+            .await;
+        allowed(
+            &self
+                .invite(None, &acme_ns, "invite-bob", "bob@acme.example", "72h")
+                .await,
+            "invite",
+        );
+        acme_ns
+    }
+
     fn prefix(&self) -> String {
         format!("http://127.0.0.1:{}/invites/", self.web_port)
     }
@@ -239,6 +256,51 @@ fn forbidden(o: &Out, what: &str) {
 /// Subjects (user names) of a RoleBinding or ClusterRoleBinding.
 fn subjects(o: &Option<Value>) -> Vec<String> {
     o.as_ref().map(support::subjects).unwrap_or_default()
+}
+
+/// Whether `email` is a partner admin of `partner` in every place (Some(true)), in none
+/// (Some(false)), or in some (None): the Partner's status.admins, the partner namespace's and
+/// the workspace's `partnerkit-partner-admins`, and `partnerkit:partner:<partner>`.
+async fn admin_everywhere(
+    env: &Env,
+    partner: &str,
+    partner_ns: &str,
+    workspace: &str,
+    email: &str,
+) -> Option<Option<bool>> {
+    let p = env.partner(partner).await?;
+    let in_status = p["status"]["admins"]
+        .as_array()?
+        .iter()
+        .any(|a| a == &json!(email));
+    let places = [
+        in_status,
+        subjects(
+            &env.role_binding(partner_ns, "partnerkit-partner-admins")
+                .await,
+        )
+        .iter()
+        .any(|s| s == email),
+        subjects(
+            &env.role_binding(workspace, "partnerkit-partner-admins")
+                .await,
+        )
+        .iter()
+        .any(|s| s == email),
+        subjects(
+            &env.cluster_role_binding(&format!("partnerkit:partner:{partner}"))
+                .await,
+        )
+        .iter()
+        .any(|s| s == email),
+    ];
+    Some(if places.iter().all(|x| *x) {
+        Some(true)
+    } else if places.iter().all(|x| !*x) {
+        Some(false)
+    } else {
+        None
+    })
 }
 
 /// Where a screenshot is kept: `target/test-screenshots/<name>.png`.
@@ -480,21 +542,7 @@ async fn an_invitation_is_mailed_accepted_in_a_browser_and_revoked_by_deletion()
     // the per-partner ClusterRoleBinding, every workspace; and he edits the template.
     let ws = env.ws(&globex);
     env.eventually(10, "bob in every admin binding", || async {
-        let p = env.partner(&acme).await?;
-        let in_status = p["status"]["admins"]
-            .as_array()?
-            .iter()
-            .any(|a| a == &json!(bob));
-        let pns = subjects(
-            &env.role_binding(&acme_ns, "partnerkit-partner-admins")
-                .await,
-        );
-        let wsb = subjects(&env.role_binding(&ws, "partnerkit-partner-admins").await);
-        let crb = subjects(
-            &env.cluster_role_binding(&format!("partnerkit:partner:{acme}"))
-                .await,
-        );
-        (in_status && [pns, wsb, crb].iter().all(|s| s.contains(&bob))).then_some(())
+        (admin_everywhere(env, &acme, &acme_ns, &ws, &bob).await? == Some(true)).then_some(())
     })
     .await;
     let tpl = tenant_json(
@@ -540,21 +588,7 @@ async fn an_invitation_is_mailed_accepted_in_a_browser_and_revoked_by_deletion()
     env.delete("partneradmininvite", Some(&acme_ns), "invite-bob")
         .await;
     env.eventually(10, "bob gone from every binding", || async {
-        let p = env.partner(&acme).await?;
-        let in_status = p["status"]["admins"]
-            .as_array()?
-            .iter()
-            .any(|a| a == &json!(bob));
-        let pns = subjects(
-            &env.role_binding(&acme_ns, "partnerkit-partner-admins")
-                .await,
-        );
-        let wsb = subjects(&env.role_binding(&ws, "partnerkit-partner-admins").await);
-        let crb = subjects(
-            &env.cluster_role_binding(&format!("partnerkit:partner:{acme}"))
-                .await,
-        );
-        (!in_status && [pns, wsb, crb].iter().all(|s| !s.contains(&bob))).then_some(())
+        (admin_everywhere(env, &acme, &acme_ns, &ws, &bob).await? == Some(false)).then_some(())
     })
     .await;
     forbidden(
@@ -802,16 +836,7 @@ async fn smtp_down_then_up_is_retried_until_sent() {
         backoff: "300ms",
     })
     .await;
-    let acme = fx.env.n("acme");
-    let acme_ns = fx
-        .env
-        .partner_ready(&acme, &[&fx.env.email("alice", &acme)], json!({}))
-        .await;
-    allowed(
-        &fx.invite(None, &acme_ns, "invite-bob", "bob@acme.example", "72h")
-            .await,
-        "invite",
-    );
+    let acme_ns = fx.acme_inviting_bob().await;
     let retrying = fx
         .env
         .eventually(15, "a Retrying condition", || async {
@@ -858,16 +883,7 @@ async fn smtp_failures_end_in_failed_with_the_error() {
         backoff: "100ms",
     })
     .await;
-    let acme = fx.env.n("acme");
-    let acme_ns = fx
-        .env
-        .partner_ready(&acme, &[&fx.env.email("alice", &acme)], json!({}))
-        .await;
-    allowed(
-        &fx.invite(None, &acme_ns, "invite-bob", "bob@acme.example", "72h")
-            .await,
-        "invite",
-    );
+    let acme_ns = fx.acme_inviting_bob().await;
     let failed = fx.wait_phase(&acme_ns, "invite-bob", "Failed", 20).await;
     let c = condition(&failed, "Delivered").unwrap();
     assert_eq!(c["reason"], "SmtpError");
@@ -883,16 +899,7 @@ async fn smtp_failures_end_in_failed_with_the_error() {
     fx.finish().await;
 
     let fx = Fx::start(Delivery::StarttlsRequired).await;
-    let acme = fx.env.n("acme");
-    let acme_ns = fx
-        .env
-        .partner_ready(&acme, &[&fx.env.email("alice", &acme)], json!({}))
-        .await;
-    allowed(
-        &fx.invite(None, &acme_ns, "invite-bob", "bob@acme.example", "72h")
-            .await,
-        "invite",
-    );
+    let acme_ns = fx.acme_inviting_bob().await;
     let failed = fx.wait_phase(&acme_ns, "invite-bob", "Failed", 20).await;
     let msg = condition(&failed, "Delivered").unwrap()["message"]
         .as_str()
@@ -910,16 +917,7 @@ async fn smtp_failures_end_in_failed_with_the_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_survives_an_operator_restart() {
     let mut fx = Fx::start(Delivery::Smtp).await;
-    let acme = fx.env.n("acme");
-    let acme_ns = fx
-        .env
-        .partner_ready(&acme, &[&fx.env.email("alice", &acme)], json!({}))
-        .await;
-    allowed(
-        &fx.invite(None, &acme_ns, "invite-bob", "bob@acme.example", "72h")
-            .await,
-        "invite",
-    );
+    let acme_ns = fx.acme_inviting_bob().await;
     let mail = fx
         .smtp
         .as_ref()
@@ -975,15 +973,7 @@ async fn smtp_credentials_come_from_the_secret_and_rotate_without_a_restart() {
         .to_string()
     };
     env.apply(&secret("wrong")).await;
-    let acme = env.n("acme");
-    let acme_ns = env
-        .partner_ready(&acme, &[&env.email("alice", &acme)], json!({}))
-        .await;
-    allowed(
-        &fx.invite(None, &acme_ns, "invite-bob", "bob@acme.example", "72h")
-            .await,
-        "invite",
-    );
+    let acme_ns = fx.acme_inviting_bob().await;
     let retrying = env
         .eventually(
             15,
@@ -1042,15 +1032,7 @@ async fn the_token_never_reaches_the_logs() {
     })
     .await;
 
-    let acme = env.n("acme");
-    let acme_ns = env
-        .partner_ready(&acme, &[&env.email("alice", &acme)], json!({}))
-        .await;
-    allowed(
-        &fx.invite(None, &acme_ns, "invite-bob", "bob@acme.example", "72h")
-            .await,
-        "invite",
-    );
+    let acme_ns = fx.acme_inviting_bob().await;
     let mail = fx
         .smtp
         .as_ref()

@@ -24,9 +24,10 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 
+use super::apply::condition;
 use super::world::InviteObj;
 use super::{Ctx, Error, Next};
 use crate::api::conditions as c;
@@ -100,16 +101,18 @@ pub fn already_admin(
     None
 }
 
-/// A condition of `type_`, keeping `lastTransitionTime` from `previous` unless it flipped.
-fn condition(
+/// `desired` with its Delivered condition set (keeping `lastTransitionTime` from `previous`
+/// unless it flipped).
+fn set_delivered(
+    desired: &mut PartnerAdminInviteStatus,
     previous: &[Condition],
-    type_: &str,
     ok: bool,
     reason: &str,
     message: String,
     generation: Option<i64>,
-) -> Condition {
-    super::apply::condition(previous, type_, ok, reason, message, generation)
+) {
+    let cond = condition(previous, c::DELIVERED, ok, reason, message, generation);
+    desired.conditions = with(&desired.conditions, cond);
 }
 
 pub async fn reconcile(obj: Arc<InviteObj>, ctx: Arc<Ctx>) -> Result<Next, Error> {
@@ -199,35 +202,22 @@ pub async fn reconcile(obj: Arc<InviteObj>, ctx: Arc<Ctx>) -> Result<Next, Error
         InvitePhase::Pending => {
             let Some(partner) = partner else {
                 desired.phase = Some(InvitePhase::Pending);
-                desired.conditions = with(
-                    &desired.conditions,
-                    condition(
-                        &current.conditions,
-                        c::DELIVERED,
-                        false,
-                        c::PARTNER_NOT_FOUND,
-                        format!(
-                            "{ns} is not the namespace of an existing Partner: nothing is sent until it is"
-                        ),
-                        generation,
+                set_delivered(
+                    &mut desired,
+                    &current.conditions,
+                    false,
+                    c::PARTNER_NOT_FOUND,
+                    format!(
+                        "{ns} is not the namespace of an existing Partner: nothing is sent until it is"
                     ),
+                    generation,
                 );
                 put_status(&api, invite, &current, desired).await?;
                 return Ok(Next::RequeueAfter(until_expiry));
             };
             let Some(accept_url) = cfg.invites.accept_url.clone() else {
                 desired.phase = Some(InvitePhase::Pending);
-                desired.conditions = with(
-                    &desired.conditions,
-                    condition(
-                        &current.conditions,
-                        c::DELIVERED,
-                        false,
-                        c::NOT_CONFIGURED,
-                        "the operator has no invites.acceptUrl configured: there is no page to accept on".into(),
-                        generation,
-                    ),
-                );
+                set_delivered(&mut desired, &current.conditions, false, c::NOT_CONFIGURED, "the operator has no invites.acceptUrl configured: there is no page to accept on".into(), generation);
                 put_status(&api, invite, &current, desired).await?;
                 return Ok(Next::RequeueAfter(until_expiry));
             };
@@ -308,16 +298,13 @@ async fn deliver(
             pending.phase = Some(InvitePhase::Pending);
             pending.token_hash = Some(token.hash());
             pending.sent_at = None;
-            pending.conditions = with(
-                &pending.conditions,
-                condition(
-                    &current.conditions,
-                    c::DELIVERED,
-                    false,
-                    c::SENDING,
-                    format!("delivering the invitation to {email}"),
-                    generation,
-                ),
+            set_delivered(
+                &mut pending,
+                &current.conditions,
+                false,
+                c::SENDING,
+                format!("delivering the invitation to {email}"),
+                generation,
             );
             base = put_status(api, &fresh, &current, pending)
                 .await?
@@ -365,16 +352,13 @@ async fn deliver(
         let message = format!(
             "no SMTP server is configured: the acceptance link is in Secret {secret} (key url); forward it to {email}"
         );
-        desired.conditions = with(
-            &desired.conditions,
-            condition(
-                &base_status.conditions,
-                c::DELIVERED,
-                true,
-                c::LINK_IN_SECRET,
-                message.clone(),
-                generation,
-            ),
+        set_delivered(
+            &mut desired,
+            &base_status.conditions,
+            true,
+            c::LINK_IN_SECRET,
+            message.clone(),
+            generation,
         );
         put_status(api, &base, &base_status, desired).await?;
         ctx.event(invite, EventType::Normal, c::LINK_IN_SECRET, message)
@@ -403,16 +387,13 @@ async fn deliver(
             desired.phase = Some(InvitePhase::Sent);
             desired.sent_at = Some(jiff::Timestamp::now().to_string());
             let message = format!("e-mailed to {email} through {}:{}", smtp.host, smtp.port);
-            desired.conditions = with(
-                &desired.conditions,
-                condition(
-                    &base_status.conditions,
-                    c::DELIVERED,
-                    true,
-                    c::SENT,
-                    message.clone(),
-                    generation,
-                ),
+            set_delivered(
+                &mut desired,
+                &base_status.conditions,
+                true,
+                c::SENT,
+                message.clone(),
+                generation,
             );
             tracing::info!(invite = %name, namespace = %ns, "invitation sent");
             put_status(api, &base, &base_status, desired).await?;
@@ -442,16 +423,13 @@ async fn deliver(
                 );
                 tracing::warn!(invite = %name, namespace = %ns, error = %e, attempts, "invitation delivery failed");
                 desired.phase = Some(InvitePhase::Failed);
-                desired.conditions = with(
-                    &desired.conditions,
-                    condition(
-                        &base_status.conditions,
-                        c::DELIVERED,
-                        false,
-                        c::SMTP_ERROR,
-                        message.clone(),
-                        generation,
-                    ),
+                set_delivered(
+                    &mut desired,
+                    &base_status.conditions,
+                    false,
+                    c::SMTP_ERROR,
+                    message.clone(),
+                    generation,
                 );
                 put_status(api, &base, &base_status, desired).await?;
                 ctx.event(invite, EventType::Warning, "DeliveryFailed", message)
@@ -465,16 +443,13 @@ async fn deliver(
                     humantime(wait)
                 );
                 tracing::warn!(invite = %name, namespace = %ns, error = %e, attempts, "invitation delivery attempt failed; retrying");
-                desired.conditions = with(
-                    &desired.conditions,
-                    condition(
-                        &base_status.conditions,
-                        c::DELIVERED,
-                        false,
-                        c::RETRYING,
-                        message,
-                        generation,
-                    ),
+                set_delivered(
+                    &mut desired,
+                    &base_status.conditions,
+                    false,
+                    c::RETRYING,
+                    message,
+                    generation,
                 );
                 put_status(api, &base, &base_status, desired).await?;
                 Ok(Next::RequeueAfter(wait.min(until_expiry)))
@@ -687,28 +662,6 @@ pub(crate) async fn accept(
     .await;
     tracing::info!(invite = %invite.name_any(), namespace = %ns, "invitation accepted");
     Ok(accepted)
-}
-
-impl Ctx {
-    /// An Event on `obj` (only on a change of state: the Recorder writes each call).
-    pub async fn event<K: Resource<DynamicType = ()>>(
-        &self,
-        obj: &K,
-        type_: EventType,
-        reason: &str,
-        note: String,
-    ) {
-        let ev = KubeEvent {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: "Invite".into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
-            tracing::warn!(error = %e, "publishing an Event failed");
-        }
-    }
 }
 
 #[cfg(test)]

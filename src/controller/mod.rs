@@ -125,14 +125,36 @@ pub struct Ctx {
 impl Ctx {
     /// A Warning Event on `obj` (only call on a change of state: the Recorder writes each call).
     pub async fn warn<K: Resource<DynamicType = ()>>(&self, obj: &K, reason: &str, note: String) {
+        self.event(obj, EventType::Warning, reason, note).await
+    }
+
+    /// An Event on `obj` (only call on a change of state: the Recorder writes each call).
+    pub async fn event<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        self.publish(&obj.object_ref(&()), type_, reason, note)
+            .await
+    }
+
+    async fn publish(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
         let ev = KubeEvent {
-            type_: EventType::Warning,
+            type_,
             reason: reason.into(),
             note: Some(note),
             action: "Reconcile".into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+        if let Err(e) = self.recorder.publish(&ev, reference).await {
             tracing::warn!(error = %e, "publishing an Event failed");
         }
     }
@@ -167,16 +189,13 @@ impl Ctx {
             resource_version: meta.resource_version.clone(),
             ..Default::default()
         };
-        let ev = KubeEvent {
-            type_: EventType::Warning,
-            reason: INVALID_SPEC.into(),
-            note: Some(message.clone()),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, &reference).await {
-            tracing::warn!(error = %e, "publishing an Event failed");
-        }
+        self.publish(
+            &reference,
+            EventType::Warning,
+            INVALID_SPEC,
+            message.clone(),
+        )
+        .await;
         let cond = apply::ready_condition(&[], false, INVALID_SPEC, message, meta.generation);
         let status =
             serde_json::json!({"observedGeneration": meta.generation, "conditions": [cond]});
