@@ -218,6 +218,18 @@ fn condition<'a>(o: &'a Value, type_: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == type_)
 }
 
+/// A Secret's `data` value, decoded.
+fn secret_value(secret: &Value, key: &str) -> String {
+    use base64::Engine as _;
+    let b64 = secret["data"][key].as_str().expect("the key in the Secret");
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("base64"),
+    )
+    .expect("UTF-8")
+}
+
 fn token_of(link: &str) -> String {
     link.split("token=")
         .nth(1)
@@ -638,21 +650,7 @@ async fn bad_links_get_clear_pages_and_4xx() {
         secret["metadata"]["ownerReferences"][0]["name"],
         "invite-carol"
     );
-    let decode = |k: &str| {
-        let b64 = secret["data"][k].as_str().unwrap();
-        let out = std::process::Command::new("base64")
-            .arg("-d")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .map(|mut c| {
-                use std::io::Write;
-                c.stdin.take().unwrap().write_all(b64.as_bytes()).unwrap();
-                c.wait_with_output().unwrap().stdout
-            })
-            .unwrap();
-        String::from_utf8(out).unwrap()
-    };
+    let decode = |k: &str| secret_value(&secret, k);
     let link = decode("url");
     assert_eq!(decode("email"), "carol@acme.example");
     let token = token_of(&link);
@@ -744,15 +742,7 @@ async fn bad_links_get_clear_pages_and_4xx() {
         .get("v1", "Secret", Some(&acme_ns), "invite-dave-link")
         .await
         .unwrap();
-    let dave_link = {
-        let b64 = dave_secret["data"]["url"].as_str().unwrap().to_string();
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("echo {b64} | base64 -d"))
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let dave_link = secret_value(&dave_secret, "url");
     let expired = fx.wait_phase(&acme_ns, "invite-dave", "Expired", 10).await;
     let late = jiff::Timestamp::now().duration_since(expires);
     assert!(
@@ -1069,5 +1059,39 @@ async fn the_token_never_reaches_the_logs() {
         !text.contains(&"A".repeat(43)),
         "a presented token is in the log"
     );
+    fx.finish().await;
+}
+
+/// Two Accept clicks at the same moment: exactly one wins, the other is told the link is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_simultaneous_accepts_one_wins() {
+    let fx = Fx::start(Delivery::LinkSecret).await;
+    let acme_ns = fx.acme_inviting_bob().await;
+    fx.wait_phase(&acme_ns, "invite-bob", "Sent", 10).await;
+    let secret = fx
+        .env
+        .get("v1", "Secret", Some(&acme_ns), "invite-bob-link")
+        .await
+        .expect("the link Secret");
+    let link = secret_value(&secret, "url");
+    let token = token_of(&link);
+    let page = fx.page(&acme_ns, "invite-bob");
+    let fields = [("token", token.as_str())];
+    let (a, b) = tokio::join!(
+        http::post_form(&page, &fields, &[]),
+        http::post_form(&page, &fields, &[])
+    );
+    let mut codes = [a.unwrap().status, b.unwrap().status];
+    codes.sort();
+    assert_eq!(codes, [200, 410]);
+    let accepted = fx.wait_phase(&acme_ns, "invite-bob", "Accepted", 10).await;
+    assert!(accepted["status"]["acceptedAt"].is_string());
+    let accepted_events = fx
+        .events(&acme_ns, "invite-bob")
+        .await
+        .into_iter()
+        .filter(|e| e.1 == "Accepted")
+        .count();
+    assert_eq!(accepted_events, 1, "one acceptance, one Event");
     fx.finish().await;
 }

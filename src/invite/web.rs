@@ -306,13 +306,15 @@ fn branded(web: &Web, namespace: &str) -> Option<Branded> {
     })
 }
 
-/// The invite named in the URL whose token hash matches `token`, from the store, or from the
-/// API when the store has not caught up (a token issued a moment ago).
+/// The invite named in the URL whose token hash matches `token`: from the store (unless
+/// `fresh`), else from the API (the store may lag: a token issued a moment ago; and an
+/// acceptance must decide on the current object).
 async fn find(
     web: &Web,
     namespace: &str,
     name: &str,
     token: Option<&str>,
+    fresh: bool,
 ) -> Result<PartnerAdminInvite, Refusal> {
     let token = token.ok_or(Refusal::Malformed)?;
     if !crate::config::is_dns_label(namespace)
@@ -332,7 +334,8 @@ async fn find(
         .world
         .invites
         .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
-        .and_then(|o| o.0.as_ref().ok().cloned());
+        .and_then(|o| o.0.as_ref().ok().cloned())
+        .filter(|_| !fresh);
     if let Some(i) = cached.filter(|i| matches(i)) {
         return Ok(i);
     }
@@ -396,7 +399,7 @@ async fn show(
 ) -> Response {
     let ip = client_ip(&web, &headers, peer);
     let token = query.ok().and_then(|q| q.0.token);
-    let result = guarded(&web, ip, &namespace, &name, token.as_deref()).await;
+    let result = guarded(&web, ip, &namespace, &name, token.as_deref(), false).await;
     let branding = branded(&web, &namespace);
     let invite = match result {
         Ok(i) => i,
@@ -448,25 +451,23 @@ async fn accept(
         return Refusal::CrossSite.into_response(branding.as_ref());
     }
     let token = form.ok().and_then(|f| f.0.token);
-    let invite = match guarded(&web, ip, &namespace, &name, token.as_deref()).await {
-        Ok(i) => i,
-        Err(r) => return r.into_response(branding.as_ref()),
+    // Decide on the invite as the API server has it now; when another write comes first (the
+    // controller's, a second click), decide again on the new state.
+    let mut attempts = 0;
+    let invite = loop {
+        let invite = match guarded(&web, ip, &namespace, &name, token.as_deref(), true).await {
+            Ok(i) => i,
+            Err(r) => return r.into_response(branding.as_ref()),
+        };
+        match crate::controller::invite::accept(&web.ctx, &invite).await {
+            Ok(_) => break invite,
+            Err(kube::Error::Api(s)) if s.code == 409 && attempts < 3 => attempts += 1,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting an invite");
+                return Refusal::Internal.into_response(branding.as_ref());
+            }
+        }
     };
-    match crate::controller::invite::accept(&web.ctx, &invite).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            // Someone else's write came first (a second click, an expiry): decide again.
-            let again = guarded(&web, ip, &namespace, &name, token.as_deref()).await;
-            return match again {
-                Err(r) => r.into_response(branding.as_ref()),
-                Ok(_) => Refusal::Internal.into_response(branding.as_ref()),
-            };
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "accepting an invite");
-            return Refusal::Internal.into_response(branding.as_ref());
-        }
-    }
     let display = branding
         .as_ref()
         .map(|b| b.display_name.clone())
@@ -494,11 +495,12 @@ async fn guarded(
     namespace: &str,
     name: &str,
     token: Option<&str>,
+    fresh: bool,
 ) -> Result<PartnerAdminInvite, Refusal> {
     if let Some(secs) = web.limiter.check(ip, Instant::now()) {
         return Err(Refusal::TooMany(secs));
     }
-    let found = find(web, namespace, name, token).await;
+    let found = find(web, namespace, name, token, fresh).await;
     if let Err(r) = &found
         && r.counts_as_failure()
     {
