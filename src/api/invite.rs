@@ -57,6 +57,16 @@ pub enum InvitePhase {
     Failed,
 }
 
+impl PartnerAdminInvite {
+    /// The e-mail this invite makes a partner admin: Some while it is Accepted and not being
+    /// deleted.
+    pub fn accepted_email(&self) -> Option<&str> {
+        (self.status.as_ref().and_then(|s| s.phase) == Some(InvitePhase::Accepted)
+            && self.metadata.deletion_timestamp.is_none())
+        .then_some(self.spec.email.as_str())
+    }
+}
+
 impl InvitePhase {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -27,7 +27,7 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 
-use super::apply::condition;
+use super::apply::{condition, with_condition};
 use super::world::InviteObj;
 use super::{Ctx, Error, Next};
 use crate::api::conditions as c;
@@ -59,11 +59,14 @@ pub struct Deliveries {
 }
 
 impl Deliveries {
+    fn under_way(&self) -> std::sync::MutexGuard<'_, HashMap<String, Delivery>> {
+        self.under_way.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn cleaned(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.cleaned.lock().unwrap_or_else(|e| e.into_inner())
+    }
     fn forget(&self, uid: &str) {
-        self.under_way
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(uid);
+        self.under_way().remove(uid);
     }
 }
 
@@ -112,7 +115,7 @@ fn set_delivered(
     generation: Option<i64>,
 ) {
     let cond = condition(previous, c::DELIVERED, ok, reason, message, generation);
-    desired.conditions = with(&desired.conditions, cond);
+    desired.conditions = with_condition(&desired.conditions, cond);
 }
 
 pub async fn reconcile(obj: Arc<InviteObj>, ctx: Arc<Ctx>) -> Result<Next, Error> {
@@ -143,17 +146,9 @@ pub async fn reconcile(obj: Arc<InviteObj>, ctx: Arc<Ctx>) -> Result<Next, Error
     let mut desired = current.clone();
     desired.expires_at = Some(expires.to_string());
     desired.observed_generation = generation;
-    let others: Vec<String> = ctx
-        .world
-        .invites_in(&ns)
-        .iter()
-        .filter(|o| o.name_any() != name)
-        .filter_map(|o| o.0.as_ref().ok())
-        .filter(|o| o.status.as_ref().and_then(|s| s.phase) == Some(InvitePhase::Accepted))
-        .map(|o| o.spec.email.clone())
-        .collect();
+    let others = ctx.world.accepted_invites_except(&ns, Some(&name));
     desired.conditions = match already_admin(&invite.spec.email, partner, &others) {
-        Some((reason, message)) => super::apply::with_condition(
+        Some((reason, message)) => with_condition(
             &current.conditions,
             condition(
                 &current.conditions,
@@ -236,10 +231,6 @@ pub async fn reconcile(obj: Arc<InviteObj>, ctx: Arc<Ctx>) -> Result<Next, Error
     }
 }
 
-fn with(conditions: &[Condition], cond: Condition) -> Vec<Condition> {
-    super::apply::with_condition(conditions, cond)
-}
-
 /// One step of a delivery: a fresh token if none is under way, then one attempt (or, within a
 /// backoff, nothing until the next one is due).
 #[allow(clippy::too_many_arguments)]
@@ -262,11 +253,7 @@ async fn deliver(
     // A token: the one under way, or a fresh one whose hash is stored before anything goes out.
     let mut base = invite.clone();
     let under_way = {
-        let map = ctx
-            .deliveries
-            .under_way
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let map = ctx.deliveries.under_way();
         map.get(&uid).map(|d| d.next_at)
     };
     match under_way {
@@ -309,18 +296,14 @@ async fn deliver(
             base = put_status(api, &fresh, &current, pending)
                 .await?
                 .unwrap_or(fresh);
-            ctx.deliveries
-                .under_way
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(
-                    uid.clone(),
-                    Delivery {
-                        token,
-                        attempts: 0,
-                        next_at: tokio::time::Instant::now(),
-                    },
-                );
+            ctx.deliveries.under_way().insert(
+                uid.clone(),
+                Delivery {
+                    token,
+                    attempts: 0,
+                    next_at: tokio::time::Instant::now(),
+                },
+            );
         }
     }
     let base_status = base.status.clone().unwrap_or_default();
@@ -329,11 +312,7 @@ async fn deliver(
 
     // The link, built from the token under way (held only for this attempt).
     let link = {
-        let map = ctx
-            .deliveries
-            .under_way
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let map = ctx.deliveries.under_way();
         match map.get(&uid) {
             Some(d) => token::link(accept_url, &ns, &name, &d.token),
             None => return Ok(Next::RequeueAfter(Duration::from_millis(100))),
@@ -402,11 +381,7 @@ async fn deliver(
         }
         Err(e) => {
             let attempts = {
-                let mut map = ctx
-                    .deliveries
-                    .under_way
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
+                let mut map = ctx.deliveries.under_way();
                 match map.get_mut(&uid) {
                     Some(d) => {
                         d.attempts += 1;
@@ -546,13 +521,7 @@ async fn write_link_secret(
 /// Delete `<invite>-link` once the link is of no more use (accepted or expired); looked up
 /// once per invite and process (with SMTP there never is one).
 async fn remove_link_secret(ctx: &Ctx, ns: &str, invite: &str, uid: &str) -> Result<(), Error> {
-    if ctx
-        .deliveries
-        .cleaned
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(uid)
-    {
+    if ctx.deliveries.cleaned().contains(uid) {
         return Ok(());
     }
     let name = link_secret_name(invite);
@@ -567,11 +536,7 @@ async fn remove_link_secret(ctx: &Ctx, ns: &str, invite: &str, uid: &str) -> Res
     if exists {
         super::apply::delete(&api, &name).await?;
     }
-    ctx.deliveries
-        .cleaned
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(uid.to_string());
+    ctx.deliveries.cleaned().insert(uid.to_string());
     Ok(())
 }
 

@@ -28,7 +28,7 @@ use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::api::{InvitePhase, Partner, PartnerAdminInvite, Tenant};
+use crate::api::{Partner, PartnerAdminInvite, Tenant};
 use crate::config::Config;
 use crate::resources::{self, TEMPLATE_NAME, labels};
 
@@ -195,12 +195,15 @@ impl World {
     }
     /// E-mails of the Accepted invites in a namespace, sorted.
     pub fn accepted_invites(&self, ns: &str) -> Vec<String> {
+        self.accepted_invites_except(ns, None)
+    }
+    /// The same, leaving out the invite named `except`.
+    pub fn accepted_invites_except(&self, ns: &str, except: Option<&str>) -> Vec<String> {
         let mut v: Vec<String> = self
             .invites_in(ns)
             .iter()
-            .filter_map(|i| i.0.as_ref().ok())
-            .filter(|i| i.status.as_ref().and_then(|s| s.phase) == Some(InvitePhase::Accepted))
-            .map(|i| i.spec.email.clone())
+            .filter(|i| except.is_none_or(|n| i.name_any() != n))
+            .filter_map(|i| i.0.as_ref().ok()?.accepted_email().map(str::to_string))
             .collect();
         v.sort();
         v.dedup();
@@ -550,15 +553,12 @@ pub fn spawn_reflectors(
     {
         let (world, q) = (world.clone(), queues.clone());
         let config = config.clone();
-        let mut seen: HashMap<(String, String), Option<String>> = HashMap::new();
+        let mut seen: HashMap<(String, String), String> = HashMap::new();
         let accepted = |o: &InviteObj| {
             o.0.as_ref()
                 .ok()
-                .filter(|i| {
-                    i.status.as_ref().and_then(|s| s.phase) == Some(InvitePhase::Accepted)
-                        && i.metadata.deletion_timestamp.is_none()
-                })
-                .map(|i| i.spec.email.clone())
+                .and_then(|i| i.accepted_email())
+                .map(str::to_string)
         };
         let mut listed = false;
         set.spawn(drive(
@@ -586,10 +586,9 @@ pub fn spawn_reflectors(
                         if !deleted {
                             q.invite(&key.0, &key.1);
                         }
-                        let before = if now.is_some() {
-                            seen.insert(key.clone(), now.clone()).flatten()
-                        } else {
-                            seen.remove(&key).flatten()
+                        let before = match &now {
+                            Some(email) => seen.insert(key.clone(), email.clone()),
+                            None => seen.remove(&key),
                         };
                         if before != now {
                             grants_changed(&key.0);
@@ -604,7 +603,7 @@ pub fn spawn_reflectors(
                             let key = (ns_of(&*o), o.name_any());
                             q.invite(&key.0, &key.1);
                             if let Some(e) = accepted(&o) {
-                                fresh.insert(key, Some(e));
+                                fresh.insert(key, e);
                             }
                         }
                         if listed {
