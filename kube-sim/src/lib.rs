@@ -20,6 +20,7 @@ pub mod meta;
 pub mod openapi_v2;
 pub mod present;
 pub mod proto;
+pub mod real;
 pub mod request;
 pub mod reviews;
 pub mod schema;
