@@ -13,7 +13,7 @@ use crate::kinds::{GroupResource, ResourceInfo};
 use crate::meta;
 use crate::present::{self, Columns};
 use crate::request::{Query, RequestInfo};
-use crate::selectors::{FieldSelector, LabelSelector};
+use crate::selectors::{FieldLabels, FieldSelector, LabelSelector};
 use crate::server::{Reply, field_manager};
 use crate::sim::Sim;
 use crate::ssa::{self, BuiltinTypeInfo, SsaError, TypeInfo};
@@ -232,6 +232,25 @@ impl Ctx<'_> {
         ApiError::not_found(&self.ri.group, &self.ri.plural, &self.name)
     }
 
+    /// The object's etcd key in a real kube-apiserver, as storage errors print it:
+    /// `/registry/<resource>/[<namespace>/]<name>`, with `<group>/<resource>` for custom
+    /// resources and for apiextensions-apiserver's own CustomResourceDefinitions.
+    fn storage_key(&self) -> String {
+        let gr = self.ri.gr();
+        let mut key = if self.ri.is_crd() || gr.group.as_ref() == "apiextensions.k8s.io" {
+            format!("/registry/{}/{}", gr.group, gr.resource)
+        } else {
+            format!("/registry/{}", gr.resource)
+        };
+        if self.ri.namespaced {
+            key.push('/');
+            key.push_str(&self.ns);
+        }
+        key.push('/');
+        key.push_str(&self.name);
+        key
+    }
+
     fn columns(&self) -> Columns<'_> {
         match &self.ri.crd {
             Some(c) => Columns::Custom(&c.printer_columns),
@@ -256,9 +275,19 @@ impl Ctx<'_> {
     pub fn selectors(&self) -> Result<(LabelSelector, FieldSelector), ApiError> {
         let labels = LabelSelector::parse(self.query.get("labelSelector").unwrap_or_default())
             .map_err(ApiError::bad_request)?;
+        // The built-ins with kind-specific field selectors (Secret, Namespace, Event) and custom
+        // resources have their own field-label conversion; the rest use the default one.
+        let field_labels = if self.ri.is_crd() || !self.ri.extra_field_selectors.is_empty() {
+            FieldLabels::Kind {
+                namespaced: self.ri.namespaced,
+                extra: self.ri.extra_field_selectors,
+            }
+        } else {
+            FieldLabels::Default
+        };
         let fields = FieldSelector::parse(
             self.query.get("fieldSelector").unwrap_or_default(),
-            self.ri.extra_field_selectors,
+            field_labels,
         )
         .map_err(ApiError::bad_request)?;
         Ok((labels, fields))
@@ -454,6 +483,36 @@ impl Ctx<'_> {
     /// Decode-time work: typed normalization (built-ins) or pruning and defaulting (custom
     /// resources); unknown fields per `fieldValidation` (Strict, Warn, Ignore).
     fn normalize(&self, v: Value, warnings: &mut Vec<String>) -> Result<Value, ApiError> {
+        let (v, unknown) = self.decode(v)?;
+        if !unknown.is_empty() {
+            match self.query.get("fieldValidation").unwrap_or("Warn") {
+                "Strict" => {
+                    let list: Vec<String> = unknown
+                        .iter()
+                        .map(|u| format!("unknown field \"{}\"", u.trim_start_matches('.')))
+                        .collect();
+                    return Err(ApiError::bad_request(format!(
+                        "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                        self.ri.kind,
+                        self.ri.version,
+                        self.ri.kind,
+                        list.join(", ")
+                    )));
+                }
+                "Ignore" => {}
+                _ => warnings.extend(
+                    unknown
+                        .iter()
+                        .map(|u| format!("unknown field \"{}\"", u.trim_start_matches('.'))),
+                ),
+            }
+        }
+        Ok(v)
+    }
+
+    /// Decode a body as the server's typed decoding (built-ins) or structural pruning (custom
+    /// resources) does; returns it with unknown fields dropped, and their paths (`.spec.x`).
+    fn decode(&self, v: Value) -> Result<(Value, Vec<String>), ApiError> {
         let mut v = v;
         let want_api = self.ri.api_version();
         match v.get("apiVersion").and_then(|a| a.as_str()) {
@@ -520,30 +579,7 @@ impl Ctx<'_> {
                 );
             }
         }
-        if !unknown.is_empty() {
-            match self.query.get("fieldValidation").unwrap_or("Warn") {
-                "Strict" => {
-                    let list: Vec<String> = unknown
-                        .iter()
-                        .map(|u| format!("unknown field \"{}\"", u.trim_start_matches('.')))
-                        .collect();
-                    return Err(ApiError::bad_request(format!(
-                        "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
-                        self.ri.kind,
-                        self.ri.version,
-                        self.ri.kind,
-                        list.join(", ")
-                    )));
-                }
-                "Ignore" => {}
-                _ => warnings.extend(
-                    unknown
-                        .iter()
-                        .map(|u| format!("unknown field \"{}\"", u.trim_start_matches('.'))),
-                ),
-            }
-        }
-        Ok(v)
+        Ok((v, unknown))
     }
 
     /// Metadata the server owns, status/spec separation, generation.
@@ -752,6 +788,41 @@ impl Ctx<'_> {
         }
     }
 
+    /// The RBAC registry's privilege-escalation prevention (kube-apiserver's
+    /// `pkg/registry/rbac/*/policybased` storage): a Role, ClusterRole, RoleBinding or
+    /// ClusterRoleBinding is stored (or dry-run) only if its writer holds what it grants. Runs
+    /// where the registry does: after decoding (and patching), before name generation,
+    /// validation and admission. `old`: the stored object, for an update.
+    fn escalation_check(
+        &self,
+        old: Option<&Obj>,
+        new: &Value,
+        object_name: &str,
+    ) -> Result<(), ApiError> {
+        if self.ri.group.as_ref() != "rbac.authorization.k8s.io"
+            || crate::authz::escalation_allowed(self.user)
+        {
+            return Ok(());
+        }
+        let old = old.map(Obj::value);
+        let write = crate::authz::RbacWrite {
+            user: self.user,
+            resource: &self.ri.plural,
+            namespace: &self.ns,
+            request_name: &self.name,
+            object_name,
+            new,
+            old: old.as_ref(),
+        };
+        self.sim
+            .rbac()
+            .check_rbac_write(&write)
+            .map_err(|d| ApiError {
+                details: d.details,
+                ..ApiError::new(d.code, d.reason, d.message)
+            })
+    }
+
     fn admit(
         &self,
         operation: &str,
@@ -894,6 +965,10 @@ impl Ctx<'_> {
                 "the namespace of the provided object does not match the namespace sent on the request",
             ));
         }
+        let given_name = new["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if new["metadata"]["name"].as_str().is_none_or(str::is_empty) {
             match new["metadata"]["generateName"].as_str() {
                 Some(g) if !g.is_empty() => {
@@ -930,6 +1005,8 @@ impl Ctx<'_> {
             ..self.clone_ctx()
         };
         ctx.namespace_check()?;
+        // With the request's own path name (empty for a POST), as the registry sees it.
+        self.escalation_check(None, new, &given_name)?;
         ctx.server_fields(&Op::Create, None, new)?;
         if self.ri.group.as_ref() == "apiextensions.k8s.io" {
             crate::crd::on_write(new);
@@ -1017,8 +1094,11 @@ impl Ctx<'_> {
                 .unwrap_or_default()
                 .to_string();
             if *uid != have {
+                // Checked by the storage layer (storage.Preconditions.Check), so the message is
+                // an etcd StorageError naming the object's key.
                 let why = format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
+                    "StorageError: invalid object, Code: 4, Key: {}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: {uid}, UID in object meta: {have}",
+                    self.storage_key()
                 );
                 return Err(ApiError::conflict(
                     &self.ri.group,
@@ -1028,6 +1108,8 @@ impl Ctx<'_> {
                 ));
             }
         }
+        let body_name = new["metadata"]["name"].as_str().unwrap_or_default();
+        self.escalation_check(Some(&cur), &new, body_name)?;
         if let Some(rv) = &want_rv
             && *rv != cur.rv.to_string()
         {
@@ -1211,13 +1293,15 @@ impl Ctx<'_> {
             let want_rv = patched["metadata"]["resourceVersion"]
                 .as_str()
                 .map(String::from);
+            let mut warnings = Vec::new();
+            let new = self.normalize(patched, &mut warnings)?;
+            let patched_name = new["metadata"]["name"].as_str().unwrap_or_default();
+            self.escalation_check(Some(&cur), &new, patched_name)?;
             if let Some(rv) = &want_rv
                 && *rv != cur.rv.to_string()
             {
                 return Err(ApiError::stale(&self.ri.group, &self.ri.plural, &self.name));
             }
-            let mut warnings = Vec::new();
-            let new = self.normalize(patched, &mut warnings)?;
             match self.write_update(cur, new, false, warnings, false) {
                 Err(e) if e.is_retry() => continue,
                 other => return other,
@@ -1228,7 +1312,10 @@ impl Ctx<'_> {
 
     fn apply_once(&self, applied: &Value, force: bool) -> Result<Reply, ApiError> {
         let mut warnings = Vec::new();
-        let mut applied = self.normalize(applied.clone(), &mut warnings)?;
+        let (mut applied, unknown) = self.decode(applied.clone())?;
+        if !unknown.is_empty() {
+            return Err(self.untyped_apply(&applied, &unknown));
+        }
         let applied_name = applied["metadata"]["name"].as_str().unwrap_or_default();
         if applied_name != self.name {
             return Err(ApiError::bad_request(format!(
@@ -1280,25 +1367,65 @@ impl Ctx<'_> {
                 if self.sub == "status" {
                     return Err(self.not_found());
                 }
+                // (create_normalized runs the escalation check.)
                 self.create_normalized(&mut merged, Some(()), &mut warnings)
             }
-            Some(cur) => self.write_update(cur, merged, true, warnings, false),
+            Some(cur) => {
+                self.escalation_check(Some(&cur), &merged, &self.name)?;
+                self.write_update(cur, merged, true, warnings, false)
+            }
         }
+    }
+
+    /// Server-side apply first converts the applied object to its structured-merge-diff type;
+    /// a field the type does not declare fails that conversion with a 500 whatever the
+    /// `fieldValidation` (the walk reports the first undeclared field of each object).
+    fn untyped_apply(&self, applied: &Value, unknown: &[String]) -> ApiError {
+        let mut sorted = unknown.to_vec();
+        sorted.sort();
+        let mut parents = std::collections::HashSet::new();
+        let mut errs: Vec<String> = Vec::new();
+        for p in sorted {
+            let parent = p.rsplit_once('.').map_or("", |(a, _)| a).to_string();
+            if parents.insert(parent) {
+                errs.push(format!("{p}: field not declared in schema"));
+            }
+        }
+        let body = if errs.len() == 1 {
+            errs.remove(0)
+        } else {
+            format!("errors:\n  {}", errs.join("\n  "))
+        };
+        let meta = &applied["metadata"];
+        ApiError::new(
+            500,
+            "",
+            format!(
+                "failed to create typed patch object ({}/{}; {}/{}, Kind={}): {body}",
+                meta["namespace"].as_str().unwrap_or_default(),
+                meta["name"].as_str().unwrap_or_default(),
+                self.ri.group,
+                self.ri.version,
+                self.ri.kind
+            ),
+        )
     }
 
     fn delete(&self, body: &[u8]) -> Result<Reply, ApiError> {
         let opts = delete_options(body, self.query)?;
         let cur = self.current().ok_or_else(|| self.not_found())?;
         let old = cur.value();
+        // rest.BeforeDelete checks the preconditions first; its conflict names the kind
+        // (`Operation cannot be fulfilled on ConfigMap "x"`), not the resource.
         if let Some(uid) = opts["preconditions"]["uid"].as_str()
             && old["metadata"]["uid"].as_str() != Some(uid)
         {
             return Err(ApiError::conflict(
-                &self.ri.group,
-                &self.ri.plural,
+                &self.ri.storage_group,
+                &self.ri.kind,
                 &self.name,
                 &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    "the UID in the precondition ({uid}) does not match the UID in record ({}). The object might have been deleted and then recreated",
                     old["metadata"]["uid"].as_str().unwrap_or_default()
                 ),
             ));
@@ -1307,11 +1434,11 @@ impl Ctx<'_> {
             && rv != cur.rv.to_string()
         {
             return Err(ApiError::conflict(
-                &self.ri.group,
-                &self.ri.plural,
+                &self.ri.storage_group,
+                &self.ri.kind,
                 &self.name,
                 &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
                     cur.rv
                 ),
             ));

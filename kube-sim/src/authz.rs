@@ -87,6 +87,7 @@ pub enum Decision {
 // ---------------------------------------------------------------------------
 
 const SYSTEM_MASTERS: &str = "system:masters";
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 
 #[derive(Debug, Clone, Default, PartialEq)]
 struct PolicyRule {
@@ -288,37 +289,78 @@ enum Visit<'a> {
         subject: &'a Subject,
         rule: &'a PolicyRule,
     },
-    Error(String),
+    Error(RefError),
+}
+
+/// Why a binding's role reference did not resolve (`GetRoleReferenceRules`).
+#[derive(Debug, Clone, PartialEq)]
+enum RefError {
+    /// The Role (kind "Role") or ClusterRole does not exist.
+    NotFound { kind: String, name: String },
+    /// roleRef.kind is neither "Role" nor "ClusterRole".
+    UnsupportedKind(String),
+}
+
+impl RefError {
+    /// As the RBAC authorizer words it (its listers: `role.rbac.authorization.k8s.io "x" not found`).
+    fn authorizer_text(&self) -> String {
+        match self {
+            RefError::NotFound { kind, name } => format!(
+                "{}.rbac.authorization.k8s.io {} not found",
+                kind.to_ascii_lowercase(),
+                crate::status::go_quote(name)
+            ),
+            RefError::UnsupportedKind(k) => unsupported_kind_text(k),
+        }
+    }
+
+    /// As the RBAC registry's rule resolver words it: it reads roles through the REST storage
+    /// with the request's context, and `Store.Get` names the *request's* resource in its
+    /// NotFound (`qualifiedResourceFromContext`), e.g. `rolebindings.rbac.authorization.k8s.io
+    /// "missing-role" not found` for a RoleBinding write.
+    fn registry_text(&self, request_resource: &str) -> String {
+        match self {
+            RefError::NotFound { name, .. } => format!(
+                "{request_resource}.{RBAC_GROUP} {} not found",
+                crate::status::go_quote(name)
+            ),
+            RefError::UnsupportedKind(k) => unsupported_kind_text(k),
+        }
+    }
+}
+
+fn unsupported_kind_text(kind: &str) -> String {
+    format!(
+        "unsupported role reference kind: {}",
+        crate::status::go_quote(kind)
+    )
 }
 
 impl RbacInner {
-    fn role_ref_rules(&self, b: &Binding, namespace: &str) -> Result<&[PolicyRule], String> {
-        match b.role_kind.as_str() {
+    fn role_ref_rules(&self, b: &Binding, namespace: &str) -> Result<&[PolicyRule], RefError> {
+        self.role_rules(&b.role_kind, &b.role_name, namespace)
+    }
+
+    /// The rules of a role reference (`GetRoleReferenceRules`); ClusterRoles with their
+    /// aggregated rules, as the aggregation controller would have stored them.
+    fn role_rules(
+        &self,
+        kind: &str,
+        name: &str,
+        namespace: &str,
+    ) -> Result<&[PolicyRule], RefError> {
+        let found = match kind {
             "Role" => self
                 .roles
-                .get(&(namespace.to_string(), b.role_name.clone()))
-                .map(Vec::as_slice)
-                .ok_or_else(|| {
-                    format!(
-                        "role.rbac.authorization.k8s.io {} not found",
-                        crate::status::go_quote(&b.role_name)
-                    )
-                }),
-            "ClusterRole" => self
-                .cluster_roles
-                .get(&b.role_name)
-                .map(Vec::as_slice)
-                .ok_or_else(|| {
-                    format!(
-                        "clusterrole.rbac.authorization.k8s.io {} not found",
-                        crate::status::go_quote(&b.role_name)
-                    )
-                }),
-            other => Err(format!(
-                "unsupported role reference kind: {}",
-                crate::status::go_quote(other)
-            )),
-        }
+                .get(&(namespace.to_string(), name.to_string()))
+                .map(Vec::as_slice),
+            "ClusterRole" => self.cluster_roles.get(name).map(Vec::as_slice),
+            other => return Err(RefError::UnsupportedKind(other.to_string())),
+        };
+        found.ok_or_else(|| RefError::NotFound {
+            kind: kind.to_string(),
+            name: name.to_string(),
+        })
     }
 
     /// `VisitRulesFor` from rule.go. The visitor returns false to stop.
@@ -404,6 +446,7 @@ impl RbacInner {
                 }
             }
             Visit::Error(e) => {
+                let e = e.authorizer_text();
                 if !errors.contains(&e) {
                     errors.push(e);
                 }
@@ -643,6 +686,500 @@ pub fn forbidden_message(a: &Attributes, reason: &str) -> String {
             "{qualified} {} is forbidden: {err}",
             crate::status::go_quote(&a.name)
         )
+    }
+}
+
+// ---------------------------------------------------------------------------
+// RBAC privilege-escalation prevention
+// ---------------------------------------------------------------------------
+//
+// The RBAC REST storage of kube-apiserver (`pkg/registry/rbac/{role,clusterrole,rolebinding,
+// clusterrolebinding}/policybased/storage.go`, `pkg/registry/rbac/escalation_check.go`)
+// refuses to store a role granting, or a binding to a role holding, permissions the writer
+// does not hold itself (`ConfirmNoEscalation` in `pkg/registry/rbac/validation/rule.go`, with
+// `Covers` from `k8s.io/component-helpers/auth/rbac/validation/policy_comparator.go`), unless
+// the writer is in `system:masters` or may `escalate` the role / `bind` the referenced role.
+
+/// `Covers`: whether `owner` rules cover every one-verb/one-resource/one-name piece of
+/// `servant` rules (`BreakdownRule`), and the pieces that are not covered.
+fn covers(owner: &[PolicyRule], servant: &[PolicyRule]) -> (bool, Vec<PolicyRule>) {
+    let uncovered: Vec<PolicyRule> = servant
+        .iter()
+        .flat_map(breakdown_rule)
+        .filter(|sub| !owner.iter().any(|o| rule_covers(o, sub)))
+        .collect();
+    (uncovered.is_empty(), uncovered)
+}
+
+/// `BreakdownRule`: one rule per (group, resource, verb[, resourceName]) and per
+/// (nonResourceURL, verb). A rule without apiGroups yields no resource pieces, as upstream.
+fn breakdown_rule(rule: &PolicyRule) -> Vec<PolicyRule> {
+    let one = |s: &String| vec![s.clone()];
+    let mut out = Vec::new();
+    for group in &rule.api_groups {
+        for resource in &rule.resources {
+            for verb in &rule.verbs {
+                let piece = PolicyRule {
+                    api_groups: one(group),
+                    resources: one(resource),
+                    verbs: one(verb),
+                    ..Default::default()
+                };
+                if rule.resource_names.is_empty() {
+                    out.push(piece);
+                } else {
+                    for name in &rule.resource_names {
+                        out.push(PolicyRule {
+                            resource_names: one(name),
+                            ..piece.clone()
+                        });
+                    }
+                }
+            }
+        }
+    }
+    for url in &rule.non_resource_urls {
+        for verb in &rule.verbs {
+            out.push(PolicyRule {
+                non_resource_urls: one(url),
+                verbs: one(verb),
+                ..Default::default()
+            });
+        }
+    }
+    out
+}
+
+fn has(set: &[String], ele: &str) -> bool {
+    set.iter().any(|s| s == ele)
+}
+
+fn has_all(set: &[String], contains: &[String]) -> bool {
+    contains.iter().all(|c| has(set, c))
+}
+
+/// `resourceCoversAll`: `*`, exact names, or `*/sub` for a `resource/sub` piece.
+fn resource_covers_all(set: &[String], covers: &[String]) -> bool {
+    if has(set, "*") || has_all(set, covers) {
+        return true;
+    }
+    covers.iter().all(|path| {
+        if has(set, path) {
+            return true;
+        }
+        match path.split_once('/') {
+            None => false,
+            Some((_, sub)) => has(set, &format!("*/{sub}")),
+        }
+    })
+}
+
+/// `nonResourceURLCovers`: exact, or a trailing `*` covering what starts with the rest.
+fn non_resource_url_covers(owner: &str, sub: &str) -> bool {
+    owner == sub || (owner.ends_with('*') && sub.starts_with(owner.trim_end_matches('*')))
+}
+
+fn non_resource_urls_cover_all(set: &[String], covers: &[String]) -> bool {
+    covers
+        .iter()
+        .all(|p| set.iter().any(|o| non_resource_url_covers(o, p)))
+}
+
+/// `ruleCovers`: whether one owner rule covers one broken-down piece.
+fn rule_covers(owner: &PolicyRule, sub: &PolicyRule) -> bool {
+    let verbs = has(&owner.verbs, "*") || has_all(&owner.verbs, &sub.verbs);
+    let groups = has(&owner.api_groups, "*") || has_all(&owner.api_groups, &sub.api_groups);
+    let resources = resource_covers_all(&owner.resources, &sub.resources);
+    let urls = non_resource_urls_cover_all(&owner.non_resource_urls, &sub.non_resource_urls);
+    let names = if sub.resource_names.is_empty() {
+        owner.resource_names.is_empty()
+    } else {
+        owner.resource_names.is_empty() || has_all(&owner.resource_names, &sub.resource_names)
+    };
+    verbs && groups && resources && names && urls
+}
+
+/// `CompactRules` (policy_compact.go): pieces naming one group, one resource and at most one
+/// resourceName, and nothing else, are merged when they differ only by verb.
+fn compact_rules(rules: &[PolicyRule]) -> Vec<PolicyRule> {
+    let mut compacted = Vec::new();
+    let mut simple: Vec<PolicyRule> = Vec::new();
+    for rule in rules {
+        let is_simple = rule.resource_names.len() <= 1
+            && rule.non_resource_urls.is_empty()
+            && rule.api_groups.len() == 1
+            && rule.resources.len() == 1;
+        if !is_simple {
+            compacted.push(rule.clone());
+            continue;
+        }
+        match simple.iter_mut().find(|s| {
+            s.api_groups == rule.api_groups
+                && s.resources == rule.resources
+                && s.resource_names == rule.resource_names
+        }) {
+            Some(existing) => existing.verbs.extend(rule.verbs.iter().cloned()),
+            None => simple.push(rule.clone()),
+        }
+    }
+    compacted.extend(simple);
+    compacted
+}
+
+/// Go's `%q` of a `[]string`: `["a" "b"]`.
+fn go_quote_list(v: &[String]) -> String {
+    let items: Vec<String> = v.iter().map(|s| crate::status::go_quote(s)).collect();
+    format!("[{}]", items.join(" "))
+}
+
+/// `CompactString` (pkg/apis/rbac/v1/evaluation_helpers.go):
+/// `{APIGroups:[""], Resources:["secrets"], Verbs:["get"]}`.
+fn compact_string(r: &PolicyRule) -> String {
+    let mut parts = Vec::new();
+    for (label, list) in [
+        ("APIGroups", &r.api_groups),
+        ("Resources", &r.resources),
+        ("NonResourceURLs", &r.non_resource_urls),
+        ("ResourceNames", &r.resource_names),
+        ("Verbs", &r.verbs),
+    ] {
+        if !list.is_empty() {
+            parts.push(format!("{label}:{}", go_quote_list(list)));
+        }
+    }
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// `utilerrors.NewAggregate(errs).Error()`: one message as is, several (deduplicated) in brackets.
+fn aggregate_text(errors: &[String]) -> String {
+    let mut seen: Vec<&String> = Vec::new();
+    for e in errors {
+        if !seen.contains(&e) {
+            seen.push(e);
+        }
+    }
+    if seen.len() == 1 {
+        seen[0].clone()
+    } else {
+        let items: Vec<&str> = seen.iter().map(|s| s.as_str()).collect();
+        format!("[{}]", items.join(", "))
+    }
+}
+
+/// `var fullAuthority` of the ClusterRole storage: what using an aggregationRule requires.
+fn full_authority() -> Vec<PolicyRule> {
+    let star = || vec!["*".to_string()];
+    vec![
+        PolicyRule {
+            verbs: star(),
+            api_groups: star(),
+            resources: star(),
+            ..Default::default()
+        },
+        PolicyRule {
+            verbs: star(),
+            non_resource_urls: star(),
+            ..Default::default()
+        },
+    ]
+}
+
+/// `EscalationAllowed`: members of `system:masters` may grant anything.
+pub fn escalation_allowed(user: &UserInfo) -> bool {
+    user.groups.iter().any(|g| g == SYSTEM_MASTERS)
+}
+
+/// A write of a Role, ClusterRole, RoleBinding or ClusterRoleBinding, as the RBAC registry
+/// sees it (after decoding, before defaulting of generated names, validation and admission).
+#[derive(Debug, Clone)]
+pub struct RbacWrite<'a> {
+    pub user: &'a UserInfo,
+    /// The request's resource: `roles`, `clusterroles`, `rolebindings` or `clusterrolebindings`.
+    pub resource: &'a str,
+    /// The request's namespace (empty for the cluster-scoped kinds).
+    pub namespace: &'a str,
+    /// The name in the request path (RequestInfo.Name): empty for a POST, so an `escalate`
+    /// grant restricted by resourceNames does not cover creating a role by POST.
+    pub request_name: &'a str,
+    /// The object's own `metadata.name` (empty when it is still to be generated).
+    pub object_name: &'a str,
+    /// The object to be stored.
+    pub new: &'a Json,
+    /// For an update (PUT or patch) of an existing object: what is stored now. `None` for a
+    /// create, including a create by server-side apply.
+    pub old: Option<&'a Json>,
+}
+
+/// Outcome of [`RbacSnapshot::check_rbac_write`] when refused: an API `Status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RbacWriteDenial {
+    pub code: u16,
+    /// `Forbidden`, `NotFound`, `BadRequest`, or empty (`StatusReasonUnknown`).
+    pub reason: &'static str,
+    pub message: String,
+    /// `Status.details`, when the real server sends them.
+    pub details: Option<Json>,
+}
+
+impl RbacWriteDenial {
+    /// `apierrors.NewForbidden(rbac.Resource(resource), name, err)`.
+    fn forbidden(resource: &str, name: &str, err: &str) -> RbacWriteDenial {
+        let message = if name.is_empty() {
+            format!("{resource}.{RBAC_GROUP} is forbidden: {err}")
+        } else {
+            format!(
+                "{resource}.{RBAC_GROUP} {} is forbidden: {err}",
+                crate::status::go_quote(name)
+            )
+        };
+        let mut details = json!({"group": RBAC_GROUP, "kind": resource});
+        if !name.is_empty() {
+            details["name"] = json!(name);
+        }
+        RbacWriteDenial {
+            code: 403,
+            reason: "Forbidden",
+            message,
+            details: Some(details),
+        }
+    }
+
+    /// The error `GetRoleReferenceRules` returns for a binding's role, answered as is.
+    fn role_ref(e: &RefError, request_resource: &str, namespace: &str) -> RbacWriteDenial {
+        match e {
+            // GetRole with no namespace (a ClusterRoleBinding naming a Role): the store's
+            // NamespaceKeyFunc refuses before looking.
+            RefError::NotFound { kind, .. } if kind == "Role" && namespace.is_empty() => {
+                RbacWriteDenial {
+                    code: 400,
+                    reason: "BadRequest",
+                    message: "Namespace parameter required.".into(),
+                    details: None,
+                }
+            }
+            RefError::NotFound { name, .. } => RbacWriteDenial {
+                code: 404,
+                reason: "NotFound",
+                message: e.registry_text(request_resource),
+                details: Some(json!({"name": name, "group": RBAC_GROUP, "kind": request_resource})),
+            },
+            // A plain error from the storage: a 500 with reason Unknown.
+            RefError::UnsupportedKind(_) => RbacWriteDenial {
+                code: 500,
+                reason: "",
+                message: e.registry_text(request_resource),
+                details: None,
+            },
+        }
+    }
+}
+
+/// `IsOnlyMutatingGCFields` (pkg/registry/rbac/helpers.go): `new` equals `old` once its
+/// ownerReferences, finalizers, selfLink and managedFields are taken from `old` (compared
+/// semantically: absent and empty are the same, as for Go structs).
+fn is_only_mutating_gc_fields(new: &Json, old: &Json) -> bool {
+    let mut copied = new.clone();
+    if !copied.get("metadata").is_some_and(Json::is_object) {
+        copied["metadata"] = json!({});
+    }
+    for k in ["ownerReferences", "finalizers", "selfLink", "managedFields"] {
+        match old.get("metadata").and_then(|m| m.get(k)) {
+            Some(v) => copied["metadata"][k] = v.clone(),
+            None => {
+                if let Some(m) = copied["metadata"].as_object_mut() {
+                    m.remove(k);
+                }
+            }
+        }
+    }
+    semantic(&copied) == semantic(old)
+}
+
+/// JSON without null, empty strings, empty lists and empty objects: Go's zero values.
+fn semantic(v: &Json) -> Json {
+    match v {
+        Json::Object(m) => Json::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), semantic(v)))
+                .filter(|(_, v)| !is_zero(v))
+                .collect(),
+        ),
+        Json::Array(a) => Json::Array(a.iter().map(semantic).collect()),
+        other => other.clone(),
+    }
+}
+
+fn is_zero(v: &Json) -> bool {
+    match v {
+        Json::Null => true,
+        Json::String(s) => s.is_empty(),
+        Json::Array(a) => a.is_empty(),
+        Json::Object(m) => m.is_empty(),
+        _ => false,
+    }
+}
+
+fn has_aggregation_rule(cr: &Json) -> bool {
+    cr.get("aggregationRule")
+        .and_then(|a| a.get("clusterRoleSelectors"))
+        .and_then(Json::as_array)
+        .is_some_and(|s| !s.is_empty())
+}
+
+impl RbacSnapshot {
+    /// `RulesFor` of the registry's rule resolver: the user's rules in `namespace` (cluster-wide
+    /// ones included) and the texts of the role references that did not resolve.
+    fn registry_rules_for(
+        &self,
+        user: &UserInfo,
+        namespace: &str,
+        request_resource: &str,
+    ) -> (Vec<PolicyRule>, Vec<String>) {
+        let mut rules = Vec::new();
+        let mut errors = Vec::new();
+        self.inner.visit_rules_for(user, namespace, &mut |v| {
+            match v {
+                Visit::Rule { rule, .. } => rules.push(rule.clone()),
+                Visit::Error(e) => errors.push(e.registry_text(request_resource)),
+            }
+            true
+        });
+        (rules, errors)
+    }
+
+    /// `ConfirmNoEscalation`: `Err(text)` when the user's rules in `namespace` do not cover `rules`.
+    fn confirm_no_escalation(
+        &self,
+        user: &UserInfo,
+        namespace: &str,
+        rules: &[PolicyRule],
+        request_resource: &str,
+    ) -> Result<(), String> {
+        let (owner, errors) = self.registry_rules_for(user, namespace, request_resource);
+        let (covered, missing) = covers(&owner, rules);
+        if covered {
+            return Ok(());
+        }
+        let mut descriptions: Vec<String> =
+            compact_rules(&missing).iter().map(compact_string).collect();
+        descriptions.sort();
+        descriptions.dedup();
+        let mut msg = format!(
+            "user {} (groups={}) is attempting to grant RBAC permissions not currently held:\n{}",
+            crate::status::go_quote(&user.name),
+            go_quote_list(&user.groups),
+            descriptions.join("\n")
+        );
+        if !errors.is_empty() {
+            msg.push_str(&format!(
+                "; resolution errors: [{}]",
+                aggregate_text(&errors)
+            ));
+        }
+        Err(msg)
+    }
+
+    fn allowed(&self, a: Attributes) -> bool {
+        self.inner.check(&a).0
+    }
+
+    /// The RBAC registry's privilege-escalation prevention for a write of `w.resource`.
+    pub fn check_rbac_write(&self, w: &RbacWrite<'_>) -> Result<(), RbacWriteDenial> {
+        if escalation_allowed(w.user) {
+            return Ok(());
+        }
+        match w.resource {
+            "roles" | "clusterroles" => self.check_role_write(w),
+            "rolebindings" | "clusterrolebindings" => self.check_binding_write(w),
+            _ => Ok(()),
+        }
+    }
+
+    /// role/policybased and clusterrole/policybased `Create` and `Update`.
+    fn check_role_write(&self, w: &RbacWrite<'_>) -> Result<(), RbacWriteDenial> {
+        // RoleEscalationAuthorized: `escalate` on the request's resource and *path* name.
+        let escalate = Attributes {
+            user: w.user.clone(),
+            verb: "escalate".into(),
+            namespace: w.namespace.into(),
+            api_group: RBAC_GROUP.into(),
+            api_version: "*".into(),
+            resource: w.resource.into(),
+            name: w.request_name.into(),
+            resource_request: true,
+            ..Default::default()
+        };
+        if self.allowed(escalate) {
+            return Ok(());
+        }
+        if let Some(old) = w.old
+            && is_only_mutating_gc_fields(w.new, old)
+        {
+            return Ok(());
+        }
+        let rules = rules_of(w.new);
+        self.confirm_no_escalation(w.user, w.namespace, &rules, w.resource)
+            .map_err(|e| RbacWriteDenial::forbidden(w.resource, w.object_name, &e))?;
+        // "to set the aggregation rule, since it can gather anything, requires * on *.*"
+        let aggregating = w.resource == "clusterroles"
+            && (has_aggregation_rule(w.new) || w.old.is_some_and(has_aggregation_rule));
+        if aggregating
+            && self
+                .confirm_no_escalation(w.user, w.namespace, &full_authority(), w.resource)
+                .is_err()
+        {
+            return Err(RbacWriteDenial::forbidden(
+                w.resource,
+                w.object_name,
+                "must have cluster-admin privileges to use the aggregationRule",
+            ));
+        }
+        Ok(())
+    }
+
+    /// rolebinding/policybased and clusterrolebinding/policybased `Create` and `Update`.
+    fn check_binding_write(&self, w: &RbacWrite<'_>) -> Result<(), RbacWriteDenial> {
+        if let Some(old) = w.old
+            && is_only_mutating_gc_fields(w.new, old)
+        {
+            return Ok(());
+        }
+        let role_ref = w.new.get("roleRef").cloned().unwrap_or(Json::Null);
+        let kind = str_at(&role_ref, "kind");
+        let name = str_at(&role_ref, "name");
+        // The API server defaults roleRef.apiGroup before the registry sees it.
+        let group = Some(str_at(&role_ref, "apiGroup"))
+            .filter(|g| !g.is_empty())
+            .unwrap_or_else(|| RBAC_GROUP.to_string());
+        // BindingAuthorized: `bind` on the referenced role, in the binding's namespace.
+        let role_resource = match kind.as_str() {
+            "ClusterRole" => Some("clusterroles"),
+            "Role" => Some("roles"),
+            _ => None,
+        };
+        if let Some(resource) = role_resource {
+            let bind = Attributes {
+                user: w.user.clone(),
+                verb: "bind".into(),
+                namespace: w.namespace.into(),
+                api_group: group,
+                api_version: "*".into(),
+                resource: resource.into(),
+                name: name.clone(),
+                resource_request: true,
+                ..Default::default()
+            };
+            if self.allowed(bind) {
+                return Ok(());
+            }
+        }
+        let rules = self
+            .inner
+            .role_rules(&kind, &name, w.namespace)
+            .map_err(|e| RbacWriteDenial::role_ref(&e, w.resource, w.namespace))?
+            .to_vec();
+        self.confirm_no_escalation(w.user, w.namespace, &rules, w.resource)
+            .map_err(|e| RbacWriteDenial::forbidden(w.resource, w.object_name, &e))
     }
 }
 
@@ -2858,6 +3395,731 @@ mod tests {
                 &RbacSnapshot::default()
             ),
             Ok(vec![])
+        );
+    }
+
+    // ---------------- privilege-escalation prevention ----------------
+
+    fn pr(v: Json) -> Vec<PolicyRule> {
+        v.as_array()
+            .expect("rules")
+            .iter()
+            .map(PolicyRule::from_json)
+            .collect()
+    }
+
+    /// `escalationTest.test` of policy_comparator_test.go: coverage and the uncovered pieces
+    /// (compared as sets).
+    fn assert_covers(owner: Json, servant: Json, covered: bool, uncovered: Json) {
+        let (c, missing) = covers(&pr(owner.clone()), &pr(servant.clone()));
+        let want = pr(uncovered);
+        assert_eq!(c, covered, "owner {owner} servant {servant}");
+        assert_eq!(missing.len(), want.len(), "{missing:?}");
+        for w in &want {
+            assert!(missing.contains(w), "{w:?} not in {missing:?}");
+        }
+    }
+
+    #[test]
+    fn covers_ported_from_policy_comparator_test() {
+        // TestCoversExactMatch
+        assert_covers(
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["builds"]}]),
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["builds"]}]),
+            true,
+            json!([]),
+        );
+        // TestCoversSubresourceWildcard
+        assert_covers(
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["*/scale"]}]),
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["foo/scale"]}]),
+            true,
+            json!([]),
+        );
+        // ... but `*/scale` does not cover the resource itself, nor another subresource.
+        assert_covers(
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["*/scale"]}]),
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["foo", "foo/status"]}]),
+            false,
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["foo"]},
+                   {"apiGroups": ["v1"], "verbs": ["get"], "resources": ["foo/status"]}]),
+        );
+        // TestCoversMultipleRulesCoveringSingleRule
+        assert_covers(
+            json!([
+                {"apiGroups": ["v1"], "verbs": ["delete"], "resources": ["deployments"]},
+                {"apiGroups": ["v1"], "verbs": ["delete"], "resources": ["builds"]},
+                {"apiGroups": ["v1"], "verbs": ["update"], "resources": ["builds", "deployments"]}
+            ]),
+            json!([{"apiGroups": ["v1"], "verbs": ["delete", "update"], "resources": ["builds", "deployments"]}]),
+            true,
+            json!([]),
+        );
+        // TestCoversMultipleAPIGroupsCoveringSingleRule
+        assert_covers(
+            json!([
+                {"apiGroups": ["group1"], "verbs": ["delete"], "resources": ["deployments"]},
+                {"apiGroups": ["group1"], "verbs": ["delete"], "resources": ["builds"]},
+                {"apiGroups": ["group1"], "verbs": ["update"], "resources": ["builds", "deployments"]},
+                {"apiGroups": ["group2"], "verbs": ["delete"], "resources": ["deployments"]},
+                {"apiGroups": ["group2"], "verbs": ["delete"], "resources": ["builds"]},
+                {"apiGroups": ["group2"], "verbs": ["update"], "resources": ["builds", "deployments"]}
+            ]),
+            json!([{"apiGroups": ["group1", "group2"], "verbs": ["delete", "update"], "resources": ["builds", "deployments"]}]),
+            true,
+            json!([]),
+        );
+        // TestCoversSingleAPIGroupsCoveringMultiple
+        assert_covers(
+            json!([{"apiGroups": ["group1", "group2"], "verbs": ["delete", "update"], "resources": ["builds", "deployments"]}]),
+            json!([
+                {"apiGroups": ["group1"], "verbs": ["delete"], "resources": ["deployments"]},
+                {"apiGroups": ["group2"], "verbs": ["update"], "resources": ["builds", "deployments"]}
+            ]),
+            true,
+            json!([]),
+        );
+        // TestCoversMultipleRulesMissingSingleVerbResourceCombination
+        assert_covers(
+            json!([
+                {"apiGroups": ["v1"], "verbs": ["delete", "update"], "resources": ["builds", "deployments"]},
+                {"apiGroups": ["v1"], "verbs": ["delete"], "resources": ["pods"]}
+            ]),
+            json!([{"apiGroups": ["v1"], "verbs": ["delete", "update"], "resources": ["builds", "deployments", "pods"]}]),
+            false,
+            json!([{"apiGroups": ["v1"], "verbs": ["update"], "resources": ["pods"]}]),
+        );
+        // TestCoversAPIGroupStarCoveringMultiple / StarCoveringStar
+        assert_covers(
+            json!([{"apiGroups": ["*"], "verbs": ["get"], "resources": ["roles"]}]),
+            json!([{"apiGroups": ["group1", "group2", "*"], "verbs": ["get"], "resources": ["roles"]}]),
+            true,
+            json!([]),
+        );
+        // TestCoversEnumerationNotCoveringAPIGroupStar
+        assert_covers(
+            json!([{"apiGroups": ["dummy-group"], "verbs": ["get"], "resources": ["roles"]}]),
+            json!([{"apiGroups": ["*"], "verbs": ["get"], "resources": ["roles"]}]),
+            false,
+            json!([{"apiGroups": ["*"], "verbs": ["get"], "resources": ["roles"]}]),
+        );
+        // TestCoversVerbStarCoveringMultiple / StarCoveringStar
+        assert_covers(
+            json!([{"apiGroups": ["v1"], "verbs": ["*"], "resources": ["roles"]}]),
+            json!([{"apiGroups": ["v1"], "verbs": ["watch", "list", "*"], "resources": ["roles"]}]),
+            true,
+            json!([]),
+        );
+        // TestCoversEnumerationNotCoveringVerbStar
+        assert_covers(
+            json!([{"apiGroups": ["v1"], "verbs": ["get", "list", "watch", "create", "update", "delete", "exec"], "resources": ["roles"]}]),
+            json!([{"apiGroups": ["v1"], "verbs": ["*"], "resources": ["roles"]}]),
+            false,
+            json!([{"apiGroups": ["v1"], "verbs": ["*"], "resources": ["roles"]}]),
+        );
+        // TestCoversResourceStarCoveringMultiple / StarCoveringStar
+        assert_covers(
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["*"]}]),
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["resourcegroup:deployments", "pods/log", "*"]}]),
+            true,
+            json!([]),
+        );
+        // TestCoversEnumerationNotCoveringResourceStar
+        assert_covers(
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["roles", "resourcegroup:deployments"]}]),
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["*"]}]),
+            false,
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["*"]}]),
+        );
+        // TestCoversResourceNameEmptyCoveringMultiple
+        assert_covers(
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["pods"], "resourceNames": []}]),
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["pods"], "resourceNames": ["foo", "bar"]}]),
+            true,
+            json!([]),
+        );
+        // TestCoversEnumerationNotCoveringResourceNameEmpty
+        assert_covers(
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["pods"], "resourceNames": ["foo", "bar"]}]),
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["pods"], "resourceNames": []}]),
+            false,
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["pods"]}]),
+        );
+        // Named owner, named servant: only the names the owner has.
+        assert_covers(
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["pods"], "resourceNames": ["foo"]}]),
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["pods"], "resourceNames": ["foo", "bar"]}]),
+            false,
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["pods"], "resourceNames": ["bar"]}]),
+        );
+        // TestCoversNonResourceURLs / Star / StarAfterPrefix
+        assert_covers(
+            json!([{"nonResourceURLs": ["/apis"], "verbs": ["*"]}]),
+            json!([{"nonResourceURLs": ["/apis"], "verbs": ["*"]}]),
+            true,
+            json!([]),
+        );
+        assert_covers(
+            json!([{"nonResourceURLs": ["*"], "verbs": ["*"]}]),
+            json!([{"nonResourceURLs": ["/apis", "/apis/v1", "/"], "verbs": ["*"]}]),
+            true,
+            json!([]),
+        );
+        assert_covers(
+            json!([{"nonResourceURLs": ["/apis/*"], "verbs": ["*"]}]),
+            json!([{"nonResourceURLs": ["/apis/v1/foo", "/apis/v1"], "verbs": ["get"]}]),
+            true,
+            json!([]),
+        );
+        // TestCoversNonResourceURLsStarAfterPrefixDoesntCover
+        assert_covers(
+            json!([{"nonResourceURLs": ["/apis/*"], "verbs": ["*"]}]),
+            json!([{"nonResourceURLs": ["/apis", "/apis/v1"], "verbs": ["get"]}]),
+            false,
+            json!([{"nonResourceURLs": ["/apis"], "verbs": ["get"]}]),
+        );
+        // TestCoversNonResourceURLsWithOtherFields / ...Failure
+        assert_covers(
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["builds"], "nonResourceURLs": ["/apis"]}]),
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["builds"], "nonResourceURLs": ["/apis"]}]),
+            true,
+            json!([]),
+        );
+        assert_covers(
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["builds"]}]),
+            json!([{"apiGroups": ["v1"], "verbs": ["get"], "resources": ["builds"], "nonResourceURLs": ["/apis"]}]),
+            false,
+            json!([{"nonResourceURLs": ["/apis"], "verbs": ["get"]}]),
+        );
+        // A resource rule without apiGroups breaks down into nothing: nothing to cover.
+        assert_covers(
+            json!([]),
+            json!([{"verbs": ["get"], "resources": ["secrets"]}]),
+            true,
+            json!([]),
+        );
+        // Nothing covers anything for a user without rules.
+        assert_covers(
+            json!([]),
+            json!([{"apiGroups": [""], "verbs": ["get", "list"], "resources": ["secrets"]}]),
+            false,
+            json!([{"apiGroups": [""], "verbs": ["get"], "resources": ["secrets"]},
+                   {"apiGroups": [""], "verbs": ["list"], "resources": ["secrets"]}]),
+        );
+    }
+
+    #[test]
+    fn non_resource_url_covers_table() {
+        // TestNonResourceURLCovers
+        for (owner, requested, want) in [
+            ("*", "", true),
+            ("*", "/", true),
+            ("*", "/api", true),
+            ("/*", "", false),
+            ("/*", "/", true),
+            ("/*", "/foo", true),
+            ("/api", "/api", true),
+            ("/apis", "/api", false),
+            ("/api/v1", "/api", false),
+            ("/api/v1", "/api/v1", true),
+            ("/api/*", "/api/v1", true),
+            ("/api/*", "/api", false),
+            ("/api/*/*", "/api/v1", false),
+            ("/*/v1/*", "/api/v1", false),
+        ] {
+            assert_eq!(
+                non_resource_url_covers(owner, requested),
+                want,
+                "{owner} {requested}"
+            );
+        }
+    }
+
+    #[test]
+    fn compact_rules_and_compact_string() {
+        // TestCompactRules "simple", as the sorted CompactString texts upstream prints.
+        let rules = pr(json!([
+            {"verbs": ["get"], "apiGroups": [""], "resources": ["builds"]},
+            {"verbs": ["list"], "apiGroups": [""], "resources": ["builds"]},
+            {"verbs": ["update", "patch"], "apiGroups": [""], "resources": ["builds"]},
+            {"verbs": ["create"], "apiGroups": ["extensions"], "resources": ["daemonsets"]},
+            {"verbs": ["delete"], "apiGroups": ["extensions"], "resources": ["daemonsets"]},
+            {"verbs": ["patch"], "apiGroups": ["extensions"], "resources": ["daemonsets"], "resourceNames": [""]},
+            {"verbs": ["get"], "apiGroups": ["extensions"], "resources": ["daemonsets"], "resourceNames": ["foo"]},
+            {"verbs": ["list"], "apiGroups": ["extensions"], "resources": ["daemonsets"], "resourceNames": ["foo"]},
+            {"verbs": ["educate"], "apiGroups": [""], "resources": ["dolphins"]},
+            {"apiGroups": [""], "resources": ["pirates"]},
+            {"apiGroups": [""], "resources": ["pods"]},
+            {"verbs": ["create"], "apiGroups": [""], "resources": ["pods"]},
+            {"verbs": ["get"], "apiGroups": ["", "x"], "resources": ["builds"]},
+            {"verbs": ["get"], "nonResourceURLs": ["/healthz"]}
+        ]));
+        let mut texts: Vec<String> = compact_rules(&rules).iter().map(compact_string).collect();
+        texts.sort();
+        assert_eq!(
+            texts,
+            vec![
+                r#"{APIGroups:["" "x"], Resources:["builds"], Verbs:["get"]}"#,
+                r#"{APIGroups:[""], Resources:["builds"], Verbs:["get" "list" "update" "patch"]}"#,
+                r#"{APIGroups:[""], Resources:["dolphins"], Verbs:["educate"]}"#,
+                r#"{APIGroups:[""], Resources:["pirates"]}"#,
+                r#"{APIGroups:[""], Resources:["pods"], Verbs:["create"]}"#,
+                r#"{APIGroups:["extensions"], Resources:["daemonsets"], ResourceNames:[""], Verbs:["patch"]}"#,
+                r#"{APIGroups:["extensions"], Resources:["daemonsets"], ResourceNames:["foo"], Verbs:["get" "list"]}"#,
+                r#"{APIGroups:["extensions"], Resources:["daemonsets"], Verbs:["create" "delete"]}"#,
+                r#"{NonResourceURLs:["/healthz"], Verbs:["get"]}"#,
+            ]
+        );
+    }
+
+    fn write<'a>(
+        u: &'a UserInfo,
+        resource: &'a str,
+        ns: &'a str,
+        request_name: &'a str,
+        new: &'a Json,
+        old: Option<&'a Json>,
+    ) -> RbacWrite<'a> {
+        RbacWrite {
+            user: u,
+            resource,
+            namespace: ns,
+            request_name,
+            object_name: new["metadata"]["name"].as_str().unwrap_or_default(),
+            new,
+            old,
+        }
+    }
+
+    /// bob may create clusterroles and roles, holds `get` on configmaps and secrets in ns1
+    /// and `get` on configmaps cluster-wide.
+    fn escalation_rbac(extra_cluster_roles: &[Json], extra_crbs: &[Json]) -> RbacSnapshot {
+        let mut crs = vec![
+            cluster_role(
+                "rbac-writer",
+                json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["*"], "verbs": ["create", "update", "patch"]}]),
+            ),
+            cluster_role(
+                "cm-getter",
+                json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]),
+            ),
+        ];
+        crs.extend_from_slice(extra_cluster_roles);
+        let mut crbs = vec![
+            crb("w", "rbac-writer", user_subject("bob")),
+            crb("g", "cm-getter", user_subject("bob")),
+        ];
+        crbs.extend_from_slice(extra_crbs);
+        RbacSnapshot::new(
+            &[role(
+                "ns1",
+                "secret-getter",
+                json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]),
+            )],
+            &crs,
+            &[rb("ns1", "s", "Role", "secret-getter", user_subject("bob"))],
+            &crbs,
+        )
+    }
+
+    #[test]
+    fn role_writes_need_the_permissions_granted() {
+        let s = escalation_rbac(&[], &[]);
+        let bob = user("bob", &["system:authenticated"]);
+        let secrets =
+            json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}]);
+        let cr = cluster_role("x", secrets.clone());
+        assert_eq!(
+            s.check_rbac_write(&write(&bob, "clusterroles", "", "", &cr, None)),
+            Err(RbacWriteDenial {
+                code: 403,
+                reason: "Forbidden",
+                message: "clusterroles.rbac.authorization.k8s.io \"x\" is forbidden: user \"bob\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"get\" \"list\"]}".into(),
+                details: Some(json!({"group": "rbac.authorization.k8s.io", "kind": "clusterroles", "name": "x"})),
+            })
+        );
+        // A Role in ns1: bob holds get (from ns1) but not list.
+        let r = role("ns1", "x", secrets.clone());
+        let err = s
+            .check_rbac_write(&write(&bob, "roles", "ns1", "", &r, None))
+            .unwrap_err();
+        assert!(
+            err.message.starts_with("roles.rbac.authorization.k8s.io \"x\" is forbidden: user \"bob\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"list\"]}"),
+            "{}",
+            err.message
+        );
+        // What bob holds, in the namespace and cluster-wide, can be granted.
+        let held = role(
+            "ns1",
+            "x",
+            json!([{"apiGroups": [""], "resources": ["secrets", "configmaps"], "verbs": ["get"]}]),
+        );
+        assert_eq!(
+            s.check_rbac_write(&write(&bob, "roles", "ns1", "", &held, None)),
+            Ok(())
+        );
+        // ... but secrets only in ns1: not in ns2, not cluster-wide.
+        let held_ns2 = role(
+            "ns2",
+            "x",
+            json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]),
+        );
+        assert!(
+            s.check_rbac_write(&write(&bob, "roles", "ns2", "", &held_ns2, None))
+                .is_err()
+        );
+        let cr_get = cluster_role(
+            "x",
+            json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]),
+        );
+        assert!(
+            s.check_rbac_write(&write(&bob, "clusterroles", "", "", &cr_get, None))
+                .is_err()
+        );
+        // Several missing pieces: compacted per resource, sorted.
+        let many = cluster_role(
+            "x",
+            json!([
+                {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list", "get"]},
+                {"apiGroups": [""], "resources": ["secrets", "configmaps"], "verbs": ["get", "delete"]},
+                {"nonResourceURLs": ["/metrics"], "verbs": ["get"]}
+            ]),
+        );
+        let err = s
+            .check_rbac_write(&write(&bob, "clusterroles", "", "", &many, None))
+            .unwrap_err();
+        assert!(
+            err.message.ends_with(":\n{APIGroups:[\"\"], Resources:[\"configmaps\"], Verbs:[\"delete\"]}\n{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"get\" \"delete\"]}\n{APIGroups:[\"apps\"], Resources:[\"deployments\"], Verbs:[\"list\" \"get\"]}\n{NonResourceURLs:[\"/metrics\"], Verbs:[\"get\"]}"),
+            "{}",
+            err.message
+        );
+        // system:masters grants anything.
+        let admin = user("root", &["system:masters"]);
+        assert_eq!(
+            s.check_rbac_write(&write(&admin, "clusterroles", "", "", &many, None)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn escalate_is_checked_against_the_request_path_name() {
+        let s = escalation_rbac(
+            &[
+                cluster_role(
+                    "escalate-x",
+                    json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["escalate"], "resourceNames": ["x"]}]),
+                ),
+                cluster_role(
+                    "escalate-roles",
+                    json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["escalate"]}]),
+                ),
+            ],
+            &[
+                crb("e", "escalate-x", user_subject("bob")),
+                crb("e2", "escalate-roles", user_subject("carol")),
+            ],
+        );
+        let bob = user("bob", &[]);
+        let cr = cluster_role(
+            "x",
+            json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]),
+        );
+        // A POST carries no name: the resourceNames-restricted grant does not apply.
+        assert!(
+            s.check_rbac_write(&write(&bob, "clusterroles", "", "", &cr, None))
+                .is_err()
+        );
+        // A PUT/PATCH/apply of .../clusterroles/x does.
+        assert_eq!(
+            s.check_rbac_write(&write(&bob, "clusterroles", "", "x", &cr, None)),
+            Ok(())
+        );
+        let y = cluster_role(
+            "y",
+            json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]),
+        );
+        assert!(
+            s.check_rbac_write(&write(&bob, "clusterroles", "", "y", &y, None))
+                .is_err()
+        );
+        // escalate on roles without names: any Role, created by POST too.
+        let carol = user("carol", &[]);
+        let r = role(
+            "ns9",
+            "any",
+            json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]),
+        );
+        assert_eq!(
+            s.check_rbac_write(&write(&carol, "roles", "ns9", "", &r, None)),
+            Ok(())
+        );
+        assert!(
+            s.check_rbac_write(&write(&carol, "clusterroles", "", "", &cr, None))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn aggregation_rule_needs_full_authority() {
+        let s = escalation_rbac(
+            &[cluster_role(
+                "all",
+                json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]),
+            )],
+            &[crb("a", "all", user_subject("alice"))],
+        );
+        let agg = json!({"kind": "ClusterRole", "metadata": {"name": "agg"},
+            "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"a": "b"}}]}});
+        let bob = user("bob", &[]);
+        assert_eq!(
+            s.check_rbac_write(&write(&bob, "clusterroles", "", "", &agg, None))
+                .unwrap_err()
+                .message,
+            "clusterroles.rbac.authorization.k8s.io \"agg\" is forbidden: must have cluster-admin privileges to use the aggregationRule"
+        );
+        // `*` verbs on `*.*` include `escalate`: allowed before any rule comparison.
+        let alice = user("alice", &[]);
+        assert_eq!(
+            s.check_rbac_write(&write(&alice, "clusterroles", "", "", &agg, None)),
+            Ok(())
+        );
+        // Removing the aggregationRule of a stored role needs it as well.
+        let plain = cluster_role("agg", json!([]));
+        assert!(
+            s.check_rbac_write(&write(&bob, "clusterroles", "", "agg", &plain, Some(&agg)))
+                .is_err()
+        );
+        // An empty selector list is no aggregation rule.
+        let empty_sel = json!({"kind": "ClusterRole", "metadata": {"name": "agg"},
+            "aggregationRule": {"clusterRoleSelectors": []}});
+        assert_eq!(
+            s.check_rbac_write(&write(&bob, "clusterroles", "", "", &empty_sel, None)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn binding_writes_need_the_roles_permissions_or_bind() {
+        let s = escalation_rbac(
+            &[
+                cluster_role(
+                    "secret-admin",
+                    json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["*"]}]),
+                ),
+                cluster_role(
+                    "bind-secret-admin",
+                    json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["secret-admin"]}]),
+                ),
+            ],
+            &[],
+        );
+        let bob = user("bob", &["system:authenticated"]);
+        let b = rb(
+            "ns1",
+            "b",
+            "ClusterRole",
+            "secret-admin",
+            user_subject("eve"),
+        );
+        assert_eq!(
+            s.check_rbac_write(&write(&bob, "rolebindings", "ns1", "", &b, None)),
+            Err(RbacWriteDenial {
+                code: 403,
+                reason: "Forbidden",
+                message: "rolebindings.rbac.authorization.k8s.io \"b\" is forbidden: user \"bob\" (groups=[\"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"secrets\"], Verbs:[\"*\"]}".into(),
+                details: Some(json!({"group": "rbac.authorization.k8s.io", "kind": "rolebindings", "name": "b"})),
+            })
+        );
+        // A role bob holds in ns1 may be bound there, not elsewhere.
+        let ok = rb("ns1", "b", "Role", "secret-getter", user_subject("eve"));
+        assert_eq!(
+            s.check_rbac_write(&write(&bob, "rolebindings", "ns1", "", &ok, None)),
+            Ok(())
+        );
+        let getter = rb("ns1", "b", "ClusterRole", "cm-getter", user_subject("eve"));
+        assert_eq!(
+            s.check_rbac_write(&write(&bob, "rolebindings", "ns1", "", &getter, None)),
+            Ok(())
+        );
+        // `bind` on the role, by name, in the binding's namespace (here: cluster-wide).
+        let s2 = escalation_rbac(
+            &[
+                cluster_role(
+                    "secret-admin",
+                    json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["*"]}]),
+                ),
+                cluster_role(
+                    "bind-secret-admin",
+                    json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["secret-admin"]}]),
+                ),
+                cluster_role(
+                    "deployment-getter",
+                    json!([{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]}]),
+                ),
+            ],
+            &[crb("bind", "bind-secret-admin", user_subject("bob"))],
+        );
+        assert_eq!(
+            s2.check_rbac_write(&write(&bob, "rolebindings", "ns1", "", &b, None)),
+            Ok(())
+        );
+        let c = crb("c", "secret-admin", user_subject("eve"));
+        assert_eq!(
+            s2.check_rbac_write(&write(&bob, "clusterrolebindings", "", "", &c, None)),
+            Ok(())
+        );
+        // ... only that role.
+        let c2 = crb("c", "deployment-getter", user_subject("eve"));
+        let err = s2
+            .check_rbac_write(&write(&bob, "clusterrolebindings", "", "", &c2, None))
+            .unwrap_err();
+        assert!(
+            err.message.contains(
+                "clusterrolebindings.rbac.authorization.k8s.io \"c\" is forbidden: user \"bob\""
+            ),
+            "{}",
+            err.message
+        );
+        // A ClusterRoleBinding needs the permissions cluster-wide: secrets only in ns1 is not enough.
+        let role_secret_getter = cluster_role(
+            "sg",
+            json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]),
+        );
+        let s3 = escalation_rbac(&[role_secret_getter], &[]);
+        let c3 = crb("c", "sg", user_subject("eve"));
+        assert!(
+            s3.check_rbac_write(&write(&bob, "clusterrolebindings", "", "", &c3, None))
+                .is_err()
+        );
+        let b3 = rb("ns1", "b", "ClusterRole", "sg", user_subject("eve"));
+        assert_eq!(
+            s3.check_rbac_write(&write(&bob, "rolebindings", "ns1", "", &b3, None)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn binding_to_a_missing_role_is_answered_with_the_registrys_not_found() {
+        let s = escalation_rbac(&[], &[]);
+        let bob = user("bob", &[]);
+        let b = rb("ns1", "b", "Role", "nope", user_subject("eve"));
+        assert_eq!(
+            s.check_rbac_write(&write(&bob, "rolebindings", "ns1", "", &b, None)),
+            Err(RbacWriteDenial {
+                code: 404,
+                reason: "NotFound",
+                message: "rolebindings.rbac.authorization.k8s.io \"nope\" not found".into(),
+                details: Some(
+                    json!({"name": "nope", "group": "rbac.authorization.k8s.io", "kind": "rolebindings"})
+                ),
+            })
+        );
+        let c = crb("c", "nope", user_subject("eve"));
+        assert_eq!(
+            s.check_rbac_write(&write(&bob, "clusterrolebindings", "", "", &c, None))
+                .unwrap_err()
+                .message,
+            "clusterrolebindings.rbac.authorization.k8s.io \"nope\" not found"
+        );
+        let odd = rb("ns1", "b", "Thing", "nope", user_subject("eve"));
+        let err = s
+            .check_rbac_write(&write(&bob, "rolebindings", "ns1", "", &odd, None))
+            .unwrap_err();
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (500, "unsupported role reference kind: \"Thing\"")
+        );
+        // system:masters never looks.
+        let admin = user("root", &["system:masters"]);
+        assert_eq!(
+            s.check_rbac_write(&write(&admin, "rolebindings", "ns1", "", &b, None)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn own_unresolvable_bindings_are_listed_as_resolution_errors() {
+        let s = escalation_rbac(
+            &[],
+            &[
+                crb("m1", "gone1", user_subject("bob")),
+                crb("m2", "gone2", user_subject("bob")),
+            ],
+        );
+        let bob = user("bob", &[]);
+        let cr = cluster_role(
+            "x",
+            json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}]),
+        );
+        let err = s
+            .check_rbac_write(&write(&bob, "clusterroles", "", "", &cr, None))
+            .unwrap_err();
+        assert!(
+            err.message.ends_with("Verbs:[\"list\"]}; resolution errors: [[clusterroles.rbac.authorization.k8s.io \"gone1\" not found, clusterroles.rbac.authorization.k8s.io \"gone2\" not found]]"),
+            "{}",
+            err.message
+        );
+        let s1 = escalation_rbac(&[], &[crb("m1", "gone1", user_subject("bob"))]);
+        let err = s1
+            .check_rbac_write(&write(&bob, "clusterroles", "", "", &cr, None))
+            .unwrap_err();
+        assert!(
+            err.message.ends_with(
+                "; resolution errors: [clusterroles.rbac.authorization.k8s.io \"gone1\" not found]"
+            ),
+            "{}",
+            err.message
+        );
+        // Errors are only mentioned when something is missing.
+        let held = cluster_role(
+            "x",
+            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]}]),
+        );
+        assert_eq!(
+            s.check_rbac_write(&write(&bob, "clusterroles", "", "", &held, None)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn updates_touching_only_gc_fields_are_not_checked() {
+        let s = escalation_rbac(&[], &[]);
+        let bob = user("bob", &[]);
+        let mut old = cluster_role(
+            "x",
+            json!([{"apiGroups": [""], "resources": ["secrets"], "verbs": ["*"]}]),
+        );
+        old["metadata"]["finalizers"] = json!(["example.com/keep"]);
+        old["metadata"]["uid"] = json!("u1");
+        let mut new = old.clone();
+        new["metadata"]["finalizers"] = json!([]);
+        new["metadata"]["ownerReferences"] =
+            json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u2"}]);
+        assert_eq!(
+            s.check_rbac_write(&write(&bob, "clusterroles", "", "x", &new, Some(&old))),
+            Ok(())
+        );
+        // A label is not a GC field.
+        new["metadata"]["labels"] = json!({"a": "b"});
+        assert!(
+            s.check_rbac_write(&write(&bob, "clusterroles", "", "x", &new, Some(&old)))
+                .is_err()
+        );
+        // Same for bindings.
+        let mut b_old = rb("ns1", "b", "Role", "nope", user_subject("eve"));
+        b_old["metadata"]["finalizers"] = json!(["example.com/keep"]);
+        let mut b_new = b_old.clone();
+        b_new["metadata"]["finalizers"] = json!(null);
+        assert_eq!(
+            s.check_rbac_write(&write(
+                &bob,
+                "rolebindings",
+                "ns1",
+                "b",
+                &b_new,
+                Some(&b_old)
+            )),
+            Ok(())
         );
     }
 

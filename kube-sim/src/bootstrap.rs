@@ -38,112 +38,31 @@ pub fn namespace_object(name: &str) -> Value {
         "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
 }
 
-fn cluster_role(name: &str, rules: Value, aggregate_to: &[&str]) -> Value {
-    let mut labels = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
-    for a in aggregate_to {
-        labels[format!("rbac.authorization.k8s.io/aggregate-to-{a}")] = json!("true");
-    }
-    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": name, "labels": labels, "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}},
-        "rules": rules})
-}
-
-fn binding(name: &str, role: &str, group: &str) -> Value {
-    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
-        "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role},
-        "subjects": [{"apiGroup": RBAC, "kind": "Group", "name": group}]})
-}
-
 pub fn seed(sim: &Sim) {
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         put_system_object(sim, "", "namespaces", namespace_object(ns));
     }
-    let read = json!(["get", "list", "watch"]);
-    let write = json!(["create", "delete", "deletecollection", "patch", "update"]);
-    let everyday = json!(["", "coordination.k8s.io", "events.k8s.io"]);
-    let everyday_resources = json!([
-        "configmaps",
-        "secrets",
-        "serviceaccounts",
-        "events",
-        "leases"
-    ]);
-    let roles = [
-        cluster_role(
-            "cluster-admin",
-            json!([{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}, {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
-            &[],
-        ),
-        cluster_role(
-            "admin",
-            json!([
-                {"apiGroups": everyday, "resources": everyday_resources, "verbs": read},
-                {"apiGroups": everyday, "resources": everyday_resources, "verbs": write},
-                {"apiGroups": [RBAC], "resources": ["roles", "rolebindings"], "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]},
-                {"apiGroups": ["authorization.k8s.io"], "resources": ["localsubjectaccessreviews"], "verbs": ["create"]},
-                {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}
-            ]),
-            &[],
-        ),
-        cluster_role(
-            "edit",
-            json!([
-                {"apiGroups": everyday, "resources": everyday_resources, "verbs": read},
-                {"apiGroups": everyday, "resources": everyday_resources, "verbs": write},
-                {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}
-            ]),
-            &["admin"],
-        ),
-        cluster_role(
-            "view",
-            json!([
-                {"apiGroups": everyday, "resources": ["configmaps", "serviceaccounts", "events", "leases"], "verbs": read},
-                {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}
-            ]),
-            &["edit"],
-        ),
-        cluster_role(
-            "system:discovery",
-            json!([{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
-            &[],
-        ),
-        cluster_role(
-            "system:public-info-viewer",
-            json!([{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
-            &[],
-        ),
-        cluster_role(
-            "system:basic-user",
-            json!([
-                {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"], "verbs": ["create"]},
-                {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]}
-            ]),
-            &[],
-        ),
-    ];
-    for r in roles {
-        put_system_object(sim, RBAC, "clusterroles", r);
+    for o in bootstrap_rbac() {
+        let resource = match o["kind"].as_str() {
+            Some("ClusterRole") => "clusterroles",
+            Some("ClusterRoleBinding") => "clusterrolebindings",
+            Some("Role") => "roles",
+            _ => "rolebindings",
+        };
+        put_system_object(sim, RBAC, resource, o);
     }
-    for b in [
-        binding("cluster-admin", "cluster-admin", "system:masters"),
-        binding(
-            "system:discovery",
-            "system:discovery",
-            "system:authenticated",
-        ),
-        binding(
-            "system:basic-user",
-            "system:basic-user",
-            "system:authenticated",
-        ),
-        binding(
-            "system:public-info-viewer",
-            "system:public-info-viewer",
-            "system:authenticated",
-        ),
-    ] {
-        put_system_object(sim, RBAC, "clusterrolebindings", b);
+}
+
+/// The RBAC objects kube-apiserver creates at start (label `kubernetes.io/bootstrapping=
+/// rbac-defaults`), as a real v1.36 server serves them: written from one by
+/// `hack/kube-sim-bootstrap-rbac.sh`. Aggregated roles (admin, edit, view, ...) come with
+/// empty rules and their aggregationRule, as the aggregation controller finds them.
+pub fn bootstrap_rbac() -> Vec<Value> {
+    static TEXT: &str = include_str!("bootstrap_rbac.json");
+    let v: Value = serde_json::from_str(TEXT).expect("bootstrap_rbac.json is JSON");
+    match v.get("items") {
+        Some(Value::Array(items)) => items.clone(),
+        _ => Vec::new(),
     }
 }
 

@@ -124,25 +124,35 @@ pub fn validate(crd: &Value, old: Option<&Value>) -> Vec<Cause> {
             ),
         ));
     }
-    for (i, v) in versions.iter().enumerate() {
-        match v["schema"].get("openAPIV3Schema") {
-            None => out.push(cause(
-                "FieldValueRequired",
-                &format!("spec.versions[{i}].schema.openAPIV3Schema"),
-                "Required value: schemas are required".into(),
-            )),
-            Some(s) => {
-                if let Err(errs) =
-                    CrdSchema::new_at(s, &format!("spec.versions[{i}].schema.openAPIV3Schema"))
-                {
-                    out.extend(errs.into_iter().map(|e| {
-                        (
-                            e.kind.reason().to_string(),
-                            e.field.clone(),
-                            e.cause_message(),
-                        )
-                    }));
-                }
+    let check_schema = |out: &mut Vec<Cause>, s: &Value, at: &str| {
+        if let Err(errs) = CrdSchema::new_at(s, at) {
+            out.extend(errs.into_iter().map(|e| {
+                (
+                    e.kind.reason().to_string(),
+                    e.field.clone(),
+                    e.cause_message(),
+                )
+            }));
+        }
+    };
+    // As the v1 -> internal conversion does, a schema identical in every version moves to
+    // `spec.validation`, and is validated (and its errors named) there, once.
+    let hoisted = versions
+        .first()
+        .and_then(|v0| v0["schema"].get("openAPIV3Schema"))
+        .filter(|_| {
+            versions
+                .iter()
+                .all(|v| v["schema"] == versions[0]["schema"])
+        });
+    if let Some(s) = hoisted {
+        check_schema(&mut out, s, "spec.validation.openAPIV3Schema");
+    } else {
+        for (i, v) in versions.iter().enumerate() {
+            let at = format!("spec.versions[{i}].schema.openAPIV3Schema");
+            match v["schema"].get("openAPIV3Schema") {
+                None => out.push(cause("FieldValueRequired", &at, "Required value".into())),
+                Some(s) => check_schema(&mut out, s, &at),
             }
         }
     }
@@ -291,5 +301,37 @@ mod tests {
         c["spec"]["versions"][0]["storage"] = json!(false);
         let fields: Vec<String> = validate(&c, None).into_iter().map(|c| c.1).collect();
         assert_eq!(fields, vec!["metadata.name", "spec.scope", "spec.versions"]);
+    }
+
+    #[test]
+    fn schema_errors_are_named_where_the_internal_version_keeps_the_schema() {
+        let bad = json!({"openAPIV3Schema": {"type": "object", "x-kubernetes-validations": [{"rule": "self.a >"}]}});
+        let mut c = crd();
+        c["spec"]["versions"][0]["schema"] = bad.clone();
+        let mut v2 = c["spec"]["versions"][0].clone();
+        v2["name"] = json!("v2");
+        v2["storage"] = json!(false);
+        c["spec"]["versions"].as_array_mut().unwrap().push(v2);
+        // The same schema in every version: validated once, as spec.validation.
+        let fields: Vec<String> = validate(&c, None).into_iter().map(|c| c.1).collect();
+        assert_eq!(
+            fields,
+            vec!["spec.validation.openAPIV3Schema.x-kubernetes-validations[0].rule"]
+        );
+        // Different schemas: each version's own path; a missing one is required.
+        c["spec"]["versions"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("schema");
+        let errs = validate(&c, None);
+        let fields: Vec<&str> = errs.iter().map(|c| c.1.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.versions[0].schema.openAPIV3Schema.x-kubernetes-validations[0].rule",
+                "spec.versions[1].schema.openAPIV3Schema"
+            ]
+        );
+        assert_eq!(errs[1].2, "Required value");
     }
 }

@@ -149,7 +149,7 @@ pub fn validate_metadata(meta: &Value) -> Vec<(String, String)> {
         if total > 256 * 1024 {
             errs.push((
                 "metadata.annotations".into(),
-                "Too long: must have at most 262144 bytes".into(),
+                "Too long: may not be more than 262144 bytes".into(),
             ));
         }
     }

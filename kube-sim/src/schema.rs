@@ -6,14 +6,14 @@
 //! * OpenAPI errors are produced like kube-openapi's validator and converted like
 //!   apiextensions-apiserver `kubeOpenAPIResultToFieldErrors`:
 //!   `Required` -> `Required value`, `enum` -> `Unsupported value: ...: supported values: ...`,
-//!   `maxLength` -> `Too long: may not be longer than N`, `maxItems`/`maxProperties` ->
+//!   `maxLength` -> `Too long: may not be more than N bytes`, `maxItems`/`maxProperties` ->
 //!   `Too many: n: must have at most N items`, wrong type / format -> `Invalid value: "<type>": <path> in body must be of type <t>: "<type>"`,
 //!   everything else -> `Invalid value: <v>: <path> in body should ...`.
 //!   OpenAPI error paths use kube-openapi's naming: `spec.items[0].name`, map keys as `spec.labels.key`.
 //! * `x-kubernetes-list-type` set/map uniqueness errors and CEL errors use `field.Path` naming:
 //!   `spec.items[1]`, map keys as `spec.bizApps[crm]`.
 //! * An error on the object root has field `<nil>` (the API server passes a nil `*field.Path`).
-//! * CEL rules are skipped (replaced by one `<nil>: Invalid value: "null": some validation rules were not checked ...`
+//! * CEL rules are skipped (replaced by one `<nil>: Invalid value: null: some validation rules were not checked ...`
 //!   error) when an OpenAPI error of type NotSupported/Required/TooLong/TooMany/TypeInvalid was found, as in
 //!   the customresource strategy's `hasBlockingErr`.
 
@@ -130,14 +130,19 @@ impl std::fmt::Display for FieldError {
 }
 
 /// Format a bad value the way field.Error.ErrorBody does: strings `%q`, numbers/bools `%v`,
-/// null as `"null"`; composite values are rendered as JSON.
+/// a nil value as `null`; composite values are rendered as JSON.
 fn format_bad_value(v: &Value) -> String {
     match v {
-        Value::Null => "\"null\"".to_string(),
+        Value::Null => "null".to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => format_number(n),
         Value::String(s) => crate::status::go_quote(s),
-        other => serde_json::to_string(other).unwrap_or_default(),
+        // encoding/json escapes HTML characters.
+        other => serde_json::to_string(other)
+            .unwrap_or_default()
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026"),
     }
 }
 
@@ -537,14 +542,17 @@ fn compile_rule(raw: &Value, path: &mut [Seg], errs: &mut Vec<FieldError>) -> Op
         return None;
     }
     let mut ok = true;
+    // The bad value of a compilation error is the rule itself, rendered as the real server
+    // renders its internal Go struct; it is put in the detail (FieldError values are JSON).
+    let bad_rule = go_validation_rule_json(raw);
     let program = match cel::Program::compile(&rule) {
         Ok(p) => Some(p),
         Err(e) => {
             errs.push(FieldError::new(
                 sub(path, "rule"),
                 FieldErrorKind::Invalid,
-                Some(raw.clone()),
-                format!("compilation failed: {e}"),
+                None,
+                format!("{bad_rule}: compilation failed: {e}"),
             ));
             ok = false;
             None
@@ -567,8 +575,8 @@ fn compile_rule(raw: &Value, path: &mut [Seg], errs: &mut Vec<FieldError>) -> Op
                 errs.push(FieldError::new(
                     sub(path, "messageExpression"),
                     FieldErrorKind::Invalid,
-                    Some(raw.clone()),
-                    format!("messageExpression compilation failed: {e}"),
+                    None,
+                    format!("{bad_rule}: messageExpression compilation failed: {e}"),
                 ));
                 ok = false;
                 None
@@ -630,6 +638,35 @@ fn compile_rule(raw: &Value, path: &mut [Seg], errs: &mut Vec<FieldError>) -> Op
         message_program,
         uses_old_self,
     })
+}
+
+/// A `x-kubernetes-validations` rule as Go's encoding/json renders the internal
+/// `apiextensions.ValidationRule` struct (fields in declaration order, unset pointers `null`,
+/// `<`, `>` and `&` escaped): `{"Rule":"self.a \u003e","Message":"",...}`.
+fn go_validation_rule_json(raw: &Value) -> String {
+    let s = |k: &str| Value::String(raw.get(k).and_then(Value::as_str).unwrap_or("").into());
+    let ptr = |k: &str| match raw.get(k) {
+        Some(v @ (Value::String(_) | Value::Bool(_))) => v.clone(),
+        _ => Value::Null,
+    };
+    let fields = [
+        ("Rule", s("rule")),
+        ("Message", s("message")),
+        ("MessageExpression", s("messageExpression")),
+        ("Reason", ptr("reason")),
+        ("FieldPath", s("fieldPath")),
+        ("OptionalOldSelf", ptr("optionalOldSelf")),
+    ];
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("\"{k}\":{}", serde_json::to_string(v).unwrap_or_default()))
+        .collect();
+    format!("{{{}}}", body.join(","))
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
 }
 
 /// Normalize a rule `fieldPath` (`.spec.foo['bar'][0]`) into field.Path syntax relative to the node (`spec.foo[bar][0]`).
@@ -947,6 +984,12 @@ fn prune_value(
                 if s.embedded && is_embedded_meta(&k, m.get(&k)) {
                     continue;
                 }
+                // At the root, apiVersion, kind and metadata are never pruned by the schema,
+                // even when it declares `metadata` (to restrict name and generateName):
+                // metadata is reduced to ObjectMeta's fields below.
+                if is_root && META_FIELDS.contains(&k.as_str()) {
+                    continue;
+                }
                 if let Some(prop) = s.properties.get(&k) {
                     let v = m.get_mut(&k).expect("key exists");
                     with(path, Seg::Prop(k.clone()), |p| {
@@ -960,8 +1003,6 @@ fn prune_value(
                             prune_value(v, Some(a), false, p, pruned)
                         });
                     }
-                } else if is_root && META_FIELDS.contains(&k.as_str()) {
-                    // kept
                 } else {
                     with(path, Seg::Prop(k.clone()), |p| pruned.push(prune_path(p)));
                     m.remove(&k);
@@ -1232,11 +1273,15 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
             if let Some(max) = s.max_length
                 && runes > max
             {
+                // field.TooLong (the count is in runes, the text says bytes, as upstream).
                 errs.push(FieldError::new(
                     openapi_path(path),
                     FieldErrorKind::TooLong,
                     Some(x.clone()),
-                    format!("may not be longer than {max}"),
+                    format!(
+                        "may not be more than {max} {}",
+                        if max == 1 { "byte" } else { "bytes" }
+                    ),
                 ));
             }
             if let Some(min) = s.min_length
@@ -1305,7 +1350,10 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
                 openapi_path(path),
                 FieldErrorKind::TooMany,
                 Some(Value::from(size)),
-                format!("must have at most {max} items"),
+                format!(
+                    "must have at most {max} {}",
+                    if max == 1 { "item" } else { "items" }
+                ),
             ));
         }
         if s.unique_items {
@@ -1345,7 +1393,10 @@ fn validate_openapi(x: &Value, s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<Fie
                 openapi_path(path),
                 FieldErrorKind::TooMany,
                 Some(Value::from(n)),
-                format!("must have at most {max} items"),
+                format!(
+                    "must have at most {max} {}",
+                    if max == 1 { "item" } else { "items" }
+                ),
             ));
             return;
         }
@@ -2057,6 +2108,11 @@ fn eval_rules(
         None => ctx.add_variable_from_value("oldSelf", cel::Value::Null),
     }
     let type_name = Value::String(s.ty.clone());
+    // A failed rule reports the value it checked, omitted for objects and arrays.
+    let bad_value = match s.ty.as_str() {
+        "object" | "array" => None,
+        _ => Some(x.clone()),
+    };
     let here = field_path(path);
     for rule in &s.rules {
         if rule.uses_old_self && old_val.is_none() && !rule.optional_old_self {
@@ -2093,18 +2149,10 @@ fn eval_rules(
                     Some("FieldValueRequired") => {
                         FieldError::new(field, FieldErrorKind::Required, None, detail)
                     }
-                    Some("FieldValueDuplicate") => FieldError::new(
-                        field,
-                        FieldErrorKind::Duplicate,
-                        Some(type_name.clone()),
-                        "",
-                    ),
-                    _ => FieldError::new(
-                        field,
-                        FieldErrorKind::Invalid,
-                        Some(type_name.clone()),
-                        detail,
-                    ),
+                    Some("FieldValueDuplicate") => {
+                        FieldError::new(field, FieldErrorKind::Duplicate, bad_value.clone(), "")
+                    }
+                    _ => FieldError::new(field, FieldErrorKind::Invalid, bad_value.clone(), detail),
                 };
                 errs.push(e);
             }
@@ -2187,15 +2235,18 @@ mod tests {
             "spec.x",
             FieldErrorKind::TooLong,
             Some(json!("abc")),
-            "may not be longer than 2",
+            "may not be more than 2 bytes",
         );
-        assert_eq!(e.message(), "spec.x: Too long: may not be longer than 2");
+        assert_eq!(
+            e.message(),
+            "spec.x: Too long: may not be more than 2 bytes"
+        );
         let e = FieldError::new("spec.x", FieldErrorKind::Forbidden, None, "nope");
         assert_eq!(e.message(), "spec.x: Forbidden: nope");
         let e = FieldError::new("spec.x", FieldErrorKind::Invalid, Some(json!(1.5)), "d");
         assert_eq!(e.message(), "spec.x: Invalid value: 1.5: d");
         let e = FieldError::new("spec.x", FieldErrorKind::Invalid, Some(Value::Null), "d");
-        assert_eq!(e.message(), r#"spec.x: Invalid value: "null": d"#);
+        assert_eq!(e.message(), r#"spec.x: Invalid value: null: d"#);
         assert_eq!(
             FieldErrorKind::TypeInvalid.reason(),
             "FieldValueTypeInvalid"
@@ -2415,7 +2466,7 @@ mod tests {
             messages(&errs),
             vec![
                 r#"spec.color: Invalid value: "red": spec.color in body should match '^#[0-9a-fA-F]{6}$'"#,
-                "spec.name: Too long: may not be longer than 5",
+                "spec.name: Too long: may not be more than 5 bytes",
             ]
         );
         assert_eq!(errs[1].kind, FieldErrorKind::TooLong);
@@ -2596,9 +2647,9 @@ mod tests {
         assert_eq!(
             messages(&errs),
             vec![
-                r#"spec: Invalid value: "object": minReplicas must not exceed maxReplicas"#,
-                r#"spec: Invalid value: "object": failed rule: self.maxReplicas < 100"#,
-                r#"spec.name: Invalid value: "string": failed rule: self.startsWith('x')"#,
+                r#"spec: Invalid value: minReplicas must not exceed maxReplicas"#,
+                r#"spec: Invalid value: failed rule: self.maxReplicas < 100"#,
+                r#"spec.name: Invalid value: "abc": failed rule: self.startsWith('x')"#,
             ]
         );
         assert!(
@@ -2616,10 +2667,7 @@ mod tests {
             "x-kubernetes-validations": [{"rule": "self.metadata.name.startsWith('ok-')", "message": "bad name"}],
             "properties": {"spec": {"type": "object"}}}));
         let errs = s.validate(&json!({"metadata": {"name": "x"}, "spec": {}}), None);
-        assert_eq!(
-            messages(&errs),
-            vec![r#"<nil>: Invalid value: "object": bad name"#]
-        );
+        assert_eq!(messages(&errs), vec![r#"<nil>: Invalid value: bad name"#]);
         assert!(
             s.validate(&json!({"metadata": {"name": "ok-x"}, "spec": {}}), None)
                 .is_empty()
@@ -2641,7 +2689,7 @@ mod tests {
         let errs = s.validate(&obj(json!({"name": "b"})), Some(&obj(json!({"name": "a"}))));
         assert_eq!(
             messages(&errs),
-            vec![r#"spec.name: Invalid value: "string": Value is immutable"#]
+            vec![r#"spec.name: Invalid value: "b": Value is immutable"#]
         );
         // old object without the field: rule not evaluated
         assert!(
@@ -2663,7 +2711,7 @@ mod tests {
         );
         assert_eq!(
             messages(&s.validate(&new, Some(&old))),
-            vec![r#"spec.ports[0]: Invalid value: "object": port may not decrease"#]
+            vec![r#"spec.ports[0]: Invalid value: port may not decrease"#]
         );
     }
 
@@ -2682,10 +2730,10 @@ mod tests {
         assert_eq!(
             messages(&errs),
             vec![
-                r#"spec.cfg.size: Invalid value: "object": size is 42, must be < 10"#,
+                r#"spec.cfg.size: Invalid value: size is 42, must be < 10"#,
                 "spec.cfg.mode: Forbidden: mode bad",
                 "spec.cfg.items: Required value: items required",
-                r#"spec.cfg: Duplicate value: "object""#,
+                r#"spec.cfg: Duplicate value"#,
             ]
         );
         assert_eq!(errs[1].kind.reason(), "FieldValueForbidden");
@@ -2696,8 +2744,8 @@ mod tests {
         assert_eq!(
             messages(&errs),
             vec![
-                r#"spec.cfg.size: Invalid value: "object": size is 43, must be < 10"#,
-                r#"spec.cfg: Invalid value: "object": fallback msg"#,
+                r#"spec.cfg.size: Invalid value: size is 43, must be < 10"#,
+                r#"spec.cfg: Invalid value: fallback msg"#,
             ]
         );
     }
@@ -2715,7 +2763,7 @@ mod tests {
         );
         assert_eq!(
             messages(&errs),
-            vec![r#"spec.bizApps[crm]: Invalid value: "object": must be gold"#]
+            vec![r#"spec.bizApps[crm]: Invalid value: must be gold"#]
         );
     }
 
@@ -2733,9 +2781,9 @@ mod tests {
         assert_eq!(
             messages(&errs),
             vec![
-                r#"spec.ratio: Invalid value: "number": ratio > 1"#,
-                r#"spec.start: Invalid value: "string": too early"#,
-                r#"spec.tags: Invalid value: "array": tags too long"#,
+                r#"spec.ratio: Invalid value: 2: ratio > 1"#,
+                r#"spec.start: Invalid value: "2019-01-01T00:00:00Z": too early"#,
+                r#"spec.tags: Invalid value: tags too long"#,
             ]
         );
         assert!(
@@ -2757,8 +2805,8 @@ mod tests {
         assert_eq!(
             messages(&errs),
             vec![
-                "spec.m: Too long: may not be longer than 1",
-                r#"<nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"#,
+                "spec.m: Too long: may not be more than 1 byte",
+                r#"<nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"#,
             ]
         );
         // Non-blocking errors (e.g. pattern) do not stop CEL.
@@ -2771,7 +2819,7 @@ mod tests {
             messages(&errs),
             vec![
                 r#"spec.p: Invalid value: "b": spec.p in body should match '^a$'"#,
-                r#"spec.n: Invalid value: "integer": too small"#
+                r#"spec.n: Invalid value: 1: too small"#
             ]
         );
     }
@@ -2820,9 +2868,11 @@ mod tests {
         );
         assert_eq!(errs[0].kind, FieldErrorKind::Invalid);
         assert!(
-            errs[0].detail.starts_with("compilation failed: "),
+            errs[0].message().starts_with(
+                r#"spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule: Invalid value: {"Rule":"self.x ==","Message":"m","MessageExpression":"","Reason":null,"FieldPath":"","OptionalOldSelf":null}: compilation failed: "#
+            ),
             "{}",
-            errs[0].detail
+            errs[0].message()
         );
 
         let errs = CrdSchema::new_at(

@@ -280,9 +280,48 @@ pub struct FieldSelector {
     pub reqs: Vec<(String, bool, String)>, // (field, equals, value)
 }
 
+/// Which field labels a resource accepts, as its scheme's field-label conversion does it.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldLabels<'a> {
+    /// No kind-specific conversion registered (`runtime.DefaultMetaV1FieldSelectorConversion`,
+    /// e.g. ConfigMaps, RBAC): `metadata.name` and `metadata.namespace`; anything else is
+    /// `"x" is not a known field selector: only "metadata.name", "metadata.namespace"`.
+    Default,
+    /// A kind-specific conversion (Secrets, Namespaces, Events, custom resources):
+    /// `metadata.name`, `metadata.namespace` if the resource is namespaced, and `extra`;
+    /// anything else is `field label not supported: x`.
+    Kind {
+        namespaced: bool,
+        extra: &'a [&'a str],
+    },
+}
+
+impl FieldLabels<'_> {
+    fn check(&self, field: &str) -> Result<(), String> {
+        match self {
+            FieldLabels::Default => match field {
+                "metadata.name" | "metadata.namespace" => Ok(()),
+                _ => Err(format!(
+                    "\"{field}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+                )),
+            },
+            FieldLabels::Kind { namespaced, extra } => {
+                if field == "metadata.name"
+                    || (*namespaced && field == "metadata.namespace")
+                    || extra.contains(&field)
+                {
+                    Ok(())
+                } else {
+                    Err(format!("field label not supported: {field}"))
+                }
+            }
+        }
+    }
+}
+
 impl FieldSelector {
-    /// Parse, accepting only `supported` fields (plus metadata.name and metadata.namespace).
-    pub fn parse(s: &str, supported: &[&str]) -> Result<FieldSelector, String> {
+    /// Parse, accepting only the field labels the resource supports.
+    pub fn parse(s: &str, labels: FieldLabels<'_>) -> Result<FieldSelector, String> {
         let mut reqs = Vec::new();
         for part in s.split(',') {
             let part = part.trim();
@@ -301,12 +340,7 @@ impl FieldSelector {
                 ));
             };
             let field = field.trim();
-            if field != "metadata.name"
-                && field != "metadata.namespace"
-                && !supported.contains(&field)
-            {
-                return Err(format!("field label not supported: {field}"));
-            }
+            labels.check(field)?;
             reqs.push((field.to_string(), eq, value.trim().to_string()));
         }
         Ok(FieldSelector { reqs })
@@ -403,14 +437,34 @@ mod tests {
 
     #[test]
     fn field_selector_rejects_unknown_fields() {
-        let f = FieldSelector::parse("metadata.name=x,metadata.namespace!=y", &[]).unwrap();
+        let f = FieldSelector::parse(
+            "metadata.name=x,metadata.namespace!=y",
+            FieldLabels::Default,
+        )
+        .unwrap();
         assert_eq!(f.pinned_name(), Some("x"));
         let obj = serde_json::json!({"metadata": {"name": "x", "namespace": "z"}});
         assert!(f.matches(&obj));
         assert_eq!(
-            FieldSelector::parse("spec.x=1", &[]).unwrap_err(),
+            FieldSelector::parse("spec.x=1", FieldLabels::Default).unwrap_err(),
+            r#""spec.x" is not a known field selector: only "metadata.name", "metadata.namespace""#
+        );
+        let secrets = FieldLabels::Kind {
+            namespaced: true,
+            extra: &["type"],
+        };
+        assert!(FieldSelector::parse("type=Opaque,metadata.namespace=a", secrets).is_ok());
+        assert_eq!(
+            FieldSelector::parse("spec.x=1", secrets).unwrap_err(),
             "field label not supported: spec.x"
         );
-        assert!(FieldSelector::parse("type=Opaque", &["type"]).is_ok());
+        let namespaces = FieldLabels::Kind {
+            namespaced: false,
+            extra: &["status.phase"],
+        };
+        assert_eq!(
+            FieldSelector::parse("metadata.namespace=a", namespaces).unwrap_err(),
+            "field label not supported: metadata.namespace"
+        );
     }
 }

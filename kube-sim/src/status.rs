@@ -194,6 +194,10 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        if self.reason.is_empty() {
+            // `reason` is omitempty (e.g. the 500 of a failed server-side apply conversion).
+            s.as_object_mut().map(|o| o.remove("reason"));
+        }
         if let Some(d) = &self.details {
             s["details"] = d.clone();
         }

@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind, Status};
 use serde_json::{Value, json};
@@ -189,12 +189,48 @@ async fn uid_and_creation_timestamp_are_set_by_the_server_and_immutable() {
     assert_eq!(
         s.message,
         format!(
-            r#"Operation cannot be fulfilled on configmaps "meta": Precondition failed: UID in precondition: 11111111-2222-3333-4444-555555555555, UID in object meta: {uid}"#
+            r#"Operation cannot be fulfilled on configmaps "meta": StorageError: invalid object, Code: 4, Key: /registry/configmaps/{}/meta, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: 11111111-2222-3333-4444-555555555555, UID in object meta: {uid}"#,
+            c.ns
         )
     );
     let now = api.get("meta").await.unwrap();
     assert_eq!(now.metadata.uid.as_deref(), Some(uid.as_str()));
     assert_eq!(now.metadata.creation_timestamp, Some(ts));
+
+    // A DELETE's preconditions are checked before storage (rest.BeforeDelete), in other words
+    // naming the kind.
+    let wrong_uid = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some("11111111-2222-3333-4444-555555555555".into()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    let s = status(api.delete("meta", &wrong_uid).await.map(|_| ()));
+    assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"), "{s:?}");
+    assert_eq!(
+        s.message,
+        format!(
+            r#"Operation cannot be fulfilled on ConfigMap "meta": the UID in the precondition (11111111-2222-3333-4444-555555555555) does not match the UID in record ({uid}). The object might have been deleted and then recreated"#
+        )
+    );
+    let stale_rv = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: None,
+            resource_version: Some("1".into()),
+        }),
+        ..DeleteParams::default()
+    };
+    let s = status(api.delete("meta", &stale_rv).await.map(|_| ()));
+    assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"), "{s:?}");
+    let rv = now.metadata.resource_version.clone().unwrap();
+    assert_eq!(
+        s.message,
+        format!(
+            r#"Operation cannot be fulfilled on ConfigMap "meta": the ResourceVersion in the precondition (1) does not match the ResourceVersion in record ({rv}). The object might have been modified"#
+        )
+    );
+    assert!(api.get("meta").await.is_ok());
 }
 
 // API concepts / resource versions: one resourceVersion sequence across all kinds, growing
@@ -836,17 +872,42 @@ async fn kubectl_get_field_selectors() {
         .await,
     );
     assert_eq!(n, ["f3"]);
+    // ConfigMaps have no field selectors of their own (the default field-label conversion)...
     let e = c
         .kubectl_err(&["get", "cm", "-n", &c.ns, "--field-selector", "spec.foo=bar"])
         .await;
-    assert!(e.contains("field label not supported: spec.foo"), "{e}");
+    assert!(
+        e.contains(r#""spec.foo" is not a known field selector: only "metadata.name", "metadata.namespace""#),
+        "{e}"
+    );
     let api: Api<ConfigMap> = Api::namespaced(c.client().await, &c.ns);
     let s = status(api.list(&ListParams::default().fields("data.k=x")).await);
     assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"), "{s:?}");
-    assert!(
-        s.message.contains("field label not supported: data.k"),
-        "{}",
-        s.message
+    assert_eq!(
+        s.message,
+        r#""data.k" is not a known field selector: only "metadata.name", "metadata.namespace""#
+    );
+    // ...Secrets and Namespaces have their own, which word it differently; a Namespace has no
+    // metadata.namespace to select on.
+    let secrets: Api<Secret> = Api::namespaced(c.client().await, &c.ns);
+    let s = status(
+        secrets
+            .list(&ListParams::default().fields("data.k=x"))
+            .await,
+    );
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (400, "field label not supported: data.k")
+    );
+    let namespaces: Api<Namespace> = Api::all(c.client().await);
+    let s = status(
+        namespaces
+            .list(&ListParams::default().fields("metadata.namespace=x"))
+            .await,
+    );
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (400, "field label not supported: metadata.namespace")
     );
 }
 
