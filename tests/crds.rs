@@ -205,42 +205,9 @@ fn tenant_fields_are_checked() {
         "spec.deletionPolicy",
         "Unsupported value: \"Purge\"",
     );
-    one(
-        &errors(
-            "Tenant",
-            tenant(
-                "globex",
-                json!({"displayName": "Globex", "bizApps": {"CRM!": true}}),
-            ),
-            None,
-        ),
-        "spec.bizApps",
-        "BizApp names must be DNS labels",
-    );
-    one(
-        &errors(
-            "Tenant",
-            tenant(
-                "globex",
-                json!({"displayName": "Globex", "profiles": {"Wi Fi": {"a": "b"}}}),
-            ),
-            None,
-        ),
-        "spec.profiles",
-        "profile names must be DNS labels",
-    );
-    one(
-        &errors(
-            "Tenant",
-            tenant(
-                "globex",
-                json!({"displayName": "Globex", "profiles": {"wifi": {"bad key": "b"}}}),
-            ),
-            None,
-        ),
-        "spec.profiles",
-        "valid ConfigMap keys",
-    );
+    // Map keys (BizApp and profile names, profile keys) are the admission policy's
+    // (tests/rules_schema.rs): a CEL rule over map keys exceeds the CRD cost budget.
+    assert!(errors("Tenant", tenant("globex", json!({"displayName": "Globex", "bizApps": {"CRM!": true}, "profiles": {"Wi Fi": {"bad key": "b"}}})), None).is_empty());
     one(
         &errors(
             "Tenant",

@@ -29,6 +29,9 @@ pub const MAX_NAME: usize = 50;
 
 /// A DNS label (RFC 1123): lower-case alphanumerics and '-', starting and ending alphanumeric.
 pub const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// The longest profile name (it names ConfigMap `partnerkit-profile-<name>`).
+pub const MAX_PROFILE_NAME: usize = 40;
+
 /// An e-mail address as partnerkit accepts it (it becomes an RBAC user name).
 pub const EMAIL: &str = r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+$";
 /// An https URL.
@@ -50,6 +53,9 @@ pub mod conditions {
     pub const NAME_CONFLICT: &str = "NameConflict";
     pub const NOT_ENTITLED: &str = "NotEntitled";
     pub const UNKNOWN_BIZ_APP: &str = "UnknownBizApp";
+    /// A profile name that is not a DNS label of at most 40 characters, or a key that is not
+    /// a ConfigMap key (refused at admission too, by partnerkit-tenant-fields).
+    pub const INVALID_PROFILE: &str = "InvalidProfile";
     pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
     pub const NOT_IN_PARTNER_NAMESPACE: &str = "NotInPartnerNamespace";
     pub const PARTNER_NOT_READY: &str = "PartnerNotReady";

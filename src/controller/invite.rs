@@ -44,11 +44,14 @@ pub fn link_secret_name(invite: &str) -> String {
     format!("{invite}-link")
 }
 
-/// A delivery under way: the token (only here), the attempts made, when to try next.
+/// A delivery under way: the token (only here), the attempts made, when to try next, and —
+/// once the mail went out but `Sent` is not yet recorded — when it was sent, so that a failed
+/// status write is retried without a second mail and a second token.
 struct Delivery {
     token: token::Token,
     attempts: u32,
     next_at: tokio::time::Instant,
+    sent_at: Option<String>,
 }
 
 /// Deliveries under way, by invite uid, and the link Secrets already cleaned up.
@@ -251,16 +254,36 @@ async fn deliver(
     let email = invite.spec.email.clone();
 
     // A token: the one under way, or a fresh one whose hash is stored before anything goes out.
-    let mut base = invite.clone();
+    let base;
     let under_way = {
         let map = ctx.deliveries.under_way();
-        map.get(&uid).map(|d| d.next_at)
+        map.get(&uid)
+            .map(|d| (d.next_at, d.sent_at.is_some(), d.token.hash()))
     };
     match under_way {
-        Some(next_at) => {
+        Some((next_at, sent, hash)) => {
             let now = tokio::time::Instant::now();
-            if now < next_at {
+            if !sent && now < next_at {
                 return Ok(Next::RequeueAfter((next_at - now).min(until_expiry)));
+            }
+            // Decide on the object as the API server has it now, not on a store that may lag
+            // behind our own writes: still Pending, with the hash of the token under way.
+            let fresh = api
+                .get_opt(&name)
+                .await
+                .map_err(|e| Error::api("get", "PartnerAdminInvite".into(), &name, e))?;
+            let ours = fresh.as_ref().is_some_and(|f| {
+                let st = f.status.clone().unwrap_or_default();
+                f.metadata.uid.as_deref() == Some(uid.as_str())
+                    && matches!(st.phase, None | Some(InvitePhase::Pending))
+                    && st.token_hash.as_deref() == Some(hash.as_str())
+            });
+            match fresh {
+                Some(fresh) if ours => base = fresh,
+                _ => {
+                    ctx.deliveries.forget(&uid);
+                    return Ok(Next::AwaitChange); // its watch event brings the next pass
+                }
             }
         }
         None => {
@@ -302,6 +325,7 @@ async fn deliver(
                     token,
                     attempts: 0,
                     next_at: tokio::time::Instant::now(),
+                    sent_at: None,
                 },
             );
         }
@@ -311,10 +335,13 @@ async fn deliver(
     desired.phase = Some(InvitePhase::Pending);
 
     // The link, built from the token under way (held only for this attempt).
-    let link = {
+    let (link, already_sent) = {
         let map = ctx.deliveries.under_way();
         match map.get(&uid) {
-            Some(d) => token::link(accept_url, &ns, &name, &d.token),
+            Some(d) => (
+                token::link(accept_url, &ns, &name, &d.token),
+                d.sent_at.clone(),
+            ),
             None => return Ok(Next::RequeueAfter(Duration::from_millis(100))),
         }
     };
@@ -353,18 +380,32 @@ async fn deliver(
         expires_at: &expires_text,
         branding: &branding,
     };
-    let outcome = match invitation.message(&smtp.from) {
-        Ok(message) => match smtp_credentials(ctx, &smtp).await {
-            Ok(credentials) => mail::send(&smtp, credentials, message).await,
+    let outcome = match &already_sent {
+        // The mail went out on an earlier pass; only `Sent` is left to record.
+        Some(_) => Ok(()),
+        None => match invitation.message(&smtp.from) {
+            Ok(message) => match smtp_credentials(ctx, &smtp).await {
+                Ok(credentials) => mail::send(&smtp, credentials, message).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         },
-        Err(e) => Err(e),
     };
     match outcome {
         Ok(()) => {
-            ctx.deliveries.forget(&uid);
+            let sent_at = match already_sent {
+                Some(at) => at,
+                None => {
+                    tracing::info!(invite = %name, namespace = %ns, "invitation sent");
+                    let at = jiff::Timestamp::now().to_string();
+                    if let Some(d) = ctx.deliveries.under_way().get_mut(&uid) {
+                        d.sent_at = Some(at.clone());
+                    }
+                    at
+                }
+            };
             desired.phase = Some(InvitePhase::Sent);
-            desired.sent_at = Some(jiff::Timestamp::now().to_string());
+            desired.sent_at = Some(sent_at);
             let message = format!("e-mailed to {email} through {}:{}", smtp.host, smtp.port);
             set_delivered(
                 &mut desired,
@@ -374,8 +415,8 @@ async fn deliver(
                 message.clone(),
                 generation,
             );
-            tracing::info!(invite = %name, namespace = %ns, "invitation sent");
             put_status(api, &base, &base_status, desired).await?;
+            ctx.deliveries.forget(&uid);
             ctx.event(invite, EventType::Normal, c::SENT, message).await;
             Ok(Next::RequeueAfter(until_expiry))
         }
@@ -449,7 +490,11 @@ async fn smtp_credentials(
     let Some(secret) = &smtp.credentials_secret else {
         return Ok(None);
     };
-    let ns = ctx.client.default_namespace().to_string();
+    // The operator's namespace: POD_NAMESPACE (with its ServiceAccount), else the client's.
+    let ns = match &ctx.config.operator_account {
+        Some((ns, _)) => ns.clone(),
+        None => ctx.client.default_namespace().to_string(),
+    };
     let fail = |reason: String| mail::MailError::Smtp {
         host: smtp.host.clone(),
         port: smtp.port,

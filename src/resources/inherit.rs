@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::conditions::{NOT_ENTITLED, UNKNOWN_BIZ_APP};
+use crate::api::conditions::{INVALID_PROFILE, NOT_ENTITLED, UNKNOWN_BIZ_APP};
 use crate::api::{
     EffectiveAdmin, EffectiveBizApp, EffectiveProfile, Entitlements, Source, TenantSpec,
 };
@@ -97,8 +97,66 @@ pub fn effective_biz_apps(
         .collect())
 }
 
+/// A profile name: a DNS label of at most [`crate::api::MAX_PROFILE_NAME`] characters.
+pub fn is_profile_name(name: &str) -> bool {
+    name.len() <= crate::api::MAX_PROFILE_NAME && crate::config::is_dns_label(name)
+}
+
+/// A ConfigMap key (the API server's `IsConfigMapKey`): 1–253 of `[-._a-zA-Z0-9]`, not `.`
+/// or `..`, not starting with `..`.
+pub fn is_config_map_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 253
+        && key
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && key != "."
+        && !key.starts_with("..")
+}
+
+/// The tenant's own profiles: `InvalidProfile` naming every bad profile name and every bad
+/// key (as `profile.key`), sorted. The template's bad profiles never refuse an inheriting
+/// tenant (they are left out of its effective profiles); the template itself is refused.
+pub fn check_profiles(spec: &TenantSpec) -> Result<(), Refusal> {
+    let names: Vec<&str> = spec
+        .profiles
+        .keys()
+        .map(String::as_str)
+        .filter(|n| !is_profile_name(n))
+        .collect();
+    let keys: Vec<String> = spec
+        .profiles
+        .iter()
+        .flat_map(|(p, data)| {
+            data.keys()
+                .filter(|k| !is_config_map_key(k))
+                .map(move |k| format!("{p}.{k}"))
+        })
+        .collect();
+    let mut problems = Vec::new();
+    if !names.is_empty() {
+        problems.push(format!(
+            "spec.profiles: {} must be DNS labels of at most {} characters",
+            names.join(", "),
+            crate::api::MAX_PROFILE_NAME
+        ));
+    }
+    if !keys.is_empty() {
+        problems.push(format!(
+            "spec.profiles: keys {} must be ConfigMap keys (alphanumerics, '-', '_', '.')",
+            keys.join(", ")
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal::new(INVALID_PROFILE, problems.join("; ")))
+    }
+}
+
 /// Profiles merged per profile name and per key: the template's data, overridden key by key
-/// by the tenant's; every key records its source. Sorted by profile name (and key).
+/// by the tenant's; every key records its source. Sorted by profile name (and key). The
+/// template's invalid profile names and keys are left out (see [`check_profiles`]).
 pub fn effective_profiles(
     template: Option<&TenantSpec>,
     tenant: &TenantSpec,
@@ -110,6 +168,10 @@ pub fn effective_profiles(
         .chain([(tenant, Source::Tenant)]);
     for (spec, source) in layers {
         for (name, data) in &spec.profiles {
+            let inherited = source == Source::Template;
+            if inherited && !is_profile_name(name) {
+                continue;
+            }
             let p = merged
                 .entry(name.as_str())
                 .or_insert_with(|| EffectiveProfile {
@@ -118,6 +180,9 @@ pub fn effective_profiles(
                     sources: BTreeMap::new(),
                 });
             for (k, v) in data {
+                if inherited && !is_config_map_key(k) {
+                    continue;
+                }
                 p.data.insert(k.clone(), v.clone());
                 p.sources.insert(k.clone(), source);
             }

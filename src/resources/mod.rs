@@ -31,7 +31,10 @@ mod tenant;
 #[cfg(test)]
 mod tests;
 
-pub use inherit::{effective_admins, effective_biz_apps, effective_profiles};
+pub use inherit::{
+    check_profiles, effective_admins, effective_biz_apps, effective_profiles, is_config_map_key,
+    is_profile_name,
+};
 pub use partner::{PartnerDesired, PartnerInputs, partner};
 pub use tenant::{TenantDesired, TenantInputs, TenantPlan, WorkspaceState, tenant};
 

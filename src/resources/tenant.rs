@@ -12,8 +12,9 @@ use crate::config::Config;
 use crate::manifests::TENANT_ADMIN_ROLE;
 
 use super::{
-    Refusal, TEMPLATE_NAME, WORKSPACE_TERMINATING, cluster_role_ref, effective_admins,
-    effective_biz_apps, effective_profiles, labels, labels_for, meta, names, user_subjects,
+    Refusal, TEMPLATE_NAME, WORKSPACE_TERMINATING, check_profiles, cluster_role_ref,
+    effective_admins, effective_biz_apps, effective_profiles, labels, labels_for, meta, names,
+    user_subjects,
 };
 
 /// What the tenant's workspace namespace (`tenant-<name>`) is right now.
@@ -79,7 +80,7 @@ pub struct TenantPlan {
 /// The plan for a Tenant. Checks, in order (the first failing one is the refusal):
 /// NotInPartnerNamespace; for a non-template tenant NameConflict (an older Tenant holds the
 /// name, or the workspace namespace is not partnerkit's) and QuotaExceeded; UnknownBizApp /
-/// NotEntitled; for a non-template tenant WorkspaceTerminating.
+/// NotEntitled; InvalidProfile; for a non-template tenant WorkspaceTerminating.
 pub fn tenant(inputs: &TenantInputs) -> TenantPlan {
     let t = inputs.tenant;
     let cfg = inputs.config;
@@ -122,7 +123,7 @@ pub fn tenant(inputs: &TenantInputs) -> TenantPlan {
     if is_template {
         return TenantPlan {
             status,
-            ready: biz_apps.map(|_| ()),
+            ready: biz_apps.and_then(|_| check_profiles(&t.spec)),
             desired: None,
         };
     }
@@ -152,6 +153,8 @@ pub fn tenant(inputs: &TenantInputs) -> TenantPlan {
         ))
     } else if let Err(refusal) = &biz_apps {
         Some(refusal.clone())
+    } else if let Err(refusal) = check_profiles(&t.spec) {
+        Some(refusal)
     } else if inputs.workspace == WorkspaceState::Terminating {
         Some(Refusal::new(
             WORKSPACE_TERMINATING,

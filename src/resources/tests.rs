@@ -9,7 +9,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::api::conditions::{
-    NAME_CONFLICT, NOT_ENTITLED, NOT_IN_PARTNER_NAMESPACE, QUOTA_EXCEEDED, UNKNOWN_BIZ_APP,
+    INVALID_PROFILE, NAME_CONFLICT, NOT_ENTITLED, NOT_IN_PARTNER_NAMESPACE, QUOTA_EXCEEDED,
+    UNKNOWN_BIZ_APP,
 };
 use crate::api::{
     EffectiveAdmin, EffectiveBizApp, Entitlements, Partner, Source, Tenant, TenantSpec,
@@ -730,6 +731,70 @@ fn admins_fall_back_to_the_partner() {
             },
         ]
     );
+}
+
+#[test]
+fn profile_names_and_keys_are_checked_as_the_admission_policy_does() {
+    for ok in ["wifi", "a", "vpn-2", &"p".repeat(40)] {
+        assert!(is_profile_name(ok), "{ok}");
+    }
+    for bad in ["", "Wi-Fi", "wi fi", "-wifi", "wifi-", &"p".repeat(41)] {
+        assert!(!is_profile_name(bad), "{bad}");
+    }
+    for ok in ["ssid", "a.b_c-1", ".hidden", "A", &"k".repeat(253)] {
+        assert!(is_config_map_key(ok), "{ok}");
+    }
+    for bad in ["", ".", "..", "..x", "bad key", "k/v", &"k".repeat(254)] {
+        assert!(!is_config_map_key(bad), "{bad}");
+    }
+    assert_eq!(
+        check_profiles(&spec("displayName: T\nprofiles: {wifi: {ssid: x}}\n")),
+        Ok(())
+    );
+    let e = check_profiles(&spec(
+        "displayName: T\nprofiles: {Wi Fi: {a: b}, vpn: {bad key: x, ok: y}, 'X': {'..': z}}\n",
+    ))
+    .unwrap_err();
+    assert_eq!(e.reason, INVALID_PROFILE);
+    assert_eq!(
+        e.message,
+        "spec.profiles: Wi Fi, X must be DNS labels of at most 40 characters; spec.profiles: keys X..., vpn.bad key must be ConfigMap keys (alphanumerics, '-', '_', '.')"
+    );
+}
+
+#[test]
+fn a_templates_invalid_profiles_are_left_out_of_inheriting_tenants_and_refuse_the_template() {
+    let template =
+        spec("displayName: tpl\nprofiles: {Bad Name: {a: b}, wifi: {ssid: acme, 'bad key': x}}\n");
+    let own = spec("displayName: T\nprofiles: {vpn: {gw: g}}\n");
+    let p = effective_profiles(Some(&template), &own);
+    let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, vec!["vpn", "wifi"]);
+    assert_eq!(p[1].data, map(&[("ssid", "acme")]));
+
+    let w = world();
+    let mut tpl = tenant_in(
+        "partner-acme",
+        "template",
+        "displayName: tpl\nprofiles: {Bad Name: {a: b}}\n",
+    );
+    tpl.metadata.labels = Some(BTreeMap::from([(
+        "partnerkit.io/template".into(),
+        "true".into(),
+    )]));
+    let plan = tenant(&w.inputs(&tpl));
+    assert_eq!(plan.ready.unwrap_err().reason, INVALID_PROFILE);
+
+    let bad = tenant_in(
+        "partner-acme",
+        "globex",
+        "displayName: G\nprofiles: {wifi: {'bad key': x}}\n",
+    );
+    let plan = tenant(&w.inputs(&bad));
+    let e = plan.ready.unwrap_err();
+    assert_eq!(e.reason, INVALID_PROFILE);
+    assert!(e.message.contains("wifi.bad key"), "{}", e.message);
+    assert!(plan.desired.is_none(), "nothing is materialized");
 }
 
 // ---------------------------------------------------------------------------------------------
