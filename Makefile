@@ -1,14 +1,37 @@
 # partnerkit — the two commands a fresh machine needs are `make demo` and `make test`.
+#
+# Every tool a test needs is installed by make itself, before the step that needs it, into the
+# project (nothing installed by hand elsewhere takes part):
+#   target/venv/                  Python packages of tests/chart/requirements.txt (a venv)
+#   target/tools/bin/             cargo-nextest (cargo install --root)
+#   target/go/                    Go's module and build caches (hack/kube-bins/env.sh)
+#   target/kube-bins/<version>/   etcd, kube-apiserver, kube-controller-manager, helm
+#                                 (hack/kube-bins/build.sh, from the pinned Go module)
+# Debian packages (an SMTP server, Chromium) come from scripts/install-test-deps.sh, which
+# installs only what is missing.
 SHELL := /bin/bash
 CARGO ?= cargo
+VENV := target/venv
+PYTHON := $(VENV)/bin/python
+TOOLS := target/tools
+NEXTEST_VERSION := 0.9.151
+NEXTEST := $(TOOLS)/bin/cargo-nextest
+KUBE_BINS := target/kube-bins/current
+export HELM ?= $(CURDIR)/$(KUBE_BINS)/helm
 
-.PHONY: demo demo-kube-sim test test-real bench build lint crds sync-chart clean
+.PHONY: demo demo-real demo-kube-sim test test-real real-bins helm-bin venv nextest deps \
+	bench build lint crds sync-chart clean
 
 ## The main job: the operator on the embedded API server (kube-sim), driven by kubectl
 ## as a platform admin and partner admins would.
 demo: build
 	./scripts/install-test-deps.sh smtp
 	./scripts/partnerkit-demo.sh
+
+## The same walk-through on the real control plane (scripts/real-cluster).
+demo-real: build real-bins
+	./scripts/install-test-deps.sh smtp
+	BACKEND=real ./scripts/partnerkit-demo.sh
 
 ## kube-sim on its own, driven by kubectl.
 demo-kube-sim: build
@@ -18,26 +41,44 @@ build:
 	$(CARGO) build --release -p kube-sim --bin kube-sim
 	$(CARGO) build --release --bin partnerkit
 
-## Unit tests, the operator's integration tests and kube-sim's fidelity suite (against
-## in-process kube-sims), then the Helm chart's tests.
-test:
+## Debian packages the tests need (SMTP server, Chromium, chromedriver, openssl, curl).
+deps:
 	./scripts/install-test-deps.sh
-	$(CARGO) build --workspace --all-targets
-	@if command -v cargo-nextest >/dev/null 2>&1; then \
-		$(CARGO) nextest run --workspace --no-fail-fast; \
-	else \
-		$(CARGO) test --workspace --no-fail-fast; \
-	fi
-	python3 -m pip install -q --disable-pip-version-check -r tests/chart/requirements.txt
-	python3 -m pytest tests/chart -q
 
-## The same scenarios against the real cluster of $KUBECONFIG: kube-sim's fidelity suite, then
-## the operator's rules (one at a time: each test's operator reconciles the whole cluster).
+## The Python virtual environment of the chart tests.
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: tests/chart/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/chart/requirements.txt
+	touch $@
+
+## cargo-nextest, pinned, in the project.
+nextest: $(NEXTEST)
+$(NEXTEST):
+	$(CARGO) install --locked --root $(TOOLS) cargo-nextest@$(NEXTEST_VERSION) \
+		--no-default-features --features default-no-update
+
+## The real control plane's programs and helm, from the Kubernetes Go modules pinned in
+## hack/kube-bins/go.mod (rebuilt only when the pin changes).
+real-bins:
+	./hack/kube-bins/build.sh
+## Only the real helm CLI (the chart tests use it).
+helm-bin:
+	./hack/kube-bins/build.sh helm
+
+## Unit tests, the operator's integration tests and kube-sim's fidelity suite (against
+## in-process kube-sims), then the Helm chart's tests (the real helm binary).
+test: deps venv nextest helm-bin
+	$(CARGO) build --workspace --all-targets
+	$(NEXTEST) nextest run --workspace --no-fail-fast -E 'not binary(real_cluster)'
+	$(PYTHON) -m pytest tests/chart -q
+
+## The same scenarios on a real control plane: the one of $KUBECONFIG if set, else a fresh
+## one from scripts/real-cluster (etcd, kube-apiserver, kube-controller-manager on loopback).
 ## Simulator-only tests (metrics, faults, token files, injected latency) are left out.
-test-real:
-	@test -n "$$KUBECONFIG" || { echo "make test-real: set KUBECONFIG to a real cluster" >&2; exit 2; }
-	FIDELITY_REAL=1 $(CARGO) nextest run -p kube-sim -E 'kind(test) and not binary(fidelity_sim_only)' --no-fail-fast
-	PARTNERKIT_E2E_REAL=1 $(CARGO) nextest run -p partnerkit -E 'binary(/^rules_/) and not binary(rules_sim_only)' --test-threads 1 --no-fail-fast
+test-real: deps venv nextest real-bins
+	$(CARGO) build --workspace --all-targets
+	NEXTEST=$(NEXTEST) PYTHON=$(PYTHON) ./scripts/test-real.sh
 
 ## Throughput and memory figures (not tests).
 bench: build

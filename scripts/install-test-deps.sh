@@ -2,12 +2,15 @@
 # What the invitation tests need besides Rust and kubectl, from Debian's packages:
 #   python3-aiosmtpd  a real SMTP server (run as /usr/bin/python3 -m aiosmtpd)
 #   chromium, chromium-driver  a real headless browser, driven over WebDriver
+#   openssl, curl     scripts/real-cluster makes certificates and probes etcd with them
 # Installs only what is missing; needs root (or sudo) the first time.
 #   scripts/install-test-deps.sh        everything (make test)
 #   scripts/install-test-deps.sh smtp   the SMTP server only (make demo)
 set -euo pipefail
 missing=()
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 if [ "${1:-}" != smtp ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)

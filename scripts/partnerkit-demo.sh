@@ -4,6 +4,8 @@
 # admins (kubectl --as <e-mail>).
 #
 #   scripts/partnerkit-demo.sh            # builds the release binaries if missing
+#   BACKEND=real scripts/partnerkit-demo.sh   # on a real control plane (scripts/real-cluster:
+#                                         # etcd, kube-apiserver, kube-controller-manager; make demo-real)
 #   KUBE_SIM=... PARTNERKIT=... scripts/partnerkit-demo.sh    # other binaries
 #   KEEP=1 scripts/partnerkit-demo.sh     # keep the work directory (logs, kubeconfig)
 set -euo pipefail
@@ -38,7 +40,7 @@ cleanup() {
     tail -n 30 "$WORK/operator.log" 2>/dev/null >&2 || true
   fi
   stop "$OP_PID" "partnerkit"
-  stop "$SIM_PID" "kube-sim"
+  stop "$SIM_PID" "${API_SERVER:-kube-sim}"
   stop "$SMTP_PID" "the SMTP server"
   if [ -n "${KEEP:-}" ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
   exit "$status"
@@ -65,12 +67,22 @@ ALICE=alice@acme.example   # acme's admins: alice, carol
 CAROL=carol@acme.example
 PETER=peter@initech.example # initech's admin
 
-say "Start kube-sim on a free port; it writes its kubeconfig once it listens"
-"$KUBE_SIM" --listen 127.0.0.1:0 --kubeconfig "$KUBECONFIG" 2>"$WORK/kube-sim.log" &
-SIM_PID=$!
-for _ in $(seq 200); do [ -s "$KUBECONFIG" ] && break; sleep 0.05; done
-[ -s "$KUBECONFIG" ] || { cat "$WORK/kube-sim.log"; exit 1; }
-run kubectl version
+if [ "${BACKEND:-kube-sim}" = real ]; then
+  API_SERVER="the real control plane"
+  say "Start a real control plane (etcd, kube-apiserver, kube-controller-manager) on loopback"
+  note "scripts/real-cluster writes its kubeconfig once /readyz is ok and namespace default exists"
+  scripts/real-cluster --kubeconfig "$KUBECONFIG" 2>"$WORK/api-server.log" &
+  SIM_PID=$!
+  for _ in $(seq 1800); do [ -s "$KUBECONFIG" ] && break; kill -0 "$SIM_PID" 2>/dev/null || break; sleep 0.1; done
+else
+  API_SERVER="kube-sim"
+  say "Start kube-sim on a free port; it writes its kubeconfig once it listens"
+  "$KUBE_SIM" --listen 127.0.0.1:0 --kubeconfig "$KUBECONFIG" 2>"$WORK/api-server.log" &
+  SIM_PID=$!
+  for _ in $(seq 200); do [ -s "$KUBECONFIG" ] && break; sleep 0.05; done
+fi
+[ -s "$KUBECONFIG" ] || { cat "$WORK/api-server.log"; exit 1; }
+run kubectl version 2>/dev/null
 
 say "Install partnerkit's cluster objects: CRDs, ClusterRoles, admission policy"
 note "partnerkit manifests | kubectl apply -f -   (the Helm chart ships the same objects)"
@@ -278,10 +290,10 @@ run kubectl delete tenant umbrella -n partner-acme --as $ALICE --wait
 run kubectl wait --for=delete namespace/tenant-umbrella --timeout=30s
 run kubectl get tenants -A
 
-say "Stop the operator, kube-sim and the SMTP server"
+say "Stop the operator, $API_SERVER and the SMTP server"
 stop "$OP_PID" "partnerkit"
 OP_PID=
-stop "$SIM_PID" "kube-sim"
+stop "$SIM_PID" "$API_SERVER"
 SIM_PID=
 stop "$SMTP_PID" "the SMTP server"
 SMTP_PID=

@@ -955,7 +955,7 @@ async fn a_link_survives_an_operator_restart() {
 async fn smtp_credentials_come_from_the_secret_and_rotate_without_a_restart() {
     let fx = Fx::start(Delivery::SmtpLogin).await;
     let env = &fx.env;
-    let ns = env.client.default_namespace().to_string();
+    let ns = env.operator_namespace();
     let secret = |password: &str| {
         json!({"apiVersion": "v1", "kind": "Secret",
                "metadata": {"name": "partnerkit-smtp", "namespace": ns},

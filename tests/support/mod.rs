@@ -261,6 +261,34 @@ pub fn real() -> bool {
     std::env::var("PARTNERKIT_E2E_REAL").is_ok_and(|v| v == "1")
 }
 
+/// On a real cluster, the identity the operator runs as: `PARTNERKIT_E2E_OPERATOR_KUBECONFIG`
+/// (a kubeconfig with a token of the chart's ServiceAccount; `scripts/test-real.sh` installs
+/// the chart with the real helm and makes it with `kubectl create token`) and
+/// `PARTNERKIT_E2E_OPERATOR_ACCOUNT` (`<namespace>/<name>` of that ServiceAccount). Then every
+/// rules scenario runs with exactly the chart's rights, as in a cluster. None: the admin's.
+pub fn operator_identity() -> Option<(std::path::PathBuf, (String, String))> {
+    if !real() {
+        return None;
+    }
+    let kubeconfig = std::env::var_os("PARTNERKIT_E2E_OPERATOR_KUBECONFIG")?;
+    let account = std::env::var("PARTNERKIT_E2E_OPERATOR_ACCOUNT")
+        .expect("PARTNERKIT_E2E_OPERATOR_ACCOUNT=<namespace>/<name> goes with PARTNERKIT_E2E_OPERATOR_KUBECONFIG");
+    let (ns, name) = account
+        .split_once('/')
+        .expect("PARTNERKIT_E2E_OPERATOR_ACCOUNT is <namespace>/<name>");
+    Some((kubeconfig.into(), (ns.to_string(), name.to_string())))
+}
+
+/// A kube-rs client from a kubeconfig file.
+pub async fn client_from(path: &std::path::Path) -> Client {
+    let kc = kube::config::Kubeconfig::read_from(path)
+        .unwrap_or_else(|e| panic!("kubeconfig {}: {e}", path.display()));
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("client config");
+    Client::try_from(cfg).expect("client")
+}
+
 /// What a `kubectl` run printed.
 #[derive(Debug)]
 pub struct Out {
@@ -346,11 +374,7 @@ impl Env {
             .expect("kube-sim");
             (path, Some(handle))
         };
-        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .expect("client config");
-        let client = Client::try_from(cfg).expect("client");
+        let client = client_from(&kubeconfig).await;
         apply_yaml(
             &client,
             &partnerkit::manifests::all_yaml().expect("manifests"),
@@ -398,14 +422,27 @@ impl Env {
 
     // --- the operator --------------------------------------------------------------------
 
-    /// Start the operator in-process (waits until its caches are synced).
+    /// Start the operator in-process (waits until its caches are synced). On a real cluster
+    /// with [`operator_identity`], as the chart's ServiceAccount; otherwise as `self.client`.
     pub async fn start_operator(&mut self) {
         assert!(self.op.is_none(), "the operator is already running");
+        let (client, config) = match operator_identity() {
+            Some((kubeconfig, account)) => {
+                let mut config = self.config.clone();
+                config.operator_account = Some(account);
+                (client_from(&kubeconfig).await, config)
+            }
+            None => (self.client.clone(), self.config.clone()),
+        };
+        self.start_operator_with(client, config).await
+    }
+
+    async fn start_operator_with(&mut self, client: Client, config: Config) {
         let telemetry = Telemetry::new();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(partnerkit::controller::run_with(
-            self.client.clone(),
-            self.config.clone(),
+            client,
+            config,
             telemetry.clone(),
             async move {
                 let _ = rx.await;
@@ -422,11 +459,20 @@ impl Env {
         .await;
     }
 
+    /// The operator's own namespace (where it reads the SMTP credentials Secret): the chart's
+    /// on a real cluster with [`operator_identity`], else the admin client's default.
+    pub fn operator_namespace(&self) -> String {
+        match operator_identity() {
+            Some((_, (ns, _))) => ns,
+            None => self.client.default_namespace().to_string(),
+        }
+    }
+
     /// The same, as another client (e.g. a ServiceAccount's).
     pub async fn start_operator_as(&mut self, client: Client) {
-        let own = std::mem::replace(&mut self.client, client);
-        self.start_operator().await;
-        self.client = own;
+        assert!(self.op.is_none(), "the operator is already running");
+        let config = self.config.clone();
+        self.start_operator_with(client, config).await
     }
 
     pub fn telemetry(&self) -> Arc<Telemetry> {
