@@ -1,20 +1,21 @@
-//! Older kubectl releases (1.27, 1.28) against the cluster: their `apply`/`create` check the
-//! server's field-validation support in the OpenAPI v2 document (`GET /openapi/v2`, protobuf)
-//! and their `explain` reads it too, so these exercise the Swagger 2.0 endpoint end to end.
+//! Every installed kubectl release, 1.27 to 1.33, against the cluster (kube-sim, or the real
+//! control plane in `make test-real`): the README's kubectl × server table is these tests.
+//! Older releases' `apply`/`create` check the server's field-validation support in the OpenAPI
+//! v2 document (`GET /openapi/v2`, protobuf) and their `explain` reads it too, so these exercise
+//! the Swagger 2.0 endpoint end to end; newer ones use OpenAPI v3.
 mod common;
 use common::*;
 
 const SDK_BIN: &str = "/usr/lib/google-cloud-sdk/bin";
 
-/// The kubectl binary of a minor version, or None (printed) when the machine lacks it.
-fn versioned_kubectl(minor: &str) -> Option<String> {
+/// The kubectl binary of a minor version (the machines have 1.27 to 1.33 installed).
+fn versioned_kubectl(minor: &str) -> String {
     let path = format!("{SDK_BIN}/kubectl.{minor}");
-    if std::path::Path::new(&path).exists() {
-        Some(path)
-    } else {
-        println!("skipping kubectl {minor}: {path} is not installed");
-        None
-    }
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "kubectl {minor} is not installed at {path}"
+    );
+    path
 }
 
 async fn ok(c: &Cluster, bin: &str, args: &[&str]) -> String {
@@ -34,10 +35,20 @@ async fn ok(c: &Cluster, bin: &str, args: &[&str]) -> String {
 /// objects, `kubectl explain` their schema, read them back; unknown fields are rejected under
 /// kubectl's default `--validate=strict` (API concepts, "Field validation").
 async fn crd_round_trip_with(minor: &str) {
-    let Some(bin) = versioned_kubectl(minor) else {
-        return;
-    };
+    let bin = versioned_kubectl(minor);
     let bin = bin.as_str();
+    let version = std::process::Command::new(bin)
+        .args(["version", "--client", "-o", "json"])
+        .output()
+        .expect("kubectl version");
+    let version = json(&String::from_utf8_lossy(&version.stdout));
+    assert_eq!(
+        version["clientVersion"]["minor"]
+            .as_str()
+            .map(|m| m.trim_end_matches('+')),
+        minor.split('.').nth(1),
+        "{bin} is kubectl {minor}"
+    );
     let c = Cluster::start().await;
     let group = format!("f{}.example.com", c.suffix);
     let crd_name = format!("widgets.{group}");
@@ -217,17 +228,39 @@ spec:
     );
     assert_eq!(got["spec"]["tier"], "silver");
 
+    // Server-side apply, and the printed table.
+    let widget3 = c.write("widget3.yaml", &format!("apiVersion: {group}/v1\nkind: Widget\nmetadata: {{name: w3, namespace: {}}}\nspec: {{tier: gold}}\n", c.ns));
+    let out = ok(&c, bin, &["apply", "--server-side", "-f", &widget3]).await;
+    assert!(
+        out.contains(&format!("widget.{group}/w3 serverside-applied")),
+        "{out}"
+    );
+    let table = ok(&c, bin, &["get", &format!("widgets.{group}"), "-n", &c.ns]).await;
+    assert!(
+        table.starts_with("NAME") && table.contains("w1") && table.contains("w3"),
+        "{table}"
+    );
+
     let _ = c
         .kubectl_with(bin, &["delete", "crd", &crd_name, "--wait=false"], None)
         .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_1_27_applies_creates_and_explains_custom_resources() {
-    crd_round_trip_with("1.27").await;
+macro_rules! kubectl_versions {
+    ($($name:ident => $minor:literal),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            crd_round_trip_with($minor).await;
+        }
+    )*};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubectl_1_28_applies_creates_and_explains_custom_resources() {
-    crd_round_trip_with("1.28").await;
+kubectl_versions! {
+    kubectl_1_27_applies_creates_and_explains_custom_resources => "1.27",
+    kubectl_1_28_applies_creates_and_explains_custom_resources => "1.28",
+    kubectl_1_29_applies_creates_and_explains_custom_resources => "1.29",
+    kubectl_1_30_applies_creates_and_explains_custom_resources => "1.30",
+    kubectl_1_31_applies_creates_and_explains_custom_resources => "1.31",
+    kubectl_1_32_applies_creates_and_explains_custom_resources => "1.32",
+    kubectl_1_33_applies_creates_and_explains_custom_resources => "1.33",
 }
