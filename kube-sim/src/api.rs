@@ -776,6 +776,12 @@ impl Ctx<'_> {
         if self.ri.group.as_ref() == "apiextensions.k8s.io" {
             causes.extend(crate::crd::validate(new, old));
         }
+        // A `/status` write validates only the status (upstream's status strategy).
+        if self.ri.group.as_ref() == "admissionregistration.k8s.io" && self.sub != "status" {
+            for e in crate::admissionregistration::validate(&self.ri.kind, new, old) {
+                causes.push((e.kind.reason().into(), e.field.clone(), e.cause_message()));
+            }
+        }
         if causes.is_empty() {
             Ok(())
         } else {

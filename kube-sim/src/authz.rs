@@ -22,7 +22,7 @@ use kube_cel::KubeCelExt;
 use kube_cel::cel;
 
 use cel::objects::{Key, Map as CelMap, Opaque};
-use cel::{Context, ExecutionError, Program, Value as CelValue};
+use cel::{Context, ExecutionError, Value as CelValue};
 use serde_json::{Value as Json, json};
 
 // ---------------------------------------------------------------------------
@@ -1632,22 +1632,25 @@ pub struct AdmissionDenial {
 
 struct CompiledExpr {
     source: String,
-    program: Result<Program, String>,
+    /// Parsed as the API server parses it (optional syntax on); policies are validated
+    /// on write (`crate::admissionregistration`), so an error here is rare.
+    program: Result<cel::parser::Expression, String>,
 }
 
 impl CompiledExpr {
     fn new(source: &str) -> CompiledExpr {
         CompiledExpr {
             source: source.to_string(),
-            program: Program::compile(source).map_err(|e| e.to_string()),
+            program: crate::cel_check::parse(source)
+                .map_err(|e| crate::cel_check::render_parse_errors(source, &e)),
         }
     }
 
     fn eval(&self, ctx: &Context<'_>) -> Result<CelValue, String> {
         match &self.program {
             Err(e) => Err(format!("compilation error: {e}")),
-            Ok(p) => p
-                .execute(ctx)
+            Ok(p) => ctx
+                .resolve(p)
                 .map_err(|e| format!("expression '{}' resulted in error: {e}", self.source.trim())),
         }
     }

@@ -6,10 +6,12 @@
 //! garbage collector and namespace controller. It does not schedule or run anything: there
 //! are no Pods, Nodes or kubelets.
 
+pub mod admissionregistration;
 pub mod api;
 pub mod authz;
 pub mod bootstrap;
 pub mod builtin;
+pub mod cel_check;
 pub mod convert;
 pub mod crd;
 pub mod discovery;

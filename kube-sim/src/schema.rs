@@ -552,7 +552,10 @@ fn compile_rule(raw: &Value, path: &mut [Seg], errs: &mut Vec<FieldError>) -> Op
                 sub(path, "rule"),
                 FieldErrorKind::Invalid,
                 None,
-                format!("{bad_rule}: compilation failed: {e}"),
+                format!(
+                    "{bad_rule}: compilation failed: {}",
+                    crate::cel_check::render_parse_errors(&rule, &e)
+                ),
             ));
             ok = false;
             None
@@ -576,7 +579,10 @@ fn compile_rule(raw: &Value, path: &mut [Seg], errs: &mut Vec<FieldError>) -> Op
                     sub(path, "messageExpression"),
                     FieldErrorKind::Invalid,
                     None,
-                    format!("{bad_rule}: messageExpression compilation failed: {e}"),
+                    format!(
+                        "{bad_rule}: messageExpression compilation failed: {}",
+                        crate::cel_check::render_parse_errors(&me, &e)
+                    ),
                 ));
                 ok = false;
                 None

@@ -4,12 +4,15 @@
 mod common;
 use common::*;
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------
@@ -1437,6 +1440,158 @@ async fn vap_failure_policy_decides_on_runtime_errors() {
         .await;
     assert_eq!(st.code, 422, "{st:?}");
     assert!(st.message.contains(&format!("ValidatingAdmissionPolicy '{p}' with binding '{b}' denied request: expression 'object.data.missing == 'x'' resulted in error")), "{st:?}");
+}
+
+// ValidatingAdmissionPolicy: every CEL expression is compiled when the policy is written
+// (create, update, patch, apply); one that does not compile is a 422 naming its field, with
+// cel-go's error. A policy that compiles is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vap_expressions_that_do_not_compile_are_refused() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let mut cleanup = Cleanup::new(c);
+    let api: Api<ValidatingAdmissionPolicy> = Api::all(c.client().await);
+    let name = c.name("cel-compiles");
+    let policy = |validations: Value| {
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {"failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"]}]},
+                "validations": validations}})
+    };
+    let typed = |v: Value| -> ValidatingAdmissionPolicy { serde_json::from_value(v).unwrap() };
+    let bad = json!([
+        {"expression": "true", "messageExpression": "'a 'b' c'"},
+        {"expression": "object.x >"}
+    ]);
+    let message_cause = "Invalid value: \"'a 'b' c'\": compilation failed: ERROR: <input>:1:5: Syntax error: extraneous input 'b' c'' expecting <EOF>\n | 'a 'b' c'\n | ....^";
+    let expression_cause = "Invalid value: \"object.x >\": compilation failed: ERROR: <input>:1:11: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}\n | object.x >\n | ..........^";
+    let causes = |st: &kube::core::Status| -> Vec<(String, String, String)> {
+        assert_eq!((st.code, st.reason.as_str()), (422, "Invalid"), "{st:?}");
+        let d = st.details.as_ref().expect("details");
+        assert_eq!(
+            (d.group.as_str(), d.kind.as_str(), d.name.as_str()),
+            (
+                "admissionregistration.k8s.io",
+                "ValidatingAdmissionPolicy",
+                name.as_str()
+            )
+        );
+        d.causes
+            .iter()
+            .map(|c| (c.reason.clone(), c.field.clone(), c.message.clone()))
+            .collect()
+    };
+    let both = vec![
+        (
+            "FieldValueInvalid".to_string(),
+            "spec.validations[0].messageExpression".to_string(),
+            message_cause.to_string(),
+        ),
+        (
+            "FieldValueInvalid".to_string(),
+            "spec.validations[1].expression".to_string(),
+            expression_cause.to_string(),
+        ),
+    ];
+
+    // Create.
+    let st = api_err(
+        api.create(&PostParams::default(), &typed(policy(bad.clone())))
+            .await,
+    );
+    assert_eq!(causes(&st), both);
+    assert_eq!(
+        st.message,
+        format!(
+            "ValidatingAdmissionPolicy.admissionregistration.k8s.io \"{name}\" is invalid: [spec.validations[0].messageExpression: {message_cause}, spec.validations[1].expression: {expression_cause}]"
+        )
+    );
+    // kubectl prints one cause per line.
+    let o = c
+        .kubectl_stdin(&["apply", "-f", "-"], &policy(bad.clone()).to_string())
+        .await;
+    assert!(!o.ok());
+    assert!(
+        o.stderr.contains(&format!(
+            "The ValidatingAdmissionPolicy \"{name}\" is invalid: \n* spec.validations[0].messageExpression: {message_cause}\n* spec.validations[1].expression: {expression_cause}"
+        )),
+        "{}",
+        o.stderr
+    );
+    // An identifier the environment does not declare fails the type check.
+    let st = api_err(
+        api.create(
+            &PostParams::default(),
+            &typed(policy(json!([{"expression": "self.x == 1"}]))),
+        )
+        .await,
+    );
+    assert_eq!(
+        causes(&st),
+        [(
+            "FieldValueInvalid".to_string(),
+            "spec.validations[0].expression".to_string(),
+            "Invalid value: \"self.x == 1\": compilation failed: ERROR: <input>:1:1: undeclared reference to 'self' (in container '')\n | self.x == 1\n | ^".to_string()
+        )]
+    );
+
+    // A policy that compiles is accepted.
+    let good = json!([{
+        "expression": "!has(object.data) || !('forbidden' in object.data)",
+        "messageExpression": "'data key forbidden in ' + object.metadata.name",
+        "reason": "Forbidden"
+    }]);
+    cleanup.add(format!("validatingadmissionpolicy/{name}"));
+    api.create(&PostParams::default(), &typed(policy(good.clone())))
+        .await
+        .expect("a policy whose expressions compile is created");
+
+    // Patch, update and server-side apply are validated too.
+    let st = api_err(
+        api.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"validations": bad}})),
+        )
+        .await,
+    );
+    assert_eq!(causes(&st), both);
+    let mut current = api.get(&name).await.expect("get");
+    current.spec.as_mut().unwrap().validations = Some(serde_json::from_value(bad.clone()).unwrap());
+    let st = api_err(api.replace(&name, &PostParams::default(), &current).await);
+    assert_eq!(causes(&st), both);
+    let st = api_err(
+        api.patch(
+            &name,
+            &PatchParams::apply("fidelity").force(),
+            &Patch::Apply(policy(bad.clone())),
+        )
+        .await,
+    );
+    assert_eq!(causes(&st), both);
+    let stored = api.get(&name).await.expect("get");
+    assert_eq!(
+        val(&stored.spec.unwrap().validations),
+        good,
+        "the refused writes changed nothing"
+    );
+
+    // Bindings are validated as well: at least one validation action.
+    let bapi: Api<ValidatingAdmissionPolicyBinding> = Api::all(c.client().await);
+    let bname = c.name("cel-compiles-binding");
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": bname}, "spec": {"policyName": name}}))
+    .unwrap();
+    let st = api_err(bapi.create(&PostParams::default(), &binding).await);
+    assert_eq!((st.code, st.reason.as_str()), (422, "Invalid"), "{st:?}");
+    assert_eq!(
+        st.message,
+        format!(
+            "ValidatingAdmissionPolicyBinding.admissionregistration.k8s.io \"{bname}\" is invalid: spec.validationActions: Required value: at least one validation action is required"
+        )
+    );
 }
 
 // ---------------------------------------------------------------------------

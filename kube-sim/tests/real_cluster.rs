@@ -6,10 +6,12 @@
 //! garbage collection, ServiceAccounts, root CA publication, ClusterRole aggregation). Nothing
 //! it runs listens or connects off loopback.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::process::Stdio;
-use std::time::Duration;
 
+use common::eventually;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -53,24 +55,6 @@ fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {secs}s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Every process below `pid` (children, grandchildren, ...).

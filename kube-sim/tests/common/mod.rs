@@ -201,22 +201,12 @@ impl Cluster {
     }
 
     /// Poll `f` until it returns Some, for at most `secs` seconds.
-    pub async fn eventually<T, F, Fut>(&self, secs: u64, what: &str, mut f: F) -> T
+    pub async fn eventually<T, F, Fut>(&self, secs: u64, what: &str, f: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Option<T>>,
     {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
-        loop {
-            if let Some(v) = f().await {
-                return v;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out after {secs}s waiting for {what}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        eventually(secs, what, f).await
     }
 
     pub fn kubeconfig_path(&self) -> &Path {
@@ -240,6 +230,25 @@ impl Drop for Cluster {
                 .output();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Poll `f` every 50 ms until it returns Some; panics after `secs` seconds naming `what`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
