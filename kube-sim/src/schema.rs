@@ -518,7 +518,7 @@ fn compile_node(schema: &Value, path: &mut Vec<Seg>, errs: &mut Vec<FieldError>)
         for (i, raw) in rules.iter().enumerate() {
             path.push(Seg::Prop("x-kubernetes-validations".into()));
             path.push(Seg::Index(i));
-            if let Some(r) = compile_rule(raw, path, errs) {
+            if let Some(r) = compile_rule(raw, &n, path, errs) {
                 n.rules.push(r);
             }
             path.pop();
@@ -528,7 +528,12 @@ fn compile_node(schema: &Value, path: &mut Vec<Seg>, errs: &mut Vec<FieldError>)
     n
 }
 
-fn compile_rule(raw: &Value, path: &mut [Seg], errs: &mut Vec<FieldError>) -> Option<Rule> {
+fn compile_rule(
+    raw: &Value,
+    node: &Node,
+    path: &mut [Seg],
+    errs: &mut Vec<FieldError>,
+) -> Option<Rule> {
     let s = |k: &str| raw.get(k).and_then(Value::as_str).map(String::from);
     let rule = s("rule").unwrap_or_default();
     let sub = |p: &[Seg], name: &str| format!("{}.{}", field_path(p), name);
@@ -611,14 +616,14 @@ fn compile_rule(raw: &Value, path: &mut [Seg], errs: &mut Vec<FieldError>) -> Op
     }
     let field_path_raw = s("fieldPath").filter(|f| !f.is_empty());
     let normalized = match &field_path_raw {
-        Some(fp) => match normalize_field_path(fp) {
+        Some(fp) => match normalize_field_path(fp).filter(|_| valid_field_path(node, fp)) {
             Some(n) => Some(n),
             None => {
                 errs.push(FieldError::new(
                     sub(path, "fieldPath"),
                     FieldErrorKind::Invalid,
                     Some(Value::String(fp.clone())),
-                    "fieldPath must be a valid path",
+                    "must be a valid path",
                 ));
                 ok = false;
                 None
@@ -673,6 +678,75 @@ fn go_validation_rule_json(raw: &Value) -> String {
         .replace('&', "\\u0026")
         .replace('\u{2028}', "\\u2028")
         .replace('\u{2029}', "\\u2029")
+}
+
+/// Upstream's `ValidFieldPath` (apiextensions `schema/cel/validation.go`): a rule's `fieldPath`
+/// is `.name` and `['key']` steps, each a property the schema declares (where the node has
+/// properties) or a map key (where it has an additionalProperties schema). So
+/// `.metadata.name` is valid at a resource's root only if the schema declares
+/// `metadata.name` — the real server refuses the CRD otherwise.
+fn valid_field_path(node: &Node, fp: &str) -> bool {
+    // Split as upstream's scanner does: '.', '[' and ']' are tokens of their own; a quoted
+    // string runs to the next unescaped quote.
+    let b = fp.as_bytes();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        if b[i] == b'\'' {
+            i += 1;
+            while i < b.len() && !(b[i] == b'\'' && b[i - 1] != b'\\') {
+                i += 1;
+            }
+            if i >= b.len() {
+                return false;
+            }
+            i += 1;
+        } else if matches!(b[i], b'.' | b'[' | b']') {
+            i += 1;
+        } else {
+            while i < b.len() && !matches!(b[i], b'.' | b'[' | b']') {
+                i += 1;
+            }
+        }
+        tokens.push(&fp[start..i]);
+    }
+    fn step<'a>(cur: &'a Node, name: &str) -> Option<&'a Node> {
+        if !cur.properties.is_empty() {
+            cur.properties.get(name)
+        } else if let Some(Additional::Schema(a)) = &cur.additional {
+            Some(a)
+        } else {
+            None
+        }
+    }
+    let mut cur: &Node = node;
+    let mut it = tokens.into_iter();
+    while let Some(t) = it.next() {
+        let name = match t {
+            "[" => {
+                let Some(q) = it.next() else { return false };
+                if q.len() < 2 || !q.starts_with('\'') || !q.ends_with('\'') {
+                    return false;
+                }
+                let key = q[1..q.len() - 1].replace("\\'", "'").replace("\\\\", "\\");
+                if it.next() != Some("]") {
+                    return false;
+                }
+                key
+            }
+            "." => match it.next() {
+                Some(name) => name.to_string(),
+                None => return false,
+            },
+            _ => return false,
+        };
+        match step(cur, &name) {
+            Some(next) => cur = next,
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Normalize a rule `fieldPath` (`.spec.foo['bar'][0]`) into field.Path syntax relative to the node (`spec.foo[bar][0]`).

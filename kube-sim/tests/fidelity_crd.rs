@@ -1011,3 +1011,102 @@ async fn multi_version_crd_serves_objects_at_each_version() {
         json!({"color": "blue", "replicas": 2})
     );
 }
+
+// A rule's `fieldPath` must name something the schema declares (apiextensions
+// `ValidFieldPath`): `.metadata.name` at the root only when the schema declares
+// `metadata.name` (which a root schema may, to restrict the name), `.spec.x` only for a
+// declared property, `['key']` under a map. Otherwise the CRD is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_field_path_must_be_declared_in_the_schema() {
+    let c = Cluster::start().await;
+    let crds: Api<CustomResourceDefinition> = Api::all(c.client().await);
+    let with_rules = |tag: &str, declare_metadata: bool, root_path: &str, spec_path: &str| {
+        let spec = json!({"type": "object", "properties": {
+                "a": {"type": "integer"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}}},
+            "x-kubernetes-validations": [{"rule": "true", "fieldPath": spec_path}]});
+        let mut m = crd_json(&c, tag, "Namespaced", spec);
+        let root = &mut m["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        root["x-kubernetes-validations"] = json!([{"rule": "self.metadata.name.size() <= 20", "message": "short names", "fieldPath": root_path}]);
+        if declare_metadata {
+            root["properties"]["metadata"] =
+                json!({"type": "object", "properties": {"name": {"type": "string"}}});
+        }
+        m
+    };
+    let cleanup = |m: &Value| {
+        let group = m["spec"]["group"].as_str().unwrap().to_string();
+        Crd {
+            name: m["metadata"]["name"].as_str().unwrap().into(),
+            group: group.clone(),
+            plural: "widgets".into(),
+            ar: ApiResource {
+                group: group.clone(),
+                version: "v1".into(),
+                api_version: format!("{group}/v1"),
+                kind: "Widget".into(),
+                plural: "widgets".into(),
+            },
+            real: real(),
+        }
+    };
+
+    for (tag, declare, root_path, spec_path, bad) in [
+        (
+            "fpmeta",
+            false,
+            ".metadata.name",
+            ".a",
+            Some(("x-kubernetes-validations[0].fieldPath", ".metadata.name")),
+        ),
+        (
+            "fpspec",
+            true,
+            ".metadata.name",
+            ".b",
+            Some((
+                "properties[spec].x-kubernetes-validations[0].fieldPath",
+                ".b",
+            )),
+        ),
+        (
+            "fpidx",
+            true,
+            ".metadata.name",
+            ".labels[0]",
+            Some((
+                "properties[spec].x-kubernetes-validations[0].fieldPath",
+                ".labels[0]",
+            )),
+        ),
+        ("fpok", true, ".metadata.name", ".labels['team']", None),
+    ] {
+        let m = with_rules(tag, declare, root_path, spec_path);
+        let _cleanup = cleanup(&m);
+        let r = crds
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(m.clone()).unwrap(),
+            )
+            .await;
+        match bad {
+            Some((field, value)) => {
+                let st = api_err(r);
+                assert_eq!(st.code, 422, "{tag}: {st:?}");
+                let want = format!(
+                    "spec.validation.openAPIV3Schema.{field}: Invalid value: \"{value}\": must be a valid path"
+                );
+                assert!(
+                    st.message.contains(&want),
+                    "{tag}: want {want}\n in {}",
+                    st.message
+                );
+            }
+            None => {
+                r.unwrap_or_else(|e| {
+                    panic!("{tag}: a CRD with valid field paths was refused: {e}")
+                });
+            }
+        }
+    }
+}
