@@ -157,6 +157,60 @@ async fn rbac_user_without_bindings_is_forbidden_with_the_standard_message() {
     assert!(err.contains(&format!("namespaces is forbidden: User \"{bob}\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope")), "{err}");
 }
 
+// RBAC: `GET /api/v1/namespaces/foo` is a request in namespace `foo` (apiserver requestinfo):
+// a RoleBinding inside `foo` granting `get` on namespaces lets its subjects read the Namespace
+// `foo` itself — not another namespace, and not the list of all namespaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_a_role_binding_in_a_namespace_may_grant_get_of_that_namespace() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let mut cleanup = Cleanup::new(c);
+    let other = other_namespace(c, &mut cleanup).await;
+    let bob = bob(c);
+    apply_json(
+        c,
+        &role(
+            &c.ns,
+            "ns-reader",
+            json!([{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}]),
+        ),
+    )
+    .await;
+    apply_json(
+        c,
+        &role_binding(
+            &c.ns,
+            "bob-reads-ns",
+            "Role",
+            "ns-reader",
+            user_subject(&bob),
+        ),
+    )
+    .await;
+    let out = eventually_ok(
+        c,
+        &with_as(&bob, &["get", "namespace", &c.ns, "-o", "name"]),
+    )
+    .await;
+    assert_eq!(out.trim(), format!("namespace/{}", c.ns));
+    let err = c
+        .kubectl_err(&with_as(&bob, &["get", "namespace", &other]))
+        .await;
+    assert!(
+        err.contains(&format!(
+            "namespaces \"{other}\" is forbidden: User \"{bob}\" cannot get resource \"namespaces\" in API group \"\" in the namespace \"{other}\""
+        )),
+        "{err}"
+    );
+    let err = c.kubectl_err(&with_as(&bob, &["get", "namespaces"])).await;
+    assert!(
+        err.contains(&format!(
+            "namespaces is forbidden: User \"{bob}\" cannot list resource \"namespaces\" in API group \"\" at the cluster scope"
+        )),
+        "{err}"
+    );
+}
+
 // RBAC: a Role + RoleBinding grants its verbs in its namespace only, never cluster-wide.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_role_binding_grants_only_in_its_namespace() {
