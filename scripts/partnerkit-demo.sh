@@ -276,6 +276,21 @@ run kubectl delete tenant globex -n partner-acme --wait
 note "deletionPolicy Retain: the workspace stays, labelled orphaned"
 run kubectl wait --for=jsonpath='{.metadata.labels.partnerkit\.io/orphaned}'=true namespace/tenant-globex --timeout=30s
 run kubectl get namespace tenant-globex --show-labels
+note "initech's admin cannot take acme's retained data on its own: the Tenant waits, and gets nothing"
+cat >"$WORK/globex-initech.yaml" <<'YAML'
+apiVersion: partnerkit.io/v1alpha1
+kind: Tenant
+metadata: {name: globex, namespace: partner-initech}
+spec: {displayName: Globex Corporation}
+YAML
+run kubectl apply -f "$WORK/globex-initech.yaml" --as $PETER
+run kubectl wait --for=jsonpath='{.status.conditions[?(@.type=="Ready")].reason}'=AssignmentRequired tenant/globex -n partner-initech --timeout=30s
+run kubectl get tenant globex -n partner-initech \
+  -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}'
+can_i get configmaps -n tenant-globex --as $PETER
+note "nor may a partner admin perform the platform admin's act:"
+can_i create partnerassignments.partnerkit.io --as $PETER
+note "the platform admin assigns the company to initech (PartnerAssignment) and applies its spec:"
 run kubectl apply -f $EX/06-move-globex.yaml
 run kubectl wait --for=condition=Ready tenant/globex -n partner-initech --timeout=30s
 run kubectl wait --for=jsonpath='{.metadata.labels.partnerkit\.io/partner}'=initech namespace/tenant-globex --timeout=30s
@@ -283,6 +298,7 @@ run kubectl get namespace tenant-globex --show-labels
 run kubectl get configmap partnerkit-bizapps -n tenant-globex -o jsonpath='{.data}{"\n"}'
 can_i create configmaps -n tenant-globex --as $PETER
 can_i create configmaps -n tenant-globex --as $ALICE
+run kubectl get partnerassignments
 run kubectl get partners
 
 say "deletionPolicy Delete: deleting umbrella deletes its workspace"

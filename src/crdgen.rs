@@ -2,7 +2,7 @@
 
 use kube::CustomResourceExt;
 
-use crate::api::{Partner, PartnerAdminInvite, Tenant};
+use crate::api::{Partner, PartnerAdminInvite, PartnerAssignment, Tenant};
 
 /// Every CRD, each with its file name under `crds/`.
 pub fn crds() -> Vec<(
@@ -13,6 +13,7 @@ pub fn crds() -> Vec<(
         ("partners.yaml", Partner::crd()),
         ("tenants.yaml", Tenant::crd()),
         ("partneradmininvites.yaml", PartnerAdminInvite::crd()),
+        ("partnerassignments.yaml", PartnerAssignment::crd()),
     ];
     for (_, crd) in &mut crds {
         declare_metadata_name(crd);

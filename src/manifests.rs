@@ -21,13 +21,14 @@ fn labels() -> Value {
     json!({"app.kubernetes.io/name": "partnerkit", "app.kubernetes.io/part-of": "partnerkit"})
 }
 
-/// `partnerkit-platform-admin`: everything partnerkit, anywhere, including the `manage` verb.
+/// `partnerkit-platform-admin`: everything partnerkit, anywhere, including the `manage` verb
+/// and PartnerAssignments (moving a company between partners).
 pub fn platform_admin_role() -> Value {
     json!({
         "apiVersion": format!("{RBAC}/v1"), "kind": "ClusterRole",
         "metadata": {"name": PLATFORM_ADMIN_ROLE, "labels": labels()},
         "rules": [
-            {"apiGroups": ["partnerkit.io"], "resources": ["partners", "tenants", "partneradmininvites"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]},
+            {"apiGroups": ["partnerkit.io"], "resources": ["partners", "tenants", "partneradmininvites", "partnerassignments"], "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]},
             {"apiGroups": ["partnerkit.io"], "resources": ["partners"], "verbs": [MANAGE_VERB]},
             {"apiGroups": ["partnerkit.io"], "resources": ["partners/status", "tenants/status", "partneradmininvites/status"], "verbs": ["get"]},
             {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},

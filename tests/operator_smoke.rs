@@ -178,7 +178,7 @@ spec:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deletion_orphans_the_workspace_and_another_partner_adopts_it() {
+async fn deletion_orphans_the_workspace_and_another_partner_adopts_it_once_assigned() {
     let op = Operator::start(CONFIG).await;
     op.apply(ACME).await;
     op.wait_reason("Partner", None, "acme", "Reconciled").await;
@@ -201,13 +201,23 @@ async fn deletion_orphans_the_workspace_and_another_partner_adopts_it() {
         .expect("delete partner");
     op.wait_reason("Partner", None, "acme", "HasTenants").await;
 
-    // Deleting the tenant (Retain) orphans its workspace; the waiting tenant adopts it.
+    // Deleting the tenant (Retain) orphans its workspace: acme's retained data, which the
+    // waiting tenant of another partner may not take on its own ...
     let tenants: kube::Api<partnerkit::api::Tenant> =
         kube::Api::namespaced(op.client.clone(), "partner-acme");
     tenants
         .delete("globex", &Default::default())
         .await
         .expect("delete tenant");
+    op.wait_reason(
+        "Tenant",
+        Some("partner-other"),
+        "globex",
+        "AssignmentRequired",
+    )
+    .await;
+    // ... until a platform admin assigns the company to it.
+    op.apply("apiVersion: partnerkit.io/v1alpha1\nkind: PartnerAssignment\nmetadata: {name: globex-to-other}\nspec: {tenant: globex, from: acme, to: other}\n").await;
     op.wait_reason("Tenant", Some("partner-other"), "globex", "Reconciled")
         .await;
     let ns = op

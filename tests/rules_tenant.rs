@@ -777,8 +777,13 @@ async fn deleting_a_tenant_retains_or_deletes_its_workspace_by_policy() {
     env.finish().await;
 }
 
+/// DESIGN: a retained workspace is adopted by a Tenant of the partner that last held it, and by
+/// another partner only after a platform admin's PartnerAssignment — never on a partner's own
+/// act. acme deletes globex (Retain); initech's admin creates a Tenant globex:
+/// AssignmentRequired, the data stays acme's and out of initech's reach, and initech's
+/// admin cannot assign it to itself. A platform admin's assignment moves it, data and all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn moving_a_tenant_to_another_partner_adopts_its_workspace_with_its_data() {
+async fn moving_a_tenant_to_another_partner_needs_a_platform_admins_assignment() {
     let env = Env::start().await;
     let (acme, initech) = (env.n("acme"), env.n("initech"));
     let ivan = env.email("ivan", &initech);
@@ -820,8 +825,94 @@ async fn moving_a_tenant_to_another_partner_adopts_its_workspace_with_its_data()
         .then_some(())
     })
     .await;
-    env.tenant_ready(&initech_ns, &globex, json!({"displayName": "Globex"}))
+    // initech's admin tries to take the company: refused, nothing touched, no access.
+    let tenant = tenant_json(&initech_ns, &globex, json!({"displayName": "Globex"}));
+    let o = env.apply_as(&ivan, &tenant.to_string()).await;
+    assert!(
+        o.ok(),
+        "initech's admin may create Tenants in initech: {}",
+        o.stderr
+    );
+    let t = env
+        .wait_reason("Tenant", Some(&initech_ns), &globex, "AssignmentRequired")
         .await;
+    let msg = support::ready(&t).unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains(&format!("partner \"{acme}\" retained")) && msg.contains("PartnerAssignment"),
+        "{msg}"
+    );
+    env.eventually(5, "a Warning Event", || async {
+        (!env
+            .warnings_about(&initech_ns, "Tenant", &globex)
+            .await
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let still = env.namespace(&ws).await.unwrap();
+    assert_eq!(
+        labels_of(&still)[PL],
+        acme,
+        "still acme's retained workspace"
+    );
+    assert_eq!(labels_of(&still)["partnerkit.io/orphaned"], "true");
+    assert!(
+        env.role_binding(&ws, "partnerkit-partner-admins")
+            .await
+            .is_none()
+    );
+    let o = env
+        .kubectl_as(&ivan, &["get", "configmap", "customer-data", "-n", &ws])
+        .await;
+    assert!(
+        !o.ok() && o.stderr.contains("forbidden"),
+        "initech's admin reads acme's retained data: {}{}",
+        o.stdout,
+        o.stderr
+    );
+    // A partner admin cannot perform the platform admin's act.
+    let assignment = |name: &str, from: &str| {
+        json!({"apiVersion": "partnerkit.io/v1alpha1", "kind": "PartnerAssignment",
+            "metadata": {"name": name}, "spec": {"tenant": globex, "from": from, "to": initech}})
+        .to_string()
+    };
+    let (right, wrong) = (env.n("globex-to-initech"), env.n("wrong-from"));
+    let o = env.create_as(Some(&ivan), &assignment(&right, &acme)).await;
+    assert!(
+        !o.ok() && o.stderr.contains(&format!(
+            "partnerassignments.partnerkit.io is forbidden: User \"{ivan}\" cannot create resource \"partnerassignments\""
+        )),
+        "a partner admin created a PartnerAssignment: {}{}",
+        o.stdout,
+        o.stderr
+    );
+    // A platform admin (partnerkit-platform-admin) can; one naming another source partner
+    // does not count.
+    let platform = env.n("support") + "@platform.example";
+    env.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        &env.n("platform-admins"),
+        "--clusterrole=partnerkit-platform-admin",
+        &format!("--user={platform}"),
+    ])
+    .await;
+    let o = env
+        .create_as(Some(&platform), &assignment(&wrong, &env.n("someone-else")))
+        .await;
+    assert!(o.ok(), "{}", o.stderr);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    env.wait_reason("Tenant", Some(&initech_ns), &globex, "AssignmentRequired")
+        .await;
+    let o = env
+        .create_as(Some(&platform), &assignment(&right, &acme))
+        .await;
+    assert!(o.ok(), "{}", o.stderr);
+    env.wait_ready("Tenant", Some(&initech_ns), &globex).await;
 
     let ns = env.namespace(&ws).await.unwrap();
     assert_eq!(ns["metadata"]["uid"], uid, "the same namespace");
@@ -875,5 +966,9 @@ async fn moving_a_tenant_to_another_partner_adopts_its_workspace_with_its_data()
         .then_some(())
     })
     .await;
+    env.kubectl_ok(&["delete", "partnerassignment", &right, &wrong])
+        .await;
+    env.kubectl_ok(&["delete", "clusterrolebinding", &env.n("platform-admins")])
+        .await;
     env.finish().await;
 }

@@ -3,10 +3,12 @@
 //! Validation lives in the schema (patterns, enums, list types, CEL rules) so bad input fails
 //! at `kubectl apply` with the field named; doc comments become `kubectl explain` text.
 
+pub mod assignment;
 pub mod invite;
 pub mod partner;
 pub mod tenant;
 
+pub use assignment::{PartnerAssignment, PartnerAssignmentSpec};
 pub use invite::{
     InvitePhase, PartnerAdminInvite, PartnerAdminInviteSpec, PartnerAdminInviteStatus,
 };
@@ -61,6 +63,9 @@ pub mod conditions {
     pub const PARTNER_NOT_READY: &str = "PartnerNotReady";
     pub const HAS_TENANTS: &str = "HasTenants";
     pub const NAMESPACE_CONFLICT: &str = "NamespaceConflict";
+    /// Tenant: its workspace holds the data another partner retained; a platform admin's
+    /// PartnerAssignment must move the company first.
+    pub const ASSIGNMENT_REQUIRED: &str = "AssignmentRequired";
 
     /// PartnerAdminInvite: whether the invitation reached the invitee (True: `Sent` by e-mail,
     /// or `LinkInSecret`; False: `Sending`, `Retrying`, `SmtpError`, `NotConfigured`,

@@ -13,7 +13,9 @@
 //! - `Retain` (default): the workspace namespace is labelled `partnerkit.io/orphaned=true` and
 //!   keeps its data (ConfigMaps and whatever users put there), but its admin RoleBindings are
 //!   deleted, so the old partner's admins and the tenant admins lose access until a Tenant of
-//!   the same name — in any partner — adopts it (relabels it and binds its own admins).
+//!   the same name adopts it (relabels it and binds its own admins): a Tenant of the partner
+//!   that retained it, or of the partner a platform admin's PartnerAssignment moves it to.
+//!   Another partner's Tenant of that name gets AssignmentRequired and nothing.
 //! - `Delete`: the workspace namespace is deleted.
 //!
 //! Only a namespace partnerkit created for this tenant name and this partner is orphaned or
@@ -47,11 +49,14 @@ fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// What the workspace namespace is, for a tenant `name` of partner `partner`.
+/// What the workspace namespace is, for a tenant `name` of partner `partner`. An orphaned one
+/// is adoptable only by the partner that retained it, or by the partner that `assigned` (a
+/// platform admin's PartnerAssignment `(tenant, from, to)`) moves it to.
 pub(crate) fn workspace_state(
     ns: Option<&NamespaceMeta>,
     name: &str,
     partner: Option<&str>,
+    assigned: impl Fn(&str, &str) -> bool,
 ) -> WorkspaceState {
     let Some(ns) = ns else {
         return WorkspaceState::Missing;
@@ -66,7 +71,11 @@ pub(crate) fn workspace_state(
         return WorkspaceState::Foreign;
     }
     if label(m, labels::ORPHANED) == Some("true") {
-        return WorkspaceState::Orphaned;
+        let retained_by = label(m, labels::PARTNER).unwrap_or_default();
+        return match partner {
+            Some(p) if p == retained_by || assigned(retained_by, p) => WorkspaceState::Orphaned,
+            _ => WorkspaceState::RetainedByAnotherPartner,
+        };
     }
     // partnerkit's, for a tenant of this name: this partner's, or another partner's live tenant's.
     if partner.is_some() && label(m, labels::PARTNER) == partner {
@@ -176,7 +185,11 @@ async fn reconcile_tenant(
         observed_ws.as_deref(),
         name,
         partner.map(|_| partner_name.as_deref()).unwrap_or(None),
+        |from, to| world.assigned(name, from, to),
     );
+    let retained_by = observed_ws
+        .as_deref()
+        .and_then(|n| label(&n.metadata, labels::PARTNER));
     let name_taken_by = if is_template || partner.is_none() {
         None
     } else {
@@ -192,6 +205,7 @@ async fn reconcile_tenant(
         template,
         workspace,
         name_taken_by,
+        retained_by,
         quota_rank: quota_rank(world, ns, name),
     });
 
@@ -259,6 +273,7 @@ async fn materialize(
             super::get_namespace_meta(&ctx.client, &ws).await?.as_ref(),
             tenant,
             label(&desired.namespace.metadata, labels::PARTNER),
+            |_, _| false,
         ) == WorkspaceState::Ours;
     match workspace {
         WorkspaceState::Missing if created_by_us => {}
@@ -286,6 +301,7 @@ async fn materialize(
                     now.as_ref(),
                     tenant,
                     label(&desired.namespace.metadata, labels::PARTNER),
+                    |_, _| false,
                 ) != WorkspaceState::Ours
                 {
                     return Err(Error::NamespaceTaken(ws));
@@ -294,6 +310,18 @@ async fn materialize(
             apply_unless_written(&ctx.memo, &ns_api, &desired.namespace, None).await?;
         }
         WorkspaceState::Orphaned => {
+            // Re-checked on the namespace as the API server has it now, not as the store last
+            // saw it: still orphaned, and retained by this partner or assigned to it.
+            let now = super::get_namespace_meta(&ctx.client, &ws).await?;
+            if workspace_state(
+                now.as_ref(),
+                tenant,
+                label(&desired.namespace.metadata, labels::PARTNER),
+                |from, to| world.assigned(tenant, from, to),
+            ) != WorkspaceState::Orphaned
+            {
+                return Err(Error::Stale(format!("Namespace {ws}")));
+            }
             tracing::info!(workspace = %ws, "adopting the orphaned workspace");
             let pp = PatchParams {
                 field_manager: Some(FIELD_MANAGER.into()),
@@ -380,7 +408,7 @@ async fn cleanup(
     let world = &ctx.world;
     let observed = world.namespace(ws);
     if name != TEMPLATE_NAME
-        && workspace_state(observed.as_deref(), name, partner) == WorkspaceState::Ours
+        && workspace_state(observed.as_deref(), name, partner, |_, _| false) == WorkspaceState::Ours
     {
         let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
         match t.spec.deletion_policy {
@@ -413,4 +441,73 @@ async fn cleanup(
     }
     apply::remove_finalizer(api, t, TENANT_FINALIZER).await?;
     Ok(Next::AwaitChange)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn ns(labels: &[(&str, &str)]) -> NamespaceMeta {
+        let mut m = NamespaceMeta::default();
+        m.metadata.name = Some("tenant-secretco".into());
+        m.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+        );
+        m
+    }
+
+    fn retained_by(partner: &str) -> NamespaceMeta {
+        ns(&[
+            (labels::MANAGED_BY, MANAGED_BY_VALUE),
+            (labels::TENANT, "secretco"),
+            (labels::PARTNER, partner),
+            (labels::ORPHANED, "true"),
+        ])
+    }
+
+    #[test]
+    fn a_retained_workspace_is_adoptable_by_its_partner_or_by_assignment_only() {
+        let never = |_: &str, _: &str| false;
+        let ws = retained_by("beta");
+        assert_eq!(
+            workspace_state(Some(&ws), "secretco", Some("beta"), never),
+            WorkspaceState::Orphaned,
+            "the partner that retained it"
+        );
+        assert_eq!(
+            workspace_state(Some(&ws), "secretco", Some("alpha"), never),
+            WorkspaceState::RetainedByAnotherPartner,
+            "another partner, without an assignment"
+        );
+        let beta_to_alpha = |from: &str, to: &str| from == "beta" && to == "alpha";
+        assert_eq!(
+            workspace_state(Some(&ws), "secretco", Some("alpha"), beta_to_alpha),
+            WorkspaceState::Orphaned,
+            "another partner, assigned by a platform admin"
+        );
+        assert_eq!(
+            workspace_state(Some(&ws), "secretco", Some("gamma"), beta_to_alpha),
+            WorkspaceState::RetainedByAnotherPartner,
+            "an assignment to someone else does not count"
+        );
+        let unlabelled = ns(&[
+            (labels::MANAGED_BY, MANAGED_BY_VALUE),
+            (labels::TENANT, "secretco"),
+            (labels::ORPHANED, "true"),
+        ]);
+        assert_eq!(
+            workspace_state(Some(&unlabelled), "secretco", Some("alpha"), never),
+            WorkspaceState::RetainedByAnotherPartner,
+            "no partner label: nobody's to take"
+        );
+        assert_eq!(
+            workspace_state(Some(&ws), "secretco", None, |_, _| true),
+            WorkspaceState::RetainedByAnotherPartner,
+            "no partner at all"
+        );
+    }
 }

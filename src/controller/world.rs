@@ -5,8 +5,8 @@
 //! index keyed by namespace, name or partner, so a reconcile's cost depends on the size of one
 //! partner, not on the number of tenants on the cluster.
 //!
-//! Watched: Partners, Tenants and PartnerAdminInvites (through `DeserializeGuard`, so one
-//! malformed object cannot stop a controller); Namespaces (metadata only, all of them: a foreign
+//! Watched: Partners, Tenants, PartnerAdminInvites and PartnerAssignments (through
+//! `DeserializeGuard`, so one malformed object cannot stop a controller); Namespaces (metadata only, all of them: a foreign
 //! namespace holding a workspace's name must be seen to be refused); ConfigMaps, RoleBindings,
 //! ClusterRoles and ClusterRoleBindings labelled `app.kubernetes.io/managed-by=partnerkit` (the
 //! bodies are kept: the controllers compare them with what they would apply and skip the PATCH
@@ -28,13 +28,14 @@ use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use crate::api::{Partner, PartnerAdminInvite, Tenant};
+use crate::api::{Partner, PartnerAdminInvite, PartnerAssignment, Tenant};
 use crate::config::Config;
 use crate::resources::{self, TEMPLATE_NAME, labels};
 
 pub type PartnerObj = DeserializeGuard<Partner>;
 pub type TenantObj = DeserializeGuard<Tenant>;
 pub type InviteObj = DeserializeGuard<PartnerAdminInvite>;
+pub type AssignmentObj = DeserializeGuard<PartnerAssignment>;
 pub type NamespaceMeta = PartialObjectMeta<Namespace>;
 
 /// `app.kubernetes.io/managed-by=partnerkit`: the selector of every child watch.
@@ -108,6 +109,8 @@ struct Indexes {
     tenants_by_name: Index,
     /// namespace -> invite names
     invites_by_ns: Index,
+    /// tenant name -> names of the PartnerAssignments that move it
+    assignments_by_tenant: Index,
     /// namespace -> managed ConfigMap names
     config_maps_by_ns: Index,
     /// namespace -> managed RoleBinding names
@@ -123,6 +126,7 @@ pub struct World {
     pub partners: Store<PartnerObj>,
     pub tenants: Store<TenantObj>,
     pub invites: Store<InviteObj>,
+    pub assignments: Store<AssignmentObj>,
     pub namespaces: Store<NamespaceMeta>,
     pub config_maps: Store<ConfigMap>,
     pub role_bindings: Store<RoleBinding>,
@@ -156,6 +160,15 @@ impl World {
     }
     pub fn tenant(&self, ns: &str, name: &str) -> Option<Arc<TenantObj>> {
         self.tenants.get(&ObjectRef::new(name).within(ns))
+    }
+    /// Whether a PartnerAssignment moves `tenant` from partner `from` to partner `to`.
+    pub fn assigned(&self, tenant: &str, from: &str, to: &str) -> bool {
+        self.read()
+            .assignments_by_tenant
+            .get(tenant)
+            .iter()
+            .filter_map(|n| self.assignments.get(&ObjectRef::new(n)))
+            .any(|a| a.0.as_ref().is_ok_and(|a| a.moves(tenant, from, to)))
     }
     pub fn namespace(&self, name: &str) -> Option<Arc<NamespaceMeta>> {
         self.namespaces.get(&ObjectRef::new(name))
@@ -304,6 +317,7 @@ pub struct Writers {
     partners: Writer<PartnerObj>,
     tenants: Writer<TenantObj>,
     invites: Writer<InviteObj>,
+    assignments: Writer<AssignmentObj>,
     namespaces: Writer<NamespaceMeta>,
     config_maps: Writer<ConfigMap>,
     role_bindings: Writer<RoleBinding>,
@@ -317,6 +331,7 @@ pub fn world() -> (Arc<World>, Writers) {
         partners: Writer::default(),
         tenants: Writer::default(),
         invites: Writer::default(),
+        assignments: Writer::default(),
         namespaces: Writer::default(),
         config_maps: Writer::default(),
         role_bindings: Writer::default(),
@@ -327,6 +342,7 @@ pub fn world() -> (Arc<World>, Writers) {
         partners: w.partners.as_reader(),
         tenants: w.tenants.as_reader(),
         invites: w.invites.as_reader(),
+        assignments: w.assignments.as_reader(),
         namespaces: w.namespaces.as_reader(),
         config_maps: w.config_maps.as_reader(),
         role_bindings: w.role_bindings.as_reader(),
@@ -343,6 +359,7 @@ impl World {
         self.partners.wait_until_ready().await.is_ok()
             && self.tenants.wait_until_ready().await.is_ok()
             && self.invites.wait_until_ready().await.is_ok()
+            && self.assignments.wait_until_ready().await.is_ok()
             && self.namespaces.wait_until_ready().await.is_ok()
             && self.config_maps.wait_until_ready().await.is_ok()
             && self.role_bindings.wait_until_ready().await.is_ok()
@@ -620,6 +637,40 @@ pub fn spawn_reflectors(
                         seen = fresh;
                         listed = true;
                     }
+                }
+            },
+        ));
+    }
+
+    // PartnerAssignments: the Tenants of the company they move (which may now adopt its
+    // retained workspace, or no longer may).
+    {
+        let (world, q) = (world.clone(), queues.clone());
+        let mut listed = false;
+        set.spawn(drive(
+            "PartnerAssignment",
+            Api::<AssignmentObj>::all(client.clone()),
+            watcher::Config::default(),
+            w.assignments,
+            move |ev| {
+                let tenant = |o: &AssignmentObj| o.0.as_ref().ok().map(|a| a.spec.tenant.clone());
+                world
+                    .write()
+                    .assignments_by_tenant
+                    .apply(ev, |o: &AssignmentObj| {
+                        tenant(o)
+                            .map(|t| vec![(t, o.name_any())])
+                            .unwrap_or_default()
+                    });
+                match ev {
+                    Event::Apply(o) | Event::Delete(o) => {
+                        if let Some(t) = tenant(o) {
+                            q.tenants_named(&world, &t);
+                        }
+                    }
+                    Event::InitDone if listed => q.everything(&world),
+                    Event::InitDone => listed = true,
+                    _ => {}
                 }
             },
         ));

@@ -6,7 +6,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::ResourceExt;
 
-use crate::api::conditions::{NAME_CONFLICT, NOT_IN_PARTNER_NAMESPACE, QUOTA_EXCEEDED};
+use crate::api::conditions::{
+    ASSIGNMENT_REQUIRED, NAME_CONFLICT, NOT_IN_PARTNER_NAMESPACE, QUOTA_EXCEEDED,
+};
 use crate::api::{Partner, Tenant, TenantStatus};
 use crate::config::Config;
 use crate::manifests::TENANT_ADMIN_ROLE;
@@ -24,8 +26,12 @@ pub enum WorkspaceState {
     Missing,
     /// Labelled `partnerkit.io/tenant=<name>` (and managed-by partnerkit), not orphaned.
     Ours,
-    /// Labelled for this tenant name and `partnerkit.io/orphaned=true`: adopt it.
+    /// Labelled for this tenant name and `partnerkit.io/orphaned=true`, retained by this
+    /// tenant's partner or assigned to it by a PartnerAssignment: adopt it.
     Orphaned,
+    /// Orphaned, but retained by another partner and not assigned to this one: the data is
+    /// that partner's, so AssignmentRequired and nothing is touched.
+    RetainedByAnotherPartner,
     /// Exists and is not partnerkit's: NameConflict, never touched.
     Foreign,
     /// Being deleted: wait until it is gone.
@@ -46,6 +52,9 @@ pub struct TenantInputs<'a> {
     pub workspace: WorkspaceState,
     /// "<namespace>/<name>" of an older Tenant with the same name elsewhere -> NameConflict.
     pub name_taken_by: Option<String>,
+    /// The partner that last held the workspace (its `partnerkit.io/partner` label), when
+    /// `workspace` is [`WorkspaceState::RetainedByAnotherPartner`].
+    pub retained_by: Option<&'a str>,
     /// 0-based position of this tenant among its partner's non-template tenants ordered by
     /// (creationTimestamp, name).
     pub quota_rank: usize,
@@ -133,6 +142,14 @@ pub fn tenant(inputs: &TenantInputs) -> TenantPlan {
         Some(Refusal::new(
             NAME_CONFLICT,
             format!("tenant name {name:?} is already taken by Tenant {holder}"),
+        ))
+    } else if inputs.workspace == WorkspaceState::RetainedByAnotherPartner {
+        let from = inputs.retained_by.unwrap_or("another partner");
+        Some(Refusal::new(
+            ASSIGNMENT_REQUIRED,
+            format!(
+                "workspace {workspace:?} holds the data partner {from:?} retained for company {name:?}; only a platform admin can move it to partner {partner_name:?}, with a PartnerAssignment {{tenant: {name}, from: {from}, to: {partner_name}}}"
+            ),
         ))
     } else if inputs.workspace == WorkspaceState::Foreign {
         Some(Refusal::new(

@@ -827,6 +827,7 @@ impl World {
             template: Some(&self.template),
             workspace: WorkspaceState::Missing,
             name_taken_by: None,
+            retained_by: None,
             quota_rank: 0,
         }
     }
@@ -1318,6 +1319,24 @@ fn orphaned_workspace_is_adopted_without_the_orphaned_label() {
 }
 
 #[test]
+fn a_workspace_retained_by_another_partner_is_refused_and_untouched() {
+    let w = world();
+    let globex: Tenant = yaml(GLOBEX);
+    let mut inputs = w.inputs(&globex);
+    inputs.workspace = WorkspaceState::RetainedByAnotherPartner;
+    inputs.retained_by = Some("beta");
+    let plan = tenant(&inputs);
+    let e = plan.ready.unwrap_err();
+    assert_eq!(e.reason, crate::api::conditions::ASSIGNMENT_REQUIRED);
+    assert_eq!(
+        e.message,
+        "workspace \"tenant-globex\" holds the data partner \"beta\" retained for company \"globex\"; only a platform admin can move it to partner \"acme\", with a PartnerAssignment {tenant: globex, from: beta, to: acme}"
+    );
+    assert!(plan.desired.is_none(), "nothing is materialized");
+    assert_eq!(plan.status.workspace, None, "and no workspace is claimed");
+}
+
+#[test]
 fn terminating_workspace_waits() {
     let w = world();
     let globex: Tenant = yaml(GLOBEX);
@@ -1566,7 +1585,7 @@ proptest! {
         let t = Tenant::new("globex", spec.clone());
         let tpl = template.clone().map(|s| Tenant::new("template", s));
         let inputs = TenantInputs { tenant: &t, config: &config, partner: Some(&p), partner_admins: &admins,
-            template: tpl.as_ref(), workspace: WorkspaceState::Missing, name_taken_by: None, quota_rank: 0 };
+            template: tpl.as_ref(), workspace: WorkspaceState::Missing, name_taken_by: None, retained_by: None, quota_rank: 0 };
         let plan = tenant(&inputs);
         prop_assert_eq!(&plan, &tenant(&inputs));
         prop_assert_eq!(plan.desired.is_some(), once.is_ok());

@@ -504,6 +504,7 @@ def test_operator_has_what_it_manages(chart):
         ("partnerkit.io", "tenants/finalizers", ["update"]),
         ("partnerkit.io", "partneradmininvites", ["get", "list", "watch", "patch", "update"]),
         ("partnerkit.io", "partneradmininvites/status", ["patch"]),
+        ("partnerkit.io", "partnerassignments", ["get", "list", "watch"]),
         ("", "namespaces", ["get", "list", "watch", "create", "patch", "delete"]),
         ("", "configmaps", ["get", "list", "watch", "create", "patch", "delete"]),
         ("rbac.authorization.k8s.io", "rolebindings", ["get", "list", "watch", "create", "patch", "delete"]),
@@ -515,6 +516,9 @@ def test_operator_has_what_it_manages(chart):
     for group, resource, verbs in needs:
         for verb in verbs:
             assert covers(rules, group, resource, verb), (group, resource, verb)
+    # A PartnerAssignment is a platform admin's act: the operator only reads them.
+    for verb in ("create", "update", "patch", "delete"):
+        assert not covers(rules, "partnerkit.io", "partnerassignments", verb), verb
     lease_role = one(render(chart), "Role", "partnerkit-leader-election")
     assert covers(lease_role["rules"], "coordination.k8s.io", "leases", "update")
 
