@@ -181,6 +181,66 @@ fn default_web() -> String {
     "0.0.0.0:8443".into()
 }
 
+/// Leader election: every replica watches and serves the web pages; one, the holder of a
+/// `coordination.k8s.io/v1` Lease in the operator's namespace, reconciles, writes and sends mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeaderElection {
+    /// Elect a leader (default true). Off, this process reconciles at once: run one replica.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The Lease's name, in the operator's namespace (POD_NAMESPACE).
+    #[serde(default = "default_lease_name")]
+    pub lease_name: String,
+    /// How long the Lease holds without renewal: a standby takes over at most this long (plus
+    /// about a second) after a leader stopped renewing. Whole seconds, at least 2s.
+    #[serde(default = "default_lease_duration")]
+    pub lease_duration: String,
+    /// How long before the Lease expires its holder renews it; less than leaseDuration.
+    #[serde(default = "default_renew_before")]
+    pub renew_before: String,
+    /// This replica's identity in the Lease: `POD_NAME`, else `<hostname>-<pid>`. From the
+    /// environment, not the file.
+    #[serde(skip)]
+    pub identity: Option<String>,
+}
+
+impl Default for LeaderElection {
+    fn default() -> Self {
+        LeaderElection {
+            enabled: true,
+            lease_name: default_lease_name(),
+            lease_duration: default_lease_duration(),
+            renew_before: default_renew_before(),
+            identity: None,
+        }
+    }
+}
+
+impl LeaderElection {
+    /// `leaseDuration` in whole seconds (15 if it does not parse; `validate` refuses that).
+    pub fn duration_seconds(&self) -> u64 {
+        parse_duration(&self.lease_duration).map_or(15, |d| d.as_secs())
+    }
+    /// `renewBefore` in whole seconds.
+    pub fn renew_before_seconds(&self) -> u64 {
+        parse_duration(&self.renew_before).map_or(5, |d| d.as_secs())
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_lease_name() -> String {
+    "partnerkit".into()
+}
+fn default_lease_duration() -> String {
+    "15s".into()
+}
+fn default_renew_before() -> String {
+    "5s".into()
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -197,6 +257,8 @@ pub struct Config {
     pub invites: Invites,
     #[serde(default)]
     pub listen: Listen,
+    #[serde(default)]
+    pub leader_election: LeaderElection,
     /// The operator's own ServiceAccount (namespace, name), from the environment
     /// (`POD_NAMESPACE`, `PARTNERKIT_SERVICE_ACCOUNT`; the chart sets both), not from the file.
     /// When known, partnerkit binds it to `partnerkit-invite-links` in each partner namespace,
@@ -403,6 +465,38 @@ impl Config {
             p.push(format!(
                 "invites.clientIpHeader: {h:?} is not an HTTP header name"
             ));
+        }
+
+        let le = &self.leader_election;
+        if !is_dns_subdomain(&le.lease_name) {
+            p.push(format!(
+                "leaderElection.leaseName: {:?} is not a Lease name",
+                le.lease_name
+            ));
+        }
+        let whole_seconds =
+            |v: &str| parse_duration(v).filter(|d| d.subsec_nanos() == 0 && !d.is_zero());
+        match (
+            whole_seconds(&le.lease_duration),
+            whole_seconds(&le.renew_before),
+        ) {
+            (None, _) => p.push(format!(
+                "leaderElection.leaseDuration: {:?} is not a whole number of seconds such as 15s",
+                le.lease_duration
+            )),
+            (Some(d), _) if d.as_secs() < 2 => p.push(format!(
+                "leaderElection.leaseDuration: {:?} must be at least 2s",
+                le.lease_duration
+            )),
+            (Some(_), None) => p.push(format!(
+                "leaderElection.renewBefore: {:?} is not a whole number of seconds such as 5s",
+                le.renew_before
+            )),
+            (Some(d), Some(r)) if r >= d => p.push(format!(
+                "leaderElection.renewBefore: {:?} must be less than leaseDuration ({:?})",
+                le.renew_before, le.lease_duration
+            )),
+            _ => {}
         }
 
         for (key, addr) in [
@@ -668,6 +762,53 @@ mod tests {
         let smtp = c.invites.smtp.unwrap();
         assert_eq!(smtp.backoff(1), std::time::Duration::from_millis(250));
         assert_eq!(smtp.backoff(3), std::time::Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn leader_election_defaults_and_checks() {
+        let c = Config::from_yaml(&with(""), SRC).unwrap();
+        assert!(c.leader_election.enabled);
+        assert_eq!(c.leader_election.lease_name, "partnerkit");
+        assert_eq!(
+            (
+                c.leader_election.duration_seconds(),
+                c.leader_election.renew_before_seconds()
+            ),
+            (15, 5)
+        );
+        let c = Config::from_yaml(
+            &with("leaderElection: {enabled: false, leaseName: my-lease, leaseDuration: 30s, renewBefore: 10s}\n"),
+            SRC,
+        )
+        .unwrap();
+        assert!(!c.leader_election.enabled);
+        assert_eq!(c.leader_election.duration_seconds(), 30);
+        for (yaml, want) in [
+            (
+                "{leaseName: My_Lease}",
+                "leaderElection.leaseName: \"My_Lease\" is not a Lease name",
+            ),
+            (
+                "{leaseDuration: 1500ms}",
+                "leaderElection.leaseDuration: \"1500ms\" is not a whole number of seconds",
+            ),
+            (
+                "{leaseDuration: 1s, renewBefore: 1s}",
+                "leaderElection.leaseDuration: \"1s\" must be at least 2s",
+            ),
+            (
+                "{renewBefore: soon}",
+                "leaderElection.renewBefore: \"soon\" is not a whole number of seconds",
+            ),
+            (
+                "{leaseDuration: 5s, renewBefore: 5s}",
+                "leaderElection.renewBefore: \"5s\" must be less than leaseDuration (\"5s\")",
+            ),
+        ] {
+            let e = err(&with(&format!("leaderElection: {yaml}\n")));
+            assert!(e.contains(want), "{want} in {e}");
+        }
+        assert!(err(&with("leaderElection: {lease: x}\n")).contains("leaderElection"));
     }
 
     #[test]

@@ -56,6 +56,8 @@ struct Families {
     total: BTreeMap<(String, ReconcileResult), u64>,
     errors: BTreeMap<String, u64>,
     time: BTreeMap<String, Histogram>,
+    /// (lease, identity) -> whether this replica leads.
+    leader: Option<(String, String, bool)>,
 }
 
 /// Reconcile metrics of every controller.
@@ -123,10 +125,31 @@ impl Metrics {
         f.errors.get(controller).copied().unwrap_or(0)
     }
 
+    /// `leader_election_master_status{name, identity}`: 1 while this replica leads.
+    pub fn set_leader(&self, lease: &str, identity: &str, leading: bool) {
+        let mut f = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        f.leader = Some((lease.to_string(), identity.to_string(), leading));
+    }
+
+    /// Whether this replica leads (false before the election started).
+    pub fn is_leader(&self) -> bool {
+        let f = self.families.lock().unwrap_or_else(|e| e.into_inner());
+        f.leader.as_ref().is_some_and(|l| l.2)
+    }
+
     /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         let f = self.families.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
+        if let Some((lease, identity, leading)) = &f.leader {
+            out.push_str("# HELP leader_election_master_status Whether this replica holds the leader-election Lease (1) or stands by (0)\n");
+            out.push_str("# TYPE leader_election_master_status gauge\n");
+            let _ = writeln!(
+                out,
+                "leader_election_master_status{{name=\"{lease}\",identity=\"{identity}\"}} {}",
+                u8::from(*leading)
+            );
+        }
         out.push_str("# HELP controller_runtime_reconcile_total Total number of reconciliations per controller\n");
         out.push_str("# TYPE controller_runtime_reconcile_total counter\n");
         for ((c, r), v) in &f.total {
@@ -186,12 +209,20 @@ impl Telemetry {
     pub fn new() -> Arc<Telemetry> {
         Arc::new(Telemetry::default())
     }
-    /// Ready: every reflector has listed its kind once and the controllers run.
+    /// Ready: every reflector has listed its kind once and the pages are served (a standby
+    /// replica is ready: it serves the acceptance page and takes over at once when elected).
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
     }
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+    /// `leader_election_master_status` of this replica.
+    pub fn set_leader(&self, lease: &str, identity: &str, leading: bool) {
+        self.metrics.set_leader(lease, identity, leading);
+    }
+    pub fn is_leader(&self) -> bool {
+        self.metrics.is_leader()
     }
     /// Where the acceptance page listens (known once the controllers run).
     pub fn set_web_address(&self, addr: SocketAddr) {

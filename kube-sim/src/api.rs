@@ -1322,10 +1322,25 @@ impl Ctx<'_> {
         if !unknown.is_empty() {
             return Err(self.untyped_apply(&applied, &unknown));
         }
+        // Upstream checks the name of the object the apply produced: an applied configuration
+        // without metadata.name keeps the stored object's name (kube-lease-manager applies
+        // Leases so), but a new object gets none, and fails the check.
+        let cur = self.current();
         let applied_name = applied["metadata"]["name"].as_str().unwrap_or_default();
-        if applied_name != self.name {
+        let result_name = if applied_name.is_empty() && cur.is_some() {
+            self.name.as_str()
+        } else {
+            applied_name
+        };
+        if result_name.is_empty() {
             return Err(ApiError::bad_request(format!(
-                "the name of the object ({applied_name}) does not match the name on the URL ({})",
+                "the name of the object ({} based on URL) was undeterminable: name must be provided",
+                self.name
+            )));
+        }
+        if result_name != self.name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({result_name}) does not match the name on the URL ({})",
                 self.name
             )));
         }
@@ -1353,7 +1368,6 @@ impl Ctx<'_> {
         }
         let ti = type_info(&self.ri);
         let sub = (!self.sub.is_empty()).then_some(self.sub.as_str());
-        let cur = self.current();
         let live = cur.as_ref().map(|c| c.value());
         let mut merged = ssa::apply(
             live.as_ref(),

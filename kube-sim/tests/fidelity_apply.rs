@@ -987,3 +987,37 @@ async fn force_on_a_non_apply_patch_is_refused() {
     );
     assert_eq!(val(&cms.get("frc").await.unwrap())["data"]["a"], "1");
 }
+
+// Server-side apply checks the name of the object the apply produces: an applied configuration
+// without metadata.name updates the stored object of the URL's name (Lease managers apply so),
+// while for a missing object it produces one without a name, refused with a 400 (the name is
+// "undeterminable").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_without_a_name_updates_the_object_of_the_url_and_creates_nothing() {
+    let c = Cluster::start().await;
+    let api: Api<ConfigMap> = Api::namespaced(c.client().await, &c.ns);
+    let pp = PatchParams::apply("nameless");
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"b": "1"}});
+    let st = api_err(api.patch("missing", &pp, &Patch::Apply(&body)).await);
+    assert_eq!(st.code, 400, "{st:?}");
+    assert_eq!(
+        st.message,
+        "the name of the object (missing based on URL) was undeterminable: name must be provided"
+    );
+    assert!(api.get_opt("missing").await.unwrap().is_none());
+
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "present"}, "data": {"a": "0"}}))
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let applied = api
+        .patch("present", &pp, &Patch::Apply(&body))
+        .await
+        .expect("apply without a name to an existing object");
+    assert_eq!(applied.metadata.name.as_deref(), Some("present"));
+    let data = applied.data.unwrap();
+    assert_eq!((data["a"].as_str(), data["b"].as_str()), ("0", "1"));
+}

@@ -15,6 +15,7 @@
 
 pub mod apply;
 pub mod invite;
+pub mod leader;
 pub mod partner;
 pub mod tenant;
 pub mod world;
@@ -71,6 +72,8 @@ pub enum Error {
         address: String,
         source: std::io::Error,
     },
+    #[error("leader election: {0}")]
+    Leader(String),
 }
 
 impl Error {
@@ -93,6 +96,7 @@ impl Error {
             Error::NotSynced => "not_synced",
             Error::Token(_) => "token",
             Error::Web { .. } => "web",
+            Error::Leader(_) => "leader_election",
         }
     }
 }
@@ -259,16 +263,20 @@ pub async fn run_with(
     let (ptx, prx) = futures::channel::mpsc::unbounded();
     let (ttx, trx) = futures::channel::mpsc::unbounded();
     let (itx, irx) = futures::channel::mpsc::unbounded();
+    // Reconcile requests flow only while this replica leads: a standby keeps its caches warm
+    // and queues nothing (at 100,000 tenants a standby's queue would only grow).
+    let queues = world::Queues {
+        partners: ptx,
+        tenants: ttx,
+        invites: itx,
+        active: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    };
     let mut reflectors = world::spawn_reflectors(
         &client,
         config.clone(),
         world.clone(),
         writers,
-        world::Queues {
-            partners: ptx,
-            tenants: ttx,
-            invites: itx,
-        },
+        queues.clone(),
     );
 
     tracing::info!("waiting for caches to sync");
@@ -319,7 +327,34 @@ pub async fn run_with(
         }
     };
     telemetry.set_web_address(web_addr);
+    // Ready: caches synced and the pages served — a standby is as ready as the leader.
     telemetry.set_ready(true);
+
+    let mut leadership = match leader::Leadership::start(&client, &ctx.config).await {
+        Ok(l) => l,
+        Err(e) => {
+            reflectors.shutdown().await;
+            return Err(e);
+        }
+    };
+    telemetry.set_leader(&leadership.lease, &leadership.identity, false);
+    tokio::select! {
+        r = leadership.acquired() => if let Err(e) = r {
+            reflectors.shutdown().await;
+            return Err(e);
+        },
+        _ = shutdown.clone() => {
+            tracing::info!("shutting down as a standby");
+            leadership.release().await;
+            let _ = web.await;
+            telemetry.set_ready(false);
+            reflectors.shutdown().await;
+            return Ok(());
+        }
+    }
+    tracing::info!(lease = %leadership.lease, identity = %leadership.identity, "leading: controllers running");
+    telemetry.set_leader(&leadership.lease, &leadership.identity, true);
+    queues.activate(&world);
     let cfg = ControllerConfig::default().concurrency(8);
 
     let partners = applier(
@@ -360,12 +395,24 @@ pub async fn run_with(
         ControllerConfig::default().concurrency(4),
     )
     .for_each(|r| async move { log_applier(invite::CONTROLLER, r.map(|_| ())) });
-    futures::join!(partners, tenants, invites);
-    let _ = web.await;
-    tracing::info!("controllers stopped");
+    let result = tokio::select! {
+        _ = async { futures::join!(partners, tenants, invites) } => Ok(()),
+        e = leadership.lost() => Err(e),
+    };
+    telemetry.set_leader(&leadership.lease, &leadership.identity, false);
+    match &result {
+        Ok(()) => tracing::info!("controllers stopped"),
+        Err(e) => tracing::error!(error = %e, "controllers stopped"),
+    }
+    // Release the Lease only after the controllers stopped writing, so that the next leader
+    // starts on a quiet cluster.
+    leadership.release().await;
+    if result.is_ok() {
+        let _ = web.await;
+    }
     telemetry.set_ready(false);
     reflectors.shutdown().await;
-    Ok(())
+    result
 }
 
 /// At most one partner reconcile per partner per this window, however many tenant, namespace

@@ -255,11 +255,25 @@ pub struct Queues {
     pub partners: UnboundedSender<ObjectRef<PartnerObj>>,
     pub tenants: UnboundedSender<ObjectRef<TenantObj>>,
     pub invites: UnboundedSender<ObjectRef<InviteObj>>,
+    /// Requests are sent only while this replica leads (a standby drops them: it reconciles
+    /// everything once it takes over).
+    pub active: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Queues {
+    fn on(&self) -> bool {
+        self.active.load(std::sync::atomic::Ordering::Acquire)
+    }
+    /// Start sending requests, beginning with one for every Partner, Tenant and invite.
+    pub fn activate(&self, world: &World) {
+        self.active
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.everything(world);
+    }
     fn invite(&self, ns: &str, name: &str) {
-        let _ = self.invites.unbounded_send(ObjectRef::new(name).within(ns));
+        if self.on() {
+            let _ = self.invites.unbounded_send(ObjectRef::new(name).within(ns));
+        }
     }
     /// Every invite of a partner namespace.
     fn invites_of_ns(&self, world: &World, ns: &str) {
@@ -268,10 +282,14 @@ impl Queues {
         }
     }
     fn partner(&self, name: &str) {
-        let _ = self.partners.unbounded_send(ObjectRef::new(name));
+        if self.on() {
+            let _ = self.partners.unbounded_send(ObjectRef::new(name));
+        }
     }
     fn tenant(&self, ns: &str, name: &str) {
-        let _ = self.tenants.unbounded_send(ObjectRef::new(name).within(ns));
+        if self.on() {
+            let _ = self.tenants.unbounded_send(ObjectRef::new(name).within(ns));
+        }
     }
     /// Every tenant of a partner namespace.
     fn tenants_of_ns(&self, world: &World, ns: &str) {

@@ -150,6 +150,16 @@ CONFIG_SCHEMA = {
             "properties": {"partner": {"type": "string"}, "tenant": {"type": "string"}},
         },
         "userPrefix": {"type": "string"},
+        "leaderElection": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "enabled": {"type": "boolean"},
+                "leaseName": {"type": "string"},
+                "leaseDuration": {"type": "string", "pattern": "^[0-9]+s$"},
+                "renewBefore": {"type": "string", "pattern": "^[0-9]+s$"},
+            },
+        },
         "invites": {
             "type": "object",
             "additionalProperties": False,

@@ -381,11 +381,17 @@ impl Env {
             "test-setup",
         )
         .await;
+        let mut parsed = Config::from_yaml(config, "test config").expect("config");
+        // A Lease of this test's own, and one identity for every operator this test starts
+        // (a restarted operator leads again at once, as a restarted pod does): tests on a
+        // shared real cluster never wait for each other's Leases.
+        parsed.leader_election.lease_name = format!("partnerkit-{sfx}");
+        parsed.leader_election.identity = Some(format!("test-{sfx}"));
         let mut env = Env {
             dir,
             kubeconfig,
             client,
-            config: Config::from_yaml(config, "test config").expect("config"),
+            config: parsed,
             config_yaml: config.to_string(),
             sfx,
             sim,
@@ -897,6 +903,30 @@ pub fn partnerkit_writes(
         }
     }
     out
+}
+
+/// Writes in a kube-sim counter snapshot, split into (leader-election Lease writes, every
+/// other write): renewing the Lease is the one write a converged operator keeps making.
+pub fn lease_and_other_writes(snapshot: &Value) -> (u64, u64) {
+    let (mut lease, mut other) = (0, 0);
+    for r in snapshot["requests"].as_array().into_iter().flatten() {
+        if !kube_sim::faults::is_write(r["verb"].as_str().unwrap_or_default()) {
+            continue;
+        }
+        let n = r["count"].as_u64().unwrap_or(0);
+        if r["group"] == "coordination.k8s.io" && r["resource"] == "leases" {
+            assert!(
+                r["fieldManager"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("partnerkit-leader/")),
+                "a Lease written by someone else: {r}"
+            );
+            lease += n;
+        } else {
+            other += n;
+        }
+    }
+    (lease, other)
 }
 
 /// A Partner manifest: `admins` by e-mail, `spec` merged over displayName/admins.
