@@ -7,8 +7,10 @@
 #   target/go/                    Go's module and build caches (hack/kube-bins/env.sh)
 #   target/kube-bins/<version>/   etcd, kube-apiserver, kube-controller-manager, helm
 #                                 (hack/kube-bins/build.sh, from the pinned Go module)
-# Debian packages (an SMTP server, Chromium) come from scripts/install-test-deps.sh, which
-# installs only what is missing.
+#   target/image/                 the operator's image, partnerkit.oci.tar, and the image
+#                                 assembler (hack/image, go-containerregistry pinned; make image)
+# Debian packages (an SMTP server, Chromium, the CA roots) come from
+# scripts/install-test-deps.sh, which installs only what is missing.
 SHELL := /bin/bash
 CARGO ?= cargo
 VENV := target/venv
@@ -19,8 +21,8 @@ NEXTEST := $(TOOLS)/bin/cargo-nextest
 KUBE_BINS := target/kube-bins/current
 export HELM ?= $(CURDIR)/$(KUBE_BINS)/helm
 
-.PHONY: demo demo-real demo-kube-sim test test-real real-bins helm-bin venv nextest deps \
-	bench build lint crds sync-chart clean
+.PHONY: demo demo-real demo-kube-sim test test-real test-image image real-bins helm-bin venv \
+	nextest deps bench build lint crds sync-chart clean
 
 ## The main job: the operator on the embedded API server (kube-sim), driven by kubectl
 ## as a platform admin and partner admins would.
@@ -66,9 +68,21 @@ real-bins:
 helm-bin:
 	./hack/kube-bins/build.sh helm
 
-## Unit tests, the operator's integration tests and kube-sim's fidelity suite (against
-## in-process kube-sims), then the Helm chart's tests (the real helm binary).
-test: deps venv nextest helm-bin
+## The operator's image without a container engine: a static binary on scratch, as an OCI
+## image-layout archive target/image/partnerkit.oci.tar named as the chart's default
+## (image.repository:appVersion). The Dockerfile builds the same image with Docker.
+image:
+	./scripts/install-test-deps.sh image
+	./scripts/image.sh
+
+## The image's tests: layout, config, files, no shell, `partnerkit --version` from its root
+## filesystem, in step with the Dockerfile (tests/image).
+test-image: image venv
+	$(PYTHON) -m pytest tests/image -q
+
+## The image's tests, then unit tests, the operator's integration tests and kube-sim's fidelity
+## suite (against in-process kube-sims), then the Helm chart's tests (the real helm binary).
+test: deps venv nextest helm-bin test-image
 	$(CARGO) build --workspace --all-targets
 	$(NEXTEST) nextest run --workspace --no-fail-fast -E 'not binary(real_cluster)'
 	$(PYTHON) -m pytest tests/chart -q

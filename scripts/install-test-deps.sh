@@ -3,15 +3,20 @@
 #   python3-aiosmtpd  a real SMTP server (run as /usr/bin/python3 -m aiosmtpd)
 #   chromium, chromium-driver  a real headless browser, driven over WebDriver
 #   openssl, curl     scripts/real-cluster makes certificates and probes etcd with them
+#   ca-certificates   the CA roots scripts/image.sh puts into the operator's image
 # Installs only what is missing; needs root (or sudo) the first time.
 #   scripts/install-test-deps.sh        everything (make test)
 #   scripts/install-test-deps.sh smtp   the SMTP server only (make demo)
+#   scripts/install-test-deps.sh image  the CA roots only (make image)
 set -euo pipefail
 missing=()
-/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-if [ "${1:-}" != smtp ]; then
+[ -s /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+if [ "${1:-}" != image ]; then
+  /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+fi
+if [ "${1:-}" != smtp ] && [ "${1:-}" != image ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 fi

@@ -1,4 +1,4 @@
-//! `partnerkit run | crd | manifests`.
+//! `partnerkit run | crd | manifests | --version`.
 
 use anyhow::Context;
 
@@ -20,6 +20,10 @@ fn main() -> anyhow::Result<()> {
             print!("{}", partnerkit::manifests::all_yaml()?);
             Ok(())
         }
+        Some("--version" | "-V" | "version") => {
+            println!("partnerkit {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
         Some("crdgen") => {
             let dir = args.get(1).map(String::as_str).unwrap_or("crds");
             for (file, crd) in partnerkit::crdgen::crds() {
@@ -31,7 +35,7 @@ fn main() -> anyhow::Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: partnerkit run [--config PATH] [--log-json] | crd | manifests | crdgen [DIR]"
+                "usage: partnerkit run [--config PATH] [--log-json] | crd | manifests | crdgen [DIR] | --version"
             );
             std::process::exit(2);
         }

@@ -43,7 +43,7 @@ pub fn namespace(config: &Config, client: &Client) -> String {
         None => std::env::var("POD_NAMESPACE")
             .ok()
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| client.default_namespace().to_string()),
+            .unwrap_or_else(|| client.default_namespace().trim().to_string()),
     }
 }
 
