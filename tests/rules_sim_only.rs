@@ -428,3 +428,317 @@ async fn an_invitation_is_mailed_once_with_its_recorded_token_when_writes_fail()
     }
     env.finish().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Chaos: crashes at random moments, failing writes, dropped watches. The end state must be
+// exactly that of an undisturbed run (the reference), with nothing lost, duplicated or stale.
+// ---------------------------------------------------------------------------------------------
+
+/// A small deterministic PRNG (xorshift64*): the seed is printed, so a failing run can be
+/// replayed with CHAOS_SEED=<seed>.
+struct Rng(u64);
+impl Rng {
+    fn from_env_or_clock() -> Rng {
+        let seed = std::env::var("CHAOS_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(7)
+                    | 1
+            });
+        println!("CHAOS_SEED={seed}");
+        Rng(seed)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+/// A platform of `partners` partners with `per_partner` tenants each (some with own admins and
+/// profiles, one of them refused): what both runs are given.
+fn platform(env: &Env, partners: usize, per_partner: usize) -> Vec<(String, Vec<Value>)> {
+    (0..partners)
+        .map(|p| {
+            let name = env.n(&format!("p{p}"));
+            let pns = env.pns(&name);
+            let mut docs = vec![tenant_json(
+                &pns,
+                "template",
+                json!({"displayName": "T", "bizApps": {"chat": false},
+                       "profiles": {"wifi": {"security": "wpa2"}, "printer": {"model": "laser"}}}),
+            )];
+            for i in 0..per_partner {
+                let admins = if i % 7 == 0 {
+                    json!([{"email": format!("owner{i}@t.example")}])
+                } else {
+                    json!([])
+                };
+                let mut spec = json!({"displayName": format!("Company {p}-{i}"), "admins": admins,
+                                      "profiles": {"wifi": {"ssid": format!("net{i}")}}});
+                if i == 3 {
+                    spec["bizApps"] = json!({"no-such-app": true}); // refused: UnknownBizApp
+                }
+                docs.push(tenant_json(&pns, &env.n(&format!("c{p}-{i:04}")), spec));
+            }
+            (name, docs)
+        })
+        .collect()
+}
+
+/// Apply through the API, retrying what an injected fault refused.
+async fn apply_retrying(env: &Env, v: &Value) {
+    for attempt in 0.. {
+        let (group, version) = v["apiVersion"]
+            .as_str()
+            .unwrap()
+            .split_once('/')
+            .unwrap_or(("", "v1"));
+        let gvk = kube::core::GroupVersionKind::gvk(group, version, v["kind"].as_str().unwrap());
+        let ar = kube::core::ApiResource::from_gvk(&gvk);
+        let ar = kube::core::ApiResource {
+            plural: format!("{}s", v["kind"].as_str().unwrap().to_lowercase()),
+            ..ar
+        };
+        let api: kube::Api<kube::api::DynamicObject> = match v["metadata"]["namespace"].as_str() {
+            Some(ns) => kube::Api::namespaced_with(env.client.clone(), ns, &ar),
+            None => kube::Api::all_with(env.client.clone(), &ar),
+        };
+        let r = api
+            .patch(
+                v["metadata"]["name"].as_str().unwrap(),
+                &kube::api::PatchParams::apply("test").force(),
+                &kube::api::Patch::Apply(v),
+            )
+            .await;
+        match r {
+            Ok(_) => return,
+            Err(e) if attempt < 50 => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("applying {}: {e}", v["metadata"]["name"]),
+        }
+    }
+}
+
+/// Every tenant of every partner Ready (or refused as designed) for its current generation,
+/// and the template's `wifi.security` in every inheriting workspace equal to `security`.
+async fn converged(env: &Env, platform: &[(String, Vec<Value>)], security: &str) -> bool {
+    for (p, docs) in platform {
+        let pns = env.pns(p);
+        let tenants = env
+            .list("partnerkit.io/v1alpha1", "Tenant", Some(&pns), None)
+            .await;
+        if tenants.len() != docs.len() {
+            return false;
+        }
+        for t in &tenants {
+            let current = t["status"]["observedGeneration"] == t["metadata"]["generation"];
+            if !current || ready(t).is_none() {
+                return false;
+            }
+        }
+        let profiles = env
+            .list(
+                "v1",
+                "ConfigMap",
+                None,
+                Some(&format!("partnerkit.io/partner={p}")),
+            )
+            .await
+            .into_iter()
+            .filter(|c| c["metadata"]["name"] == "partnerkit-profile-wifi")
+            .filter(|c| c["data"]["security"] == security)
+            .count();
+        if profiles != docs.len() - 2 {
+            return false; // every tenant but the template and the refused one
+        }
+    }
+    true
+}
+
+/// Wait (polling once a second: a poll lists every tenant and ConfigMap) until [`converged`].
+async fn wait_converged(env: &Env, platform: &[(String, Vec<Value>)], what: &str, secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !converged(env, platform, "wpa3").await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not converged after {secs}s"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn snapshot(env: &Env, platform: &[(String, Vec<Value>)]) -> BTreeMap<String, Value> {
+    let mut all = BTreeMap::new();
+    for (p, _) in platform {
+        all.extend(materialized(env, p).await);
+    }
+    for (k, v) in &all {
+        if let Some(f) = v["finalizers"].as_array() {
+            let mut seen = std::collections::BTreeSet::new();
+            for x in f {
+                assert!(seen.insert(x.to_string()), "{k}: finalizer {x} twice");
+            }
+        }
+    }
+    all
+}
+
+fn template_change(env: &Env, p: &str) -> Value {
+    tenant_json(
+        &env.pns(p),
+        "template",
+        json!({"displayName": "T", "bizApps": {"chat": false},
+               "profiles": {"wifi": {"security": "wpa3"}, "printer": {"model": "laser"}}}),
+    )
+}
+
+/// The reference: the same platform on an undisturbed operator, after the template change.
+async fn reference_state(
+    env_sfx: &str,
+    partners: usize,
+    per_partner: usize,
+) -> BTreeMap<String, Value> {
+    let mut reference = Env::sim_only(Default::default(), true).await;
+    reference.sfx = env_sfx.to_string();
+    let plat = platform(&reference, partners, per_partner);
+    for (p, docs) in &plat {
+        reference
+            .partner_ready(p, &[&reference.email("alice", p)], json!({}))
+            .await;
+        for d in docs {
+            support::apply_value(&reference.client, d, "test").await;
+        }
+    }
+    for (p, _) in &plat {
+        support::apply_value(&reference.client, &template_change(&reference, p), "test").await;
+    }
+    wait_converged(&reference, &plat, "the reference run", 180).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let want = snapshot(&reference, &plat).await;
+    reference.finish().await;
+    want
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_killed_at_random_moments_converges_exactly_like_an_undisturbed_run() {
+    const PARTNERS: usize = 2;
+    const PER_PARTNER: usize = 500;
+    let mut env = Env::sim_only(Default::default(), true).await;
+    let want = reference_state(&env.sfx, PARTNERS, PER_PARTNER).await;
+    let plat = platform(&env, PARTNERS, PER_PARTNER);
+    for (p, _) in &plat {
+        env.partner_ready(p, &[&env.email("alice", p)], json!({}))
+            .await;
+    }
+    // Everything arrives while the operator is killed over and over, at random moments; the
+    // templates change half-way.
+    let mut rng = Rng::from_env_or_clock();
+    let all: Vec<&Value> = plat.iter().flat_map(|(_, d)| d.iter()).collect();
+    let chunk = all.len().div_ceil(6);
+    for (round, docs) in all.chunks(chunk).enumerate() {
+        for d in docs {
+            support::apply_value(&env.client, d, "test").await;
+        }
+        if round == 3 {
+            for (p, _) in &plat {
+                support::apply_value(&env.client, &template_change(&env, p), "test").await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50 + rng.below(900))).await;
+        env.kill_operator().await;
+        env.start_operator().await;
+    }
+    wait_converged(&env, &plat, "the disturbed run", 240).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = snapshot(&env, &plat).await;
+    let differ: Vec<&String> = want
+        .keys()
+        .chain(got.keys())
+        .filter(|k| want.get(*k) != got.get(*k))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} objects differ from the undisturbed run, e.g. {:#?}",
+        differ.len(),
+        differ
+            .iter()
+            .take(3)
+            .map(|k| (k, want.get(*k), got.get(*k)))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(got.len(), want.len());
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failing_writes_and_dropped_watches_converge_exactly_and_then_nothing_is_written() {
+    const PARTNERS: usize = 2;
+    const PER_PARTNER: usize = 150;
+    let env = Env::sim_only(Default::default(), true).await;
+    let want = reference_state(&env.sfx, PARTNERS, PER_PARTNER).await;
+    let plat = platform(&env, PARTNERS, PER_PARTNER);
+    for (p, _) in &plat {
+        env.partner_ready(p, &[&env.email("alice", p)], json!({}))
+            .await;
+    }
+    // 10 % of writes fail with 500, and every watch is dropped every 2 s ...
+    env.sim().sim.set_faults(kube_sim::Faults {
+        write_error_rate: 0.1,
+        write_error_code: 500,
+        drop_watches_every_seconds: 2,
+        ..Default::default()
+    });
+    let all: Vec<&Value> = plat.iter().flat_map(|(_, d)| d.iter()).collect();
+    let half = all.len() / 2;
+    for d in &all[..half] {
+        apply_retrying(&env, d).await;
+    }
+    // ... then 10 % fail with 429 and Retry-After.
+    env.sim().sim.set_faults(kube_sim::Faults {
+        write_error_rate: 0.1,
+        write_error_code: 429,
+        retry_after_seconds: 1,
+        drop_watches_every_seconds: 2,
+        ..Default::default()
+    });
+    for d in &all[half..] {
+        apply_retrying(&env, d).await;
+    }
+    for (p, _) in &plat {
+        apply_retrying(&env, &template_change(&env, p)).await;
+    }
+    wait_converged(&env, &plat, "the run under faults", 240).await;
+    env.sim().sim.set_faults(Default::default());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = snapshot(&env, &plat).await;
+    let differ: Vec<&String> = want
+        .keys()
+        .chain(got.keys())
+        .filter(|k| want.get(*k) != got.get(*k))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} objects differ from the undisturbed run, e.g. {:#?}",
+        differ.len(),
+        differ
+            .iter()
+            .take(3)
+            .map(|k| (k, want.get(*k), got.get(*k)))
+            .collect::<Vec<_>>()
+    );
+    // Once the faults stop, nothing more is written (but the Lease's renewals).
+    env.reset_requests();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let r = env.requests();
+    let (_lease, other) = support::lease_and_other_writes(&r);
+    assert_eq!(other, 0, "writes after the faults stopped: {r:#}");
+    env.finish().await;
+}
