@@ -538,6 +538,17 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
+/// A label value: at most 63 characters, alphanumerics, '-', '_' or '.', starting and ending
+/// alphanumeric (or empty).
+pub(crate) fn is_label_value(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.first().is_none_or(u8::is_ascii_alphanumeric)
+        && b.last().is_none_or(u8::is_ascii_alphanumeric)
+}
+
 /// RFC 1123 subdomain: dot-separated DNS labels, at most 253 characters.
 pub(crate) fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_dns_label)

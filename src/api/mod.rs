@@ -34,6 +34,11 @@ pub const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// The longest profile name (it names ConfigMap `partnerkit-profile-<name>`).
 pub const MAX_PROFILE_NAME: usize = 40;
 
+/// The most profile data one Tenant may hold: the bytes of its profile names, keys and values.
+/// A tenant's effective profiles (the template's and its own) are then at most twice this,
+/// well within a ConfigMap's 1 MiB, and the Tenant with its status within etcd's 1.5 MiB.
+pub const MAX_PROFILE_BYTES: usize = 256 * 1024;
+
 /// An e-mail address as partnerkit accepts it (it becomes an RBAC user name).
 pub const EMAIL: &str = r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+$";
 /// An https URL.

@@ -29,8 +29,9 @@ use super::{AdminRef, DNS_LABEL, HTTPS_URL};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PartnerSpec {
-    /// The company's name as people read it, e.g. "Acme Reseller".
-    #[schemars(length(min = 1, max = 256))]
+    /// The company's name as people read it, e.g. "Acme Reseller". At most 245 characters: the
+    /// template tenant is named "<displayName> (Template)", within a Tenant's 256.
+    #[schemars(length(min = 1, max = 245))]
     pub display_name: String,
     /// The partner's admins. The first is the primary admin. Each may manage every tenant of
     /// this partner; more can be invited with PartnerAdminInvites.

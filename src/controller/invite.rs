@@ -523,10 +523,12 @@ async fn write_link_secret(
 ) -> Result<(), Error> {
     let ns = invite.namespace().unwrap_or_default();
     let name = link_secret_name(&invite.name_any());
-    let mut l = BTreeMap::from([
-        (labels::MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string()),
-        (INVITE_LABEL.to_string(), invite.name_any()),
-    ]);
+    // The invite's name as a label only where it fits one (63 characters; invite names may
+    // have 200): the Secret is found by its name and owner reference, the label is for people.
+    let mut l = BTreeMap::from([(labels::MANAGED_BY.to_string(), MANAGED_BY_VALUE.to_string())]);
+    if crate::config::is_label_value(&invite.name_any()) {
+        l.insert(INVITE_LABEL.to_string(), invite.name_any());
+    }
     if let Some(p) = resources::partner_of_namespace(&ctx.config, &ns) {
         l.insert(labels::PARTNER.to_string(), p);
     }

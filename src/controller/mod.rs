@@ -101,6 +101,22 @@ impl Error {
     }
 }
 
+/// The longest Event note the API server takes (events.k8s.io/v1 `note`: 1 kB).
+pub const MAX_EVENT_NOTE: usize = 1024;
+
+/// `note`, cut to [`MAX_EVENT_NOTE`] bytes on a character boundary, ending in "…" when cut: a
+/// refusal naming 150 BizApps still gets its Warning Event (the full text is in the condition).
+fn event_note(note: String) -> String {
+    if note.len() <= MAX_EVENT_NOTE {
+        return note;
+    }
+    let mut end = MAX_EVENT_NOTE - '…'.len_utf8();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &note[..end])
+}
+
 /// What a reconcile asks for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -154,7 +170,7 @@ impl Ctx {
         let ev = KubeEvent {
             type_,
             reason: reason.into(),
-            note: Some(note),
+            note: Some(event_note(note)),
             action: "Reconcile".into(),
             secondary: None,
         };
@@ -548,4 +564,21 @@ pub(crate) async fn get_namespace_meta(
     api.get_metadata_opt(name)
         .await
         .map_err(|e| Error::api("get", "Namespace".into(), name, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_notes_fit_the_api_servers_limit() {
+        assert_eq!(event_note("short".into()), "short");
+        let exact = "x".repeat(MAX_EVENT_NOTE);
+        assert_eq!(event_note(exact.clone()), exact);
+        let long = "é".repeat(MAX_EVENT_NOTE);
+        let cut = event_note(long);
+        assert!(cut.len() <= MAX_EVENT_NOTE, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert!(cut.trim_end_matches('…').chars().all(|c| c == 'é'));
+    }
 }

@@ -134,6 +134,13 @@ pub fn check_profiles(spec: &TenantSpec) -> Result<(), Refusal> {
         })
         .collect();
     let mut problems = Vec::new();
+    let bytes = profile_bytes(spec);
+    if bytes > crate::api::MAX_PROFILE_BYTES {
+        problems.push(format!(
+            "spec.profiles: {bytes} bytes of profile names, keys and values, at most {}",
+            crate::api::MAX_PROFILE_BYTES
+        ));
+    }
     if !names.is_empty() {
         problems.push(format!(
             "spec.profiles: {} must be DNS labels of at most {} characters",
@@ -154,15 +161,26 @@ pub fn check_profiles(spec: &TenantSpec) -> Result<(), Refusal> {
     }
 }
 
+/// The bytes of a spec's profile names, keys and values (what [`crate::api::MAX_PROFILE_BYTES`]
+/// bounds).
+pub fn profile_bytes(spec: &TenantSpec) -> usize {
+    spec.profiles
+        .iter()
+        .map(|(p, data)| p.len() + data.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>())
+        .sum()
+}
+
 /// Profiles merged per profile name and per key: the template's data, overridden key by key
 /// by the tenant's; every key records its source. Sorted by profile name (and key). The
-/// template's invalid profile names and keys are left out (see [`check_profiles`]).
+/// template's invalid profile names and keys are left out, and all of its profiles when they
+/// are over the size bound (see [`check_profiles`]).
 pub fn effective_profiles(
     template: Option<&TenantSpec>,
     tenant: &TenantSpec,
 ) -> Vec<EffectiveProfile> {
     let mut merged: BTreeMap<&str, EffectiveProfile> = BTreeMap::new();
     let layers = template
+        .filter(|t| profile_bytes(t) <= crate::api::MAX_PROFILE_BYTES)
         .map(|t| (t, Source::Template))
         .into_iter()
         .chain([(tenant, Source::Tenant)]);

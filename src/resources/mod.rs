@@ -33,7 +33,7 @@ mod tests;
 
 pub use inherit::{
     check_profiles, effective_admins, effective_biz_apps, effective_profiles, is_config_map_key,
-    is_profile_name,
+    is_profile_name, profile_bytes,
 };
 pub use partner::{PartnerDesired, PartnerInputs, partner};
 pub use tenant::{TenantDesired, TenantInputs, TenantPlan, WorkspaceState, tenant};

@@ -7,7 +7,7 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::ResourceExt;
 
 use crate::api::conditions::{
-    ASSIGNMENT_REQUIRED, NAME_CONFLICT, NOT_IN_PARTNER_NAMESPACE, QUOTA_EXCEEDED,
+    ASSIGNMENT_REQUIRED, INVALID_PROFILE, NAME_CONFLICT, NOT_IN_PARTNER_NAMESPACE, QUOTA_EXCEEDED,
 };
 use crate::api::{Partner, Tenant, TenantStatus};
 use crate::config::Config;
@@ -130,9 +130,13 @@ pub fn tenant(inputs: &TenantInputs) -> TenantPlan {
     }
 
     if is_template {
+        let ready = biz_apps.and_then(|_| check_profiles(&t.spec));
+        if ready.as_ref().is_err_and(|r| r.reason == INVALID_PROFILE) {
+            status.effective_profiles.clear();
+        }
         return TenantPlan {
             status,
-            ready: biz_apps.and_then(|_| check_profiles(&t.spec)),
+            ready,
             desired: None,
         };
     }
@@ -171,6 +175,9 @@ pub fn tenant(inputs: &TenantInputs) -> TenantPlan {
     } else if let Err(refusal) = &biz_apps {
         Some(refusal.clone())
     } else if let Err(refusal) = check_profiles(&t.spec) {
+        // Not echoed into status: profiles over the size bound would make the status write
+        // itself too large for the API server.
+        status.effective_profiles.clear();
         Some(refusal)
     } else if inputs.workspace == WorkspaceState::Terminating {
         Some(Refusal::new(

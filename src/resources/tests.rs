@@ -763,6 +763,51 @@ fn profile_names_and_keys_are_checked_as_the_admission_policy_does() {
 }
 
 #[test]
+fn profile_data_over_the_size_bound_is_refused_and_never_echoed_or_inherited() {
+    let max = crate::api::MAX_PROFILE_BYTES;
+    let sized = |n: usize| {
+        let mut spec = spec("displayName: T\n");
+        // "blob" + "data" + the value: n bytes in all.
+        spec.profiles.insert(
+            "blob".into(),
+            BTreeMap::from([("data".to_string(), "x".repeat(n - 8))]),
+        );
+        spec
+    };
+    assert_eq!(profile_bytes(&sized(max)), max);
+    assert_eq!(check_profiles(&sized(max)), Ok(()));
+    let e = check_profiles(&sized(max + 1)).unwrap_err();
+    assert_eq!(e.reason, INVALID_PROFILE);
+    assert_eq!(
+        e.message,
+        format!(
+            "spec.profiles: {} bytes of profile names, keys and values, at most {max}",
+            max + 1
+        )
+    );
+
+    let w = world();
+    let mut big = tenant_in("partner-acme", "globex", "displayName: G\n");
+    big.spec = sized(max + 1);
+    let plan = tenant(&w.inputs(&big));
+    assert_eq!(plan.ready.unwrap_err().reason, INVALID_PROFILE);
+    assert!(
+        plan.status.effective_profiles.is_empty(),
+        "not echoed into status"
+    );
+    assert!(plan.desired.is_none());
+
+    // An oversized template passes none of its profiles on.
+    let template = sized(max + 1);
+    let own = spec("displayName: T\nprofiles: {vpn: {gw: g}}\n");
+    let names: Vec<String> = effective_profiles(Some(&template), &own)
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, vec!["vpn".to_string()]);
+}
+
+#[test]
 fn a_templates_invalid_profiles_are_left_out_of_inheriting_tenants_and_refuse_the_template() {
     let template =
         spec("displayName: tpl\nprofiles: {Bad Name: {a: b}, wifi: {ssid: acme, 'bad key': x}}\n");
