@@ -130,18 +130,22 @@ class Helm:
         is_install: bool = True,
         include_crds: bool = False,
         kube_version: str | None = None,
+        skip_schema_validation: bool = False,
     ) -> dict[str, str]:
         """`helm template`: {"<chart>/templates/x.yaml": the documents rendered from it}.
 
         helm prints each document after `---` and a `# Source: <chart>/<path>` comment; the
         documents of one template are joined again with `---`, in helm's order (by kind, the
         install order, not their order in the template). NOTES.txt is not in it (helm template
-        does not render it: see notes()); nor are the CRDs unless include_crds."""
+        does not render it: see notes()); nor are the CRDs unless include_crds. values.schema.json
+        is checked unless skip_schema_validation."""
         args = ["template", name, str(self.chart), "--namespace", namespace, "--kube-version", kube_version or self.kube_version]
         if not is_install:
             args.append("--is-upgrade")
         if include_crds:
             args.append("--include-crds")
+        if skip_schema_validation:
+            args.append("--skip-schema-validation")
         out = self._with_values(values, args)
         parts = _SOURCE.split(out)
         assert not parts[0].strip(), f"helm template printed something before its first `# Source:`:\n{parts[0]}"

@@ -22,6 +22,7 @@ Run: make venv helm-bin && HELM=target/kube-bins/current/helm target/venv/bin/py
 from __future__ import annotations
 
 import copy
+import json
 import os
 import pathlib
 import shutil
@@ -119,73 +120,37 @@ def crd_schemas() -> dict[str, dict]:
     return out
 
 
-# The operator's config file keys (src/config.rs; serde deny_unknown_fields everywhere).
-_SUPPORT = {"type": "object", "additionalProperties": False, "properties": {"email": {"type": "string"}, "url": {"type": "string"}}}
-CONFIG_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["catalog"],
-    "properties": {
-        "catalog": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["name"],
-                "properties": {
-                    "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
-                    "displayName": {"type": "string"},
-                    "premium": {"type": "boolean"},
-                },
-            },
-        },
-        "defaultBranding": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"logoUrl": {"type": "string"}, "primaryColor": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"}, "support": _SUPPORT},
-        },
-        "namespacePrefixes": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"partner": {"type": "string"}, "tenant": {"type": "string"}},
-        },
-        "userPrefix": {"type": "string"},
-        "leaderElection": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "enabled": {"type": "boolean"},
-                "leaseName": {"type": "string"},
-                "leaseDuration": {"type": "string", "pattern": "^[0-9]+s$"},
-                "renewBefore": {"type": "string", "pattern": "^[0-9]+s$"},
-            },
-        },
-        "invites": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "acceptUrl": {"type": "string"},
-                "smtp": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["host", "from"],
-                    "properties": {
-                        "host": {"type": "string"},
-                        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
-                        "tls": {"enum": ["none", "starttls", "tls"]},
-                        "from": {"type": "string"},
-                        "credentialsSecret": {"type": "string"},
-                    },
-                },
-            },
-        },
-        "listen": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"metrics": {"type": "string"}, "health": {"type": "string"}, "web": {"type": "string"}},
-        },
-    },
-}
+# The chart's values.schema.json: helm checks every install, upgrade, template and lint against
+# it. Its `config` part is the operator's config file (src/config.rs; serde
+# deny_unknown_fields everywhere) without `listen`, which the chart derives from `ports`: so the
+# config file's schema is that part plus `listen`. One schema, not a copy here.
+VALUES_SCHEMA = json.loads((CHART / "values.schema.json").read_text())
+
+
+def config_file_schema() -> dict:
+    """The operator's config file: values.schema.json's `config` (with its $defs) plus `listen`."""
+    schema = copy.deepcopy(VALUES_SCHEMA["properties"]["config"])
+    schema["$schema"] = VALUES_SCHEMA["$schema"]
+    schema["$defs"] = VALUES_SCHEMA["$defs"]
+    host_port = {"type": "string", "pattern": r"^([^:\s]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$"}
+    schema["properties"]["listen"] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"metrics": host_port, "health": host_port, "web": host_port},
+    }
+    return schema
+
+
+CONFIG_SCHEMA = config_file_schema()
+
+def merge_values(base: dict, override: dict) -> dict:
+    """Helm's merge of a values file over another: maps merge, the rest (lists too) is replaced;
+    None is kept (Helm then drops the key)."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = merge_values(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
 
 CUSTOM_VALUES = {
     "config": {
@@ -208,21 +173,54 @@ CUSTOM_VALUES = {
     "platformAdmins": [{"kind": "Group", "name": "platform-team"}, {"name": "oidc:support@portal.example"}],
 }
 
+# Every optional feature on: CUSTOM_VALUES plus the Ingress, the NetworkPolicy with peers, a
+# percentage PodDisruptionBudget, leader-election settings and a client IP header.
+MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+INGRESS_NGINX = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}},
+}
+ALL_ON = merge_values(CUSTOM_VALUES, {
+    "config": {
+        "invites": {"clientIpHeader": "X-Forwarded-For",
+                    "smtp": {"attempts": 3, "retryBackoff": "10s", "timeout": "20s"}},
+        "leaderElection": {"enabled": True, "leaseName": "partnerkit-portal", "leaseDuration": "20s", "renewBefore": "5s"},
+    },
+    "replicaCount": 3,
+    "podDisruptionBudget": {"minAvailable": None, "maxUnavailable": "34%"},
+    "web": {"ingress": {"enabled": True, "className": "nginx", "host": "portal.example", "tlsSecretName": "portal-tls"}},
+    "networkPolicy": {
+        "enabled": True,
+        "metricsFrom": [MONITORING],
+        "webFrom": [INGRESS_NGINX],
+        "apiServer": {"ports": [6443], "to": [{"ipBlock": {"cidr": "10.0.0.10/32"}}]},
+        "dns": {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]},
+        "smtpTo": [{"ipBlock": {"cidr": "192.0.2.25/32"}}],
+    },
+    "imagePullSecrets": [{"name": "registry-credentials"}],
+    "priorityClassName": "system-cluster-critical",
+})
+
 
 # ---------------------------------------------------------------------------------------------
 # lint and render
 
 
 def test_chart_lints_strict(chart):
-    for values in ({}, CUSTOM_VALUES):
+    """Clean with the defaults, with custom values and with every optional feature on."""
+    for values in ({}, CUSTOM_VALUES, ALL_ON):
         report = chart.lint(values, strict=True, namespace=NAMESPACE, kube_version="v" + KUBE_VERSION)
         assert report.returncode == 0 and not report.problems, report.output
-    # and lint does catch mistakes (so a pass means something); note that it does not report a
-    # template's `fail` (Helm lints in lint mode, where `fail`/`required` only log): those are
-    # test_bad_values_are_refused's
+    # and lint does catch mistakes (so a pass means something): values.schema.json names the
+    # key; note that lint does not report a template's `fail` (Helm lints in lint mode, where
+    # `fail`/`required` only log): those are test_bad_values_are_refused's
     report = chart.lint({"serviceAccount": {"name": "Bad_Name"}}, strict=True, namespace=NAMESPACE, kube_version="v" + KUBE_VERSION)
     assert report.returncode != 0, report.output
-    assert any(sev == "WARNING" and "templates/serviceaccount.yaml" in text and '"Bad_Name"' in text for sev, text in report.messages), report.output
+    assert any(sev == "ERROR" and "at '/serviceAccount/name'" in text for sev, text in report.messages), report.output
+    # the NetworkPolicy with its defaults (no peers: every source, every destination)
+    report = chart.lint({"networkPolicy": {"enabled": True}}, strict=True, namespace=NAMESPACE, kube_version="v" + KUBE_VERSION)
+    assert report.returncode == 0 and not report.problems, report.output
 
 
 def test_chart_metadata(chart):
@@ -247,6 +245,7 @@ def test_default_render_has_every_object(chart):
             ("RoleBinding", "partnerkit-leader-election"),
             ("ServiceAccount", "partnerkit"),
             ("Deployment", "partnerkit"),
+            ("PodDisruptionBudget", "partnerkit"),
             ("ConfigMap", "partnerkit-config"),
             ("Service", "partnerkit-metrics"),
             ("Service", "partnerkit-web"),
@@ -261,17 +260,20 @@ def test_default_render_has_every_object(chart):
         ]
     )
     for o in objects:
-        if o["kind"] in ("Deployment", "ConfigMap", "Service", "ServiceAccount", "Role", "RoleBinding"):
+        if o["kind"] in ("Deployment", "PodDisruptionBudget", "ConfigMap", "Service", "ServiceAccount", "Role", "RoleBinding"):
             assert o["metadata"]["namespace"] == NAMESPACE, o["metadata"]["name"]
 
 
 def test_rendered_builtin_objects_are_valid_kubernetes(chart):
     """Strict schema validation of every built-in object (not the ServiceMonitor: a CRD)."""
-    for values in ({}, CUSTOM_VALUES):
+    kinds = set()
+    for values in ({}, CUSTOM_VALUES, ALL_ON):
         for o in render(chart, values):
+            kinds.add(o["kind"])
             if o["apiVersion"].startswith("monitoring.coreos.com/"):
                 continue
             kubernetes_validate.validate(o, KUBE_VERSION, strict=True)
+    assert {"PodDisruptionBudget", "NetworkPolicy", "Ingress", "Deployment"} <= kinds
     # and the validator does catch mistakes (so a pass means something)
     bad = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "spec": {"ports": [{"port": "eighty"}]}}
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -398,16 +400,158 @@ def test_image_digest_wins(chart):
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "partnerkit/partnerkit@sha256:" + "a" * 64
 
 
+SCHEMA_ERROR = "values don't meet the specifications of the schema(s) in the following chart(s):\npartnerkit:\n"
+SMTP = {"host": "smtp.example", "from": "portal@platform.example"}
+WITH_SMTP = {"acceptUrl": "https://portal.example/invites", "smtp": SMTP}
+
+
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"config": {"catalog": None}}, "config.catalog is required: the BizApps this platform offers"),
-        ({"config": {"listen": {"metrics": "0.0.0.0:1"}}}, "do not set config.listen: the chart derives it from ports"),
-        ({"config": {"defaultBranding": {"support": {"email": "a@b.example"}}}}, "config.defaultBranding.support: exactly one of email or url"),
+        # the ones issue 9 names
+        ({"replicaCount": 0}, "at '/replicaCount': minimum: got 0, want 1"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'"),
+        ({"config": {"invites": {**WITH_SMTP, "smtp": {**SMTP, "tls": "ssl"}}}}, "at '/config/invites/smtp/tls': value must be one of 'none', 'starttls', 'tls'"),
+        ({"replicas": 3}, "at '': additional properties 'replicas' not allowed"),
+        # types, ranges, patterns of the chart's own values
+        ({"replicaCount": "2"}, "at '/replicaCount': got string, want integer"),
+        ({"image": {"repository": "Registry.example/Partnerkit:1.0"}}, "at '/image/repository': "),
+        ({"image": {"digest": "sha256:abc"}}, "at '/image/digest': "),
+        ({"image": {"tag": "1.0 beta"}}, "at '/image/tag': "),
+        ({"ports": {"web": 70000}}, "at '/ports/web': maximum: got 70,000, want 65,535"),
+        ({"ports": {"metrics": 0}}, "at '/ports/metrics': minimum: got 0, want 1"),
+        ({"ports": {"health": "8081"}}, "at '/ports/health': got string, want integer"),
+        ({"logLevel": "verbose"}, "at '/logLevel': 'verbose' does not match pattern"),
+        ({"logLevel": "INFO"}, "at '/logLevel': 'INFO' does not match pattern"),
+        ({"resources": {"limits": {"memory": "lots"}}}, "at '/resources/limits/memory': 'lots' does not match pattern"),
+        ({"resources": {"limit": {"memory": "1Gi"}}}, "at '/resources': additional properties 'limit' not allowed"),
+        ({"probes": {"liveness": {"periodSeconds": 0}}}, "at '/probes/liveness/periodSeconds': minimum: got 0, want 1"),
+        ({"updateStrategy": {"type": "BlueGreen"}}, "at '/updateStrategy/type': value must be one of 'RollingUpdate', 'Recreate'"),
+        ({"podDisruptionBudget": {"minAvailable": "half"}}, "at '/podDisruptionBudget/minAvailable': 'half' does not match pattern"),
+        ({"podDisruptionBudget": {"unhealthyPodEvictionPolicy": "Never"}}, "at '/podDisruptionBudget/unhealthyPodEvictionPolicy': value must be one of"),
+        ({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "Sometimes"}]},
+         "at '/topologySpreadConstraints/0/whenUnsatisfiable': value must be one of 'DoNotSchedule', 'ScheduleAnyway'"),
+        ({"topologySpreadConstraints": [{"topologyKey": "zone"}]}, "at '/topologySpreadConstraints/0': missing properties 'maxSkew', 'whenUnsatisfiable'"),
+        ({"networkPolicy": {"enabled": "yes"}}, "at '/networkPolicy/enabled': got string, want boolean"),
+        ({"networkPolicy": {"apiServer": {"ports": []}}}, "at '/networkPolicy/apiServer/ports': minItems: got 0, want 1"),
+        ({"networkPolicy": {"metricsFrom": [{"namespace": "monitoring"}]}}, "at '/networkPolicy/metricsFrom/0': additional properties 'namespace' not allowed"),
+        ({"web": {"service": {"type": "Ingress"}}}, "at '/web/service/type': value must be one of 'ClusterIP', 'NodePort', 'LoadBalancer'"),
+        ({"securityContext": {"capabilities": {"drop": "ALL"}}}, "at '/securityContext/capabilities/drop': got string, want array"),
+        ({"platformAdmins": [{"kind": "Team", "name": "x"}]}, "at '/platformAdmins/0/kind': value must be one of 'User', 'Group', 'ServiceAccount'"),
+        # config: the operator's config file
+        ({"config": {"catalog": None}}, "at '/config': missing property 'catalog'"),
+        ({"config": {"catalog": []}}, "at '/config/catalog': minItems: got 0, want 1"),
+        ({"config": {"catalog": [{"name": "CRM"}]}}, "at '/config/catalog/0/name': 'CRM' does not match pattern"),
+        ({"config": {"catalog": [{"name": "crm", "premum": True}]}}, "at '/config/catalog/0': additional properties 'premum' not allowed"),
+        ({"config": {"listen": {"metrics": "0.0.0.0:1"}}}, "at '/config': additional properties 'listen' not allowed"),
+        ({"config": {"colour": "red"}}, "at '/config': additional properties 'colour' not allowed"),
+        ({"config": {"defaultBranding": {"primaryColor": "blue"}}}, "at '/config/defaultBranding/primaryColor': 'blue' does not match pattern"),
+        ({"config": {"defaultBranding": {"logoUrl": "http://x.example/l.png"}}}, "at '/config/defaultBranding/logoUrl': "),
+        ({"config": {"defaultBranding": {"support": {"url": None}}}}, "at '/config/defaultBranding/support': minProperties: got 0, want 1"),
+        ({"config": {"namespacePrefixes": {"tenant": "tenant"}}}, "at '/config/namespacePrefixes/tenant': 'tenant' does not match pattern"),
+        ({"config": {"namespacePrefixes": {"tenant": "tenants-of-the-platform-"}}}, "at '/config/namespacePrefixes/tenant': maxLength: got 24, want 13"),
+        ({"config": {"userPrefix": "oidc: "}}, "at '/config/userPrefix': 'oidc: ' does not match pattern"),
+        ({"config": {"invites": {"acceptUrl": "portal.example/invites"}}}, "at '/config/invites/acceptUrl': "),
+        ({"config": {"invites": {"smtp": SMTP}}}, "at '/config/invites': properties 'acceptUrl' required, if 'smtp' exists"),
+        ({"config": {"invites": {**WITH_SMTP, "smtp": {"host": "smtp.example"}}}}, "at '/config/invites/smtp': missing property 'from'"),
+        ({"config": {"invites": {**WITH_SMTP, "smtp": {**SMTP, "from": "nobody"}}}}, "at '/config/invites/smtp/from': 'nobody' does not match pattern"),
+        ({"config": {"invites": {**WITH_SMTP, "smtp": {**SMTP, "port": 0}}}}, "at '/config/invites/smtp/port': minimum: got 0, want 1"),
+        ({"config": {"invites": {**WITH_SMTP, "smtp": {**SMTP, "attempts": 21}}}}, "at '/config/invites/smtp/attempts': maximum: got 21, want 20"),
+        ({"config": {"invites": {**WITH_SMTP, "smtp": {**SMTP, "retryBackoff": "soon"}}}}, "at '/config/invites/smtp/retryBackoff': 'soon' does not match pattern"),
+        ({"config": {"invites": {**WITH_SMTP, "smtp": {**SMTP, "timeout": "30"}}}}, "at '/config/invites/smtp/timeout': '30' does not match pattern"),
+        ({"config": {"invites": {**WITH_SMTP, "smtp": {**SMTP, "credentialsSecret": "Bad_Name"}}}}, "at '/config/invites/smtp/credentialsSecret': 'Bad_Name' does not match pattern"),
+        ({"config": {"invites": {"clientIpHeader": "X Forwarded"}}}, "at '/config/invites/clientIpHeader': 'X Forwarded' does not match pattern"),
+        ({"config": {"leaderElection": {"leaseDuration": "1500ms"}}}, "at '/config/leaderElection/leaseDuration': '1500ms' does not match pattern"),
+        ({"config": {"leaderElection": {"renewBefore": "5"}}}, "at '/config/leaderElection/renewBefore': '5' does not match pattern"),
+        ({"config": {"leaderElection": {"leaseName": "My_Lease"}}}, "at '/config/leaderElection/leaseName': 'My_Lease' does not match pattern"),
+        ({"config": {"leaderElection": {"lease": "x"}}}, "at '/config/leaderElection': additional properties 'lease' not allowed"),
     ],
 )
-def test_bad_values_are_refused(chart, values, message):
-    """`helm template` exits non-zero with the template's `fail` message: the key and the reason."""
+def test_bad_values_are_refused_by_the_schema(chart, values, message):
+    """values.schema.json: `helm template` exits non-zero naming the key (its path) and the reason."""
+    with pytest.raises(helmcli.HelmError) as e:
+        render(chart, values)
+    assert e.value.returncode != 0
+    assert SCHEMA_ERROR in e.value.stderr, e.value.stderr
+    assert f"- {message}" in e.value.stderr, e.value.stderr
+    assert not e.value.stdout.strip(), "nothing is rendered from bad values"
+
+
+def test_helm_install_refuses_bad_values_naming_the_key(chart):
+    """`helm install` (client dry run: no cluster) and `helm lint` refuse them the same way."""
+    bad = {"replicaCount": 0, "image": {"pullPolicy": "Sometimes"}, "config": {"invites": {**WITH_SMTP, "smtp": {**SMTP, "tls": "ssl"}}}, "replicas": 3}
+    with pytest.raises(helmcli.HelmError) as e:
+        notes(chart, bad)
+    for message in (
+        "at '/replicaCount': minimum: got 0, want 1",
+        "at '/image/pullPolicy': value must be one of",
+        "at '/config/invites/smtp/tls': value must be one of 'none', 'starttls', 'tls'",
+        "at '': additional properties 'replicas' not allowed",
+    ):
+        assert message in e.value.stderr, e.value.stderr
+    report = chart.lint(bad, strict=True, namespace=NAMESPACE, kube_version="v" + KUBE_VERSION)
+    assert report.returncode != 0 and "at '/replicaCount': minimum: got 0, want 1" in report.output, report.output
+
+
+def test_schema_allows_what_the_chart_and_the_operator_allow(chart):
+    """Good values pass: the defaults, ALL_ON, `global` (what a parent chart passes), quantities as
+    numbers, percentages, the operator's duration forms and log filters."""
+    render(chart, ALL_ON)
+    render(chart, {"global": {"imageRegistry": "registry.example"}})
+    render(chart, {"resources": {"requests": {"cpu": 0.1, "memory": "100M"}, "limits": {"memory": "1Gi", "ephemeral-storage": "100Mi"}}})
+    render(chart, {"podDisruptionBudget": {"minAvailable": "50%"}, "updateStrategy": {"rollingUpdate": {"maxSurge": "25%"}}})
+    render(chart, {"config": {"leaderElection": {"leaseDuration": "1m30s", "renewBefore": "10s"}}})
+    render(chart, {"config": {"invites": {**WITH_SMTP, "smtp": {**SMTP, "retryBackoff": "500ms", "timeout": "1m30s", "host": "192.0.2.25"}}}})
+    for level in ("info", "partnerkit=debug,kube=info", "warn,partnerkit::invite=trace", "partnerkit[reconcile]=debug", "off"):
+        render(chart, {"logLevel": level})
+
+
+def test_the_schema_is_the_operators_config_file(chart):
+    """values.schema.json's `config` (plus `listen`) accepts the example config and what the chart
+    renders, and refuses what the operator refuses (each file checked by the operator too)."""
+    example = yaml.safe_load((EXAMPLES / "00-config.yaml").read_text())
+    jsonschema.validate(example, CONFIG_SCHEMA)
+    bad = [
+        {**example, "colour": "red"},
+        {**example, "catalog": [{"name": "CRM"}]},
+        {**example, "leaderElection": {"renewBefore": "1.5s"}},
+        {**example, "invites": {"acceptUrl": "https://p.example/i", "smtp": {"host": "h.example", "from": "a@b.example", "tls": "ssl"}}},
+        {**example, "listen": {"metric": "0.0.0.0:1"}},
+    ]
+    validator = jsonschema.Draft202012Validator(CONFIG_SCHEMA)
+    for cfg in bad:
+        assert list(validator.iter_errors(cfg)), cfg
+    # the values schema itself refuses `listen` (the chart derives it)
+    values_validator = jsonschema.Draft202012Validator(VALUES_SCHEMA)
+    assert list(values_validator.iter_errors({"config": {**example}})), "config.listen must be refused in values"
+    assert not list(values_validator.iter_errors(chart.values)), "values.yaml passes its own schema"
+    # the operator agrees: it loads the good one (then finds no cluster) and refuses the bad ones
+    good = {**example, "listen": {"metrics": "127.0.0.1:0", "health": "127.0.0.1:0", "web": "127.0.0.1:0"}}
+    with tempfile.TemporaryDirectory() as d:
+        for i, cfg in enumerate([good, *bad]):
+            path = pathlib.Path(d) / f"config-{i}.yaml"
+            path.write_text(yaml.safe_dump(cfg))
+            env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+            env.update(KUBECONFIG=str(pathlib.Path(d) / "none"), RUST_LOG="info")
+            r = subprocess.run([str(partnerkit_bin()), "run", "--config", str(path)], capture_output=True, text=True, timeout=30, env=env)
+            assert r.returncode != 0, r.stderr
+            if cfg is good:
+                assert "configuration loaded" in r.stderr and "connecting to the cluster" in r.stderr, r.stderr
+            else:
+                assert f"configuration: config {path}: " in r.stderr, (cfg, r.stderr)
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"config": {"defaultBranding": {"support": {"email": "a@b.example"}}}}, "config.defaultBranding.support: exactly one of email or url"),
+        ({"podDisruptionBudget": {"maxUnavailable": 1}}, "podDisruptionBudget: set exactly one of minAvailable or maxUnavailable"),
+        ({"podDisruptionBudget": {"minAvailable": None}}, "podDisruptionBudget: set exactly one of minAvailable or maxUnavailable"),
+        ({"config": {"leaderElection": {"enabled": False}}}, "config.leaderElection.enabled is false: set replicaCount to 1"),
+    ],
+)
+def test_bad_values_are_refused_by_the_templates(chart, values, message):
+    """What the schema cannot say well: `helm template` exits with the template's `fail` message."""
     with pytest.raises(helmcli.HelmError) as e:
         render(chart, values)
     assert e.value.returncode != 0
@@ -417,11 +561,256 @@ def test_bad_values_are_refused(chart, values, message):
     assert not e.value.stdout.strip(), "nothing is rendered from bad values"
 
 
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"config": {"catalog": None}}, "config.catalog is required: the BizApps this platform offers"),
+        ({"config": {"listen": {"metrics": "0.0.0.0:1"}}}, "do not set config.listen: the chart derives it from ports"),
+    ],
+)
+def test_templates_still_refuse_without_the_schema(chart, values, message):
+    """`--skip-schema-validation`: the templates' own guards remain."""
+    with pytest.raises(helmcli.HelmError) as e:
+        chart.render(values, namespace=NAMESPACE, skip_schema_validation=True)
+    assert message in e.value.stderr, e.value.stderr
+
+
 def test_release_name_is_used(chart):
     objects = render(chart, name="portal")
     assert one(objects, "Deployment")["metadata"]["name"] == "portal-partnerkit"
     crb = one(objects, "ClusterRoleBinding", "portal-partnerkit-operator")
     assert crb["subjects"] == [{"kind": "ServiceAccount", "name": "portal-partnerkit", "namespace": NAMESPACE}]
+
+
+# ---------------------------------------------------------------------------------------------
+# high availability: replicas, rolling update, PodDisruptionBudget, topology spread, probes
+
+
+def pod_labels(objects: list[dict]) -> dict:
+    return one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """A LabelSelector (matchLabels only, as the chart writes them) against a pod's labels."""
+    assert set(selector) == {"matchLabels"}, selector
+    return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+
+def test_two_replicas_roll_one_at_a_time_keeping_one_running(chart):
+    objects = render(chart)
+    dep = one(objects, "Deployment")
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    assert dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 30
+    # leader election is on (the operator's default: the chart does not turn it off), and the
+    # notes say where to see the leader
+    assert config_of(objects).get("leaderElection", {}).get("enabled", True) is True
+    # each replica's Lease identity is its pod name, the Lease is in the pod's namespace (the
+    # operator reads both from the environment: src/controller/leader.rs)
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("valueFrom") for e in c["env"]}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert f"kubectl -n {NAMESPACE} get lease partnerkit" in notes(chart)
+    # without leader election: one replica (two would both reconcile; the chart refuses that)
+    single = {"replicaCount": 1, "config": {"leaderElection": {"enabled": False}}}
+    assert one(render(chart, single), "Deployment")["spec"]["replicas"] == 1
+    assert "get lease" not in notes(chart, single)
+
+
+def test_pod_disruption_budget_keeps_one_replica(chart):
+    objects = render(chart)
+    pdb = one(objects, "PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["metadata"]["namespace"] == NAMESPACE
+    assert pdb["spec"]["minAvailable"] == 1 and "maxUnavailable" not in pdb["spec"]
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert selects(pdb["spec"]["selector"], pod_labels(objects))
+    assert pdb["spec"]["selector"] == one(objects, "Deployment")["spec"]["selector"]
+    # maxUnavailable instead (a percentage too)
+    pdb = one(render(chart, {"podDisruptionBudget": {"minAvailable": None, "maxUnavailable": "50%"}}), "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == "50%" and "minAvailable" not in pdb["spec"]
+    # none with one replica (it could never be evicted), nor when turned off
+    for values in ({"replicaCount": 1}, {"podDisruptionBudget": {"enabled": False}}):
+        assert not [o for o in render(chart, values) if o["kind"] == "PodDisruptionBudget"], values
+    assert one(render(chart, {"replicaCount": 1}), "Deployment")["spec"]["replicas"] == 1
+
+
+def test_replicas_spread_over_nodes_and_zones(chart):
+    objects = render(chart)
+    labels = pod_labels(objects)
+    spread = one(objects, "Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert [c["topologyKey"] for c in spread] == ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+    for c in spread:
+        assert c["whenUnsatisfiable"] == "ScheduleAnyway" and c["maxSkew"] == 1
+        assert selects(c["labelSelector"], labels)
+        assert c["labelSelector"]["matchLabels"] == one(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+        assert c["matchLabelKeys"] == ["pod-template-hash"]
+    # overridable: [] turns it off; an entry's own labelSelector is kept, a missing one filled in
+    assert "topologySpreadConstraints" not in one(render(chart, {"topologySpreadConstraints": []}), "Deployment")["spec"]["template"]["spec"]
+    own = {"maxSkew": 2, "topologyKey": "topology.kubernetes.io/region", "whenUnsatisfiable": "DoNotSchedule",
+           "labelSelector": {"matchLabels": {"team": "platform"}}}
+    spread = one(render(chart, {"topologySpreadConstraints": [own, {"maxSkew": 1, "topologyKey": "rack", "whenUnsatisfiable": "ScheduleAnyway"}]}),
+                 "Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread[0] == own
+    assert spread[1]["topologyKey"] == "rack" and selects(spread[1]["labelSelector"], labels)
+
+
+def test_probes_suit_a_standby(chart):
+    """Liveness: /healthz, served from the start (before the API server, before the CRDs), so no
+    startupProbe is needed. Readiness: /readyz, true on a synced standby too (it serves the page).
+    Both on the health port the operator's config listens on."""
+    objects = render(chart)
+    (c,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert "startupProbe" not in c
+    health_port = next(p["containerPort"] for p in c["ports"] if p["name"] == "health")
+    assert config_of(objects)["listen"]["health"] == f"0.0.0.0:{health_port}"
+    # readiness reacts faster than liveness, and liveness gives a slow start time
+    assert c["readinessProbe"]["periodSeconds"] <= c["livenessProbe"]["periodSeconds"]
+    live = c["livenessProbe"]
+    assert live["initialDelaySeconds"] + live["periodSeconds"] * live["failureThreshold"] >= 30
+
+
+def test_resources_request_the_typical_and_limit_memory_only(chart):
+    """Measured (values.yaml says how): requests for a typical installation, a memory limit with
+    headroom over the 10,000-tenant peak, no CPU limit."""
+    (c,) = one(render(chart), "Deployment")["spec"]["template"]["spec"]["containers"]
+    res = c["resources"]
+    assert set(res) == {"requests", "limits"}
+    assert set(res["requests"]) == {"cpu", "memory"}
+    assert set(res["limits"]) == {"memory"}, "no CPU limit: throttling would slow a leader's catch-up and its probes"
+
+    def mib(q: str) -> float:
+        units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+        return float(q[:-2]) * units[q[-2:]]
+
+    # the README's 10,000-tenant peak (223 MiB) with headroom
+    assert mib(res["limits"]["memory"]) >= 1.5 * 223
+    assert mib(res["requests"]["memory"]) < mib(res["limits"]["memory"])
+
+
+# ---------------------------------------------------------------------------------------------
+# security context
+
+
+def test_every_security_setting_is_there(chart):
+    pod = one(render(chart), "Deployment")["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    psc, sc = pod["securityContext"], c["securityContext"]
+    assert psc["runAsNonRoot"] is True and sc["runAsNonRoot"] is True
+    assert psc["runAsUser"] == 65532 and psc["runAsGroup"] == 65532, "the image's user (nonroot)"
+    assert psc["seccompProfile"] == {"type": "RuntimeDefault"} and sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["privileged"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    # the read-only root needs nothing but the emptyDir /tmp and the config
+    assert {m["mountPath"] for m in c["volumeMounts"]} == {"/etc/partnerkit", "/tmp"}
+
+
+def restricted_violations(pod: dict) -> list[str]:
+    """The checks of the "restricted" Pod Security Standard (kubernetes.io/docs/concepts/security/
+    pod-security-standards), for a pod spec."""
+    v = []
+    psc = pod.get("securityContext", {})
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(key):
+            v.append(key)
+    allowed_volumes = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+    for vol in pod.get("volumes", []):
+        if not set(vol) - {"name"} <= allowed_volumes:
+            v.append(f"volume {vol['name']}")
+    for c in pod.get("initContainers", []) + pod["containers"]:
+        sc = c.get("securityContext", {})
+        if sc.get("privileged"):
+            v.append("privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            v.append("allowPrivilegeEscalation")
+        if "ALL" not in sc.get("capabilities", {}).get("drop", []):
+            v.append("capabilities.drop ALL")
+        if set(sc.get("capabilities", {}).get("add", [])) - {"NET_BIND_SERVICE"}:
+            v.append("capabilities.add")
+        if not sc.get("runAsNonRoot", psc.get("runAsNonRoot")):
+            v.append("runAsNonRoot")
+        if sc.get("runAsUser", psc.get("runAsUser")) == 0:
+            v.append("runAsUser 0")
+        if sc.get("seccompProfile", psc.get("seccompProfile", {})).get("type") not in ("RuntimeDefault", "Localhost"):
+            v.append("seccompProfile")
+        if any(p.get("hostPort") for p in c.get("ports", [])):
+            v.append("hostPort")
+        if sc.get("procMount", "Default") != "Default":
+            v.append("procMount")
+    return v
+
+
+def test_pod_meets_the_restricted_pod_security_standard(chart):
+    for values in ({}, ALL_ON):
+        pod = one(render(chart, values), "Deployment")["spec"]["template"]["spec"]
+        assert restricted_violations(pod) == [], values
+    # and the check does find a violation (so a pass means something)
+    pod = one(render(chart, {"securityContext": {"allowPrivilegeEscalation": True}}), "Deployment")["spec"]["template"]["spec"]
+    assert restricted_violations(pod) == ["allowPrivilegeEscalation"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the NetworkPolicy
+
+
+def ports_of(rule: dict) -> set[tuple[int, str]]:
+    return {(p["port"], p["protocol"]) for p in rule["ports"]}
+
+
+def test_no_network_policy_by_default(chart):
+    assert not [o for o in render(chart) if o["kind"] == "NetworkPolicy"]
+
+
+def test_network_policy_admits_the_three_ports_from_anywhere_by_default(chart):
+    objects = render(chart, {"networkPolicy": {"enabled": True}})
+    np = one(objects, "NetworkPolicy")
+    assert np["apiVersion"] == "networking.k8s.io/v1" and np["metadata"]["namespace"] == NAMESPACE
+    assert selects(np["spec"]["podSelector"], pod_labels(objects))
+    assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert [ports_of(r) for r in np["spec"]["ingress"]] == [{(8080, "TCP")}, {(8081, "TCP")}, {(8443, "TCP")}]
+    assert not any("from" in r for r in np["spec"]["ingress"]), "no peers configured: any source"
+    egress = np["spec"]["egress"]
+    assert [ports_of(r) for r in egress] == [{(443, "TCP"), (6443, "TCP")}, {(53, "UDP"), (53, "TCP")}]
+    assert not any("to" in r for r in egress)
+
+
+def test_network_policy_with_peers_and_smtp(chart):
+    objects = render(chart, ALL_ON)
+    np = one(objects, "NetworkPolicy")
+    ingress = {next(iter(ports_of(r)))[0]: r.get("from") for r in np["spec"]["ingress"]}
+    # CUSTOM_VALUES' ports: metrics 9090, health 9091, web 9443
+    assert ingress == {9090: [MONITORING], 9091: None, 9443: [INGRESS_NGINX]}
+    api, dns, smtp = np["spec"]["egress"]
+    assert ports_of(api) == {(6443, "TCP")} and api["to"] == [{"ipBlock": {"cidr": "10.0.0.10/32"}}]
+    assert ports_of(dns) == {(53, "UDP"), (53, "TCP")} and dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert ports_of(smtp) == {(465, "TCP")} and smtp["to"] == [{"ipBlock": {"cidr": "192.0.2.25/32"}}]
+    # the SMTP port defaults as the operator's does (587); extra rules are appended as given
+    extra_in = {"ports": [{"port": 9999, "protocol": "TCP"}]}
+    extra_out = {"ports": [{"port": 443, "protocol": "TCP"}], "to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}]}
+    np = one(render(chart, {"config": {"invites": WITH_SMTP}, "networkPolicy": {"enabled": True, "extraIngress": [extra_in], "extraEgress": [extra_out]}}), "NetworkPolicy")
+    assert ports_of(np["spec"]["egress"][2]) == {(587, "TCP")}
+    assert np["spec"]["egress"][-1] == extra_out and np["spec"]["ingress"][-1] == extra_in
+
+
+def test_e2e_values_install_every_optional_builtin_object(chart):
+    """scripts/test-real.sh installs the chart with values-e2e.yaml on a real API server: it must
+    carry every optional built-in object, so that the server proves it accepts each."""
+    values = yaml.safe_load((ROOT / "tests" / "chart" / "values-e2e.yaml").read_text())
+    objects = render(chart, values)
+    kinds = {o["kind"] for o in objects}
+    assert {"PodDisruptionBudget", "NetworkPolicy", "Ingress", "Role"} <= kinds, kinds
+    assert one(objects, "Role", "partnerkit-smtp-credentials")
+    np = one(objects, "NetworkPolicy")
+    assert all("from" in r for r in np["spec"]["ingress"] if ports_of(r) != {(8081, "TCP")})
+    assert all("to" in r for r in np["spec"]["egress"]), "peers on every egress rule"
+    assert "topologySpreadConstraints" in one(objects, "Deployment")["spec"]["template"]["spec"]
+    report = chart.lint(values, strict=True, namespace=NAMESPACE, kube_version="v" + KUBE_VERSION)
+    assert report.returncode == 0 and not report.problems, report.output
 
 
 # ---------------------------------------------------------------------------------------------

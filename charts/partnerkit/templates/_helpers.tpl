@@ -59,6 +59,11 @@ app.kubernetes.io/part-of: partnerkit
 {{- fail "config.defaultBranding.support: exactly one of email or url (set the other to null, e.g. --set config.defaultBranding.support.url=null)" }}
 {{- end }}
 {{- end }}
+{{- with .Values.config.leaderElection }}
+{{- if and (hasKey . "enabled") (not .enabled) (gt (int $.Values.replicaCount) 1) }}
+{{- fail "config.leaderElection.enabled is false: set replicaCount to 1 (without leader election every replica reconciles)" }}
+{{- end }}
+{{- end }}
 {{- $cfg := deepCopy .Values.config }}
 {{- $_ := set $cfg "listen" (dict "metrics" (printf "0.0.0.0:%d" (int .Values.ports.metrics)) "health" (printf "0.0.0.0:%d" (int .Values.ports.health)) "web" (printf "0.0.0.0:%d" (int .Values.ports.web))) }}
 {{- toYaml $cfg }}
