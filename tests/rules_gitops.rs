@@ -241,21 +241,7 @@ async fn drift_of_materialized_objects_is_repaired() {
     let want_ns = env.namespace(&ws).await.unwrap()["metadata"]["labels"].clone();
     let want_bizapps = env.config_map(&ws, "partnerkit-bizapps").await.unwrap()["data"].clone();
     let want_branding = env.config_map(&ws, "partnerkit-branding").await.unwrap()["data"].clone();
-    // The partner's ClusterRole lists the workspace once the partner has seen it (partner
-    // reconciles are coalesced, up to PARTNER_WINDOW after the tenant's Ready).
-    let want_rules = env
-        .eventually(
-            PROMPTLY,
-            "the workspace in the partner's ClusterRole",
-            || async {
-                let rules = env.cluster_role(&role).await?["rules"].clone();
-                rules
-                    .to_string()
-                    .contains(&format!("\"{ws}\""))
-                    .then_some(rules)
-            },
-        )
-        .await;
+    let want_rules = env.cluster_role(&role).await.unwrap()["rules"].clone();
     let want_pns = env.namespace(&pns).await.unwrap()["metadata"]["labels"].clone();
 
     env.kubectl_ok(&["delete", "configmap", "partnerkit-bizapps", "-n", &ws])

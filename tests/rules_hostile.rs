@@ -832,8 +832,10 @@ async fn no_partner_admin_or_tenant_admin_reaches_anything_of_another_partner() 
             granted.push(g(verb, "", k("partnerkit.io", "partners", ""), &w.alpha));
         }
         granted.push(g("get", "", k("", "namespaces", ""), &w.alpha_ns));
-        granted.push(g("get", "", k("", "namespaces", ""), &w.ws_a1));
-        granted.push(g("get", "", k("", "namespaces", ""), &w.ws_a2));
+        // A workspace is readable through the partner admins' RoleBinding in it: the API server
+        // authorizes `GET /api/v1/namespaces/<ws>` with the request's namespace set to <ws>.
+        granted.push(g("get", &w.ws_a1, k("", "namespaces", ""), &w.ws_a1));
+        granted.push(g("get", &w.ws_a2, k("", "namespaces", ""), &w.ws_a2));
         granted.push(g("list", &w.alpha_ns, k("", "secrets", ""), ""));
         granted.push(g(
             "get",

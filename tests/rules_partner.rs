@@ -93,7 +93,8 @@ async fn partner_materializes_namespace_rbac_branding_and_status() {
         (Some("True"), Some("Reconciled"))
     );
 
-    // A tenant: counted in status, and its workspace readable through the per-partner role.
+    // A tenant: counted in status; the per-partner role does not grow (the workspace is
+    // readable through the partner admins' RoleBinding in it).
     let globex = env.n("globex");
     env.tenant_ready(&pns, &globex, json!({"displayName": "Globex"}))
         .await;
@@ -104,11 +105,19 @@ async fn partner_materializes_namespace_rbac_branding_and_status() {
         || async {
             let p = env.partner(&acme).await?;
             let cr = env.cluster_role(&role).await?;
-            (p["status"]["tenants"] == 1 && cr["rules"] == expected_rules(vec![&pns, &ws]))
-                .then_some(())
+            (p["status"]["tenants"] == 1 && cr["rules"] == expected_rules(vec![&pns])).then_some(())
         },
     )
     .await;
+    let out = env
+        .kubectl_as(&alice, &["get", "namespace", &ws, "-o", "name"])
+        .await;
+    assert_eq!(
+        out.stdout.trim(),
+        format!("namespace/{ws}"),
+        "{}",
+        out.stderr
+    );
     env.finish().await;
 }
 

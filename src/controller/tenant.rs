@@ -114,21 +114,6 @@ fn name_taken_by(world: &World, cfg: &Config, ns: &str, name: &str) -> Option<St
     }
 }
 
-/// Position of this tenant among its partner's tenants (template excluded), oldest first.
-fn quota_rank(world: &World, ns: &str, name: &str) -> usize {
-    let mut siblings: Vec<(Option<jiff::Timestamp>, String)> = world
-        .tenants_in(ns)
-        .iter()
-        .map(|t| (created(t), t.name_any()))
-        .filter(|(_, n)| n != TEMPLATE_NAME)
-        .collect();
-    siblings.sort();
-    siblings
-        .iter()
-        .position(|(_, n)| n == name)
-        .unwrap_or(siblings.len())
-}
-
 pub async fn reconcile(obj: Arc<TenantObj>, ctx: Arc<Ctx>) -> Result<Next, Error> {
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
@@ -206,7 +191,10 @@ async fn reconcile_tenant(
         workspace,
         name_taken_by,
         retained_by,
-        quota_rank: quota_rank(world, ns, name),
+        older_tenants: match partner.and_then(|p| p.spec.entitlements.max_tenants) {
+            Some(max) if !is_template => world.older_tenants(ns, &t.metadata, max as usize),
+            _ => 0,
+        },
     });
 
     // Apply and clean up.

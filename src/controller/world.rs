@@ -21,6 +21,7 @@ use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
@@ -107,6 +108,9 @@ struct Indexes {
     tenants_by_ns: Index,
     /// tenant name -> namespaces holding a Tenant of that name
     tenants_by_name: Index,
+    /// partner namespace -> its tenants but the template, oldest first ([`age_key`]): quota
+    /// ranks and counts without scanning the partner's tenants
+    tenants_by_age: Index,
     /// namespace -> invite names
     invites_by_ns: Index,
     /// tenant name -> names of the PartnerAssignments that move it
@@ -133,6 +137,23 @@ pub struct World {
     pub cluster_roles: Store<ClusterRole>,
     pub cluster_role_bindings: Store<ClusterRoleBinding>,
     idx: RwLock<Indexes>,
+}
+
+/// A tenant's place in its partner's age order: creationTimestamp (zero-padded seconds and
+/// nanoseconds, so that the strings sort as the times do; none first), then the name.
+fn age_key(meta: &ObjectMeta) -> String {
+    let created = meta
+        .creation_timestamp
+        .as_ref()
+        .map(|c| {
+            format!(
+                "{:020}{:09}",
+                c.0.as_second().saturating_add(1 << 40),
+                c.0.subsec_nanosecond()
+            )
+        })
+        .unwrap_or_default();
+    format!("{created}\0{}", meta.name.as_deref().unwrap_or_default())
 }
 
 fn ns_of<K: Resource>(o: &K) -> String {
@@ -190,6 +211,24 @@ impl World {
     pub fn tenants_in(&self, ns: &str) -> Vec<Arc<TenantObj>> {
         let names = self.read().tenants_by_ns.get(ns);
         names.iter().filter_map(|n| self.tenant(ns, n)).collect()
+    }
+    /// How many Tenants a namespace holds, the template excluded.
+    pub fn tenant_count(&self, ns: &str) -> usize {
+        self.read()
+            .tenants_by_age
+            .live
+            .get(ns)
+            .map_or(0, |s| s.len())
+    }
+    /// How many of the namespace's tenants (template excluded) are older than `t` (by
+    /// creationTimestamp, then name), counted up to `limit`: cost O(limit), not O(tenants).
+    pub fn older_tenants(&self, ns: &str, tenant: &ObjectMeta, limit: usize) -> usize {
+        let key = age_key(tenant);
+        self.read()
+            .tenants_by_age
+            .live
+            .get(ns)
+            .map_or(0, |s| s.range(..key).take(limit).count())
     }
     /// Every Tenant named `name`, in any namespace.
     pub fn tenants_named(&self, name: &str) -> Vec<Arc<TenantObj>> {
@@ -307,6 +346,24 @@ impl Queues {
         }
         for t in world.tenants.state() {
             self.tenant(&ns_of(&*t), &t.name_any());
+        }
+    }
+    /// The tenants of a partner namespace from the `rank`-th oldest on (template excluded).
+    fn tenants_from_rank(&self, world: &World, ns: &str, rank: usize) {
+        let names: Vec<String> = world
+            .read()
+            .tenants_by_age
+            .live
+            .get(ns)
+            .map(|s| {
+                s.iter()
+                    .skip(rank)
+                    .filter_map(|k| k.split_once('\0').map(|(_, n)| n.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for n in names {
+            self.tenant(ns, &n);
         }
     }
     /// Every Tenant named `name`, anywhere.
@@ -508,6 +565,13 @@ pub fn spawn_reflectors(
                         .apply(ev, |o: &TenantObj| vec![(ns_of(o), o.name_any())]);
                     idx.tenants_by_name
                         .apply(ev, |o: &TenantObj| vec![(o.name_any(), ns_of(o))]);
+                    idx.tenants_by_age.apply(ev, |o: &TenantObj| {
+                        if o.name_any() == TEMPLATE_NAME {
+                            vec![]
+                        } else {
+                            vec![(ns_of(o), age_key(o.meta()))]
+                        }
+                    });
                 }
                 let route =
                     |o: &TenantObj, seen: &mut HashMap<(String, String), Fp>, deleted: bool| {
@@ -543,16 +607,14 @@ pub fn spawn_reflectors(
                                 != Some((&now.uid, now.deleting));
                         if came_or_went {
                             q.tenants_named(&world, &name);
-                            let quota = partner
-                                .and_then(|p| world.partner(&p))
-                                .and_then(|p| {
-                                    p.0.as_ref()
-                                        .ok()
-                                        .map(|p| p.spec.entitlements.max_tenants.is_some())
-                                })
-                                .unwrap_or(false);
-                            if quota {
-                                q.tenants_of_ns(&world, &ns);
+                            let quota = partner.and_then(|p| world.partner(&p)).and_then(|p| {
+                                p.0.as_ref()
+                                    .ok()
+                                    .and_then(|p| p.spec.entitlements.max_tenants)
+                            });
+                            if let Some(max) = quota {
+                                // Only the tenants at the quota's edge can change side.
+                                q.tenants_from_rank(&world, &ns, (max as usize).saturating_sub(1));
                             }
                         }
                     };

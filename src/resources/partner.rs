@@ -22,8 +22,6 @@ pub struct PartnerInputs<'a> {
     pub accepted_invites: Vec<String>,
     /// This partner's tenants, template excluded.
     pub tenant_count: u32,
-    /// Workspace namespaces of its (materialized) tenants, sorted.
-    pub workspaces: Vec<String>,
 }
 
 /// Everything a Partner materializes, and its status values.
@@ -42,7 +40,8 @@ pub struct PartnerDesired {
     /// subject = the operator's ServiceAccount, when it is known.
     pub operator_binding: Option<RoleBinding>,
     /// `partnerkit:partner:<name>`: get/list/watch/patch of the Partner and get of
-    /// partners/status, by resourceNames; get of the partner namespace and its workspaces.
+    /// partners/status, by resourceNames; get of the partner namespace. Its size does not depend on
+    /// the partner's tenants.
     pub cluster_role: ClusterRole,
     /// `partnerkit:partner:<name>` -> that ClusterRole, subjects = effective admins.
     pub cluster_role_binding: ClusterRoleBinding,
@@ -132,11 +131,6 @@ pub fn partner(inputs: &PartnerInputs) -> PartnerDesired {
         });
 
     let role_name = names::partner_cluster_role(&name);
-    let visible_namespaces: Vec<String> = std::iter::once(ns.clone())
-        .chain(inputs.workspaces.iter().cloned())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
     let rule =
         |groups: &str, resources: &str, verbs: &[&str], resource_names: Vec<String>| PolicyRule {
             api_groups: Some(vec![groups.to_string()]),
@@ -162,7 +156,10 @@ pub fn partner(inputs: &PartnerInputs) -> PartnerDesired {
                 &["get"],
                 vec![name.clone()],
             ),
-            rule("", "namespaces", &["get"], visible_namespaces),
+            // The partner namespace only: each workspace is readable through the partner
+            // admins' RoleBinding in it (a RoleBinding in namespace X authorizes `get
+            // namespaces/X`), so this object never grows with the partner's tenants.
+            rule("", "namespaces", &["get"], vec![ns.clone()]),
         ]),
         aggregation_rule: None,
     };

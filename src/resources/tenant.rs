@@ -55,9 +55,9 @@ pub struct TenantInputs<'a> {
     /// The partner that last held the workspace (its `partnerkit.io/partner` label), when
     /// `workspace` is [`WorkspaceState::RetainedByAnotherPartner`].
     pub retained_by: Option<&'a str>,
-    /// 0-based position of this tenant among its partner's non-template tenants ordered by
-    /// (creationTimestamp, name).
-    pub quota_rank: usize,
+    /// How many of its partner's non-template tenants are older (by creationTimestamp, then
+    /// name), counted up to the partner's maxTenants (0 without one).
+    pub older_tenants: usize,
 }
 
 /// The objects of a tenant's workspace, each sorted by name.
@@ -163,13 +163,12 @@ pub fn tenant(inputs: &TenantInputs) -> TenantPlan {
             ),
         ))
     } else if let Some(max) = partner.spec.entitlements.max_tenants
-        && inputs.quota_rank >= max as usize
+        && inputs.older_tenants >= max as usize
     {
         Some(Refusal::new(
             QUOTA_EXCEEDED,
             format!(
-                "partner {partner_name:?} may have at most {max} tenants (entitlements.maxTenants); this would be tenant {}",
-                inputs.quota_rank + 1
+                "partner {partner_name:?} may have at most {max} tenants (entitlements.maxTenants), and {max} older tenants hold them"
             ),
         ))
     } else if let Err(refusal) = &biz_apps {

@@ -144,19 +144,17 @@ fn user_prefix_is_prepended() {
 // Partner
 // ---------------------------------------------------------------------------------------------
 
-fn partner_desired(
-    p: &Partner,
-    c: &Config,
-    invites: &[&str],
-    workspaces: &[&str],
-) -> PartnerDesired {
+fn partner_desired_with(p: &Partner, c: &Config, invites: &[&str], tenants: u32) -> PartnerDesired {
     partner(&PartnerInputs {
         partner: p,
         config: c,
         accepted_invites: s(invites),
-        tenant_count: 2,
-        workspaces: s(workspaces),
+        tenant_count: tenants,
     })
+}
+
+fn partner_desired(p: &Partner, c: &Config, invites: &[&str]) -> PartnerDesired {
+    partner_desired_with(p, c, invites, 2)
 }
 
 fn acme_owner() -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
@@ -181,7 +179,7 @@ fn partner_labels() -> BTreeMap<String, String> {
 
 #[test]
 fn partner_namespace_shape() {
-    let d = partner_desired(&acme(), &cfg(), &[], &[]);
+    let d = partner_desired(&acme(), &cfg(), &[]);
     assert_eq!(d.namespace.metadata.name.as_deref(), Some("partner-acme"));
     assert_eq!(d.namespace.metadata.labels, Some(partner_labels()));
     assert_eq!(
@@ -193,7 +191,7 @@ fn partner_namespace_shape() {
 
 #[test]
 fn partner_template_shape() {
-    let d = partner_desired(&acme(), &cfg(), &[], &[]);
+    let d = partner_desired(&acme(), &cfg(), &[]);
     let t = &d.template;
     assert_eq!(t.name_any(), "template");
     assert_eq!(t.namespace().as_deref(), Some("partner-acme"));
@@ -216,7 +214,7 @@ fn partner_template_shape() {
 
 #[test]
 fn partner_admins_binding_shape() {
-    let d = partner_desired(&acme(), &cfg(), &["dave@acme.example"], &[]);
+    let d = partner_desired(&acme(), &cfg(), &["dave@acme.example"]);
     let rb = &d.admins_binding;
     assert_eq!(
         rb.metadata.name.as_deref(),
@@ -240,12 +238,7 @@ fn partner_admins_binding_shape() {
 
 #[test]
 fn partner_cluster_role_and_binding_shape() {
-    let d = partner_desired(
-        &acme(),
-        &cfg(),
-        &[],
-        &["tenant-globex", "tenant-initech", "tenant-globex"],
-    );
+    let d = partner_desired(&acme(), &cfg(), &[]);
     let cr = &d.cluster_role;
     assert_eq!(cr.metadata.name.as_deref(), Some("partnerkit:partner:acme"));
     assert_eq!(cr.metadata.namespace, None);
@@ -267,13 +260,14 @@ fn partner_cluster_role_and_binding_shape() {
                 &["acme"]
             ),
             rule("partnerkit.io", "partners/status", &["get"], &["acme"]),
-            rule(
-                "",
-                "namespaces",
-                &["get"],
-                &["partner-acme", "tenant-globex", "tenant-initech"]
-            ),
+            rule("", "namespaces", &["get"], &["partner-acme"]),
         ])
+    );
+    // It does not grow with the partner's tenants (workspaces are readable through the
+    // bindings in them).
+    assert_eq!(
+        partner_desired_with(&acme(), &cfg(), &[], 100_000).cluster_role,
+        d.cluster_role
     );
     let crb = &d.cluster_role_binding;
     assert_eq!(
@@ -293,7 +287,7 @@ fn partner_cluster_role_and_binding_shape() {
 fn partner_without_uid_has_no_owner_references() {
     let mut p = acme();
     p.metadata.uid = None;
-    let d = partner_desired(&p, &cfg(), &[], &[]);
+    let d = partner_desired(&p, &cfg(), &[]);
     assert_eq!(d.admins_binding.metadata.owner_references, None);
     assert_eq!(d.cluster_role.metadata.owner_references, None);
 }
@@ -309,7 +303,6 @@ fn partner_effective_admins_are_spec_union_invites_sorted_deduplicated() {
             "bob@acme.example",
             "zed@acme.example",
         ],
-        &[],
     );
     assert_eq!(
         d.effective_admins,
@@ -335,7 +328,7 @@ fn partner_effective_admins_are_spec_union_invites_sorted_deduplicated() {
 #[test]
 fn partner_subjects_carry_the_user_prefix() {
     let c = Config::from_yaml("catalog: [{name: mail}]\nuserPrefix: \"oidc:\"\n", "x").unwrap();
-    let d = partner_desired(&acme(), &c, &["bob@acme.example"], &[]);
+    let d = partner_desired(&acme(), &c, &["bob@acme.example"]);
     let expected = users(&[
         "oidc:alice@acme.example",
         "oidc:bob@acme.example",
@@ -356,7 +349,7 @@ fn partner_subjects_carry_the_user_prefix() {
 
 #[test]
 fn partner_branding_page_is_its_own_branding() {
-    let d = partner_desired(&acme(), &cfg(), &[], &[]);
+    let d = partner_desired(&acme(), &cfg(), &[]);
     assert_eq!(
         d.branding.metadata.name.as_deref(),
         Some("partnerkit-branding")
@@ -384,7 +377,7 @@ fn partner_branding_page_falls_back_per_key_and_ignores_entitlement() {
     let mut p = acme();
     p.spec.entitlements.branding = false;
     p.spec.branding = Some(yaml("primaryColor: \"#112233\"\n"));
-    let d = partner_desired(&p, &cfg(), &[], &[]);
+    let d = partner_desired(&p, &cfg(), &[]);
     assert_eq!(
         d.branding.data,
         Some(map(&[
@@ -403,7 +396,7 @@ fn partner_branding_page_falls_back_per_key_and_ignores_entitlement() {
 fn partner_branding_applied_needs_entitlement_and_branding() {
     let mut p = acme();
     p.spec.branding = None;
-    let d = partner_desired(&p, &cfg(), &[], &[]);
+    let d = partner_desired(&p, &cfg(), &[]);
     assert!(!d.branding_applied, "entitled but nothing set");
     assert_eq!(
         d.branding
@@ -421,7 +414,7 @@ fn partner_branding_without_any_default_omits_keys() {
     let mut p = acme();
     p.spec.branding = None;
     let c = Config::from_yaml("catalog: [{name: mail}]\n", "x").unwrap();
-    let d = partner_desired(&p, &c, &[], &[]);
+    let d = partner_desired(&p, &c, &[]);
     assert_eq!(
         d.branding.data,
         Some(map(&[
@@ -433,7 +426,7 @@ fn partner_branding_without_any_default_omits_keys() {
 
 #[test]
 fn partner_status_values() {
-    let d = partner_desired(&acme(), &cfg(), &[], &[]);
+    let d = partner_desired(&acme(), &cfg(), &[]);
     assert_eq!(d.status.namespace.as_deref(), Some("partner-acme"));
     assert_eq!(d.status.tenants, 2);
     assert!(d.status.conditions.is_empty() && d.status.observed_generation.is_none());
@@ -443,8 +436,8 @@ fn partner_status_values() {
 fn partner_builder_is_deterministic() {
     let (p, c) = (acme(), cfg());
     assert_eq!(
-        partner_desired(&p, &c, &["x@y.example"], &["tenant-b", "tenant-a"]),
-        partner_desired(&p, &c, &["x@y.example"], &["tenant-b", "tenant-a"])
+        partner_desired(&p, &c, &["x@y.example"]),
+        partner_desired(&p, &c, &["x@y.example"])
     );
 }
 
@@ -873,7 +866,7 @@ impl World {
             workspace: WorkspaceState::Missing,
             name_taken_by: None,
             retained_by: None,
-            quota_rank: 0,
+            older_tenants: 0,
         }
     }
 }
@@ -1226,7 +1219,7 @@ fn quota_exceeded_by_rank() {
     let globex: Tenant = yaml(GLOBEX);
     for (rank, ok) in [(0, true), (1, true), (2, false), (7, false)] {
         let mut inputs = w.inputs(&globex);
-        inputs.quota_rank = rank;
+        inputs.older_tenants = rank;
         let plan = tenant(&inputs);
         assert_eq!(plan.ready.is_ok(), ok, "rank {rank}");
         assert_eq!(plan.desired.is_some(), ok);
@@ -1243,7 +1236,7 @@ fn quota_exceeded_by_rank() {
     );
     w.partner.spec.entitlements.max_tenants = None;
     let mut inputs = w.inputs(&globex);
-    inputs.quota_rank = 100_000;
+    inputs.older_tenants = 100_000;
     assert!(tenant(&inputs).ready.is_ok());
 }
 
@@ -1297,7 +1290,7 @@ fn template_has_no_workspace_and_shows_its_own_values() {
     let mut inputs = w.inputs(&template);
     inputs.workspace = WorkspaceState::Foreign; // ignored: the template has no workspace
     inputs.name_taken_by = Some("partner-other/template".into()); // every partner has one
-    inputs.quota_rank = 1000;
+    inputs.older_tenants = 1000;
     let plan = tenant(&inputs);
     assert_eq!(plan.ready, Ok(()));
     assert!(plan.desired.is_none());
@@ -1630,7 +1623,7 @@ proptest! {
         let t = Tenant::new("globex", spec.clone());
         let tpl = template.clone().map(|s| Tenant::new("template", s));
         let inputs = TenantInputs { tenant: &t, config: &config, partner: Some(&p), partner_admins: &admins,
-            template: tpl.as_ref(), workspace: WorkspaceState::Missing, name_taken_by: None, retained_by: None, quota_rank: 0 };
+            template: tpl.as_ref(), workspace: WorkspaceState::Missing, name_taken_by: None, retained_by: None, older_tenants: 0 };
         let plan = tenant(&inputs);
         prop_assert_eq!(&plan, &tenant(&inputs));
         prop_assert_eq!(plan.desired.is_some(), once.is_ok());
@@ -1648,9 +1641,9 @@ proptest! {
 fn the_operator_binds_itself_to_invite_links_only_when_it_knows_its_service_account() {
     let p = acme();
     let mut c = cfg();
-    assert!(partner_desired(&p, &c, &[], &[]).operator_binding.is_none());
+    assert!(partner_desired(&p, &c, &[]).operator_binding.is_none());
     c.operator_account = Some(("partnerkit-system".into(), "partnerkit".into()));
-    let rb = partner_desired(&p, &c, &[], &[])
+    let rb = partner_desired(&p, &c, &[])
         .operator_binding
         .expect("a binding");
     assert_eq!(rb.metadata.name.as_deref(), Some("partnerkit-operator"));

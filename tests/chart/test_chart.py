@@ -847,7 +847,7 @@ def test_operator_can_write_per_partner_cluster_roles_without_escalate(chart):
     all its permissions. The operator holds every permission of partnerkit:partner:<name>."""
     role = one(render(chart), "ClusterRole", "partnerkit-operator")
     rules = role["rules"]
-    for rule in per_partner_cluster_role("acme", ["partner-acme", "tenant-globex"]):
+    for rule in per_partner_cluster_role("acme", ["partner-acme"]):
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
                 for verb in rule["verbs"]:
