@@ -1260,10 +1260,12 @@ impl Ctx<'_> {
                     "application/yaml".parse().expect("static"),
                 )]),
             )?;
-            // Retry on concurrent writes, as the server's patcher does.
+            // Retry on concurrent writes, as the server's patcher does. An apply that found no
+            // object and lost the race to create it applies to the one that won (the real
+            // server's create-on-update runs in its storage's compare-and-swap loop: no 409).
             for _ in 0..16 {
                 match self.apply_once(&applied, force) {
-                    Err(e) if e.is_retry() => continue,
+                    Err(e) if e.is_retry() || e.reason == "AlreadyExists" => continue,
                     other => return other,
                 }
             }
