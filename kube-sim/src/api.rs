@@ -1780,7 +1780,7 @@ pub fn post_commit(sim: &Sim, ev: &Event) {
             );
         }
     }
-    sim.after_commit(&ev.gr);
+    sim.after_commit(&ev.gr, &ev.ns);
 }
 
 fn encode_continue(rv: u64, key: &Key) -> String {

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use kube_cel::KubeCelExt;
 use kube_cel::cel;
@@ -261,24 +261,55 @@ impl Binding {
     }
 }
 
+/// One namespace's Roles and RoleBindings.
+#[derive(Default)]
+pub struct NsRbac {
+    /// name -> rules
+    roles: HashMap<String, Vec<PolicyRule>>,
+    /// sorted by name
+    bindings: Vec<Binding>,
+}
+
+impl NsRbac {
+    /// From the namespace's stored Roles and RoleBindings; None when it has neither.
+    pub fn new(roles: &[Json], role_bindings: &[Json]) -> Option<NsRbac> {
+        if roles.is_empty() && role_bindings.is_empty() {
+            return None;
+        }
+        let mut bindings: Vec<Binding> = role_bindings.iter().map(Binding::from_json).collect();
+        bindings.sort_by(|a, b| a.name.cmp(&b.name));
+        Some(NsRbac {
+            roles: roles
+                .iter()
+                .map(|r| (meta_str(r, "name"), rules_of(r)))
+                .collect(),
+            bindings,
+        })
+    }
+}
+
+/// Every namespace's Roles and RoleBindings. Shared by the snapshots and updated one namespace
+/// at a time (a RoleBinding written in one workspace costs the same at 10 namespaces as at
+/// 100,000), where the cluster-scoped part is rebuilt whole.
+pub type Namespaced = Arc<RwLock<HashMap<String, Arc<NsRbac>>>>;
+
 #[derive(Default)]
 struct RbacInner {
-    /// (namespace, name) -> rules
-    roles: HashMap<(String, String), Vec<PolicyRule>>,
     /// name -> effective rules (aggregation applied)
     cluster_roles: HashMap<String, Vec<PolicyRule>>,
     cluster_role_bindings: Vec<Binding>,
-    /// namespace -> bindings, sorted by name
-    role_bindings: HashMap<String, Vec<Binding>>,
+    namespaced: Namespaced,
 }
 
 impl fmt::Debug for RbacInner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RbacInner")
-            .field("roles", &self.roles.len())
             .field("cluster_roles", &self.cluster_roles.len())
             .field("cluster_role_bindings", &self.cluster_role_bindings.len())
-            .field("role_bindings", &self.role_bindings.len())
+            .field(
+                "namespaces",
+                &self.namespaced.read().map(|m| m.len()).unwrap_or(0),
+            )
             .finish()
     }
 }
@@ -337,23 +368,33 @@ fn unsupported_kind_text(kind: &str) -> String {
 }
 
 impl RbacInner {
-    fn role_ref_rules(&self, b: &Binding, namespace: &str) -> Result<&[PolicyRule], RefError> {
-        self.role_rules(&b.role_kind, &b.role_name, namespace)
+    fn ns(&self, namespace: &str) -> Option<Arc<NsRbac>> {
+        self.namespaced
+            .read()
+            .expect("rbac namespaces")
+            .get(namespace)
+            .cloned()
+    }
+
+    fn role_ref_rules<'a>(
+        &'a self,
+        b: &Binding,
+        ns: Option<&'a NsRbac>,
+    ) -> Result<&'a [PolicyRule], RefError> {
+        self.role_rules(&b.role_kind, &b.role_name, ns)
     }
 
     /// The rules of a role reference (`GetRoleReferenceRules`); ClusterRoles with their
-    /// aggregated rules, as the aggregation controller would have stored them.
-    fn role_rules(
-        &self,
+    /// aggregated rules, as the aggregation controller would have stored them. `ns`: the
+    /// binding's namespace (None for a ClusterRoleBinding).
+    fn role_rules<'a>(
+        &'a self,
         kind: &str,
         name: &str,
-        namespace: &str,
-    ) -> Result<&[PolicyRule], RefError> {
+        ns: Option<&'a NsRbac>,
+    ) -> Result<&'a [PolicyRule], RefError> {
         let found = match kind {
-            "Role" => self
-                .roles
-                .get(&(namespace.to_string(), name.to_string()))
-                .map(Vec::as_slice),
+            "Role" => ns.and_then(|n| n.roles.get(name)).map(Vec::as_slice),
             "ClusterRole" => self.cluster_roles.get(name).map(Vec::as_slice),
             other => return Err(RefError::UnsupportedKind(other.to_string())),
         };
@@ -374,7 +415,7 @@ impl RbacInner {
             let Some(idx) = b.applies_to(user, "") else {
                 continue;
             };
-            match self.role_ref_rules(b, "") {
+            match self.role_ref_rules(b, None) {
                 Err(e) => {
                     if !visitor(Visit::Error(e)) {
                         return;
@@ -396,14 +437,14 @@ impl RbacInner {
         if namespace.is_empty() {
             return;
         }
-        let Some(bindings) = self.role_bindings.get(namespace) else {
+        let Some(nsr) = self.ns(namespace) else {
             return;
         };
-        for b in bindings {
+        for b in &nsr.bindings {
             let Some(idx) = b.applies_to(user, namespace) else {
                 continue;
             };
-            match self.role_ref_rules(b, namespace) {
+            match self.role_ref_rules(b, Some(&nsr)) {
                 Err(e) => {
                     if !visitor(Visit::Error(e)) {
                         return;
@@ -479,12 +520,42 @@ impl RbacSnapshot {
         role_bindings: &[Json],
         cluster_role_bindings: &[Json],
     ) -> RbacSnapshot {
-        let mut inner = RbacInner::default();
+        let mut by_ns: BTreeMap<String, (Vec<Json>, Vec<Json>)> = BTreeMap::new();
         for r in roles {
-            inner
-                .roles
-                .insert((meta_str(r, "namespace"), meta_str(r, "name")), rules_of(r));
+            by_ns
+                .entry(meta_str(r, "namespace"))
+                .or_default()
+                .0
+                .push(r.clone());
         }
+        for b in role_bindings {
+            by_ns
+                .entry(meta_str(b, "namespace"))
+                .or_default()
+                .1
+                .push(b.clone());
+        }
+        let namespaced: HashMap<String, Arc<NsRbac>> = by_ns
+            .into_iter()
+            .filter_map(|(ns, (r, b))| NsRbac::new(&r, &b).map(|n| (ns, Arc::new(n))))
+            .collect();
+        Self::with_namespaced(
+            cluster_roles,
+            cluster_role_bindings,
+            Arc::new(RwLock::new(namespaced)),
+        )
+    }
+
+    /// The cluster-scoped part built from these objects; the namespaced part shared.
+    pub fn with_namespaced(
+        cluster_roles: &[Json],
+        cluster_role_bindings: &[Json],
+        namespaced: Namespaced,
+    ) -> RbacSnapshot {
+        let mut inner = RbacInner {
+            namespaced,
+            ..RbacInner::default()
+        };
         // ClusterRole aggregation (clusterroleaggregation_controller), computed
         // transitively; own rules come first, aggregated ones are appended
         // without duplicates.
@@ -504,20 +575,14 @@ impl RbacSnapshot {
             .collect();
         crbs.sort_by(|a, b| a.name.cmp(&b.name));
         inner.cluster_role_bindings = crbs;
-        for rb in role_bindings {
-            let b = Binding::from_json(rb);
-            inner
-                .role_bindings
-                .entry(b.namespace.clone())
-                .or_default()
-                .push(b);
-        }
-        for list in inner.role_bindings.values_mut() {
-            list.sort_by(|a, b| a.name.cmp(&b.name));
-        }
         RbacSnapshot {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The namespaced part (shared with later snapshots).
+    pub fn namespaced(&self) -> Namespaced {
+        self.inner.namespaced.clone()
     }
 
     /// Kubernetes RBAC decision (with the `system:masters` privileged group).
@@ -1173,9 +1238,10 @@ impl RbacSnapshot {
                 return Ok(());
             }
         }
+        let nsr = self.inner.ns(w.namespace);
         let rules = self
             .inner
-            .role_rules(&kind, &name, w.namespace)
+            .role_rules(&kind, &name, nsr.as_deref())
             .map_err(|e| RbacWriteDenial::role_ref(&e, w.resource, w.namespace))?
             .to_vec();
         self.confirm_no_escalation(w.user, w.namespace, &rules, w.resource)

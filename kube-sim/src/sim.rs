@@ -116,7 +116,10 @@ pub struct Sim {
     /// Bumped to end every open watch.
     pub drop_watches: watch::Sender<u64>,
     rbac: Mutex<Option<Arc<RbacSnapshot>>>,
+    /// A ClusterRole or ClusterRoleBinding changed: rebuild the cluster-scoped part.
     rbac_dirty: AtomicBool,
+    /// Namespaces whose Roles or RoleBindings changed: rebuild just those.
+    rbac_dirty_ns: Mutex<std::collections::HashSet<Arc<str>>>,
     policies: Mutex<Option<Arc<AdmissionPolicies>>>,
     policies_dirty: AtomicBool,
     pub metrics: Metrics,
@@ -144,6 +147,7 @@ impl Sim {
             drop_watches: watch::channel(0).0,
             rbac: Mutex::new(None),
             rbac_dirty: AtomicBool::new(true),
+            rbac_dirty_ns: Mutex::new(Default::default()),
             policies: Mutex::new(None),
             policies_dirty: AtomicBool::new(true),
             metrics: Metrics::default(),
@@ -157,9 +161,16 @@ impl Sim {
     }
 
     /// Called after every committed change.
-    pub fn after_commit(&self, gr: &GroupResource) {
+    pub fn after_commit(&self, gr: &GroupResource, ns: &Arc<str>) {
         if gr.group.as_ref() == RBAC {
-            self.rbac_dirty.store(true, Ordering::SeqCst);
+            if ns.is_empty() {
+                self.rbac_dirty.store(true, Ordering::SeqCst);
+            } else {
+                self.rbac_dirty_ns
+                    .lock()
+                    .expect("rbac dirty lock")
+                    .insert(ns.clone());
+            }
         }
         if gr.group.as_ref() == ADMISSION {
             self.policies_dirty.store(true, Ordering::SeqCst);
@@ -181,17 +192,64 @@ impl Sim {
             .collect()
     }
 
-    /// RBAC as of now (rebuilt lazily after RBAC objects change).
+    fn values_in(&self, group: &str, resource: &str, ns: &str) -> Vec<serde_json::Value> {
+        let gr = GroupResource {
+            group: group.into(),
+            resource: resource.into(),
+        };
+        let store = self.store.read().expect("store lock");
+        store
+            .range(&gr, Some(ns), None)
+            .map(|(_, o)| o.value())
+            .collect()
+    }
+
+    /// RBAC as of now: built once, then kept up to date lazily — the namespaces whose Roles or
+    /// RoleBindings changed are rebuilt one by one, the cluster-scoped part when a ClusterRole
+    /// or ClusterRoleBinding changed.
     pub fn rbac(&self) -> Arc<RbacSnapshot> {
         let mut cur = self.rbac.lock().expect("rbac lock");
-        if self.rbac_dirty.swap(false, Ordering::SeqCst) || cur.is_none() {
-            let snap = RbacSnapshot::new(
-                &self.values(RBAC, "roles"),
-                &self.values(RBAC, "clusterroles"),
-                &self.values(RBAC, "rolebindings"),
-                &self.values(RBAC, "clusterrolebindings"),
-            );
-            *cur = Some(Arc::new(snap));
+        let dirty_ns: Vec<Arc<str>> = self
+            .rbac_dirty_ns
+            .lock()
+            .expect("rbac dirty lock")
+            .drain()
+            .collect();
+        let cluster_dirty = self.rbac_dirty.swap(false, Ordering::SeqCst);
+        match cur.as_ref() {
+            None => {
+                *cur = Some(Arc::new(RbacSnapshot::new(
+                    &self.values(RBAC, "roles"),
+                    &self.values(RBAC, "clusterroles"),
+                    &self.values(RBAC, "rolebindings"),
+                    &self.values(RBAC, "clusterrolebindings"),
+                )));
+            }
+            Some(snap) => {
+                let namespaced = snap.namespaced();
+                for ns in dirty_ns {
+                    let fresh = crate::authz::NsRbac::new(
+                        &self.values_in(RBAC, "roles", &ns),
+                        &self.values_in(RBAC, "rolebindings", &ns),
+                    );
+                    let mut map = namespaced.write().expect("rbac namespaces");
+                    match fresh {
+                        Some(n) => {
+                            map.insert(ns.to_string(), Arc::new(n));
+                        }
+                        None => {
+                            map.remove(ns.as_ref());
+                        }
+                    }
+                }
+                if cluster_dirty {
+                    *cur = Some(Arc::new(RbacSnapshot::with_namespaced(
+                        &self.values(RBAC, "clusterroles"),
+                        &self.values(RBAC, "clusterrolebindings"),
+                        namespaced,
+                    )));
+                }
+            }
         }
         cur.clone().expect("rbac snapshot")
     }

@@ -261,6 +261,72 @@ async fn rbac_role_binding_grants_only_in_its_namespace() {
         .await;
 }
 
+// RBAC follows changes: a Role losing a verb, a RoleBinding deleted, a Role deleted and created
+// again (kube-sim keeps RBAC per namespace and updates only the namespace that changed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rbac_changed_and_deleted_roles_and_bindings_take_effect() {
+    let c = Cluster::start().await;
+    let c = &c;
+    let mut cleanup = Cleanup::new(c);
+    let other = other_namespace(c, &mut cleanup).await;
+    let bob = bob(c);
+    apply_json(c, &configmap(&c.ns, "one", json!({"k": "v"}))).await;
+    let get = with_as(
+        &bob,
+        &["get", "configmap", "one", "-n", &c.ns, "-o", "name"],
+    );
+    let refused = async |what: &str| {
+        c.eventually(20, what, || async {
+            (!c.kubectl(&get).await.ok()).then_some(())
+        })
+        .await
+    };
+    for ns in [c.ns.as_str(), other.as_str()] {
+        apply_json(c, &role(ns, "cm-reader", reader_rules())).await;
+        apply_json(
+            c,
+            &role_binding(ns, "bob-reads", "Role", "cm-reader", user_subject(&bob)),
+        )
+        .await;
+    }
+    eventually_ok(c, &get).await;
+    // The Role loses `get`.
+    apply_json(
+        c,
+        &role(
+            &c.ns,
+            "cm-reader",
+            json!([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]),
+        ),
+    )
+    .await;
+    refused("the narrowed Role to refuse get").await;
+    apply_json(c, &role(&c.ns, "cm-reader", reader_rules())).await;
+    eventually_ok(c, &get).await;
+    // The RoleBinding goes; the same grant in another namespace does not count here.
+    c.kubectl_ok(&["delete", "rolebinding", "bob-reads", "-n", &c.ns])
+        .await;
+    refused("the deleted RoleBinding to stop granting").await;
+    // Bound again, to a Role that is deleted, then created again.
+    apply_json(
+        c,
+        &role_binding(&c.ns, "bob-reads", "Role", "cm-reader", user_subject(&bob)),
+    )
+    .await;
+    eventually_ok(c, &get).await;
+    c.kubectl_ok(&["delete", "role", "cm-reader", "-n", &c.ns])
+        .await;
+    refused("the deleted Role to stop granting").await;
+    apply_json(c, &role(&c.ns, "cm-reader", reader_rules())).await;
+    eventually_ok(c, &get).await;
+    // The other namespace's grant held throughout (kubectl_ok: allowed).
+    c.kubectl_ok(&with_as(
+        &bob,
+        &["get", "configmaps", "-n", &other, "-o", "name"],
+    ))
+    .await;
+}
+
 // RBAC: a RoleBinding may reference a ClusterRole; the permissions are scoped to the binding's namespace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_cluster_role_bound_by_role_binding_is_namespace_scoped() {
