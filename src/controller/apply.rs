@@ -108,9 +108,68 @@ fn kind_of<K: Resource<DynamicType = ()>>() -> String {
 /// copy it was computed from. A reconcile that runs before the watch delivered partnerkit's
 /// own write still sees that older copy; when it would write the same body again, it skips.
 #[derive(Default)]
-pub struct Memo(Mutex<HashMap<String, (u64, Option<String>)>>);
+pub struct Memo {
+    written: Mutex<HashMap<String, (u64, Option<String>)>>,
+    /// The resourceVersions partnerkit's own writes produced (shared with the watches).
+    pub echoes: std::sync::Arc<Echoes>,
+}
+
+/// Per object, the resourceVersion partnerkit's last write to it produced. A watch event that
+/// carries exactly that version is the echo of partnerkit's own write: its content is what
+/// the write made it, so it needs no reconcile. Any other version (someone else's change, a
+/// deletion) does. Hashes, not copies: two integers per object.
+#[derive(Default)]
+pub struct Echoes(Mutex<HashMap<u64, u64>>);
+
+impl Echoes {
+    fn h(v: &str) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        v.hash(&mut h);
+        h.finish()
+    }
+    fn object_key<K: Resource<DynamicType = ()>>(meta: &ObjectMeta) -> u64 {
+        Self::h(&key::<K>(
+            meta.namespace.as_deref(),
+            meta.name.as_deref().unwrap_or_default(),
+            "",
+        ))
+    }
+    /// Partnerkit's write returned `obj` (its new resourceVersion).
+    pub fn record<K: Resource<DynamicType = ()>>(&self, obj: &K) {
+        if let Some(rv) = &obj.meta().resource_version {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(Self::object_key::<K>(obj.meta()), Self::h(rv));
+        }
+    }
+    /// This version of the object is what partnerkit's last write to it produced.
+    pub fn is_echo<K: Resource<DynamicType = ()>>(&self, meta: &ObjectMeta) -> bool {
+        let Some(rv) = &meta.resource_version else {
+            return false;
+        };
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&Self::object_key::<K>(meta))
+            .is_some_and(|seen| *seen == Self::h(rv))
+    }
+    /// The object is gone.
+    pub fn forget<K: Resource<DynamicType = ()>>(&self, meta: &ObjectMeta) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&Self::object_key::<K>(meta));
+    }
+}
 
 impl Memo {
+    pub fn new(echoes: std::sync::Arc<Echoes>) -> Memo {
+        Memo {
+            written: Mutex::default(),
+            echoes,
+        }
+    }
     fn hash(body: &impl Serialize) -> u64 {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         serde_json::to_string(body).unwrap_or_default().hash(&mut h);
@@ -118,15 +177,18 @@ impl Memo {
     }
     /// `body` was already written on top of the version `observed_rv`.
     pub fn written(&self, key: &str, body: &impl Serialize, observed_rv: Option<&String>) -> bool {
-        let memo = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let memo = self.written.lock().unwrap_or_else(|e| e.into_inner());
         memo.get(key)
             .is_some_and(|(h, rv)| *h == Self::hash(body) && rv.as_ref() == observed_rv)
     }
     pub fn forget(&self, key: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
     pub fn record(&self, key: String, body: &impl Serialize, observed_rv: Option<&String>) {
-        self.0
+        self.written
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, (Self::hash(body), observed_rv.cloned()));
@@ -298,19 +360,22 @@ where
         }
     }
     tracing::debug!(kind = %kind_of::<K>(), %name, "applying");
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .map_err(|e| Error::api("apply", kind_of::<K>(), &name, e))?;
+    let written = api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(obj),
+        )
+        .await
+        .map_err(|e| Error::api("apply", kind_of::<K>(), &name, e))?;
+    memo.echoes.record(&written);
     memo.record(k, obj, observed_rv);
     Ok(true)
 }
 
-/// Create `obj`; an existing object of that name is left alone (Ok(false)).
-pub async fn create_if_missing<K>(api: &Api<K>, obj: &K) -> Result<bool, Error>
+/// Create `obj` and return it as created; an existing object of that name is left alone
+/// (Ok(None)).
+pub async fn create_if_missing<K>(api: &Api<K>, obj: &K) -> Result<Option<K>, Error>
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
@@ -319,8 +384,8 @@ where
         ..Default::default()
     };
     match api.create(&pp, obj).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Ok(created) => Ok(Some(created)),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
         Err(e) => Err(Error::api("create", kind_of::<K>(), &obj.name_any(), e)),
     }
 }
@@ -340,7 +405,7 @@ where
 
 /// A merge patch of metadata.finalizers, guarded by the resourceVersion it was computed from
 /// (the API server refuses it with 409 if the object changed meanwhile).
-async fn patch_finalizers<K>(api: &Api<K>, obj: &K, next: Vec<String>) -> Result<(), Error>
+async fn patch_finalizers<K>(api: &Api<K>, obj: &K, next: Vec<String>) -> Result<Option<K>, Error>
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
 {
@@ -352,28 +417,27 @@ where
         ..Default::default()
     };
     match api.patch(&name, &pp, &Patch::Merge(&body)).await {
-        Ok(_) => Ok(()),
+        Ok(o) => Ok(Some(o)),
         // Our copy was stale: the watch brings the current one and with it a new reconcile.
         Err(kube::Error::Api(s)) if s.code == 409 => {
             Err(Error::Stale(format!("{} {name}", kind_of::<K>())))
         }
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
         Err(e) => Err(Error::api("patch finalizers of", kind_of::<K>(), &name, e)),
     }
 }
 
-/// Add `finalizer` unless present.
-pub async fn add_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<bool, Error>
+/// Add `finalizer` unless present; returns the object as patched, when it wrote.
+pub async fn add_finalizer<K>(api: &Api<K>, obj: &K, finalizer: &str) -> Result<Option<K>, Error>
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
 {
     if obj.finalizers().iter().any(|f| f == finalizer) {
-        return Ok(false);
+        return Ok(None);
     }
     let mut next = obj.finalizers().to_vec();
     next.push(finalizer.to_string());
-    patch_finalizers(api, obj, next).await?;
-    Ok(true)
+    patch_finalizers(api, obj, next).await
 }
 
 /// Remove `finalizer` if present.
@@ -390,7 +454,7 @@ where
         .filter(|f| *f != finalizer)
         .cloned()
         .collect();
-    patch_finalizers(api, obj, next).await
+    patch_finalizers(api, obj, next).await.map(|_| ())
 }
 
 /// The Ready condition, keeping `lastTransitionTime` from `previous` unless the status flipped.
@@ -555,13 +619,15 @@ where
         "status": status,
     });
     tracing::debug!(kind = %kind_of::<K>(), %name, "writing status");
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(|e| Error::api("apply status of", kind_of::<K>(), name, e))?;
+    let written = api
+        .patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(|e| Error::api("apply status of", kind_of::<K>(), name, e))?;
+    memo.echoes.record(&written);
     memo.record(k, status, observed_rv);
     Ok(())
 }

@@ -318,7 +318,7 @@ pub async fn run_with(
         ),
         telemetry: telemetry.clone(),
         invalid_reported: Mutex::default(),
-        memo: apply::Memo::default(),
+        memo: apply::Memo::new(world.echoes.clone()),
         deliveries: invite::Deliveries::default(),
     });
     if ctx.config.invites.accept_url.is_none() {

@@ -78,7 +78,10 @@ async fn reconcile_partner(
     if partner.metadata.deletion_timestamp.is_some() {
         return cleanup(partner, &name, &ns, &api, &ctx).await;
     }
-    if apply::add_finalizer(&api, partner, PARTNER_FINALIZER).await? {
+    if apply::add_finalizer(&api, partner, PARTNER_FINALIZER)
+        .await?
+        .is_some()
+    {
         // The watch brings the object back with the finalizer and a new reconcile.
         return Ok(Next::AwaitChange);
     }
@@ -142,7 +145,9 @@ async fn reconcile_partner(
                 metadata: desired.namespace.metadata.clone(),
                 ..Default::default()
             };
-            if !create_if_missing(&ns_api, &bare).await? {
+            if let Some(created) = create_if_missing(&ns_api, &bare).await? {
+                ctx.memo.echoes.record(&created);
+            } else {
                 // Created meanwhile: by us (the store is behind), or by someone else.
                 let now = super::get_namespace_meta(&ctx.client, &ns).await?;
                 if partner_ns_state(now.as_ref(), &name) != NsState::Ours {
@@ -165,7 +170,9 @@ async fn reconcile_partner(
     // The template tenant: created if missing, never overwritten.
     if world.tenant(&ns, TEMPLATE_NAME).is_none() {
         let tenants_api: Api<Tenant> = Api::namespaced(ctx.client.clone(), &ns);
-        if create_if_missing(&tenants_api, &desired.template).await? {
+        if create_if_missing(&tenants_api, &desired.template)
+            .await?
+            .is_some() {
             tracing::info!(namespace = %ns, "created the template tenant");
         }
     }

@@ -125,7 +125,7 @@ pub async fn reconcile(obj: Arc<TenantObj>, ctx: Arc<Ctx>) -> Result<Next, Error
 }
 
 async fn reconcile_tenant(
-    t: &Tenant,
+    mut t: &Tenant,
     ns: &str,
     name: &str,
     api: &Api<Tenant>,
@@ -133,6 +133,7 @@ async fn reconcile_tenant(
 ) -> Result<Next, Error> {
     let cfg = &ctx.config;
     let world = &ctx.world;
+    let patched: Tenant;
     let partner_name = resources::partner_of_namespace(cfg, ns);
     let partner_obj = partner_name.as_deref().and_then(|p| world.partner(p));
     let partner = partner_obj.as_ref().and_then(|p| p.0.as_ref().ok());
@@ -199,10 +200,23 @@ async fn reconcile_tenant(
 
     // Apply and clean up.
     if let Some(desired) = &plan.desired {
-        if apply::add_finalizer(api, t, TENANT_FINALIZER).await? {
-            // The watch brings the object back with the finalizer, and with it the next pass:
-            // working on from this (now stale) copy would only write the status twice.
-            return Ok(Next::AwaitChange);
+        // With the finalizer in place, on in the same pass with the patched copy: the patch
+        // changed nothing this pass reads, and its echo on the watch needs no reconcile.
+        match apply::add_finalizer(api, t, TENANT_FINALIZER).await {
+            Ok(Some(p)) => {
+                ctx.memo.echoes.record(&p);
+                patched = p;
+                t = &patched;
+            }
+            Ok(None) => {}
+            // The store's copy is behind the server's. The newer version is either partnerkit's
+            // own write — made by a pass that finished the job or failed and is retried — or
+            // someone else's, whose event brings a new pass: nothing to do from this copy.
+            Err(Error::Stale(what)) => {
+                tracing::debug!(%what, "stale copy; awaiting the newer one");
+                return Ok(Next::AwaitChange);
+            }
+            Err(e) => return Err(e),
         }
         materialize(ctx, name, desired, workspace).await?;
     }
@@ -266,22 +280,12 @@ async fn materialize(
     match workspace {
         WorkspaceState::Missing if created_by_us => {}
         WorkspaceState::Missing => {
-            let mut bare = desired.namespace.metadata.clone();
-            bare.labels = bare.labels.map(|l| {
-                l.into_iter()
-                    .filter(|(k, _)| !k.starts_with(labels::BIZAPP_PREFIX))
-                    .collect()
-            });
-            if create_if_missing(
-                &ns_api,
-                &Namespace {
-                    metadata: bare,
-                    ..Default::default()
-                },
-            )
-            .await?
-            {
+            // Created with every label at once (one write, not a create and an apply): a label
+            // partnerkit later drops is still removed, by the strip patch of apply_namespace.
+            if let Some(created) = create_if_missing(&ns_api, &desired.namespace).await? {
+                ctx.memo.echoes.record(&created);
                 tracing::info!(workspace = %ws, "created the workspace namespace");
+                ctx.memo.record(ns_key, &desired.namespace, None);
             } else {
                 // Created meanwhile: by us (the store is behind), or by someone else.
                 let now = super::get_namespace_meta(&ctx.client, &ws).await?;
@@ -294,8 +298,8 @@ async fn materialize(
                 {
                     return Err(Error::NamespaceTaken(ws));
                 }
+                apply_unless_written(&ctx.memo, &ns_api, &desired.namespace, None).await?;
             }
-            apply_unless_written(&ctx.memo, &ns_api, &desired.namespace, None).await?;
         }
         WorkspaceState::Orphaned => {
             // Re-checked on the namespace as the API server has it now, not as the store last

@@ -137,6 +137,8 @@ pub struct World {
     pub cluster_roles: Store<ClusterRole>,
     pub cluster_role_bindings: Store<ClusterRoleBinding>,
     idx: RwLock<Indexes>,
+    /// The versions partnerkit's own writes produced: their watch events need no reconcile.
+    pub echoes: Arc<super::apply::Echoes>,
 }
 
 /// A tenant's place in its partner's age order: creationTimestamp (zero-padded seconds and
@@ -424,6 +426,7 @@ pub fn world() -> (Arc<World>, Writers) {
         cluster_roles: w.cluster_roles.as_reader(),
         cluster_role_bindings: w.cluster_role_bindings.as_reader(),
         idx: RwLock::default(),
+        echoes: Arc::default(),
     };
     (Arc::new(world), w)
 }
@@ -515,7 +518,12 @@ pub fn spawn_reflectors(
             move |ev| {
                 let route = |o: &PartnerObj, seen: &mut HashMap<String, Fp>, deleted: bool| {
                     let name = o.name_any();
-                    q.partner(&name);
+                    if deleted {
+                        world.echoes.forget::<Partner>(o.meta());
+                        q.partner(&name);
+                    } else if !world.echoes.is_echo::<Partner>(o.meta()) {
+                        q.partner(&name);
+                    }
                     let ns = resources::names::partner_namespace(&config, &name);
                     let now = fp(o, None);
                     let changed = if deleted {
@@ -588,7 +596,9 @@ pub fn spawn_reflectors(
                         } else {
                             seen.insert(key, now.clone())
                         };
-                        if !deleted {
+                        if deleted {
+                            world.echoes.forget::<Tenant>(o.meta());
+                        } else if !world.echoes.is_echo::<Tenant>(o.meta()) {
                             q.tenant(&ns, &name);
                         }
                         if before.as_ref() == Some(&now) && !deleted {
@@ -783,7 +793,12 @@ pub fn spawn_reflectors(
                     }
                 };
                 match ev {
-                    Event::Apply(o) | Event::Delete(o) => route(o),
+                    Event::Apply(o) if world.echoes.is_echo::<Namespace>(&o.metadata) => {}
+                    Event::Apply(o) => route(o),
+                    Event::Delete(o) => {
+                        world.echoes.forget::<Namespace>(&o.metadata);
+                        route(o)
+                    }
                     // A re-list after a lost watch may hide deletions: look at everything again.
                     Event::InitDone if listed => q.everything(&world),
                     Event::InitDone => listed = true,
@@ -807,7 +822,12 @@ pub fn spawn_reflectors(
                 move |ev| {
                     world.write().$index.apply(ev, $key);
                     match ev {
-                        Event::Apply(o) | Event::Delete(o) => q.owner_of(&world, &config, o),
+                        Event::Apply(o) if world.echoes.is_echo::<$ty>(o.meta()) => {}
+                        Event::Apply(o) => q.owner_of(&world, &config, o),
+                        Event::Delete(o) => {
+                            world.echoes.forget::<$ty>(o.meta());
+                            q.owner_of(&world, &config, o)
+                        }
                         Event::InitDone if listed => q.everything(&world),
                         Event::InitDone => listed = true,
                         _ => {}
