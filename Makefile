@@ -22,7 +22,7 @@ KUBE_BINS := target/kube-bins/current
 export HELM ?= $(CURDIR)/$(KUBE_BINS)/helm
 
 .PHONY: demo demo-real demo-kube-sim test test-real test-image image real-bins helm-bin venv \
-	nextest deps bench build lint crds sync-chart clean
+	nextest deps bench bench-100k bench-scale bench-plot build lint crds sync-chart clean
 
 ## The main job: the operator on the embedded API server (kube-sim), driven by kubectl
 ## as a platform admin and partner admins would.
@@ -98,6 +98,22 @@ test-real: deps venv nextest real-bins
 bench: build
 	$(CARGO) bench -p kube-sim --bench throughput
 	$(CARGO) bench --bench operator
+
+## The operator benchmark at 100,000 tenants (10 partners x 10,000); about 6 GiB of memory.
+bench-100k: build
+	BENCH_TENANTS=10000 $(CARGO) bench --bench operator
+
+## The operator benchmark at 1,000, 10,000, 30,000 and 100,000 tenants, then the plot.
+bench-scale: build
+	for n in 100 1000 3000 10000; do BENCH_TENANTS=$$n BENCH_IDLE_SECONDS=10 $(CARGO) bench --bench operator || exit 1; done
+	$(MAKE) bench-plot
+
+## docs/bench-operator.png from target/bench/operator-*.json (matplotlib in target/venv).
+bench-plot: $(VENV)/.bench-stamp
+	$(PYTHON) benches/plot.py
+$(VENV)/.bench-stamp: benches/requirements.txt $(VENV)/.stamp
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r benches/requirements.txt
+	touch $@
 
 ## Regenerate crds/ from the API types (a test fails when they drift).
 crds:

@@ -358,6 +358,157 @@ fn reconciles(metrics_addr: &str) -> (u64, u64) {
 // The objects
 // ------------------------------------------------------------------------------------------
 
+/// The write floor: the same number and kinds of writes the operator issued, sent by a bare
+/// kube-rs client at full concurrency (`BENCH_FLOOR_CONCURRENCY`, default 64) to the same
+/// kube-sim, on objects of the same shapes (namespaces first, then everything else). Returns
+/// the elapsed time and how many writes it sent.
+async fn write_floor(
+    client: &Client,
+    counts: &Counts,
+    tenants: &[(String, String)],
+) -> Res<(Duration, u64)> {
+    let concurrency = env_usize("BENCH_FLOOR_CONCURRENCY", 64);
+    let by = |verb: &str, res: &str| -> usize {
+        counts
+            .0
+            .iter()
+            .filter(|((v, r, fm), _)| {
+                v == verb
+                    && r == res
+                    && fm != BENCH_MANAGER
+                    && !fm.starts_with("partnerkit-leader/")
+            })
+            .map(|(_, n)| *n as usize)
+            .sum()
+    };
+    let pp = PostParams {
+        field_manager: Some("floor".into()),
+        ..Default::default()
+    };
+    let apply = PatchParams::apply("floor").force();
+    let merge = PatchParams {
+        field_manager: Some("floor".into()),
+        ..Default::default()
+    };
+    let n_ns = by("create", "namespaces").max(1);
+    let ns_of = |j: usize| format!("floor-{}", j % n_ns);
+    let t0 = Instant::now();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let run = |jobs: Vec<futures::future::BoxFuture<'static, Result<(), kube::Error>>>| {
+        let sent = sent.clone();
+        async move {
+            let results: Vec<_> = futures::stream::iter(jobs)
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            sent.fetch_add(results.len(), Ordering::SeqCst);
+            results.into_iter().find_map(Result::err)
+        }
+    };
+    // 1. Namespaces.
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let mut jobs: Vec<futures::future::BoxFuture<'static, Result<(), kube::Error>>> = Vec::new();
+    for j in 0..by("create", "namespaces") {
+        let (api, pp) = (api.clone(), pp.clone());
+        let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(json!({
+            "metadata": {"name": ns_of(j), "labels": {"app.kubernetes.io/managed-by": "floor", "partnerkit.io/partner": "floor", "partnerkit.io/tenant": format!("t{j}")}}
+        }))?;
+        jobs.push(Box::pin(
+            async move { api.create(&pp, &ns).await.map(|_| ()) },
+        ));
+    }
+    if let Some(e) = run(jobs).await {
+        return Err(format!("floor: creating namespaces: {e}").into());
+    }
+    // 2. Everything else, at once.
+    let mut jobs: Vec<futures::future::BoxFuture<'static, Result<(), kube::Error>>> = Vec::new();
+    for j in 0..by("patch", "namespaces") {
+        let (api, merge) = (api.clone(), merge.clone());
+        let name = ns_of(j);
+        jobs.push(Box::pin(async move {
+            api.patch(
+                &name,
+                &merge,
+                &Patch::Merge(
+                    json!({"metadata": {"labels": {"bizapps.partnerkit.io/crm": "enabled"}}}),
+                ),
+            )
+            .await
+            .map(|_| ())
+        }));
+    }
+    for j in 0..by("patch", "configmaps") {
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns_of(j));
+        let apply = apply.clone();
+        let name = format!("floor-{}", j / n_ns);
+        let body = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "floor", "partnerkit.io/partner": "floor"}},
+            "data": {"crm": "true", "analytics": "false", "ssid": "corp", "security": "wpa2", "primaryColor": "#123456"}});
+        jobs.push(Box::pin(async move {
+            api.patch(&name, &apply, &Patch::Apply(body))
+                .await
+                .map(|_| ())
+        }));
+    }
+    for j in 0..by("patch", "rolebindings") {
+        let api: Api<k8s_openapi::api::rbac::v1::RoleBinding> =
+            Api::namespaced(client.clone(), &ns_of(j));
+        let apply = apply.clone();
+        let name = format!("floor-{}", j / n_ns);
+        let body = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "floor"}},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": format!("admin{j}@floor.example")}]});
+        jobs.push(Box::pin(async move {
+            api.patch(&name, &apply, &Patch::Apply(body))
+                .await
+                .map(|_| ())
+        }));
+    }
+    let tenant_api = |ns: &str| -> Api<Tenant> { Api::namespaced(client.clone(), ns) };
+    for j in 0..by("patch", "tenants") {
+        let (ns, name) = tenants[j % tenants.len()].clone();
+        let (api, merge) = (tenant_api(&ns), merge.clone());
+        jobs.push(Box::pin(async move {
+            api.patch(
+                &name,
+                &merge,
+                &Patch::Merge(json!({"metadata": {"annotations": {"floor": j.to_string()}}})),
+            )
+            .await
+            .map(|_| ())
+        }));
+    }
+    for j in 0..by("patch", "tenants/status") {
+        let (ns, name) = tenants[j % tenants.len()].clone();
+        let (api, apply) = (tenant_api(&ns), apply.clone());
+        let body = json!({"apiVersion": "partnerkit.io/v1alpha1", "kind": "Tenant", "metadata": {"name": name},
+            "status": {"conditions": [{"type": "Floor", "status": "True", "reason": "Floor", "message": format!("write {j}"), "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+        jobs.push(Box::pin(async move {
+            api.patch_status(&name, &apply, &Patch::Apply(body))
+                .await
+                .map(|_| ())
+        }));
+    }
+    // Interleave the kinds, as the operator's writes are.
+    fastrand_shuffle(&mut jobs);
+    if let Some(e) = run(jobs).await {
+        return Err(format!("floor: {e}").into());
+    }
+    Ok((t0.elapsed(), sent.load(Ordering::SeqCst) as u64))
+}
+
+/// A deterministic shuffle (xorshift), so that runs compare.
+fn fastrand_shuffle<T>(v: &mut [T]) {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..v.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+}
+
 fn partner_name(p: usize) -> String {
     format!("p{p:02}")
 }
@@ -843,7 +994,8 @@ async fn run() -> Res<()> {
     );
     let want = total + partners; // and the templates
     let mut last_print = Instant::now();
-    let converge_limit = Duration::from_secs(240);
+    // 240 s per 10,000 tenants.
+    let converge_limit = Duration::from_secs(240 * (total as u64).div_ceil(10_000));
     let converged = loop {
         let ready = readiness.lock().unwrap().ready_count;
         if ready >= want {
@@ -1009,6 +1161,17 @@ async fn run() -> Res<()> {
         .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
         .count();
     op.stop().await;
+
+    // 6. The write floor, on the same kube-sim with the operator stopped.
+    let tenants: Vec<(String, String)> = (0..partners)
+        .flat_map(|p| (0..per_partner).map(move |i| (partner_ns(p), tenant_name(p, i))))
+        .collect();
+    let (floor_time, floor_writes) = write_floor(&client, &converge_counts, &tenants).await?;
+    println!(
+        "  write floor: {floor_writes} writes of the operator's kinds from a bare client in {:.2}s ({:.0}/s)",
+        floor_time.as_secs_f64(),
+        floor_writes as f64 / floor_time.as_secs_f64()
+    );
     sim.stop().await;
     if std::env::var("BENCH_KEEP_LOG").is_ok_and(|v| v == "1") {
         println!("  operator log kept: {}", log_path.display());
@@ -1107,7 +1270,43 @@ async fn run() -> Res<()> {
         mib(sim_rss_conv),
         mib(sim_rss)
     );
+    println!(
+        "| **Write floor**: the same {floor_writes} writes from a bare kube-rs client ({} in flight) | **{:.1} s** (converge / floor = {}) |",
+        env_usize("BENCH_FLOOR_CONCURRENCY", 64),
+        floor_time.as_secs_f64(),
+        converged
+            .map(|c| format!("{:.2}", c.as_secs_f64() / floor_time.as_secs_f64()))
+            .unwrap_or_else(|| "—".into())
+    );
     println!("| Operator log lines at WARN/ERROR | {warnings} |");
+    let report = json!({
+        "tenants": total,
+        "partners": partners,
+        "tenants_per_partner": per_partner,
+        "cpus": cpus,
+        "converge_seconds": converged.map(|c| c.as_secs_f64()),
+        "floor_seconds": floor_time.as_secs_f64(),
+        "floor_writes": floor_writes,
+        "operator_cpu_seconds": op_cpu1 - op_cpu0,
+        "kube_sim_cpu_seconds": sim_cpu1 - sim_cpu0,
+        "operator_peak_rss_bytes": op_hwm.max(op_hwm_conv),
+        "kube_sim_peak_rss_bytes": sim_hwm.max(sim_hwm_conv),
+        "operator_writes": ops,
+        "writes_per_tenant": ops as f64 / total as f64,
+        "reconciles": rec1 - rec0,
+        "reconcile_errors": rec_err1,
+        "idle_writes": idle.operator_writes(),
+        "idle_seconds": idle_secs,
+        "template_propagation_seconds": inherit_time.map(|t| t.as_secs_f64()),
+        "template_propagation_writes": edit.operator_writes(),
+        "other_partners_objects_changed": others,
+        "kube_sim_objects": objects,
+    });
+    let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    std::fs::create_dir_all(&out_dir)?;
+    let out = out_dir.join(format!("operator-{total}.json"));
+    std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
+    println!("\n(figures written to {})", out.display());
     println!(
         "\n(total bench time {:.1}s)",
         run_start.elapsed().as_secs_f64()

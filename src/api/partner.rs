@@ -62,7 +62,8 @@ pub struct Entitlements {
     pub biz_apps: Option<Vec<String>>,
     /// The most tenants this partner may have (its template tenant not counted). Omitted: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    // (`int64`: the API server knows no `uint32` format and warns about it.)
+    #[schemars(range(min = 0), extend("format" = "int64"))]
     pub max_tenants: Option<u32>,
 }
 
@@ -116,6 +117,7 @@ pub struct PartnerStatus {
     pub admins: Vec<String>,
     /// How many tenants the partner has (its template not counted).
     #[serde(default)]
+    #[schemars(extend("format" = "int64"))]
     pub tenants: u32,
     /// Whether the partner's branding reaches its tenants (it is entitled to branding and set some).
     #[serde(default)]

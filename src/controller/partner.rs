@@ -172,7 +172,8 @@ async fn reconcile_partner(
         let tenants_api: Api<Tenant> = Api::namespaced(ctx.client.clone(), &ns);
         if create_if_missing(&tenants_api, &desired.template)
             .await?
-            .is_some() {
+            .is_some()
+        {
             tracing::info!(namespace = %ns, "created the template tenant");
         }
     }
