@@ -358,6 +358,90 @@ fn reconciles(metrics_addr: &str) -> (u64, u64) {
 // The objects
 // ------------------------------------------------------------------------------------------
 
+/// `partnerkit run` with this configuration and kubeconfig, logging to `log_path`; returns
+/// once its controllers run, with the address of its metrics.
+async fn start_operator(
+    config_path: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    log_path: &std::path::Path,
+) -> Res<(Child, String)> {
+    let log = std::fs::File::create(log_path)?;
+    let mut op_child = tokio::process::Command::new(partnerkit_binary())
+        .arg("run")
+        .arg("--config")
+        .arg(config_path)
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "warn,partnerkit::telemetry=info,partnerkit::controller=info,partnerkit::controller::tenant=warn,partnerkit::controller::partner=warn")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = op_child.id().ok_or("the operator exited at once")?;
+    let text = wait_for_file(
+        &mut op_child,
+        log_path,
+        "the operator",
+        Some("controllers running"),
+    )
+    .await?;
+    let metrics_addr = text
+        .lines()
+        .find(|l| l.contains("listening") && l.contains("metrics"))
+        .and_then(|l| l.split("address=").nth(1))
+        .map(|a| {
+            a.split_whitespace()
+                .next()
+                .unwrap_or("")
+                .trim_matches('"')
+                .to_string()
+        })
+        .unwrap_or_default();
+    Ok((
+        Child {
+            child: op_child,
+            pid,
+        },
+        metrics_addr,
+    ))
+}
+
+/// How long a full list of what the operator watches takes this client (pages of 500, as the
+/// operator's watches list): Partners, Tenants, invites, assignments, Namespaces, and the
+/// managed ConfigMaps, RoleBindings, ClusterRoles and ClusterRoleBindings.
+async fn full_list(client: &Client) -> Res<Duration> {
+    let t = Instant::now();
+    let managed = ListParams::default()
+        .labels("app.kubernetes.io/managed-by=partnerkit")
+        .limit(500);
+    let all = ListParams::default().limit(500);
+    let kinds: [(&str, &str, &str, bool); 9] = [
+        ("partnerkit.io", "v1alpha1", "Partner", false),
+        ("partnerkit.io", "v1alpha1", "Tenant", false),
+        ("partnerkit.io", "v1alpha1", "PartnerAdminInvite", false),
+        ("partnerkit.io", "v1alpha1", "PartnerAssignment", false),
+        ("", "v1", "Namespace", false),
+        ("", "v1", "ConfigMap", true),
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding", true),
+        ("rbac.authorization.k8s.io", "v1", "ClusterRole", true),
+        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", true),
+    ];
+    for (g, v, k, only_managed) in kinds {
+        let (ar, _) = pinned_kind(client, &GroupVersionKind::gvk(g, v, k)).await?;
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+        let mut lp = if only_managed { managed.clone() } else { all.clone() };
+        loop {
+            let page = api.list(&lp).await?;
+            match page.metadata.continue_ {
+                Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+                _ => break,
+            }
+        }
+    }
+    Ok(t.elapsed())
+}
+
 /// The write floor: the same number and kinds of writes the operator issued, sent by a bare
 /// kube-rs client at full concurrency (`BENCH_FLOOR_CONCURRENCY`, default 64) to the same
 /// kube-sim, on objects of the same shapes (namespaces first, then everything else). Returns
@@ -864,43 +948,8 @@ async fn run() -> Res<()> {
     let config_path = dir.join("config.yaml");
     std::fs::write(&config_path, config_text)?;
     let log_path = dir.join("operator.log");
-    let log = std::fs::File::create(&log_path)?;
-    let mut op_child = tokio::process::Command::new(partnerkit_binary())
-        .arg("run")
-        .arg("--config")
-        .arg(&config_path)
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "warn,partnerkit::telemetry=info,partnerkit::controller=info,partnerkit::controller::tenant=warn,partnerkit::controller::partner=warn")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()?;
-    let op_pid = op_child.id().ok_or("the operator exited at once")?;
-    let text = wait_for_file(
-        &mut op_child,
-        &log_path,
-        "the operator",
-        Some("controllers running"),
-    )
-    .await?;
-    let op = Child {
-        child: op_child,
-        pid: op_pid,
-    };
-    let metrics_addr = text
-        .lines()
-        .find(|l| l.contains("listening") && l.contains("metrics"))
-        .and_then(|l| l.split("address=").nth(1))
-        .map(|a| {
-            a.split_whitespace()
-                .next()
-                .unwrap_or("")
-                .trim_matches('"')
-                .to_string()
-        })
-        .unwrap_or_default();
+    let (op, metrics_addr) = start_operator(&config_path, &kubeconfig, &log_path).await?;
+    let op_pid = op.pid;
     let (_, op_hwm_start) = memory(op_pid);
     println!(
         "  operator ready (metrics on {metrics_addr}; RSS {:.1} MiB)",
@@ -1162,7 +1211,36 @@ async fn run() -> Res<()> {
         .count();
     op.stop().await;
 
-    // 6. The write floor, on the same kube-sim with the operator stopped.
+    // 6. Restart over the converged tenants: until every Partner and Tenant was reconciled once,
+    // against a full list of what the operator watches; it should write nothing.
+    let list_time = full_list(&client).await?;
+    let restart_before = Counts::fetch(&addr)?;
+    let tr = Instant::now();
+    let (op2, metrics2) = start_operator(&config_path, &kubeconfig, &dir.join("restart.log")).await?;
+    let want_reconciles = (total + 2 * partners) as u64;
+    let restarted = loop {
+        if reconciles(&metrics2).0 >= want_reconciles {
+            break Some(tr.elapsed());
+        }
+        if tr.elapsed() > converge_limit {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let restart_writes = Counts::fetch(&addr)?.minus(&restart_before);
+    op2.stop().await;
+    println!(
+        "  restart: every Partner and Tenant reconciled {} after the start; a full list of what it watches takes {:.2}s; operator writes {} ({})",
+        restarted
+            .map(|d| format!("{:.2}s", d.as_secs_f64()))
+            .unwrap_or_else(|| "NEVER".into()),
+        list_time.as_secs_f64(),
+        restart_writes.operator_writes(),
+        restart_writes.operator_breakdown()
+    );
+
+    // 7. The write floor, on the same kube-sim with the operator stopped.
     let tenants: Vec<(String, String)> = (0..partners)
         .flat_map(|p| (0..per_partner).map(move |i| (partner_ns(p), tenant_name(p, i))))
         .collect();
@@ -1278,6 +1356,17 @@ async fn run() -> Res<()> {
             .map(|c| format!("{:.2}", c.as_secs_f64() / floor_time.as_secs_f64()))
             .unwrap_or_else(|| "—".into())
     );
+    println!(
+        "| **Restart** over the converged tenants: start → every Partner and Tenant reconciled | **{}** (a full list of what it watches: {:.1} s; ratio {}); operator writes **{}** |",
+        restarted
+            .map(|d| format!("{:.1} s", d.as_secs_f64()))
+            .unwrap_or_else(|| "never".into()),
+        list_time.as_secs_f64(),
+        restarted
+            .map(|d| format!("{:.2}", d.as_secs_f64() / list_time.as_secs_f64()))
+            .unwrap_or_else(|| "—".into()),
+        restart_writes.operator_writes()
+    );
     println!("| Operator log lines at WARN/ERROR | {warnings} |");
     let report = json!({
         "tenants": total,
@@ -1301,6 +1390,9 @@ async fn run() -> Res<()> {
         "template_propagation_writes": edit.operator_writes(),
         "other_partners_objects_changed": others,
         "kube_sim_objects": objects,
+        "restart_seconds": restarted.map(|d| d.as_secs_f64()),
+        "full_list_seconds": list_time.as_secs_f64(),
+        "restart_writes": restart_writes.operator_writes(),
     });
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&out_dir)?;
