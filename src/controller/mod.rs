@@ -254,6 +254,9 @@ pub async fn wait_for_crds(client: &Client) -> Result<(), Error> {
 }
 
 /// Run the controllers until `shutdown` resolves, then finish the reconciles under way.
+/// Tenant reconciles that may run at once.
+const TENANT_CONCURRENCY: u16 = 64;
+
 pub async fn run(
     client: Client,
     config: Config,
@@ -371,7 +374,11 @@ pub async fn run_with(
     tracing::info!(lease = %leadership.lease, identity = %leadership.identity, "leading: controllers running");
     telemetry.set_leader(&leadership.lease, &leadership.identity, true);
     queues.activate(&world);
+    // Tenants: up to 64 reconciles at once, so that a template change fanned out to thousands
+    // of tenants (each a few sequential writes) keeps the API server busy rather than waiting
+    // on round trips; Partners and invites are few.
     let cfg = ControllerConfig::default().concurrency(8);
+    let tenant_cfg = ControllerConfig::default().concurrency(TENANT_CONCURRENCY);
 
     let partners = applier(
         |obj, ctx: Arc<Ctx>| {
@@ -396,7 +403,7 @@ pub async fn run_with(
         ctx.clone(),
         world.tenants.clone(),
         trx.map(Ok::<_, std::convert::Infallible>).take_until(shutdown.clone()),
-        cfg,
+        tenant_cfg,
     )
     .for_each(|r| async move { log_applier(tenant::CONTROLLER, r.map(|_| ())) });
     let invites = applier(
