@@ -752,6 +752,7 @@ fn spawn_profile_watch(
     partner: String,
     value: String,
     count: Arc<AtomicUsize>,
+    first: Arc<Mutex<Option<Instant>>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let api: Api<ConfigMap> = Api::all(client);
@@ -772,7 +773,11 @@ fn spawn_profile_watch(
                 }
                 _ => {}
             }
-            count.store(seen.values().filter(|v| **v).count(), Ordering::SeqCst);
+            let n = seen.values().filter(|v| **v).count();
+            if n > 0 {
+                first.lock().unwrap().get_or_insert_with(Instant::now);
+            }
+            count.store(n, Ordering::SeqCst);
         }
     })
 }
@@ -1129,11 +1134,13 @@ async fn run() -> Res<()> {
     let edited = 3.min(partners - 1);
     let edited_name = partner_name(edited);
     let changed = Arc::new(AtomicUsize::new(0));
+    let first_changed: Arc<Mutex<Option<Instant>>> = Arc::default();
     let profile_watch = spawn_profile_watch(
         client.clone(),
         edited_name.clone(),
         "wpa3".into(),
         changed.clone(),
+        first_changed.clone(),
     );
     // The watch's initial list first (it counts the ConfigMaps already showing wpa3: none).
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1169,6 +1176,7 @@ async fn run() -> Res<()> {
             changed.load(Ordering::SeqCst)
         ),
     }
+    let first_update = first_changed.lock().unwrap().map(|f| f.duration_since(te));
     let inherit_quiet =
         wait_quiet(&addr, te, Duration::from_secs(2), Duration::from_secs(120)).await?;
     let edit = Counts::fetch(&addr)?.minus(&edit_before);
@@ -1328,6 +1336,12 @@ async fn run() -> Res<()> {
         ),
     }
     println!(
+        "| … the first tenant's ConfigMap updated after | {} |",
+        first_update
+            .map(|f| format!("{} ms", f.as_millis()))
+            .unwrap_or_else(|| "—".into())
+    );
+    println!(
         "| … operator writes it caused | {} ({}) |",
         edit.operator_writes(),
         edit.operator_breakdown()
@@ -1388,6 +1402,7 @@ async fn run() -> Res<()> {
         "idle_seconds": idle_secs,
         "template_propagation_seconds": inherit_time.map(|t| t.as_secs_f64()),
         "template_propagation_writes": edit.operator_writes(),
+        "template_first_update_seconds": first_update.map(|f| f.as_secs_f64()),
         "other_partners_objects_changed": others,
         "kube_sim_objects": objects,
         "restart_seconds": restarted.map(|d| d.as_secs_f64()),
