@@ -22,7 +22,7 @@ KUBE_BINS := target/kube-bins/current
 export HELM ?= $(CURDIR)/$(KUBE_BINS)/helm
 
 .PHONY: demo demo-real demo-kube-sim test test-real test-image image real-bins helm-bin venv \
-	nextest deps bench bench-100k bench-scale bench-plot build lint crds sync-chart clean
+	nextest deps bench bench-100k bench-latency bench-scale bench-plot build lint crds sync-chart clean
 
 ## The main job: the operator on the embedded API server (kube-sim), driven by kubectl
 ## as a platform admin and partner admins would.
@@ -102,6 +102,10 @@ bench: build
 ## The operator benchmark at 100,000 tenants (10 partners x 10,000); about 6 GiB of memory.
 bench-100k: build
 	BENCH_TENANTS=10000 $(CARGO) bench --bench operator
+
+## The operator benchmark with kube-sim adding 5 ms to every request, 200 mutations in flight.
+bench-latency: build
+	BENCH_LATENCY_MS=5 BENCH_MAX_IN_FLIGHT=200 $(CARGO) bench --bench operator
 
 ## The operator benchmark at 1,000, 10,000, 30,000 and 100,000 tenants, then the plot.
 bench-scale: build

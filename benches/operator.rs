@@ -20,7 +20,9 @@
 //! BENCH_CLIENTS (concurrent creating clients, default 32), BENCH_IDLE_SECONDS (default 30),
 //! BENCH_NS_DEFAULTS=0 (kube-sim without the per-namespace `default` ServiceAccount and
 //! `kube-root-ca.crt` ConfigMap a real cluster has; default on), KUBE_SIM_BIN, PARTNERKIT_BIN,
-//! BENCH_KEEP_LOG=1 (keep the operator's log and print its path).
+//! BENCH_KEEP_LOG=1 (keep the operator's log and print its path), BENCH_LATENCY_MS and
+//! BENCH_MAX_IN_FLIGHT (kube-sim's --latency-ms and --max-in-flight: the latency scenario),
+//! BENCH_FLOOR_CONCURRENCY (the write floor's requests in flight, default 64).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -920,6 +922,15 @@ async fn run() -> Res<()> {
     if !ns_defaults {
         cmd.arg("--no-namespace-defaults");
     }
+    // The latency scenario: every request delayed, mutations limited in flight.
+    let latency_ms = env_usize("BENCH_LATENCY_MS", 0);
+    let max_in_flight = env_usize("BENCH_MAX_IN_FLIGHT", 0);
+    if latency_ms > 0 {
+        cmd.arg("--latency-ms").arg(latency_ms.to_string());
+    }
+    if max_in_flight > 0 {
+        cmd.arg("--max-in-flight").arg(max_in_flight.to_string());
+    }
     let mut sim_child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -1381,6 +1392,15 @@ async fn run() -> Res<()> {
             .unwrap_or_else(|| "—".into()),
         restart_writes.operator_writes()
     );
+    if latency_ms > 0 && max_in_flight > 0 {
+        let bound = ops as f64 * latency_ms as f64 / 1000.0 / max_in_flight as f64;
+        println!(
+            "| **Latency**: {latency_ms} ms per request, {max_in_flight} in flight: converge against writes × latency / in-flight = {bound:.1} s | {} |",
+            converged
+                .map(|c| format!("**{:.2}×**", c.as_secs_f64() / bound))
+                .unwrap_or_else(|| "—".into())
+        );
+    }
     println!("| Operator log lines at WARN/ERROR | {warnings} |");
     let report = json!({
         "tenants": total,
@@ -1405,6 +1425,8 @@ async fn run() -> Res<()> {
         "template_first_update_seconds": first_update.map(|f| f.as_secs_f64()),
         "other_partners_objects_changed": others,
         "kube_sim_objects": objects,
+        "latency_ms": latency_ms,
+        "max_in_flight": max_in_flight,
         "restart_seconds": restarted.map(|d| d.as_secs_f64()),
         "full_list_seconds": list_time.as_secs_f64(),
         "restart_writes": restart_writes.operator_writes(),
