@@ -152,7 +152,9 @@ async fn wait_for_file(
     what: &str,
     needle: Option<&str>,
 ) -> Res<String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // 30 s, and more for a restart over many objects (its caches sync first): 5 min.
+    let limit = if what.contains("restart") { 300 } else { 30 };
+    let deadline = Instant::now() + Duration::from_secs(limit);
     loop {
         if let Ok(text) = std::fs::read_to_string(path)
             && needle.is_none_or(|n| text.contains(n))
@@ -164,7 +166,7 @@ async fn wait_for_file(
             return Err(format!("{what} exited: {status}\n{text}").into());
         }
         if Instant::now() > deadline {
-            return Err(format!("{what}: not ready within 30 s").into());
+            return Err(format!("{what}: not ready within {limit} s").into());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -366,6 +368,7 @@ async fn start_operator(
     config_path: &std::path::Path,
     kubeconfig: &std::path::Path,
     log_path: &std::path::Path,
+    what: &str,
 ) -> Res<(Child, String)> {
     let log = std::fs::File::create(log_path)?;
     let mut op_child = tokio::process::Command::new(partnerkit_binary())
@@ -381,13 +384,7 @@ async fn start_operator(
         .kill_on_drop(true)
         .spawn()?;
     let pid = op_child.id().ok_or("the operator exited at once")?;
-    let text = wait_for_file(
-        &mut op_child,
-        log_path,
-        "the operator",
-        Some("controllers running"),
-    )
-    .await?;
+    let text = wait_for_file(&mut op_child, log_path, what, Some("controllers running")).await?;
     let metrics_addr = text
         .lines()
         .find(|l| l.contains("listening") && l.contains("metrics"))
@@ -427,12 +424,21 @@ async fn full_list(client: &Client) -> Res<Duration> {
         ("", "v1", "ConfigMap", true),
         ("rbac.authorization.k8s.io", "v1", "RoleBinding", true),
         ("rbac.authorization.k8s.io", "v1", "ClusterRole", true),
-        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", true),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            true,
+        ),
     ];
     for (g, v, k, only_managed) in kinds {
         let (ar, _) = pinned_kind(client, &GroupVersionKind::gvk(g, v, k)).await?;
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-        let mut lp = if only_managed { managed.clone() } else { all.clone() };
+        let mut lp = if only_managed {
+            managed.clone()
+        } else {
+            all.clone()
+        };
         loop {
             let page = api.list(&lp).await?;
             match page.metadata.continue_ {
@@ -755,6 +761,7 @@ fn spawn_profile_watch(
     value: String,
     count: Arc<AtomicUsize>,
     first: Arc<Mutex<Option<Instant>>>,
+    listed: Arc<std::sync::atomic::AtomicBool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let api: Api<ConfigMap> = Api::all(client);
@@ -773,7 +780,8 @@ fn spawn_profile_watch(
                 watcher::Event::Delete(cm) => {
                     seen.remove(&cm.namespace().unwrap_or_default());
                 }
-                _ => {}
+                watcher::Event::InitDone => listed.store(true, Ordering::SeqCst),
+                watcher::Event::Init => {}
             }
             let n = seen.values().filter(|v| **v).count();
             if n > 0 {
@@ -964,7 +972,8 @@ async fn run() -> Res<()> {
     let config_path = dir.join("config.yaml");
     std::fs::write(&config_path, config_text)?;
     let log_path = dir.join("operator.log");
-    let (op, metrics_addr) = start_operator(&config_path, &kubeconfig, &log_path).await?;
+    let (op, metrics_addr) =
+        start_operator(&config_path, &kubeconfig, &log_path, "the operator").await?;
     let op_pid = op.pid;
     let (_, op_hwm_start) = memory(op_pid);
     println!(
@@ -1146,15 +1155,20 @@ async fn run() -> Res<()> {
     let edited_name = partner_name(edited);
     let changed = Arc::new(AtomicUsize::new(0));
     let first_changed: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let listed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let profile_watch = spawn_profile_watch(
         client.clone(),
         edited_name.clone(),
         "wpa3".into(),
         changed.clone(),
         first_changed.clone(),
+        listed.clone(),
     );
-    // The watch's initial list first (it counts the ConfigMaps already showing wpa3: none).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The watch's initial list first (it counts the ConfigMaps already showing wpa3: none);
+    // over hundreds of thousands of ConfigMaps that takes seconds.
+    while !listed.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let rv_edit = sim_json(&addr, "GET", "/kube-sim/stats")?["resourceVersion"]
         .as_u64()
         .unwrap_or(0);
@@ -1235,7 +1249,13 @@ async fn run() -> Res<()> {
     let list_time = full_list(&client).await?;
     let restart_before = Counts::fetch(&addr)?;
     let tr = Instant::now();
-    let (op2, metrics2) = start_operator(&config_path, &kubeconfig, &dir.join("restart.log")).await?;
+    let (op2, metrics2) = start_operator(
+        &config_path,
+        &kubeconfig,
+        &dir.join("restart.log"),
+        "the restarted operator",
+    )
+    .await?;
     let want_reconciles = (total + 2 * partners) as u64;
     let restarted = loop {
         if reconciles(&metrics2).0 >= want_reconciles {
