@@ -575,6 +575,25 @@ async fn wait_converged(env: &Env, platform: &[(String, Vec<Value>)], what: &str
     }
 }
 
+/// Every object of `got` is as in the undisturbed run's `want`, and no object is missing.
+fn assert_same_state(want: &BTreeMap<String, Value>, got: &BTreeMap<String, Value>) {
+    let differ: Vec<&String> = want
+        .keys()
+        .chain(got.keys())
+        .filter(|k| want.get(*k) != got.get(*k))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "{} objects differ from the undisturbed run, e.g. {:#?}",
+        differ.len(),
+        differ
+            .iter()
+            .take(3)
+            .map(|k| (k, want.get(*k), got.get(*k)))
+            .collect::<Vec<_>>()
+    );
+}
+
 async fn snapshot(env: &Env, platform: &[(String, Vec<Value>)]) -> BTreeMap<String, Value> {
     let mut all = BTreeMap::new();
     for (p, _) in platform {
@@ -659,21 +678,7 @@ async fn an_operator_killed_at_random_moments_converges_exactly_like_an_undistur
     wait_converged(&env, &plat, "the disturbed run", 240).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let got = snapshot(&env, &plat).await;
-    let differ: Vec<&String> = want
-        .keys()
-        .chain(got.keys())
-        .filter(|k| want.get(*k) != got.get(*k))
-        .collect();
-    assert!(
-        differ.is_empty(),
-        "{} objects differ from the undisturbed run, e.g. {:#?}",
-        differ.len(),
-        differ
-            .iter()
-            .take(3)
-            .map(|k| (k, want.get(*k), got.get(*k)))
-            .collect::<Vec<_>>()
-    );
+    assert_same_state(&want, &got);
     assert_eq!(got.len(), want.len());
     env.finish().await;
 }
@@ -719,21 +724,7 @@ async fn failing_writes_and_dropped_watches_converge_exactly_and_then_nothing_is
     env.sim().sim.set_faults(Default::default());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let got = snapshot(&env, &plat).await;
-    let differ: Vec<&String> = want
-        .keys()
-        .chain(got.keys())
-        .filter(|k| want.get(*k) != got.get(*k))
-        .collect();
-    assert!(
-        differ.is_empty(),
-        "{} objects differ from the undisturbed run, e.g. {:#?}",
-        differ.len(),
-        differ
-            .iter()
-            .take(3)
-            .map(|k| (k, want.get(*k), got.get(*k)))
-            .collect::<Vec<_>>()
-    );
+    assert_same_state(&want, &got);
     // Once the faults stop, nothing more is written (but the Lease's renewals).
     env.reset_requests();
     tokio::time::sleep(Duration::from_secs(5)).await;
