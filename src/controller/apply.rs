@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
-use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
@@ -15,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::Error;
+use super::children::{Child, Digestible, Ns, hash_of};
 use crate::resources::{FIELD_MANAGER, labels};
 
 /// Label keys partnerkit owns outright: on these, observed and desired must agree exactly
@@ -104,14 +104,20 @@ fn kind_of<K: Resource<DynamicType = ()>>() -> String {
     K::kind(&()).into_owned()
 }
 
-/// What partnerkit last wrote, per object: a hash of the body and the resourceVersion of the
-/// copy it was computed from. A reconcile that runs before the watch delivered partnerkit's
+/// What partnerkit last wrote, per object: a hash of the body and of the resourceVersion of
+/// the copy it was computed from. A reconcile that runs before the watch delivered partnerkit's
 /// own write still sees that older copy; when it would write the same body again, it skips.
+/// Hashes, not copies: three integers per object.
 #[derive(Default)]
 pub struct Memo {
-    written: Mutex<HashMap<String, (u64, Option<String>)>>,
+    written: Mutex<HashMap<u64, (u64, Option<u64>)>>,
     /// The resourceVersions partnerkit's own writes produced (shared with the watches).
     pub echoes: std::sync::Arc<Echoes>,
+}
+
+/// The hash of an object's resourceVersion, as [`Memo`] and [`super::children::Child`] keep it.
+pub fn rv_of(meta: &ObjectMeta) -> Option<u64> {
+    meta.resource_version.as_deref().map(hash_of)
 }
 
 /// Per object, the resourceVersion partnerkit's last write to it produced. A watch event that
@@ -122,13 +128,8 @@ pub struct Memo {
 pub struct Echoes(Mutex<HashMap<u64, u64>>);
 
 impl Echoes {
-    fn h(v: &str) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        v.hash(&mut h);
-        h.finish()
-    }
     fn object_key<K: Resource<DynamicType = ()>>(meta: &ObjectMeta) -> u64 {
-        Self::h(&key::<K>(
+        hash_of(key::<K>(
             meta.namespace.as_deref(),
             meta.name.as_deref().unwrap_or_default(),
             "",
@@ -136,23 +137,23 @@ impl Echoes {
     }
     /// Partnerkit's write returned `obj` (its new resourceVersion).
     pub fn record<K: Resource<DynamicType = ()>>(&self, obj: &K) {
-        if let Some(rv) = &obj.meta().resource_version {
+        if let Some(rv) = rv_of(obj.meta()) {
             self.0
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(Self::object_key::<K>(obj.meta()), Self::h(rv));
+                .insert(Self::object_key::<K>(obj.meta()), rv);
         }
     }
     /// This version of the object is what partnerkit's last write to it produced.
     pub fn is_echo<K: Resource<DynamicType = ()>>(&self, meta: &ObjectMeta) -> bool {
-        let Some(rv) = &meta.resource_version else {
+        let Some(rv) = rv_of(meta) else {
             return false;
         };
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&Self::object_key::<K>(meta))
-            .is_some_and(|seen| *seen == Self::h(rv))
+            .is_some_and(|seen| *seen == rv)
     }
     /// The object is gone.
     pub fn forget<K: Resource<DynamicType = ()>>(&self, meta: &ObjectMeta) {
@@ -171,27 +172,25 @@ impl Memo {
         }
     }
     fn hash(body: &impl Serialize) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        serde_json::to_string(body).unwrap_or_default().hash(&mut h);
-        h.finish()
+        hash_of(serde_json::to_string(body).unwrap_or_default())
     }
-    /// `body` was already written on top of the version `observed_rv`.
-    pub fn written(&self, key: &str, body: &impl Serialize, observed_rv: Option<&String>) -> bool {
+    /// `body` was already written on top of the version (hash) `observed_rv`.
+    pub fn written(&self, key: &str, body: &impl Serialize, observed_rv: Option<u64>) -> bool {
         let memo = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        memo.get(key)
-            .is_some_and(|(h, rv)| *h == Self::hash(body) && rv.as_ref() == observed_rv)
+        memo.get(&hash_of(key))
+            .is_some_and(|(h, rv)| *h == Self::hash(body) && *rv == observed_rv)
     }
     pub fn forget(&self, key: &str) {
         self.written
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+            .remove(&hash_of(key));
     }
-    pub fn record(&self, key: String, body: &impl Serialize, observed_rv: Option<&String>) {
+    pub fn record(&self, key: &str, body: &impl Serialize, observed_rv: Option<u64>) {
         self.written
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (Self::hash(body), observed_rv.cloned()));
+            .insert(hash_of(key), (Self::hash(body), observed_rv));
     }
 }
 
@@ -270,42 +269,92 @@ where
         )
         .await?;
     }
-    apply_unless_written(
-        memo,
-        api,
-        obj,
-        observed.and_then(|o| o.meta().resource_version.as_ref()),
-    )
-    .await
+    apply_unless_written(memo, api, obj, observed.and_then(|o| rv_of(o.meta()))).await
 }
 
-/// [`apply_if_changed`] for a Namespace observed through a metadata-only watch.
+/// [`apply_if_changed`] for a child kept as digests ([`Child`]): the same outcome, reading the
+/// object from the API only when something may need stripping first (a `data` key or a
+/// partnerkit label someone else added, a foreign owner reference) or `desired` sets fields the
+/// digests do not cover.
+pub async fn apply_child<K>(
+    memo: &Memo,
+    api: &Api<K>,
+    obj: &K,
+    observed: Option<&Child>,
+) -> Result<bool, Error>
+where
+    K: Digestible + DeserializeOwned + Clone + Debug,
+{
+    let Some(o) = observed else {
+        return apply_unless_written(memo, api, obj, None).await;
+    };
+    if Child::comparable(obj) {
+        let d = Child::of(obj);
+        if d.meta == o.meta && d.body == o.body {
+            return Ok(false);
+        }
+        if d.meta == o.meta && o.keys_within(&d) {
+            // partnerkit's labels, partnerkit's keys: nothing anyone else added to strip.
+            return apply_unless_written(memo, api, obj, Some(o.rv)).await;
+        }
+    }
+    let name = obj.name_any();
+    let full = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| Error::api("get", kind_of::<K>(), &name, e))?;
+    apply_if_changed(memo, api, obj, full.as_ref()).await
+}
+
+/// [`apply_if_changed`] for a Namespace, kept as [`Ns`]: its labels compared by digest, and
+/// read from the API only when a partnerkit label is on it that `desired` lacks (to strip).
 pub async fn apply_namespace(
     memo: &Memo,
     api: &Api<k8s_openapi::api::core::v1::Namespace>,
     desired: &k8s_openapi::api::core::v1::Namespace,
-    observed: Option<&kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Namespace>>,
+    observed: Option<&Ns>,
 ) -> Result<bool, Error> {
+    let mut observed_rv = None;
     if let Some(o) = observed {
-        if meta_matches(&desired.metadata, &o.metadata) {
+        let d = Ns::of(&desired.metadata);
+        let plain = desired
+            .metadata
+            .labels
+            .iter()
+            .flatten()
+            .all(|(k, _)| is_our_label(k))
+            && desired
+                .metadata
+                .annotations
+                .as_ref()
+                .is_none_or(|a| a.is_empty());
+        if plain && d.meta == o.meta {
             return Ok(false);
         }
-        let observed = json!({"metadata": o.metadata});
-        strip_if_needed(
-            api,
-            &desired.name_any(),
-            &serde_json::to_value(desired)?,
-            &observed,
-        )
-        .await?;
+        observed_rv = Some(o.rv);
+        if !plain || !o.keys_within(&d) {
+            let name = desired.name_any();
+            let Some(full) = api
+                .get_metadata_opt(&name)
+                .await
+                .map_err(|e| Error::api("get", "Namespace".into(), &name, e))?
+            else {
+                return apply_unless_written(memo, api, desired, None).await;
+            };
+            if meta_matches(&desired.metadata, &full.metadata) {
+                return Ok(false);
+            }
+            strip_if_needed(
+                api,
+                &name,
+                &serde_json::to_value(desired)?,
+                &json!({"metadata": full.metadata}),
+            )
+            .await?;
+            observed_rv = rv_of(&full.metadata);
+        }
     }
-    apply_unless_written(
-        memo,
-        api,
-        desired,
-        observed.and_then(|o| o.metadata.resource_version.as_ref()),
-    )
-    .await
+    apply_unless_written(memo, api, desired, observed_rv).await
 }
 
 /// Send [`strip_patch`] if there is anything to strip.
@@ -337,7 +386,7 @@ pub async fn apply_unless_written<K>(
     memo: &Memo,
     api: &Api<K>,
     obj: &K,
-    observed_rv: Option<&String>,
+    observed_rv: Option<u64>,
 ) -> Result<bool, Error>
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
@@ -369,7 +418,7 @@ where
         .await
         .map_err(|e| Error::api("apply", kind_of::<K>(), &name, e))?;
     memo.echoes.record(&written);
-    memo.record(k, obj, observed_rv);
+    memo.record(&k, obj, observed_rv);
     Ok(true)
 }
 
@@ -608,7 +657,7 @@ where
     let name = meta.name.clone().unwrap_or_default();
     let name = name.as_str();
     let k = key::<K>(meta.namespace.as_deref(), name, "/status");
-    let observed_rv = meta.resource_version.as_ref();
+    let observed_rv = rv_of(meta);
     if memo.written(&k, status, observed_rv) {
         return Ok(());
     }
@@ -628,7 +677,7 @@ where
         .await
         .map_err(|e| Error::api("apply status of", kind_of::<K>(), name, e))?;
     memo.echoes.record(&written);
-    memo.record(k, status, observed_rv);
+    memo.record(&k, status, observed_rv);
     Ok(())
 }
 

@@ -14,6 +14,7 @@
 //! Deployment when its ConfigMap changes).
 
 pub mod apply;
+pub mod children;
 pub mod invite;
 pub mod leader;
 pub mod partner;
@@ -253,10 +254,12 @@ pub async fn wait_for_crds(client: &Client) -> Result<(), Error> {
     Ok(())
 }
 
-/// Run the controllers until `shutdown` resolves, then finish the reconciles under way.
-/// Tenant reconciles that may run at once.
-const TENANT_CONCURRENCY: u16 = 64;
+/// Tenant reconciles that may run at once. Each writes its children side by side, so this
+/// many keep the client's in-flight limit (`apiServer.maxRequestsInFlight`, 200) busy when the
+/// API server is far away; a reconcile's own CPU cost is a few hundred microseconds.
+const TENANT_CONCURRENCY: u16 = 128;
 
+/// Run the controllers until `shutdown` resolves, then finish the reconciles under way.
 pub async fn run(
     client: Client,
     config: Config,
@@ -566,11 +569,13 @@ async fn measured(
 pub(crate) async fn get_namespace_meta(
     client: &Client,
     name: &str,
-) -> Result<Option<world::NamespaceMeta>, Error> {
+) -> Result<Option<children::Ns>, Error> {
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    api.get_metadata_opt(name)
+    let got = api
+        .get_metadata_opt(name)
         .await
-        .map_err(|e| Error::api("get", "Namespace".into(), name, e))
+        .map_err(|e| Error::api("get", "Namespace".into(), name, e))?;
+    Ok(got.map(|m| children::Ns::of(&m.metadata)))
 }
 
 #[cfg(test)]

@@ -16,8 +16,11 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use kube::{Api, ResourceExt};
 
-use super::apply::{self, apply_if_changed, apply_unless_written, create_if_missing, delete};
-use super::world::{NamespaceMeta, PartnerObj};
+use super::apply::{
+    self, apply_child, apply_if_changed, apply_unless_written, create_if_missing, delete,
+};
+use super::children::Ns;
+use super::world::PartnerObj;
 use super::{Ctx, Error, Next, RECONCILED};
 use crate::api::conditions::{HAS_TENANTS, NAMESPACE_CONFLICT};
 use crate::api::{Partner, PartnerStatus, Tenant};
@@ -34,24 +37,12 @@ pub(crate) enum NsState {
     Terminating,
 }
 
-fn label<'a>(ns: &'a NamespaceMeta, key: &str) -> Option<&'a str> {
-    ns.metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(key))
-        .map(String::as_str)
-}
-
 /// The partner namespace: ours when labelled for this partner (and managed by partnerkit).
-fn partner_ns_state(ns: Option<&NamespaceMeta>, partner: &str) -> NsState {
+fn partner_ns_state(ns: Option<&Ns>, partner: &str) -> NsState {
     match ns {
         None => NsState::Missing,
-        Some(n)
-            if label(n, labels::PARTNER) != Some(partner) || label(n, labels::TENANT).is_some() =>
-        {
-            NsState::Foreign
-        }
-        Some(n) if n.metadata.deletion_timestamp.is_some() => NsState::Terminating,
+        Some(n) if n.partner.as_deref() != Some(partner) || n.tenant.is_some() => NsState::Foreign,
+        Some(n) if n.deleting => NsState::Terminating,
         Some(_) => NsState::Ours,
     }
 }
@@ -101,7 +92,7 @@ async fn reconcile_partner(
     // The namespace.
     let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
     let observed_ns = world.namespace(&ns);
-    match partner_ns_state(observed_ns.as_deref(), &name) {
+    match partner_ns_state(observed_ns.as_ref(), &name) {
         NsState::Foreign => {
             let message = format!(
                 "namespace {ns} exists and is not this partner's (label {}={name} missing): partnerkit does not take it over",
@@ -157,13 +148,8 @@ async fn reconcile_partner(
             apply_unless_written(&ctx.memo, &ns_api, &desired.namespace, None).await?;
         }
         NsState::Ours => {
-            apply::apply_namespace(
-                &ctx.memo,
-                &ns_api,
-                &desired.namespace,
-                observed_ns.as_deref(),
-            )
-            .await?;
+            apply::apply_namespace(&ctx.memo, &ns_api, &desired.namespace, observed_ns.as_ref())
+                .await?;
         }
     }
 
@@ -183,29 +169,29 @@ async fn reconcile_partner(
     let cm_api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
     let cr_api: Api<ClusterRole> = Api::all(ctx.client.clone());
     let crb_api: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
-    apply_if_changed(
+    apply_child(
         &ctx.memo,
         &rb_api,
         &desired.admins_binding,
         world
             .role_binding(&ns, names::PARTNER_ADMINS_BINDING)
-            .as_deref(),
+            .as_ref(),
     )
     .await?;
     if let Some(rb) = &desired.operator_binding {
-        apply_if_changed(
+        apply_child(
             &ctx.memo,
             &rb_api,
             rb,
-            world.role_binding(&ns, names::OPERATOR_BINDING).as_deref(),
+            world.role_binding(&ns, names::OPERATOR_BINDING).as_ref(),
         )
         .await?;
     }
-    apply_if_changed(
+    apply_child(
         &ctx.memo,
         &cm_api,
         &desired.branding,
-        world.config_map(&ns, names::BRANDING).as_deref(),
+        world.config_map(&ns, names::BRANDING).as_ref(),
     )
     .await?;
     let role = desired.cluster_role.name_any();
@@ -226,15 +212,15 @@ async fn reconcile_partner(
 
     // Orphans: partnerkit's objects of this partner that it no longer wants.
     for cm in world.config_maps_in(&ns) {
-        if is_partner_child(&cm.metadata, &name) && cm.name_any() != names::BRANDING {
-            delete(&cm_api, &cm.name_any()).await?;
+        if cm.is_partner_child(&name) && &*cm.name != names::BRANDING {
+            delete(&cm_api, &cm.name).await?;
         }
     }
     for rb in world.role_bindings_in(&ns) {
-        let wanted = rb.name_any() == names::PARTNER_ADMINS_BINDING
-            || (rb.name_any() == names::OPERATOR_BINDING && desired.operator_binding.is_some());
-        if is_partner_child(&rb.metadata, &name) && !wanted {
-            delete(&rb_api, &rb.name_any()).await?;
+        let wanted = &*rb.name == names::PARTNER_ADMINS_BINDING
+            || (&*rb.name == names::OPERATOR_BINDING && desired.operator_binding.is_some());
+        if rb.is_partner_child(&name) && !wanted {
+            delete(&rb_api, &rb.name).await?;
         }
     }
     for cr in world.cluster_roles_of(&name) {
@@ -340,7 +326,7 @@ async fn cleanup(
     let role = names::partner_cluster_role(name);
     delete(&Api::<ClusterRoleBinding>::all(ctx.client.clone()), &role).await?;
     delete(&Api::<ClusterRole>::all(ctx.client.clone()), &role).await?;
-    match partner_ns_state(world.namespace(ns).as_deref(), name) {
+    match partner_ns_state(world.namespace(ns).as_ref(), name) {
         NsState::Ours => {
             tracing::info!(namespace = %ns, "deleting the partner namespace");
             delete(&Api::<Namespace>::all(ctx.client.clone()), ns).await?;

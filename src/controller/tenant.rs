@@ -30,14 +30,15 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
-use super::apply::{self, apply_if_changed, apply_unless_written, create_if_missing, delete};
-use super::world::{NamespaceMeta, TenantObj, World};
+use super::apply::{self, apply_child, apply_unless_written, create_if_missing, delete};
+use super::children::Ns;
+use super::world::{TenantObj, World};
 use super::{Ctx, Error, Next, RECONCILED};
 use crate::api::{DeletionPolicy, Tenant};
 use crate::config::Config;
 use crate::resources::{
-    self, FIELD_MANAGER, MANAGED_BY_VALUE, TEMPLATE_NAME, TENANT_FINALIZER, TenantDesired,
-    TenantInputs, WorkspaceState, labels, names,
+    self, FIELD_MANAGER, TEMPLATE_NAME, TENANT_FINALIZER, TenantDesired, TenantInputs,
+    WorkspaceState, labels, names,
 };
 
 pub const CONTROLLER: &str = "tenant";
@@ -53,7 +54,7 @@ fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
 /// is adoptable only by the partner that retained it, or by the partner that `assigned` (a
 /// platform admin's PartnerAssignment `(tenant, from, to)`) moves it to.
 pub(crate) fn workspace_state(
-    ns: Option<&NamespaceMeta>,
+    ns: Option<&Ns>,
     name: &str,
     partner: Option<&str>,
     assigned: impl Fn(&str, &str) -> bool,
@@ -61,24 +62,21 @@ pub(crate) fn workspace_state(
     let Some(ns) = ns else {
         return WorkspaceState::Missing;
     };
-    let m = &ns.metadata;
-    if m.deletion_timestamp.is_some() {
+    if ns.deleting {
         return WorkspaceState::Terminating;
     }
-    if label(m, labels::TENANT) != Some(name)
-        || label(m, labels::MANAGED_BY) != Some(MANAGED_BY_VALUE)
-    {
+    if ns.tenant.as_deref() != Some(name) || !ns.managed {
         return WorkspaceState::Foreign;
     }
-    if label(m, labels::ORPHANED) == Some("true") {
-        let retained_by = label(m, labels::PARTNER).unwrap_or_default();
+    if ns.orphaned {
+        let retained_by = ns.partner.as_deref().unwrap_or_default();
         return match partner {
             Some(p) if p == retained_by || assigned(retained_by, p) => WorkspaceState::Orphaned,
             _ => WorkspaceState::RetainedByAnotherPartner,
         };
     }
     // partnerkit's, for a tenant of this name: this partner's, or another partner's live tenant's.
-    if partner.is_some() && label(m, labels::PARTNER) == partner {
+    if partner.is_some() && ns.partner.as_deref() == partner {
         WorkspaceState::Ours
     } else {
         WorkspaceState::Foreign
@@ -168,14 +166,12 @@ async fn reconcile_tenant(
     let template = template_obj.as_ref().and_then(|t| t.0.as_ref().ok());
     let observed_ws = world.namespace(&workspace_ns);
     let workspace = workspace_state(
-        observed_ws.as_deref(),
+        observed_ws.as_ref(),
         name,
         partner.map(|_| partner_name.as_deref()).unwrap_or(None),
         |from, to| world.assigned(name, from, to),
     );
-    let retained_by = observed_ws
-        .as_deref()
-        .and_then(|n| label(&n.metadata, labels::PARTNER));
+    let retained_by = observed_ws.as_ref().and_then(|n| n.partner.as_deref());
     let name_taken_by = if is_template || partner.is_none() {
         None
     } else {
@@ -285,7 +281,7 @@ async fn materialize(
             if let Some(created) = create_if_missing(&ns_api, &desired.namespace).await? {
                 ctx.memo.echoes.record(&created);
                 tracing::info!(workspace = %ws, "created the workspace namespace");
-                ctx.memo.record(ns_key, &desired.namespace, None);
+                ctx.memo.record(&ns_key, &desired.namespace, None);
             } else {
                 // Created meanwhile: by us (the store is behind), or by someone else.
                 let now = super::get_namespace_meta(&ctx.client, &ws).await?;
@@ -331,7 +327,7 @@ async fn materialize(
                 &ctx.memo,
                 &ns_api,
                 &desired.namespace,
-                world.namespace(&ws).as_deref(),
+                world.namespace(&ws).as_ref(),
             )
             .await?;
         }
@@ -339,48 +335,43 @@ async fn materialize(
 
     let cm_api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ws);
     let rb_api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), &ws);
-    for cm in &desired.config_maps {
-        apply_if_changed(
-            &ctx.memo,
-            &cm_api,
-            cm,
-            world.config_map(&ws, &cm.name_any()).as_deref(),
-        )
-        .await?;
-    }
-    for rb in &desired.role_bindings {
-        apply_if_changed(
-            &ctx.memo,
-            &rb_api,
-            rb,
-            world.role_binding(&ws, &rb.name_any()).as_deref(),
-        )
-        .await?;
-    }
-    let ours = |m: &ObjectMeta| {
-        label(m, labels::MANAGED_BY) == Some(MANAGED_BY_VALUE)
-            && label(m, labels::TENANT) == Some(tenant)
-    };
+    // The children are independent of each other: written side by side (the client bounds
+    // how many requests are in flight in all).
+    let config_maps = desired.config_maps.iter().map(|cm| {
+        let observed = world.config_map(&ws, &cm.name_any());
+        let api = &cm_api;
+        async move { apply_child(&ctx.memo, api, cm, observed.as_ref()).await }
+    });
+    let role_bindings = desired.role_bindings.iter().map(|rb| {
+        let observed = world.role_binding(&ws, &rb.name_any());
+        let api = &rb_api;
+        async move { apply_child(&ctx.memo, api, rb, observed.as_ref()).await }
+    });
+    futures::future::try_join(
+        futures::future::try_join_all(config_maps),
+        futures::future::try_join_all(role_bindings),
+    )
+    .await?;
     for cm in world.config_maps_in(&ws) {
-        if ours(&cm.metadata)
+        if cm.is_tenant_child(tenant)
             && !desired
                 .config_maps
                 .iter()
-                .any(|d| d.metadata.name == cm.metadata.name)
+                .any(|d| d.metadata.name.as_deref() == Some(&*cm.name))
         {
-            tracing::info!(workspace = %ws, config_map = %cm.name_any(), "deleting a stale ConfigMap");
-            delete(&cm_api, &cm.name_any()).await?;
+            tracing::info!(workspace = %ws, config_map = %cm.name, "deleting a stale ConfigMap");
+            delete(&cm_api, &cm.name).await?;
         }
     }
     for rb in world.role_bindings_in(&ws) {
-        if ours(&rb.metadata)
+        if rb.is_tenant_child(tenant)
             && !desired
                 .role_bindings
                 .iter()
-                .any(|d| d.metadata.name == rb.metadata.name)
+                .any(|d| d.metadata.name.as_deref() == Some(&*rb.name))
         {
-            tracing::info!(workspace = %ws, role_binding = %rb.name_any(), "deleting a stale RoleBinding");
-            delete(&rb_api, &rb.name_any()).await?;
+            tracing::info!(workspace = %ws, role_binding = %rb.name, "deleting a stale RoleBinding");
+            delete(&rb_api, &rb.name).await?;
         }
     }
     Ok(())
@@ -400,7 +391,7 @@ async fn cleanup(
     let world = &ctx.world;
     let observed = world.namespace(ws);
     if name != TEMPLATE_NAME
-        && workspace_state(observed.as_deref(), name, partner, |_, _| false) == WorkspaceState::Ours
+        && workspace_state(observed.as_ref(), name, partner, |_, _| false) == WorkspaceState::Ours
     {
         let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
         match t.spec.deletion_policy {
@@ -422,10 +413,8 @@ async fn cleanup(
                     .map_err(|e| Error::api("patch", "Namespace".into(), ws, e))?;
                 let rb_api: Api<RoleBinding> = Api::namespaced(ctx.client.clone(), ws);
                 for rb in world.role_bindings_in(ws) {
-                    if label(&rb.metadata, labels::MANAGED_BY) == Some(MANAGED_BY_VALUE)
-                        && label(&rb.metadata, labels::TENANT) == Some(name)
-                    {
-                        delete(&rb_api, &rb.name_any()).await?;
+                    if rb.is_tenant_child(name) {
+                        delete(&rb_api, &rb.name).await?;
                     }
                 }
             }
@@ -438,21 +427,23 @@ async fn cleanup(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::MANAGED_BY_VALUE;
     use std::collections::BTreeMap;
 
-    fn ns(labels: &[(&str, &str)]) -> NamespaceMeta {
-        let mut m = NamespaceMeta::default();
-        m.metadata.name = Some("tenant-secretco".into());
-        m.metadata.labels = Some(
-            labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-        );
-        m
+    fn ns(labels: &[(&str, &str)]) -> Ns {
+        Ns::of(&ObjectMeta {
+            name: Some("tenant-secretco".into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            ..Default::default()
+        })
     }
 
-    fn retained_by(partner: &str) -> NamespaceMeta {
+    fn retained_by(partner: &str) -> Ns {
         ns(&[
             (labels::MANAGED_BY, MANAGED_BY_VALUE),
             (labels::TENANT, "secretco"),

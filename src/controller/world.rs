@@ -29,6 +29,7 @@ use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use super::children::{Child, Children, Namespaces, Ns};
 use crate::api::{Partner, PartnerAdminInvite, PartnerAssignment, Tenant};
 use crate::config::Config;
 use crate::resources::{self, TEMPLATE_NAME, labels};
@@ -115,10 +116,6 @@ struct Indexes {
     invites_by_ns: Index,
     /// tenant name -> names of the PartnerAssignments that move it
     assignments_by_tenant: Index,
-    /// namespace -> managed ConfigMap names
-    config_maps_by_ns: Index,
-    /// namespace -> managed RoleBinding names
-    role_bindings_by_ns: Index,
     /// partner label -> managed ClusterRole names
     cluster_roles_by_partner: Index,
     /// partner label -> managed ClusterRoleBinding names
@@ -131,9 +128,11 @@ pub struct World {
     pub tenants: Store<TenantObj>,
     pub invites: Store<InviteObj>,
     pub assignments: Store<AssignmentObj>,
-    pub namespaces: Store<NamespaceMeta>,
-    pub config_maps: Store<ConfigMap>,
-    pub role_bindings: Store<RoleBinding>,
+    /// Every Namespace, as [`Ns`].
+    pub namespaces: Namespaces,
+    /// partnerkit's ConfigMaps and RoleBindings, as digests ([`Children`]).
+    pub config_maps: Children,
+    pub role_bindings: Children,
     pub cluster_roles: Store<ClusterRole>,
     pub cluster_role_bindings: Store<ClusterRoleBinding>,
     idx: RwLock<Indexes>,
@@ -193,14 +192,14 @@ impl World {
             .filter_map(|n| self.assignments.get(&ObjectRef::new(n)))
             .any(|a| a.0.as_ref().is_ok_and(|a| a.moves(tenant, from, to)))
     }
-    pub fn namespace(&self, name: &str) -> Option<Arc<NamespaceMeta>> {
-        self.namespaces.get(&ObjectRef::new(name))
+    pub fn namespace(&self, name: &str) -> Option<Ns> {
+        self.namespaces.get(name)
     }
-    pub fn config_map(&self, ns: &str, name: &str) -> Option<Arc<ConfigMap>> {
-        self.config_maps.get(&ObjectRef::new(name).within(ns))
+    pub fn config_map(&self, ns: &str, name: &str) -> Option<Child> {
+        self.config_maps.get(ns, name)
     }
-    pub fn role_binding(&self, ns: &str, name: &str) -> Option<Arc<RoleBinding>> {
-        self.role_bindings.get(&ObjectRef::new(name).within(ns))
+    pub fn role_binding(&self, ns: &str, name: &str) -> Option<Child> {
+        self.role_bindings.get(ns, name)
     }
     pub fn cluster_role(&self, name: &str) -> Option<Arc<ClusterRole>> {
         self.cluster_roles.get(&ObjectRef::new(name))
@@ -263,19 +262,11 @@ impl World {
         v.dedup();
         v
     }
-    pub fn config_maps_in(&self, ns: &str) -> Vec<Arc<ConfigMap>> {
-        let names = self.read().config_maps_by_ns.get(ns);
-        names
-            .iter()
-            .filter_map(|n| self.config_map(ns, n))
-            .collect()
+    pub fn config_maps_in(&self, ns: &str) -> Vec<Child> {
+        self.config_maps.in_namespace(ns)
     }
-    pub fn role_bindings_in(&self, ns: &str) -> Vec<Arc<RoleBinding>> {
-        let names = self.read().role_bindings_by_ns.get(ns);
-        names
-            .iter()
-            .filter_map(|n| self.role_binding(ns, n))
-            .collect()
+    pub fn role_bindings_in(&self, ns: &str) -> Vec<Child> {
+        self.role_bindings.in_namespace(ns)
     }
     pub fn cluster_roles_of(&self, partner: &str) -> Vec<Arc<ClusterRole>> {
         let names = self.read().cluster_roles_by_partner.get(partner);
@@ -395,9 +386,6 @@ pub struct Writers {
     tenants: Writer<TenantObj>,
     invites: Writer<InviteObj>,
     assignments: Writer<AssignmentObj>,
-    namespaces: Writer<NamespaceMeta>,
-    config_maps: Writer<ConfigMap>,
-    role_bindings: Writer<RoleBinding>,
     cluster_roles: Writer<ClusterRole>,
     cluster_role_bindings: Writer<ClusterRoleBinding>,
 }
@@ -409,9 +397,6 @@ pub fn world() -> (Arc<World>, Writers) {
         tenants: Writer::default(),
         invites: Writer::default(),
         assignments: Writer::default(),
-        namespaces: Writer::default(),
-        config_maps: Writer::default(),
-        role_bindings: Writer::default(),
         cluster_roles: Writer::default(),
         cluster_role_bindings: Writer::default(),
     };
@@ -420,9 +405,9 @@ pub fn world() -> (Arc<World>, Writers) {
         tenants: w.tenants.as_reader(),
         invites: w.invites.as_reader(),
         assignments: w.assignments.as_reader(),
-        namespaces: w.namespaces.as_reader(),
-        config_maps: w.config_maps.as_reader(),
-        role_bindings: w.role_bindings.as_reader(),
+        namespaces: Namespaces::default(),
+        config_maps: Children::default(),
+        role_bindings: Children::default(),
         cluster_roles: w.cluster_roles.as_reader(),
         cluster_role_bindings: w.cluster_role_bindings.as_reader(),
         idx: RwLock::default(),
@@ -438,9 +423,9 @@ impl World {
             && self.tenants.wait_until_ready().await.is_ok()
             && self.invites.wait_until_ready().await.is_ok()
             && self.assignments.wait_until_ready().await.is_ok()
-            && self.namespaces.wait_until_ready().await.is_ok()
-            && self.config_maps.wait_until_ready().await.is_ok()
-            && self.role_bindings.wait_until_ready().await.is_ok()
+            && self.namespaces.wait_until_ready().await
+            && self.config_maps.wait_until_ready().await
+            && self.role_bindings.wait_until_ready().await
             && self.cluster_roles.wait_until_ready().await.is_ok()
             && self.cluster_role_bindings.wait_until_ready().await.is_ok()
     }
@@ -452,29 +437,42 @@ async fn drive<K>(
     kind: &'static str,
     api: Api<K>,
     wc: watcher::Config,
-    mut writer: Writer<K>,
+    trim: fn(&mut K),
+    mut store: impl FnMut(&Event<K>) + Send,
     mut hook: impl FnMut(&Event<K>) + Send,
 ) where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
 {
-    // managedFields are never read here, and are most of a small object's size: dropping them
-    // keeps the stores (tens of thousands of objects at scale) a fraction of the size.
-    let mut stream = std::pin::pin!(
-        watch(api, wc)
-            .default_backoff()
-            .modify(|o| o.meta_mut().managed_fields = None)
-    );
+    // managedFields and kubectl's last-applied-configuration are never read here, and are most
+    // of a small object's size: dropping them keeps the stores (hundreds of thousands of
+    // objects at scale) a fraction of the size.
+    let mut stream = std::pin::pin!(watch(api, wc).default_backoff().modify(move |o| {
+        let meta = o.meta_mut();
+        meta.managed_fields = None;
+        if let Some(a) = meta.annotations.as_mut() {
+            a.remove(LAST_APPLIED);
+            if a.is_empty() {
+                meta.annotations = None;
+            }
+        }
+        trim(o)
+    }));
     while let Some(ev) = stream.next().await {
         match ev {
             Ok(ev) => {
-                writer.apply_watcher_event(&ev);
+                store(&ev);
                 hook(&ev);
             }
             Err(e) => tracing::warn!(kind, error = %e, "watch failed; retrying"),
         }
     }
 }
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Nothing more to drop.
+fn keep<K>(_: &mut K) {}
 
 /// Fingerprint of what dependants of an object care about; fan out only when it changes.
 #[derive(PartialEq, Eq, Clone)]
@@ -492,6 +490,23 @@ fn fp<K: Resource>(o: &K, extra: Option<String>) -> Fp {
         deleting: o.meta().deletion_timestamp.is_some(),
         extra,
     }
+}
+
+/// A reflector store's writer as the sink of [`drive`].
+fn store<K>(mut writer: Writer<K>) -> impl FnMut(&Event<K>) + Send
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
+    move |ev| writer.apply_watcher_event(ev)
+}
+
+/// A [`Children`] of the world as the sink of [`drive`].
+fn digests<K: super::children::Digestible>(
+    world: Arc<World>,
+    children: fn(&World) -> &Children,
+) -> impl FnMut(&Event<K>) + Send {
+    move |ev| children(&world).update(ev)
 }
 
 /// Start every reflector; returns their tasks. Events are routed to `queues`.
@@ -514,7 +529,8 @@ pub fn spawn_reflectors(
             "Partner",
             Api::<PartnerObj>::all(client.clone()),
             watcher::Config::default(),
-            w.partners,
+            keep,
+            store(w.partners),
             move |ev| {
                 let route = |o: &PartnerObj, seen: &mut HashMap<String, Fp>, deleted: bool| {
                     let name = o.name_any();
@@ -565,7 +581,8 @@ pub fn spawn_reflectors(
             "Tenant",
             Api::<TenantObj>::all(client.clone()),
             watcher::Config::default(),
-            w.tenants,
+            keep,
+            store(w.tenants),
             move |ev| {
                 {
                     let mut idx = world.write();
@@ -672,7 +689,8 @@ pub fn spawn_reflectors(
             "PartnerAdminInvite",
             Api::<InviteObj>::all(client.clone()),
             watcher::Config::default(),
-            w.invites,
+            keep,
+            store(w.invites),
             move |ev| {
                 world
                     .write()
@@ -741,7 +759,8 @@ pub fn spawn_reflectors(
             "PartnerAssignment",
             Api::<AssignmentObj>::all(client.clone()),
             watcher::Config::default(),
-            w.assignments,
+            keep,
+            store(w.assignments),
             move |ev| {
                 let tenant = |o: &AssignmentObj| o.0.as_ref().ok().map(|a| a.spec.tenant.clone());
                 world
@@ -775,7 +794,11 @@ pub fn spawn_reflectors(
             "Namespace",
             Api::<NamespaceMeta>::all(client.clone()),
             watcher::Config::default(),
-            w.namespaces,
+            keep,
+            {
+                let world = world.clone();
+                move |ev: &Event<NamespaceMeta>| world.namespaces.update(ev)
+            },
             move |ev| {
                 let route = |o: &NamespaceMeta| {
                     let name = o.name_any();
@@ -810,7 +833,7 @@ pub fn spawn_reflectors(
 
     // Children: their owner.
     macro_rules! children {
-        ($kind:literal, $ty:ty, $writer:expr, $index:ident, $key:expr) => {{
+        ($kind:literal, $ty:ty, $trim:expr, $store:expr, $index:expr) => {{
             let (world, q) = (world.clone(), queues.clone());
             let config = config.clone();
             let mut listed = false;
@@ -818,9 +841,10 @@ pub fn spawn_reflectors(
                 $kind,
                 Api::<$ty>::all(client.clone()),
                 managed.clone(),
-                $writer,
+                $trim,
+                $store,
                 move |ev| {
-                    world.write().$index.apply(ev, $key);
+                    ($index)(&mut world.write(), ev);
                     match ev {
                         Event::Apply(o) if world.echoes.is_echo::<$ty>(o.meta()) => {}
                         Event::Apply(o) => q.owner_of(&world, &config, o),
@@ -839,34 +863,39 @@ pub fn spawn_reflectors(
     children!(
         "ConfigMap",
         ConfigMap,
-        w.config_maps,
-        config_maps_by_ns,
-        |o: &ConfigMap| vec![(ns_of(o), o.name_any())]
+        keep,
+        digests(world.clone(), |w| &w.config_maps),
+        |_: &mut Indexes, _: &Event<ConfigMap>| {}
     );
     children!(
         "RoleBinding",
         RoleBinding,
-        w.role_bindings,
-        role_bindings_by_ns,
-        |o: &RoleBinding| vec![(ns_of(o), o.name_any())]
+        keep,
+        digests(world.clone(), |w| &w.role_bindings),
+        |_: &mut Indexes, _: &Event<RoleBinding>| {}
     );
     children!(
         "ClusterRole",
         ClusterRole,
-        w.cluster_roles,
-        cluster_roles_by_partner,
-        |o: &ClusterRole| label(o, labels::PARTNER)
-            .map(|p| vec![(p.to_string(), o.name_any())])
-            .unwrap_or_default()
+        keep,
+        store(w.cluster_roles),
+        |idx: &mut Indexes, ev: &Event<ClusterRole>| idx.cluster_roles_by_partner.apply(
+            ev,
+            |o: &ClusterRole| label(o, labels::PARTNER)
+                .map(|p| vec![(p.to_string(), o.name_any())])
+                .unwrap_or_default()
+        )
     );
     children!(
         "ClusterRoleBinding",
         ClusterRoleBinding,
-        w.cluster_role_bindings,
-        cluster_role_bindings_by_partner,
-        |o: &ClusterRoleBinding| label(o, labels::PARTNER)
-            .map(|p| vec![(p.to_string(), o.name_any())])
-            .unwrap_or_default()
+        keep,
+        store(w.cluster_role_bindings),
+        |idx: &mut Indexes, ev: &Event<ClusterRoleBinding>| idx
+            .cluster_role_bindings_by_partner
+            .apply(ev, |o: &ClusterRoleBinding| label(o, labels::PARTNER)
+                .map(|p| vec![(p.to_string(), o.name_any())])
+                .unwrap_or_default())
     );
     set
 }
