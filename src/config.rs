@@ -231,6 +231,30 @@ impl LeaderElection {
 fn default_true() -> bool {
     true
 }
+
+/// How partnerkit uses the API server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiServer {
+    /// Most requests partnerkit has at the API server at once (watches count only until their
+    /// response starts); more wait their turn in the operator. A 429 Too Many Requests, 503
+    /// or 504 answer is retried with backoff, after its Retry-After. 1 to 10000; the default,
+    /// 200, is the API server's own default limit of mutating requests.
+    #[serde(default = "default_max_requests_in_flight")]
+    pub max_requests_in_flight: u32,
+}
+
+impl Default for ApiServer {
+    fn default() -> Self {
+        ApiServer {
+            max_requests_in_flight: default_max_requests_in_flight(),
+        }
+    }
+}
+
+fn default_max_requests_in_flight() -> u32 {
+    200
+}
 fn default_lease_name() -> String {
     "partnerkit".into()
 }
@@ -259,6 +283,8 @@ pub struct Config {
     pub listen: Listen,
     #[serde(default)]
     pub leader_election: LeaderElection,
+    #[serde(default)]
+    pub api_server: ApiServer,
     /// The operator's own ServiceAccount (namespace, name), from the environment
     /// (`POD_NAMESPACE`, `PARTNERKIT_SERVICE_ACCOUNT`; the chart sets both), not from the file.
     /// When known, partnerkit binds it to `partnerkit-invite-links` in each partner namespace,
@@ -497,6 +523,13 @@ impl Config {
                 le.renew_before, le.lease_duration
             )),
             _ => {}
+        }
+
+        let in_flight = self.api_server.max_requests_in_flight;
+        if !(1..=10_000).contains(&in_flight) {
+            p.push(format!(
+                "apiServer.maxRequestsInFlight: {in_flight} is not between 1 and 10000"
+            ));
         }
 
         for (key, addr) in [
@@ -820,6 +853,22 @@ mod tests {
             assert!(e.contains(want), "{want} in {e}");
         }
         assert!(err(&with("leaderElection: {lease: x}\n")).contains("leaderElection"));
+    }
+
+    #[test]
+    fn api_server_in_flight_limit_defaults_to_the_servers_and_is_bounded() {
+        let c = Config::from_yaml(&with(""), SRC).unwrap();
+        assert_eq!(c.api_server.max_requests_in_flight, 200);
+        let c = Config::from_yaml(&with("apiServer: {maxRequestsInFlight: 50}\n"), SRC).unwrap();
+        assert_eq!(c.api_server.max_requests_in_flight, 50);
+        for (n, want) in [(0, "0 is not between 1 and 10000"), (10001, "10001 is not")] {
+            let e = err(&with(&format!("apiServer: {{maxRequestsInFlight: {n}}}\n")));
+            assert!(
+                e.contains(&format!("apiServer.maxRequestsInFlight: {want}")),
+                "{e}"
+            );
+        }
+        assert!(err(&with("apiServer: {maxInFlight: 5}\n")).contains("maxInFlight"));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! partnerkit: a Kubernetes operator that runs a partner portal.
 
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod controller;
 pub mod crdgen;

@@ -118,7 +118,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         )
         .await?;
 
-        let client = kube::Client::try_default()
+        let client = partnerkit::client::connect(&config.api_server)
             .await
             .context("connecting to the cluster (KUBECONFIG or in-cluster)")?;
         tracing::info!("connected to the cluster");

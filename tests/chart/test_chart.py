@@ -465,6 +465,8 @@ WITH_SMTP = {"acceptUrl": "https://portal.example/invites", "smtp": SMTP}
         ({"config": {"leaderElection": {"renewBefore": "5"}}}, "at '/config/leaderElection/renewBefore': '5' does not match pattern"),
         ({"config": {"leaderElection": {"leaseName": "My_Lease"}}}, "at '/config/leaderElection/leaseName': 'My_Lease' does not match pattern"),
         ({"config": {"leaderElection": {"lease": "x"}}}, "at '/config/leaderElection': additional properties 'lease' not allowed"),
+        ({"config": {"apiServer": {"maxRequestsInFlight": 0}}}, "at '/config/apiServer/maxRequestsInFlight': minimum: got 0, want 1"),
+        ({"config": {"apiServer": {"maxInFlight": 5}}}, "at '/config/apiServer': additional properties 'maxInFlight' not allowed"),
     ],
 )
 def test_bad_values_are_refused_by_the_schema(chart, values, message):

@@ -289,6 +289,16 @@ pub async fn client_from(path: &std::path::Path) -> Client {
     Client::try_from(cfg).expect("client")
 }
 
+/// A client as `partnerkit run` builds it ([`partnerkit::client::build`]) from a kubeconfig.
+pub async fn operator_client_from(path: &std::path::Path, config: &Config) -> Client {
+    let kc = kube::config::Kubeconfig::read_from(path)
+        .unwrap_or_else(|e| panic!("kubeconfig {}: {e}", path.display()));
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("client config");
+    partnerkit::client::build(cfg, &config.api_server).expect("client")
+}
+
 /// What a `kubectl` run printed.
 #[derive(Debug)]
 pub struct Out {
@@ -436,9 +446,13 @@ impl Env {
             Some((kubeconfig, account)) => {
                 let mut config = self.config.clone();
                 config.operator_account = Some(account);
-                (client_from(&kubeconfig).await, config)
+                (operator_client_from(&kubeconfig, &config).await, config)
             }
-            None => (self.client.clone(), self.config.clone()),
+            // The operator's own client, as `partnerkit run` builds it (in-flight limit, retries).
+            None => (
+                operator_client_from(&self.kubeconfig, &self.config).await,
+                self.config.clone(),
+            ),
         };
         self.start_operator_with(client, config).await
     }
