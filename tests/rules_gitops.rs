@@ -227,6 +227,72 @@ async fn a_change_to_one_partner_writes_nothing_of_another() {
     env.finish().await;
 }
 
+/// A restarted operator reconciles everything again, compares what it would apply with the
+/// digests it keeps of the API server's ConfigMaps, RoleBindings and Namespaces, and writes
+/// nothing: every object keeps its resourceVersion. On the real control plane this proves the
+/// digests take the server's own additions (subjects' apiGroup, labels of others, owner
+/// references, empty maps) for no difference. (Its client notes every write it sends.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_operator_changes_no_object() {
+    use partnerkit::telemetry::ReconcileResult;
+    let mut env = Env::start().await;
+    let acme = env.n("acme");
+    let (alice, dan) = (env.email("alice", &acme), env.email("dan", &acme));
+    let pns = env
+        .partner_ready(
+            &acme,
+            &[&alice],
+            json!({"entitlements": {"branding": true, "bizApps": ["crm"]},
+                   "branding": {"primaryColor": "#123456"}}),
+        )
+        .await;
+    env.apply_json(&tenant_json(
+        &pns,
+        "template",
+        json!({"displayName": "T", "bizApps": {"crm": true}, "profiles": {"wifi": {"ssid": "t"}}}),
+    ))
+    .await;
+    let tenants = [
+        (env.n("a"), json!({"displayName": "A"})),
+        (
+            env.n("b"),
+            json!({"displayName": "B", "bizApps": {"crm": false}, "admins": [{"email": dan}],
+                   "profiles": {"wifi": {"ssid": "b"}, "vpn": {"gateway": "vpn.b.example"}}}),
+        ),
+    ];
+    for (t, spec) in &tenants {
+        env.tenant_ready(&pns, t, spec.clone()).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = partner_footprint(&env, &acme).await;
+    assert!(before.len() >= 14, "the partner's objects: {before:#?}");
+
+    env.restart_operator().await;
+    env.eventually(
+        PROMPTLY,
+        "the restarted operator to reconcile every tenant",
+        || async {
+            let m = &env.telemetry().metrics;
+            (m.reconcile_total("tenant", ReconcileResult::Success) > tenants.len() as u64
+                && m.reconcile_total("partner", ReconcileResult::Success) >= 1)
+                .then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        env.operator_writes(),
+        Vec::<String>::new(),
+        "the restarted operator's writes"
+    );
+    assert_eq!(
+        partner_footprint(&env, &acme).await,
+        before,
+        "objects changed after the restart (resourceVersions before and after)"
+    );
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drift_of_materialized_objects_is_repaired() {
     let env = Env::start().await;

@@ -289,14 +289,37 @@ pub async fn client_from(path: &std::path::Path) -> Client {
     Client::try_from(cfg).expect("client")
 }
 
-/// A client as `partnerkit run` builds it ([`partnerkit::client::build`]) from a kubeconfig.
-pub async fn operator_client_from(path: &std::path::Path, config: &Config) -> Client {
+/// The writes (method and path) an operator's client sent, Lease renewals left out.
+pub type Writes = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A client as `partnerkit run` builds it ([`partnerkit::client::build`]: kube's stack and the
+/// in-flight limit) from a kubeconfig, which also notes every write it sends.
+pub async fn operator_client_from(path: &std::path::Path, config: &Config) -> (Client, Writes) {
     let kc = kube::config::Kubeconfig::read_from(path)
         .unwrap_or_else(|e| panic!("kubeconfig {}: {e}", path.display()));
     let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
         .expect("client config");
-    partnerkit::client::build(cfg, &config.api_server).expect("client")
+    let writes = Writes::default();
+    let noted = writes.clone();
+    let note =
+        tower::util::MapRequestLayer::new(move |req: axum::http::Request<kube::client::Body>| {
+            let path = req.uri().path();
+            if req.method() != axum::http::Method::GET && !path.contains("/leases") {
+                let line = format!("{} {path}", req.method());
+                noted.lock().unwrap().push(line);
+            }
+            req
+        });
+    // partnerkit::client::build, with the note taken before the limit.
+    let client = kube::client::ClientBuilder::try_from(cfg)
+        .expect("client")
+        .with_layer(&tower::limit::ConcurrencyLimitLayer::new(
+            config.api_server.max_requests_in_flight as usize,
+        ))
+        .with_layer(&note)
+        .build();
+    (client, writes)
 }
 
 /// What a `kubectl` run printed.
@@ -314,6 +337,8 @@ impl Out {
 }
 
 struct Running {
+    /// What the operator's client wrote (not for [`Env::start_operator_as`]).
+    writes: Writes,
     telemetry: Arc<Telemetry>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), partnerkit::controller::Error>>,
@@ -454,10 +479,11 @@ impl Env {
                 self.config.clone(),
             ),
         };
-        self.start_operator_with(client, config).await
+        let ((client, writes), config) = (client, config);
+        self.start_operator_with(client, config, writes).await
     }
 
-    async fn start_operator_with(&mut self, client: Client, config: Config) {
+    async fn start_operator_with(&mut self, client: Client, config: Config, writes: Writes) {
         let telemetry = Telemetry::new();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(partnerkit::controller::run_with(
@@ -469,6 +495,7 @@ impl Env {
             },
         ));
         self.op = Some(Running {
+            writes,
             telemetry: telemetry.clone(),
             stop: Some(tx),
             task,
@@ -492,7 +519,15 @@ impl Env {
     pub async fn start_operator_as(&mut self, client: Client) {
         assert!(self.op.is_none(), "the operator is already running");
         let config = self.config.clone();
-        self.start_operator_with(client, config).await
+        self.start_operator_with(client, config, Writes::default())
+            .await
+    }
+
+    /// The writes the running operator sent since it started (method and path; Lease renewals
+    /// left out), on kube-sim and on the real control plane alike.
+    pub fn operator_writes(&self) -> Vec<String> {
+        let op = self.op.as_ref().expect("operator running");
+        op.writes.lock().unwrap().clone()
     }
 
     pub fn telemetry(&self) -> Arc<Telemetry> {
