@@ -22,7 +22,8 @@
 //! `kube-root-ca.crt` ConfigMap a real cluster has; default on), KUBE_SIM_BIN, PARTNERKIT_BIN,
 //! BENCH_KEEP_LOG=1 (keep the operator's log and print its path), BENCH_LATENCY_MS and
 //! BENCH_MAX_IN_FLIGHT (kube-sim's --latency-ms and --max-in-flight: the latency scenario),
-//! BENCH_FLOOR_CONCURRENCY (the write floor's requests in flight, default 64).
+//! BENCH_FLOOR_CONCURRENCY (the write floor's requests in flight, default 64, or
+//! BENCH_MAX_IN_FLIGHT when that is set).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -450,6 +451,15 @@ async fn full_list(client: &Client) -> Res<Duration> {
     Ok(t.elapsed())
 }
 
+/// The write floor's requests in flight: BENCH_FLOOR_CONCURRENCY, else kube-sim's
+/// --max-in-flight in the latency scenario (the bound assumes that many), else 64.
+fn floor_concurrency() -> usize {
+    match env_usize("BENCH_MAX_IN_FLIGHT", 0) {
+        0 => env_usize("BENCH_FLOOR_CONCURRENCY", 64),
+        n => env_usize("BENCH_FLOOR_CONCURRENCY", n),
+    }
+}
+
 /// The write floor: the same number and kinds of writes the operator issued, sent by a bare
 /// kube-rs client at full concurrency (`BENCH_FLOOR_CONCURRENCY`, default 64) to the same
 /// kube-sim, on objects of the same shapes (namespaces first, then everything else). Returns
@@ -459,7 +469,7 @@ async fn write_floor(
     counts: &Counts,
     tenants: &[(String, String)],
 ) -> Res<(Duration, u64)> {
-    let concurrency = env_usize("BENCH_FLOOR_CONCURRENCY", 64);
+    let concurrency = floor_concurrency();
     let by = |verb: &str, res: &str| -> usize {
         counts
             .0
@@ -1395,7 +1405,7 @@ async fn run() -> Res<()> {
     );
     println!(
         "| **Write floor**: the same {floor_writes} writes from a bare kube-rs client ({} in flight) | **{:.1} s** (converge / floor = {}) |",
-        env_usize("BENCH_FLOOR_CONCURRENCY", 64),
+        floor_concurrency(),
         floor_time.as_secs_f64(),
         converged
             .map(|c| format!("{:.2}", c.as_secs_f64() / floor_time.as_secs_f64()))
@@ -1415,10 +1425,11 @@ async fn run() -> Res<()> {
     if latency_ms > 0 && max_in_flight > 0 {
         let bound = ops as f64 * latency_ms as f64 / 1000.0 / max_in_flight as f64;
         println!(
-            "| **Latency**: {latency_ms} ms per request, {max_in_flight} in flight: converge against writes × latency / in-flight = {bound:.1} s | {} |",
+            "| **Latency**: {latency_ms} ms per request, {max_in_flight} in flight: converge against writes × latency / in-flight = {bound:.1} s | {} (the write floor above, under the same latency, is {:.2}× that bound) |",
             converged
                 .map(|c| format!("**{:.2}×**", c.as_secs_f64() / bound))
-                .unwrap_or_else(|| "—".into())
+                .unwrap_or_else(|| "—".into()),
+            floor_time.as_secs_f64() / bound
         );
     }
     println!("| Operator log lines at WARN/ERROR | {warnings} |");
@@ -1446,6 +1457,8 @@ async fn run() -> Res<()> {
         "other_partners_objects_changed": others,
         "kube_sim_objects": objects,
         "latency_ms": latency_ms,
+        "latency_bound_seconds": (latency_ms > 0 && max_in_flight > 0)
+            .then(|| ops as f64 * latency_ms as f64 / 1000.0 / max_in_flight as f64),
         "max_in_flight": max_in_flight,
         "restart_seconds": restarted.map(|d| d.as_secs_f64()),
         "full_list_seconds": list_time.as_secs_f64(),
