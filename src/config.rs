@@ -261,7 +261,7 @@ pub struct Portal {
     /// replica only: fine for `demo` and a single replica).
     #[serde(default)]
     pub session_secret: Option<String>,
-    /// How long a session lasts after sign-in (default 8h, at most 7 days).
+    /// How long a session lasts after sign-in (default 8h; 1s to 168h).
     #[serde(default = "default_session_ttl")]
     pub session_ttl: String,
     /// The groups the portal passes on when it acts as a user (`Impersonate-Group`); groups
@@ -770,9 +770,9 @@ impl Config {
             p.push(format!("portal.sessionSecret: {s:?} is not a Secret name"));
         }
         match parse_duration(&portal.session_ttl) {
-            Some(d) if d.as_secs() >= 60 && d.as_secs() <= 7 * 24 * 3600 => {}
+            Some(d) if d.as_secs() >= 1 && d.as_secs() <= 7 * 24 * 3600 => {}
             _ => p.push(format!(
-                "portal.sessionTtl: {:?} must be a duration from 1m to 168h, such as 8h",
+                "portal.sessionTtl: {:?} must be a duration from 1s to 168h, such as 8h",
                 portal.session_ttl
             )),
         }
@@ -1491,7 +1491,7 @@ mod tests {
     #[test]
     fn portal_fields_are_checked_and_named() {
         let e = err(&with(
-            "portal:\n  auth: proxy\n  proxy: {userHeader: \"X Email\", trustedProxies: [\"10.0.0.0/33\", nonsense]}\n  oidc: {issuerUrl: \"http://id.example\", clientId: \"\", clientSecretSecret: Bad_Name}\n  sessionSecret: Not_A_Name\n  sessionTtl: 10s\n  impersonateGroups: [\"system:masters\"]\n",
+            "portal:\n  auth: proxy\n  proxy: {userHeader: \"X Email\", trustedProxies: [\"10.0.0.0/33\", nonsense]}\n  oidc: {issuerUrl: \"http://id.example\", clientId: \"\", clientSecretSecret: Bad_Name}\n  sessionSecret: Not_A_Name\n  sessionTtl: 200ms\n  impersonateGroups: [\"system:masters\"]\n",
         ));
         for want in [
             "portal.proxy.userHeader: \"X Email\" is not an HTTP header name",
@@ -1501,7 +1501,7 @@ mod tests {
             "portal.oidc.clientId: must not be empty",
             "portal.oidc.clientSecretSecret: \"Bad_Name\" is not a Secret name",
             "portal.sessionSecret: \"Not_A_Name\" is not a Secret name",
-            "portal.sessionTtl: \"10s\" must be a duration from 1m to 168h",
+            "portal.sessionTtl: \"200ms\" must be a duration from 1s to 168h",
             "portal.impersonateGroups[0]: \"system:masters\"",
         ] {
             assert!(e.contains(want), "{want} in {e}");

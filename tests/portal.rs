@@ -1,0 +1,774 @@
+//! The web Partner Portal (issue 11), over HTTP as a browser would use it: sign-in (demo, and
+//! proxy from trusted and untrusted addresses), sessions (cookie attributes, expiry, sign-out),
+//! CSRF and cross-site refusals, Companies (only the user's partner's, markup escaped, live),
+//! Create Company (a taken ID shown beside the field with the form kept; the API server's
+//! refusal of a tenant admin shown), and Edit. Every write goes to the API server as the
+//! signed-in person (impersonation), so these run against kube-sim and, with
+//! `PARTNERKIT_E2E_REAL=1`, against a real control plane.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::{CONFIG, Env, http, tenant_json};
+
+const API: &str = "partnerkit.io/v1alpha1";
+
+/// The harness's configuration with a `portal:` block.
+fn config(portal: &str) -> String {
+    format!("{CONFIG}portal: {portal}\n")
+}
+
+async fn start(portal: &str) -> Env {
+    Env::start_with(kube_sim::SimConfig::default(), &config(portal), true).await
+}
+
+/// A browser of sorts: one cookie jar (the portal's one cookie), requests to the portal.
+struct Browser {
+    base: String,
+    cookie: Option<String>,
+    /// The attributes of the last Set-Cookie (e.g. `HttpOnly; SameSite=Lax; Path=/portal`).
+    attributes: String,
+}
+
+impl Browser {
+    fn new(env: &Env) -> Browser {
+        let addr = env.telemetry().web_address().expect("web address");
+        Browser {
+            base: format!("http://{addr}"),
+            cookie: None,
+            attributes: String::new(),
+        }
+    }
+
+    fn absorb(&mut self, r: &http::Response) {
+        for (name, value) in &r.headers {
+            if !name.eq_ignore_ascii_case("set-cookie") {
+                continue;
+            }
+            let (pair, attrs) = value.split_once(';').unwrap_or((value.as_str(), ""));
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            assert_eq!(k.trim(), "partnerkit_portal", "the portal's only cookie");
+            self.attributes = attrs.to_string();
+            self.cookie = (!v.is_empty() && !attrs.contains("Max-Age=0"))
+                .then(|| format!("partnerkit_portal={v}"));
+        }
+    }
+
+    async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        form: Option<&[(&str, &str)]>,
+    ) -> http::Response {
+        let url = format!("{}{path}", self.base);
+        let mut h: Vec<(&str, &str)> = headers.to_vec();
+        let cookie = self.cookie.clone();
+        if let Some(c) = &cookie {
+            h.push(("Cookie", c));
+        }
+        let body = form.map(http::form_urlencode);
+        let r = http::request(
+            method,
+            &url,
+            &h,
+            body.as_deref()
+                .map(|b| ("application/x-www-form-urlencoded", b.as_bytes())),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        self.absorb(&r);
+        r
+    }
+
+    async fn get(&mut self, path: &str) -> http::Response {
+        self.request("GET", path, &[], None).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> http::Response {
+        self.request(
+            "POST",
+            path,
+            &[("Sec-Fetch-Site", "same-origin")],
+            Some(form),
+        )
+        .await
+    }
+
+    /// Demo sign-in as `email` through the sign-in page; returns the session's CSRF token.
+    async fn sign_in(&mut self, email: &str) -> String {
+        let page = self.get("/portal/sign-in").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let pre = csrf(&page.body);
+        let r = self
+            .post("/portal/sign-in", &[("csrf", &pre), ("email", email)])
+            .await;
+        assert_eq!(r.status, 303, "{}", r.body);
+        assert_eq!(r.header("location"), Some("/portal/"));
+        let token = csrf(&self.home_or_list().await);
+        assert_ne!(token, pre, "a new token at sign-in");
+        token
+    }
+
+    /// POST a form of owned pairs with `headers`.
+    async fn post_fields(
+        &mut self,
+        path: &str,
+        fields: &[(String, String)],
+        headers: &[(&str, &str)],
+    ) -> http::Response {
+        let f: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.request("POST", path, headers, Some(&f)).await
+    }
+
+    /// A signed-in page's body (the home page, or where it redirects).
+    async fn home_or_list(&mut self) -> String {
+        let r = self.get("/portal/").await;
+        if r.status == 303 {
+            let to = r.header("location").unwrap_or_default().to_string();
+            let r = self.get(&to).await;
+            assert_eq!(r.status, 200, "{to}: {}", r.body);
+            r.body
+        } else {
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body
+        }
+    }
+}
+
+/// The value of the first `name="csrf"` field of a page.
+fn csrf(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no CSRF field in:\n{html}"));
+    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').expect("end of value")].to_string()
+}
+
+/// The value of the input with `id`.
+fn input_value(html: &str, id: &str) -> String {
+    let at = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in:\n{html}"));
+    let rest = &html[at..];
+    let v = rest.find("value=\"").expect("value") + "value=\"".len();
+    rest[v..v + rest[v..].find('"').expect("end")].to_string()
+}
+
+/// The text of the element with `id` (up to the next tag).
+fn text_of(html: &str, id: &str) -> String {
+    let at = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in:\n{html}"));
+    let rest = &html[at..];
+    let start = rest.find('>').expect(">") + 1;
+    rest[start..start + rest[start..].find('<').unwrap_or(rest.len() - start)].to_string()
+}
+
+/// Partners acme (admin alice; entitled to the premium app crm only) and initech (admin
+/// ivan), Ready, with a tenant each: acme's has markup in its name.
+struct Two {
+    acme: String,
+    acme_ns: String,
+    initech_ns: String,
+    alice: String,
+    ivan: String,
+    globex: String,
+    hooli: String,
+}
+
+async fn two_partners(env: &Env) -> Two {
+    let (acme, initech) = (env.n("acme"), env.n("initech"));
+    let (alice, ivan) = (env.email("alice", &acme), env.email("ivan", &initech));
+    let acme_ns = env
+        .partner_ready(
+            &acme,
+            &[&alice],
+            json!({"entitlements": {"bizApps": ["crm"]}}),
+        )
+        .await;
+    let initech_ns = env.partner_ready(&initech, &[&ivan], json!({})).await;
+    let (globex, hooli) = (env.n("globex"), env.n("hooli"));
+    env.tenant_ready(
+        &acme_ns,
+        &globex,
+        json!({"displayName": "<b>Globex</b> & \"Sons\" <script>alert(1)</script>"}),
+    )
+    .await;
+    env.tenant_ready(&initech_ns, &hooli, json!({"displayName": "Hooli"}))
+        .await;
+    Two {
+        acme,
+        acme_ns,
+        initech_ns,
+        alice,
+        ivan,
+        globex,
+        hooli,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_sign_in_shows_own_partners_companies_only_escaped_and_live() {
+    let env = start("{auth: demo}").await;
+    let t = two_partners(&env).await;
+    let mut b = Browser::new(&env);
+
+    // Signed out: every page leads to sign-in, which offers the partners' admins.
+    let r = b
+        .get(&format!("/portal/partners/{}/companies", t.acme))
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/portal/sign-in"));
+    let page = b.get("/portal/sign-in").await;
+    assert!(
+        page.body.contains(&format!("Sign in as {}", t.alice)),
+        "{}",
+        page.body
+    );
+    let csp = page
+        .header("content-security-policy")
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("style-src 'self'"),
+        "{csp}"
+    );
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+
+    let token = b.sign_in(&t.alice).await;
+    assert!(b.attributes.contains("HttpOnly"), "{}", b.attributes);
+    assert!(b.attributes.contains("SameSite=Lax"), "{}", b.attributes);
+    assert!(b.attributes.contains("Path=/portal"), "{}", b.attributes);
+    assert!(b.attributes.contains("Max-Age="), "{}", b.attributes);
+    assert!(
+        !b.cookie.as_deref().unwrap_or_default().contains(&t.alice),
+        "encrypted"
+    );
+
+    // One partner: home goes straight to its Companies.
+    let r = b.get("/portal/").await;
+    assert_eq!(r.status, 303);
+    let list_path = format!("/portal/partners/{}/companies", t.acme);
+    assert_eq!(r.header("location"), Some(list_path.as_str()));
+    let list = b.get(&list_path).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert!(list.body.contains("<h1>Companies</h1>"), "{}", list.body);
+    assert!(list.body.contains(&format!("<code>{}</code>", t.globex)));
+    assert!(list.body.contains("Ready"));
+    // Markup in a name is text, never markup.
+    assert!(!list.body.contains("<b>Globex</b>"), "{}", list.body);
+    assert!(!list.body.contains("<script>alert(1)"), "{}", list.body);
+    assert!(
+        list.body
+            .contains("&lt;b&gt;Globex&lt;&#x2f;b&gt; &amp; &quot;Sons&quot;"),
+        "{}",
+        list.body
+    );
+    // Non-premium apps are on by default; their display names are shown.
+    assert!(list.body.contains("Chat, Mail"), "{}", list.body);
+    // Another partner's companies are never shown…
+    assert!(!list.body.contains(&t.hooli), "{}", list.body);
+    // …nor reachable: the API server refuses alice a list in initech's namespace.
+    let initech = t.initech_ns.trim_start_matches("partner-").to_string();
+    let r = b
+        .get(&format!("/portal/partners/{initech}/companies"))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(!r.body.contains(&t.hooli), "{}", r.body);
+    let detail = text_of(&r.body, "detail");
+    assert!(
+        detail.contains("forbidden") && detail.contains("list"),
+        "{detail}"
+    );
+    assert!(detail.contains(&t.initech_ns), "{detail}");
+    // Nor editable.
+    let r = b
+        .get(&format!("/portal/partners/{initech}/companies/{}", t.hooli))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(!r.body.contains("Hooli"), "{}", r.body);
+
+    // Live: a Tenant applied with kubectl shows up without a restart, and search finds it.
+    let added = env.n("added");
+    env.apply_json(&tenant_json(
+        &t.acme_ns,
+        &added,
+        json!({"displayName": "Added Later"}),
+    ))
+    .await;
+    env.eventually(10, "the new company in the list", || {
+        let mut b2 = Browser {
+            base: b.base.clone(),
+            cookie: b.cookie.clone(),
+            attributes: String::new(),
+        };
+        let path = list_path.clone();
+        let added = added.clone();
+        async move {
+            let r = b2.get(&path).await;
+            r.body.contains(&added).then_some(())
+        }
+    })
+    .await;
+    let found = b.get(&format!("{list_path}?q=added+later")).await;
+    assert!(found.body.contains(&added), "{}", found.body);
+    assert!(!found.body.contains(&t.globex), "{}", found.body);
+    assert!(found.body.contains("1 company matching"), "{}", found.body);
+
+    // Sign-out ends the session: the cookie goes, and pages lead to sign-in again.
+    let r = b.post("/portal/sign-out", &[("csrf", &token)]).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(b.cookie, None, "cookie removed");
+    let r = b.get(&list_path).await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/portal/sign-in"));
+    let _ = (t.ivan, t.initech_ns);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_company_keeps_the_form_on_refusal_and_edit_saves() {
+    let env = start("{auth: demo}").await;
+    let t = two_partners(&env).await;
+    let mut b = Browser::new(&env);
+    let token = b.sign_in(&t.alice).await;
+    let list_path = format!("/portal/partners/{}/companies", t.acme);
+
+    // The form: the seeds' words, a toggle per catalog app by display name, the premium app
+    // acme is not entitled to off and disabled with why, admins defaulting to alice.
+    let form = b.get(&format!("{list_path}/new")).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    for words in [
+        "<h1>Create Company</h1>",
+        ">Company name<",
+        ">Company ID<",
+        ">Create</button>",
+    ] {
+        assert!(form.body.contains(words), "{words} in {}", form.body);
+    }
+    for app in ["Mail", "Chat", "CRM", "Analytics"] {
+        assert!(form.body.contains(&format!(">{app}</label>")), "{app}");
+    }
+    assert!(
+        form.body
+            .contains("id=\"app-analytics\" name=\"app.analytics\" disabled"),
+        "{}",
+        form.body
+    );
+    assert!(
+        form.body
+            .contains("Premium: your partner&#39;s plan does not include this app")
+            || form
+                .body
+                .contains("Premium: your partner&#x27;s plan does not include this app"),
+        "{}",
+        form.body
+    );
+    assert!(
+        form.body
+            .contains("id=\"app-mail\" name=\"app.mail\" checked")
+    );
+    assert!(
+        form.body.contains(&format!(">{}</textarea>", t.alice)),
+        "{}",
+        form.body
+    );
+
+    // A taken ID (another partner's company: IDs are unique platform-wide): the message beside
+    // the Company ID, every value kept.
+    let fields = |id: &str, csrf: &str| {
+        vec![
+            ("csrf".to_string(), csrf.to_string()),
+            ("name".to_string(), "Widgets <Ltd> & Co".to_string()),
+            ("id".to_string(), id.to_string()),
+            ("app.mail".to_string(), "on".to_string()),
+            ("app.crm".to_string(), "on".to_string()),
+            (
+                "admins".to_string(),
+                format!("{}\ncarol@widgets.example", t.alice),
+            ),
+        ]
+    };
+    let same: &[(&str, &str)] = &[("Sec-Fetch-Site", "same-origin")];
+    let r = b
+        .post_fields(&list_path, &fields(&t.hooli, &token), same)
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    let error = text_of(&r.body, "error-id");
+    assert!(
+        error.contains(&format!("The Company ID &#34;{}&#34; is taken", t.hooli))
+            || error.contains(&format!("The Company ID &quot;{}&quot; is taken", t.hooli)),
+        "{error}"
+    );
+    assert_eq!(input_value(&r.body, "name"), "Widgets &lt;Ltd&gt; &amp; Co");
+    assert_eq!(input_value(&r.body, "id"), t.hooli);
+    assert!(
+        r.body.contains("id=\"app-crm\" name=\"app.crm\" checked"),
+        "{}",
+        r.body
+    );
+    assert!(
+        !r.body.contains("id=\"app-chat\" name=\"app.chat\" checked"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("carol@widgets.example</textarea>"),
+        "{}",
+        r.body
+    );
+    assert!(env.tenant(&t.acme_ns, &t.hooli).await.is_none());
+
+    // Cross-site posts and posts without this session's token are refused; nothing is created.
+    let widgets = env.n("widgets");
+    let wrong = "x".repeat(43);
+    let without_token: Vec<(String, String)> = fields(&widgets, "").into_iter().skip(1).collect();
+    let cross: &[(&str, &str)] = &[("Sec-Fetch-Site", "cross-site")];
+    let foreign: &[(&str, &str)] = &[("Origin", "http://evil.example")];
+    for (why, v, headers, text) in [
+        (
+            "no token",
+            without_token,
+            same,
+            "not sent from this session",
+        ),
+        (
+            "a wrong token",
+            fields(&widgets, &wrong),
+            same,
+            "not sent from this session",
+        ),
+        (
+            "Sec-Fetch-Site: cross-site",
+            fields(&widgets, &token),
+            cross,
+            "came from another site",
+        ),
+        (
+            "a foreign Origin",
+            fields(&widgets, &token),
+            foreign,
+            "came from another site",
+        ),
+    ] {
+        let r = b.post_fields(&list_path, &v, headers).await;
+        assert_eq!(r.status, 403, "{why}: {}", r.body);
+        assert!(r.body.contains(text), "{why}: {}", r.body);
+    }
+    assert!(
+        env.tenant(&t.acme_ns, &widgets).await.is_none(),
+        "nothing created"
+    );
+
+    // Create: as alice (the field manager says it was the portal), Ready, listed.
+    let r = b
+        .post_fields(&list_path, &fields(&widgets, &token), same)
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("{list_path}?created={widgets}").as_str())
+    );
+    let created = env.wait_ready("Tenant", Some(&t.acme_ns), &widgets).await;
+    assert_eq!(created["spec"]["displayName"], "Widgets <Ltd> & Co");
+    // Only what differs from the template is the company's own: crm on, chat off.
+    assert_eq!(
+        created["spec"]["bizApps"],
+        json!({"chat": false, "crm": true})
+    );
+    assert_eq!(
+        created["spec"]["admins"],
+        json!([{"email": t.alice}, {"email": "carol@widgets.example"}])
+    );
+    let managers: Vec<&str> = created["metadata"]["managedFields"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|e| e["manager"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(managers.contains(&"partnerkit-portal"), "{managers:?}");
+    let list = b.get(&format!("{list_path}?created={widgets}")).await;
+    assert!(
+        list.body.contains(&format!("Company {widgets} created")),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("CRM, Mail"), "{}", list.body);
+
+    // Edit: the same form with Save, own values marked; a save lands.
+    let edit_path = format!("{list_path}/{widgets}");
+    let edit = b.get(&edit_path).await;
+    assert_eq!(edit.status, 200, "{}", edit.body);
+    assert!(edit.body.contains(">Save</button>"), "{}", edit.body);
+    assert!(
+        edit.body
+            .contains("Set for this company (the template says off)"),
+        "{}",
+        edit.body
+    );
+    assert!(
+        edit.body.contains("Inherited from the template (on)"),
+        "{}",
+        edit.body
+    );
+    let version = input_value(&edit.body, "version");
+    let save = |version: &str, name: &str| {
+        vec![
+            ("csrf".to_string(), token.clone()),
+            ("version".to_string(), version.to_string()),
+            ("name".to_string(), name.to_string()),
+            ("app.mail".to_string(), "on".to_string()),
+            ("app.chat".to_string(), "on".to_string()),
+            ("app.crm".to_string(), "on".to_string()),
+            ("admins".to_string(), t.alice.clone()),
+        ]
+    };
+    let r = b
+        .post_fields(&edit_path, &save(&version, "Widgets Renamed"), same)
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let saved = env
+        .get(API, "Tenant", Some(&t.acme_ns), &widgets)
+        .await
+        .expect("tenant");
+    assert_eq!(saved["spec"]["displayName"], "Widgets Renamed");
+    // chat back to the template's value: no longer the company's own.
+    assert_eq!(saved["spec"]["bizApps"], json!({"crm": true}));
+    assert_eq!(saved["spec"]["admins"], json!([{"email": t.alice}]));
+    // A save from a stale form is refused, not lost, and the form is kept.
+    let r = b
+        .post_fields(&edit_path, &save(&version, "Stale Name"), same)
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        text_of(&r.body, "error-form").contains("Someone changed this company"),
+        "{}",
+        r.body
+    );
+    assert_eq!(input_value(&r.body, "name"), "Stale Name");
+    let saved = env
+        .get(API, "Tenant", Some(&t.acme_ns), &widgets)
+        .await
+        .expect("tenant");
+    assert_eq!(saved["spec"]["displayName"], "Widgets Renamed");
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_admin_is_refused_by_the_api_server_with_its_message() {
+    let env = start("{auth: demo}").await;
+    let t = two_partners(&env).await;
+    // Globex's own admin: admin of its workspace only.
+    let bob = env.email("bob", &t.globex);
+    env.tenant_ready(
+        &t.acme_ns,
+        &t.globex,
+        json!({"displayName": "Globex", "admins": [{"email": bob}]}),
+    )
+    .await;
+    let mut b = Browser::new(&env);
+    let page = b.get("/portal/sign-in").await;
+    let pre = csrf(&page.body);
+    let r = b
+        .post("/portal/sign-in", &[("csrf", &pre), ("email", &bob)])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let home = b.get("/portal/").await;
+    assert_eq!(home.status, 200, "{}", home.body);
+    assert!(
+        home.body.contains("You are not an admin of any partner"),
+        "{}",
+        home.body
+    );
+    let token = csrf(&home.body);
+
+    // The list: the API server's refusal, with its words.
+    let list_path = format!("/portal/partners/{}/companies", t.acme);
+    let r = b.get(&list_path).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let detail = text_of(&r.body, "detail");
+    assert!(detail.contains("cannot list resource"), "{detail}");
+    assert!(detail.contains(&bob), "{detail}");
+    assert!(
+        !r.body.contains(&t.globex) || !r.body.contains("<table"),
+        "{}",
+        r.body
+    );
+
+    // Create: refused by the API server, its message beside the form, the values kept.
+    let id = env.n("sneaky");
+    let r = b
+        .post(
+            &list_path,
+            &[
+                ("csrf", &token),
+                ("name", "Sneaky"),
+                ("id", &id),
+                ("admins", &bob),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let error = text_of(&r.body, "error-form");
+    assert!(error.contains("cannot create resource"), "{error}");
+    assert!(error.contains(&t.acme_ns), "{error}");
+    assert_eq!(input_value(&r.body, "name"), "Sneaky");
+    assert_eq!(input_value(&r.body, "id"), id);
+    assert!(env.tenant(&t.acme_ns, &id).await.is_none());
+    env.finish().await;
+}
+
+/// One request from a chosen loopback source address (127.0.0.2 is not 127.0.0.1/32).
+async fn request_from(
+    source: &str,
+    addr: std::net::SocketAddr,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{source}:0").parse().expect("source"))
+        .expect("bind");
+    let mut s = socket.connect(addr).await.expect("connect");
+    let mut req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_sign_in_believes_trusted_proxies_only() {
+    let env = start("{auth: proxy, proxy: {trustedProxies: [\"127.0.0.1/32\"]}}").await;
+    let t = two_partners(&env).await;
+    let addr = env.telemetry().web_address().expect("web address");
+    let list_path = format!("/portal/partners/{}/companies", t.acme);
+
+    // From the trusted proxy, with the user's e-mail: signed in, the list as alice.
+    let mut b = Browser::new(&env);
+    let r = b
+        .request(
+            "GET",
+            &list_path,
+            &[
+                ("X-Forwarded-Email", &t.alice),
+                ("X-Forwarded-Proto", "https"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains(&t.globex), "{}", r.body);
+    assert!(
+        r.body
+            .contains(&format!("<span id=\"user\">{}</span>", t.alice)),
+        "{}",
+        r.body
+    );
+    assert!(
+        b.attributes.contains("Secure"),
+        "TLS at the proxy: {}",
+        b.attributes
+    );
+    assert!(b.attributes.contains("HttpOnly"), "{}", b.attributes);
+    // The same proxy saying ivan: ivan, who may not list acme's companies.
+    let r = b
+        .request("GET", &list_path, &[("X-Forwarded-Email", &t.ivan)], None)
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        !b.attributes.contains("Secure"),
+        "plain HTTP: {}",
+        b.attributes
+    );
+    assert!(!r.body.contains(&t.globex), "{}", r.body);
+    // The proxy naming nobody: refused, saying why.
+    let r = http::get(&format!("http://{addr}{list_path}"))
+        .await
+        .expect("get");
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body
+            .contains("did not say who you are (no X-Forwarded-Email header)"),
+        "{}",
+        r.body
+    );
+
+    // From an address that is not a trusted proxy, the headers are not believed.
+    let (code, text) = request_from(
+        "127.0.0.2",
+        addr,
+        &list_path,
+        &[("X-Forwarded-Email", &t.alice)],
+    )
+    .await;
+    assert_eq!(code, 403, "{text}");
+    assert!(
+        text.contains("This request came from 127.0.0.2, which is not one of the trusted proxies"),
+        "{text}"
+    );
+    assert!(!text.contains(&t.globex), "{text}");
+    // A proxy mode portal has no sign-in page of its own.
+    let r = http::get(&format!("http://{addr}/portal/sign-in"))
+        .await
+        .expect("get");
+    assert_eq!(r.status, 303);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_expire() {
+    let env = start("{auth: demo, sessionTtl: 2s}").await;
+    let t = two_partners(&env).await;
+    let mut b = Browser::new(&env);
+    let token = b.sign_in(&t.alice).await;
+    assert!(
+        b.attributes.contains("Max-Age=2") || b.attributes.contains("Max-Age=1"),
+        "{}",
+        b.attributes
+    );
+    let list_path = format!("/portal/partners/{}/companies", t.acme);
+    assert_eq!(b.get(&list_path).await.status, 200);
+    // A browser that keeps the cookie past its Max-Age gains nothing: the expiry is inside.
+    let kept = b.cookie.clone();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    b.cookie = kept;
+    let r = b.get(&list_path).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), Some("/portal/sign-in?expired=1"));
+    assert_eq!(b.cookie, None, "the expired cookie is removed");
+    let page = b.get("/portal/sign-in?expired=1").await;
+    assert!(
+        page.body.contains("Your session has expired"),
+        "{}",
+        page.body
+    );
+    // Nor does an expired session's token create anything.
+    let r = b
+        .post(
+            &list_path,
+            &[("csrf", &token), ("name", "Late"), ("id", &env.n("late"))],
+        )
+        .await;
+    assert!(matches!(r.status, 303 | 403), "{}", r.body);
+    assert!(env.tenant(&t.acme_ns, &env.n("late")).await.is_none());
+    env.finish().await;
+}
