@@ -772,3 +772,47 @@ async fn sessions_expire() {
     assert!(env.tenant(&t.acme_ns, &env.n("late")).await.is_none());
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_key_from_a_secret_is_shared_by_every_process() {
+    // portal.sessionSecret: the chart's generated Secret (on a real cluster, the one the chart
+    // installed and lets its ServiceAccount read), else made here in the operator's namespace.
+    let mut env = Env::start_with(
+        kube_sim::SimConfig::default(),
+        &config("{auth: demo, sessionSecret: partnerkit-portal-session}"),
+        false,
+    )
+    .await;
+    let ns = env.operator_namespace();
+    if env
+        .get("v1", "Secret", Some(&ns), "partnerkit-portal-session")
+        .await
+        .is_none()
+    {
+        env.apply_json(&json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "partnerkit-portal-session", "namespace": ns},
+            "stringData": {"key": "0123456789abcdef0123456789abcdef-a-test-key"},
+        }))
+        .await;
+    }
+    env.start_operator().await;
+    let t = two_partners(&env).await;
+    let mut b = Browser::new(&env);
+    let token = b.sign_in(&t.alice).await;
+    let list_path = format!("/portal/partners/{}/companies", t.acme);
+
+    // Another process (a restarted operator; equally another replica) with the same key
+    // accepts the session and its form token.
+    env.restart_operator().await;
+    let mut other = Browser::new(&env);
+    assert_ne!(other.base, b.base, "a new listener");
+    other.cookie = b.cookie.clone();
+    let r = other.get(&list_path).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains(&t.globex), "{}", r.body);
+    assert_eq!(csrf(&r.body), token, "the same session");
+    let r = other.post("/portal/sign-out", &[("csrf", &token)]).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    env.finish().await;
+}
