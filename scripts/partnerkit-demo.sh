@@ -279,6 +279,33 @@ say "Everything at a glance"
 run kubectl get partners,tenants -A
 run kubectl get namespaces -l app.kubernetes.io/managed-by=partnerkit --show-labels
 
+say "The Partner Portal: alice's Companies, as the API server lets alice see them"
+note "sign in on the demo page (its form carries a CSRF token in an encrypted session cookie)"
+JAR=$WORK/portal-cookies
+CSRF=$(curl -s -c "$JAR" -b "$JAR" "${PORTAL}sign-in" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -1)
+printf '$ curl -X POST %s (email=%s)\n' "${PORTAL}sign-in" "$ALICE"
+curl -s -o /dev/null -c "$JAR" -b "$JAR" -H 'Sec-Fetch-Site: same-origin' \
+  --data-urlencode "csrf=$CSRF" --data-urlencode "email=$ALICE" "${PORTAL}sign-in"
+printf '$ curl %s\n' "${PORTAL}partners/acme/companies"
+curl -s -o "$WORK/page.html" -c "$JAR" -b "$JAR" "${PORTAL}partners/acme/companies"
+/usr/bin/python3 - "$WORK/page.html" <<'PY'
+import html.parser, sys
+class Rows(html.parser.HTMLParser):
+    rows, row, cell, inside = [], None, None, False
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr": self.row = []
+        elif tag in ("td", "th") and self.row is not None: self.cell = []
+        elif tag == "br" and self.cell is not None: self.cell.append(" — ")
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None:
+            self.row.append(" ".join("".join(self.cell).split())); self.cell = None
+        elif tag == "tr" and self.row is not None: self.rows.append(self.row); self.row = None
+    def handle_data(self, data):
+        if self.cell is not None: self.cell.append(data)
+p = Rows(); p.feed(open(sys.argv[1]).read())
+for r in p.rows: print(" | ".join(c for c in r if c))
+PY
+
 say "Step 6 — the platform admin moves globex from acme to initech"
 run kubectl delete tenant globex -n partner-acme --wait
 note "deletionPolicy Retain: the workspace stays, labelled orphaned"
@@ -314,16 +341,6 @@ run kubectl delete tenant umbrella -n partner-acme --as $ALICE --wait
 run kubectl wait --for=delete namespace/tenant-umbrella --timeout=30s
 run kubectl get tenants -A
 
-say "The Partner Portal: alice's Companies, as the API server lets alice see them"
-note "sign in on the demo page (its form carries a CSRF token in an encrypted session cookie)"
-JAR=$WORK/portal-cookies
-CSRF=$(curl -s -c "$JAR" -b "$JAR" "${PORTAL}sign-in" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -1)
-printf '$ curl -X POST %s (email=%s)\n' "${PORTAL}sign-in" "$ALICE"
-curl -s -o /dev/null -c "$JAR" -b "$JAR" -H 'Sec-Fetch-Site: same-origin' \
-  --data-urlencode "csrf=$CSRF" --data-urlencode "email=$ALICE" "${PORTAL}sign-in"
-printf '$ curl %s\n' "${PORTAL}partners/acme/companies"
-curl -s -o "$WORK/page.html" -c "$JAR" -b "$JAR" "${PORTAL}partners/acme/companies"
-sed -n '/<main/,/<\/main>/p' "$WORK/page.html" | sed -e 's/<[^>]*>/ /g' -e 's/&lt;/</g; s/&gt;/>/g; s/&amp;/\&/g; s/&#x2f;/\//g' | tr -s ' \n' | grep -v '^ *$' | head -20
 if [ -n "${PAUSE:-}" ]; then
   say "Everything is still running: the portal at $PORTAL (KUBECONFIG=$KUBECONFIG)"
   read -r -p "Press Enter to stop the demo. " _ || true
