@@ -816,3 +816,132 @@ async fn a_session_key_from_a_secret_is_shared_by_every_process() {
     assert_eq!(r.status, 303, "{}", r.body);
     env.finish().await;
 }
+
+/// Where a screenshot is kept: `target/test-screenshots/portal-<name>.png`.
+fn screenshot_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/test-screenshots")
+        .join(format!("portal-{name}.png"))
+}
+
+/// axe-core, installed into the project by `make deps` (npm, `target/node`).
+fn axe_source() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/node/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; `make deps` installs axe-core (npm) into target/node",
+            path.display()
+        )
+    })
+}
+
+/// axe-core's serious and critical violations on the browser's current page.
+async fn accessibility_problems(browser: &support::browser::Browser, axe: &str) -> Vec<String> {
+    // The page's CSP forbids inline scripts for the page, not for WebDriver's own execution.
+    browser.execute(axe, json!([])).await;
+    let v = browser
+        .execute(
+            "return axe.run(document, {resultTypes: ['violations']}).then(r => r.violations\
+               .filter(v => v.impact === 'serious' || v.impact === 'critical')\
+               .map(v => v.impact + ' ' + v.id + ': ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).join(', ')));",
+            json!([]),
+        )
+        .await;
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_real_browser_alice_creates_a_company_on_accessible_pages() {
+    let axe = axe_source();
+    let env = start("{auth: demo}").await;
+    let t = two_partners(&env).await;
+    let addr = env.telemetry().web_address().expect("web address");
+    let browser = support::browser::Browser::start(&env.dir).await;
+    let mut problems = Vec::new();
+
+    // Sign-in: one click on alice.
+    browser.goto(&format!("http://{addr}/portal/")).await;
+    assert!(
+        browser
+            .text()
+            .await
+            .contains(&format!("Sign in as {}", t.alice))
+    );
+    problems.extend(accessibility_problems(&browser, &axe).await);
+    browser.screenshot(&screenshot_path("sign-in")).await;
+    browser
+        .click(&format!("input[value=\"{}\"] + button", t.alice))
+        .await;
+
+    // Companies: the stylesheet loaded under the CSP, the company listed.
+    let text = browser.text().await;
+    assert!(
+        text.contains("Companies") && text.contains(&t.globex),
+        "{text}"
+    );
+    let styled = browser
+        .execute(
+            "return getComputedStyle(document.querySelector('header')).display;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(styled, "flex", "portal.css applies (CSP style-src 'self')");
+    problems.extend(accessibility_problems(&browser, &axe).await);
+    browser.screenshot(&screenshot_path("companies")).await;
+
+    // Create Company: typing the name proposes the ID (portal.js, CSP script-src 'self').
+    browser.click("a.button").await;
+    assert!(browser.text().await.contains("Create Company"));
+    let name = format!("Browser {}", env.sfx);
+    browser.type_text("#name", &name).await;
+    let id = browser
+        .execute("return document.getElementById('id').value;", json!([]))
+        .await;
+    assert_eq!(
+        id,
+        format!("browser-{}", env.sfx),
+        "the ID proposed from the name"
+    );
+    browser.click("#app-crm").await;
+    problems.extend(accessibility_problems(&browser, &axe).await);
+    browser.screenshot(&screenshot_path("create-company")).await;
+    browser.click("#submit").await;
+
+    // Back on Companies, with the new company.
+    let text = browser.text().await;
+    let created = format!("browser-{}", env.sfx);
+    assert!(
+        text.contains(&format!("Company {created} created")),
+        "{text}"
+    );
+    browser
+        .screenshot(&screenshot_path("company-created"))
+        .await;
+    let tenant = env.wait_ready("Tenant", Some(&t.acme_ns), &created).await;
+    assert_eq!(tenant["spec"]["displayName"], name.as_str());
+    assert_eq!(tenant["spec"]["bizApps"], json!({"crm": true}));
+
+    // Edit: the same form, with Save.
+    browser
+        .goto(&format!(
+            "http://{addr}/portal/partners/{}/companies/{created}",
+            t.acme
+        ))
+        .await;
+    assert!(browser.text().await.contains("Save"));
+    problems.extend(accessibility_problems(&browser, &axe).await);
+    browser.screenshot(&screenshot_path("edit-company")).await;
+    browser.quit().await;
+    assert!(
+        problems.is_empty(),
+        "serious or critical accessibility problems: {problems:#?}"
+    );
+    env.finish().await;
+}
