@@ -140,6 +140,16 @@ impl AsUser<'_> {
             .map(|_| ())
     }
 
+    /// Whether the user may list Tenants in every namespace (a platform admin): one list of
+    /// at most one, cluster-wide, as them.
+    pub async fn may_list_all_tenants(&self) -> Result<(), Refused> {
+        let lp = ListParams::default().limit(1);
+        let all = Request::new(Tenant::url_path(&(), None));
+        self.send::<kube::core::ObjectList<Tenant>>(all.list(&lp))
+            .await
+            .map(|_| ())
+    }
+
     pub async fn get_tenant(&self, ns: &str, name: &str) -> Result<Tenant, Refused> {
         self.send(Self::tenants(ns).get(name, &Default::default()))
             .await

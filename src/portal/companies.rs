@@ -78,8 +78,8 @@ struct PartnerLink {
 }
 
 /// `GET /portal/`: the partners the user administers (from the partners' effective admins).
-/// One: straight to its Companies. Others (platform admins) see every partner; whether they
-/// may open one is the API server's decision on the next page.
+/// One: straight to its Companies. Every other partner is listed only to those the API server
+/// lets list Tenants in every namespace (platform admins); nobody else learns their names.
 pub async fn home(
     State(st): State<St>,
     peer: Peer,
@@ -115,8 +115,13 @@ pub async fn home(
     }
     mine.sort_by(|a, b| a.name.cmp(&b.name));
     all.sort_by(|a, b| a.name.cmp(&b.name));
-    if mine.len() == 1 {
-        return see_other(jar, &format!("{BASE}/partners/{}/companies", mine[0].name));
+    let who = st.identity(&s);
+    let platform_admin = st.as_user(&who).may_list_all_tenants().await.is_ok();
+    if !platform_admin {
+        if mine.len() == 1 {
+            return see_other(jar, &format!("{BASE}/partners/{}/companies", mine[0].name));
+        }
+        all.clear();
     }
     let chrome = st.chrome(&s, "Partners");
     let page = minijinja::context! {
