@@ -953,6 +953,16 @@ async fn in_a_real_browser_alice_creates_a_company_on_accessible_pages() {
     text_with(&browser, "Save").await;
     problems.extend(accessibility_problems(&browser, &axe).await);
     browser.screenshot(&screenshot_path("edit-company")).await;
+
+    // Invite Partner Admin.
+    browser
+        .goto(&format!("http://{addr}/portal/partners/{}/invites", t.acme))
+        .await;
+    text_with(&browser, "Invitations").await;
+    problems.extend(accessibility_problems(&browser, &axe).await);
+    browser
+        .screenshot(&screenshot_path("invite-partner-admin"))
+        .await;
     browser.quit().await;
     assert!(
         problems.is_empty(),
@@ -1016,6 +1026,122 @@ async fn a_platform_admin_sees_every_partner_and_its_companies() {
             "clusterrolebinding",
             &env.n("portal-platform-admin"),
         ])
+        .await;
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_partner_admin_lists_creates_and_revokes_as_the_user() {
+    let env = start("{auth: demo}").await;
+    let t = two_partners(&env).await;
+    let mut b = Browser::new(&env);
+    let token = b.sign_in(&t.alice).await;
+    let path = format!("/portal/partners/{}/invites", t.acme);
+    let page = b.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("<h1>Invite Partner Admin</h1>"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("No invitations."), "{}", page.body);
+    // The partner is preselected and cannot be chosen.
+    assert!(
+        page.body.contains(&format!(
+            "id=\"partner\" type=\"text\" value=\"{} Inc\" readonly",
+            t.acme
+        )),
+        "{}",
+        page.body
+    );
+
+    // A bad e-mail: the message beside the field, the value kept.
+    let r = b
+        .post(
+            &path,
+            &[("csrf", &token), ("email", "bob at acme"), ("ttl", "72h")],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        text_of(&r.body, "error-email").contains("is not an e-mail address"),
+        "{}",
+        r.body
+    );
+    assert_eq!(input_value(&r.body, "email"), "bob at acme");
+
+    // Invite bob: a PartnerAdminInvite created as alice, listed (live, from the cache).
+    let bob = env.email("bob", &t.acme);
+    let r = b
+        .post(&path, &[("csrf", &token), ("email", &bob), ("ttl", "48h")])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let location = r.header("location").unwrap_or_default().to_string();
+    let name = location
+        .split("invited=")
+        .nth(1)
+        .expect("the invite's name")
+        .to_string();
+    let invite = env
+        .get(API, "PartnerAdminInvite", Some(&t.acme_ns), &name)
+        .await
+        .expect("the invite");
+    assert_eq!(invite["spec"], json!({"email": bob, "ttl": "48h"}));
+    let listed = env
+        .eventually(10, "the invitation listed", || {
+            let mut b2 = Browser {
+                base: b.base.clone(),
+                cookie: b.cookie.clone(),
+                attributes: String::new(),
+            };
+            let (path, bob) = (path.clone(), bob.clone());
+            async move {
+                let r = b2.get(&path).await;
+                r.body.contains(&format!("<td>{bob}</td>")).then_some(r)
+            }
+        })
+        .await;
+    assert!(
+        listed.body.contains(&format!("data-name=\"{name}\"")),
+        "{}",
+        listed.body
+    );
+
+    // Another partner's invitations: the API server's refusal.
+    let initech = t.initech_ns.trim_start_matches("partner-").to_string();
+    let r = b.get(&format!("/portal/partners/{initech}/invites")).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        text_of(&r.body, "detail").contains("cannot list resource"),
+        "{}",
+        r.body
+    );
+
+    // ivan cannot revoke acme's invitation: the API server says no, and it stays.
+    let revoke = format!("{path}/{name}/revoke");
+    let mut ivan = Browser::new(&env);
+    let ivan_token = ivan.sign_in(&t.ivan).await;
+    let r = ivan.post(&revoke, &[("csrf", &ivan_token)]).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        env.get(API, "PartnerAdminInvite", Some(&t.acme_ns), &name)
+            .await
+            .is_some()
+    );
+
+    // A cross-site revoke is refused; alice's own revokes.
+    let r = b
+        .request(
+            "POST",
+            &revoke,
+            &[("Sec-Fetch-Site", "cross-site")],
+            Some(&[("csrf", token.as_str())]),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = b.post(&revoke, &[("csrf", &token)]).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    env.wait_gone(API, "PartnerAdminInvite", Some(&t.acme_ns), &name)
         .await;
     env.finish().await;
 }

@@ -127,6 +127,48 @@ impl AsUser<'_> {
         Ok(self.client.request::<T>(req).await?)
     }
 
+    fn url<K: Resource<DynamicType = ()>>(ns: Option<&str>) -> Request {
+        Request::new(K::url_path(&(), ns))
+    }
+
+    /// Whether the user may list `K` in `ns`: a list of at most one, as them.
+    pub async fn may_list<K: Resource<DynamicType = ()> + DeserializeOwned + Clone>(
+        &self,
+        ns: &str,
+    ) -> Result<(), Refused> {
+        let lp = ListParams::default().limit(1);
+        self.send::<kube::core::ObjectList<K>>(Self::url::<K>(Some(ns)).list(&lp))
+            .await
+            .map(|_| ())
+    }
+
+    /// Create `obj` in `ns`, as the user.
+    pub async fn create<K: Resource<DynamicType = ()> + serde::Serialize + DeserializeOwned>(
+        &self,
+        ns: &str,
+        obj: &K,
+    ) -> Result<K, Refused> {
+        let body = serde_json::to_vec(obj).map_err(|e| Refused {
+            code: 400,
+            reason: "BadRequest".into(),
+            message: e.to_string(),
+            fields: vec![],
+        })?;
+        self.send(Self::url::<K>(Some(ns)).create(&post_params(), body))
+            .await
+    }
+
+    /// Delete `name` in `ns`, as the user.
+    pub async fn delete<K: Resource<DynamicType = ()>>(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<(), Refused> {
+        self.send::<serde_json::Value>(Self::url::<K>(Some(ns)).delete(name, &Default::default()))
+            .await
+            .map(|_| ())
+    }
+
     fn tenants(ns: &str) -> Request {
         Request::new(Tenant::url_path(&(), Some(ns)))
     }

@@ -27,7 +27,7 @@ pub const PAGE_SIZE: usize = 50;
 const PENDING_REFRESH: u32 = 5;
 
 /// The partner of a URL: a valid name, and its namespace.
-fn partner_ns(st: &St, partner: &str) -> Option<String> {
+pub(super) fn partner_ns(st: &St, partner: &str) -> Option<String> {
     (crate::config::is_dns_label(partner) && partner.len() <= crate::api::MAX_NAME)
         .then(|| names::partner_namespace(&st.ctx.config, partner))
 }
@@ -39,13 +39,13 @@ fn partner_obj(st: &St, partner: &str) -> Option<Partner> {
         .and_then(|p| p.0.as_ref().ok().cloned())
 }
 
-fn display_name(st: &St, partner: &str) -> String {
+pub(super) fn display_name(st: &St, partner: &str) -> String {
     partner_obj(st, partner)
         .map(|p| p.spec.display_name)
         .unwrap_or_else(|| partner.to_string())
 }
 
-fn not_found(st: &St, s: &Session, what: &str) -> Response {
+pub(super) fn not_found(st: &St, s: &Session, what: &str) -> Response {
     st.message(
         StatusCode::NOT_FOUND,
         st.chrome(s, "Not found"),

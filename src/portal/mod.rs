@@ -9,7 +9,7 @@
 //!   another site (`Sec-Fetch-Site` / `Origin`, as on the invitation page).
 //! - Acting as the user ([`as_user`]): each API request carries `Impersonate-User`; RBAC and
 //!   admission decide, and a refusal shows the API server's message.
-//! - Pages ([`companies`]): Companies, Create Company, Edit.
+//! - Pages ([`companies`], [`invites`]): Companies, Create Company, Edit, Invite Partner Admin.
 //!
 //! HTML is rendered on the server (minijinja templates with auto-escaping, embedded in the
 //! binary) and works without JavaScript; one small script (served from the binary) proposes
@@ -19,6 +19,7 @@
 pub mod as_user;
 pub mod auth;
 pub mod companies;
+pub mod invites;
 pub mod session;
 
 use std::net::SocketAddr;
@@ -77,6 +78,7 @@ fn templates() -> minijinja::Environment<'static> {
             "company_form.html",
             include_str!("templates/company_form.html"),
         ),
+        ("invites.html", include_str!("templates/invites.html")),
     ] {
         env.add_template(name, src)
             .unwrap_or_else(|e| panic!("portal template {name}: {e}"));
@@ -141,6 +143,14 @@ pub async fn router(ctx: Arc<Ctx>) -> Result<Option<Router>, String> {
         .route(
             &format!("{BASE}/partners/{{partner}}/companies/{{id}}"),
             get(companies::edit_form).post(companies::save),
+        )
+        .route(
+            &format!("{BASE}/partners/{{partner}}/invites"),
+            get(invites::list).post(invites::create),
+        )
+        .route(
+            &format!("{BASE}/partners/{{partner}}/invites/{{name}}/revoke"),
+            axum::routing::post(invites::revoke),
         )
         .layer(axum::middleware::map_response(security_headers))
         .with_state(st);
@@ -335,4 +345,42 @@ pub fn see_other(jar: PrivateCookieJar, path: &str) -> Response {
 /// Any serializable value as a template value.
 pub fn value<T: Serialize>(v: T) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every template renders with a full chrome and an empty page (a syntax error or a
+    /// missing template fails here, not in front of a user).
+    #[test]
+    fn templates_render() {
+        let env = templates();
+        let chrome = Chrome {
+            title: "T".into(),
+            user: Some("a@b.example".into()),
+            csrf: "c".into(),
+            partner: Some(("p".into(), "P".into())),
+            refresh: Some(5),
+            proxy: false,
+        };
+        for name in [
+            "message.html",
+            "sign_in.html",
+            "home.html",
+            "companies.html",
+            "company_form.html",
+            "invites.html",
+        ] {
+            let out = env.get_template(name).and_then(|t| {
+                t.render(minijinja::context! {
+                    base => minijinja::Value::from_safe_string(BASE.to_string()),
+                    chrome => value(&chrome),
+                    page => minijinja::context! { rows => Vec::<String>::new(), apps => Vec::<String>::new(), errors => minijinja::context!{} },
+                })
+            });
+            let out = out.unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert!(out.contains("<h1>T</h1>"), "{name}");
+        }
+    }
 }
