@@ -1145,3 +1145,79 @@ async fn invite_partner_admin_lists_creates_and_revokes_as_the_user() {
         .await;
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn companies_page_and_search_over_many_companies() {
+    let env = start("{auth: demo}").await;
+    let t = two_partners(&env).await;
+    // 120 more companies (121 with globex): three pages of 50.
+    for i in 0..120 {
+        let id = format!("co{i:03}-{}", env.sfx);
+        let name = if i % 10 == 7 {
+            format!("Needle {i}")
+        } else {
+            format!("Company {i}")
+        };
+        support::apply_value(
+            &env.client,
+            &tenant_json(&t.acme_ns, &id, json!({"displayName": name})),
+            "test",
+        )
+        .await;
+    }
+    let mut b = Browser::new(&env);
+    b.sign_in(&t.alice).await;
+    let list_path = format!("/portal/partners/{}/companies", t.acme);
+    let first = env
+        .eventually(20, "every company in the cache", || {
+            let mut b2 = Browser {
+                base: b.base.clone(),
+                cookie: b.cookie.clone(),
+                attributes: String::new(),
+            };
+            let path = list_path.clone();
+            async move {
+                let r = b2.get(&path).await;
+                r.body.contains("121 companies").then_some(r)
+            }
+        })
+        .await;
+    let rows = |body: &str| body.matches("<tr data-id=").count();
+    assert_eq!(rows(&first.body), 50);
+    assert!(first.body.contains("Page 1 of 3"), "{}", first.body);
+    assert!(
+        first.body.contains("rel=\"next\" href=\"?q=&amp;page=2\""),
+        "{}",
+        first.body
+    );
+    assert!(!first.body.contains("rel=\"prev\""));
+    // In ID order: co000 first.
+    assert!(
+        first
+            .body
+            .contains(&format!("data-id=\"co000-{}\"", env.sfx))
+    );
+    let last = b.get(&format!("{list_path}?page=3")).await;
+    assert_eq!(rows(&last.body), 21, "{}", last.body);
+    assert!(last.body.contains("Page 3 of 3") && last.body.contains("rel=\"prev\""));
+    assert!(
+        last.body.contains(&format!("data-id=\"{}\"", t.globex)),
+        "globex sorts last"
+    );
+    // Past the end: the last page.
+    let past = b.get(&format!("{list_path}?page=99")).await;
+    assert!(past.body.contains("Page 3 of 3"), "{}", past.body);
+    // Search by name, any case: 12 needles, one page.
+    let found = b.get(&format!("{list_path}?q=NEEDLE")).await;
+    assert_eq!(rows(&found.body), 12, "{}", found.body);
+    assert!(
+        found.body.contains("12 companies matching"),
+        "{}",
+        found.body
+    );
+    assert!(!found.body.contains("Page 1 of"), "one page: no pager");
+    // Search by ID.
+    let found = b.get(&format!("{list_path}?q=co11")).await;
+    assert_eq!(rows(&found.body), 10, "{}", found.body);
+    env.finish().await;
+}
