@@ -954,6 +954,17 @@ async fn in_a_real_browser_alice_creates_a_company_on_accessible_pages() {
     problems.extend(accessibility_problems(&browser, &axe).await);
     browser.screenshot(&screenshot_path("edit-company")).await;
 
+    // Template.
+    browser
+        .goto(&format!(
+            "http://{addr}/portal/partners/{}/template",
+            t.acme
+        ))
+        .await;
+    text_with(&browser, "Profiles").await;
+    problems.extend(accessibility_problems(&browser, &axe).await);
+    browser.screenshot(&screenshot_path("template")).await;
+
     // Invite Partner Admin.
     browser
         .goto(&format!("http://{addr}/portal/partners/{}/invites", t.acme))
@@ -1219,5 +1230,108 @@ async fn companies_page_and_search_over_many_companies() {
     // Search by ID.
     let found = b.get(&format!("{list_path}?q=co11")).await;
     assert_eq!(rows(&found.body), 10, "{}", found.body);
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_page_edits_the_template_and_companies_follow() {
+    let env = start("{auth: demo}").await;
+    let t = two_partners(&env).await;
+    let mut b = Browser::new(&env);
+    let token = b.sign_in(&t.alice).await;
+    let path = format!("/portal/partners/{}/template", t.acme);
+    let page = b.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<h1>Template</h1>"), "{}", page.body);
+    assert!(page.body.contains(">Template name<") && page.body.contains(">Save</button>"));
+    assert!(
+        page.body.contains("The catalog&#x27;s default (off)")
+            || page.body.contains("The catalog's default (off)"),
+        "{}",
+        page.body
+    );
+    let version = input_value(&page.body, "version");
+    let name = input_value(&page.body, "name");
+
+    // A line that is not profile.key=value: the message beside Profiles, the text kept.
+    let form = |profiles: &str| {
+        vec![
+            ("csrf".to_string(), token.clone()),
+            ("version".to_string(), version.clone()),
+            ("name".to_string(), name.clone()),
+            ("app.mail".to_string(), "on".to_string()),
+            ("app.chat".to_string(), "on".to_string()),
+            ("app.crm".to_string(), "on".to_string()),
+            ("profiles".to_string(), profiles.to_string()),
+        ]
+    };
+    let same: &[(&str, &str)] = &[("Sec-Fetch-Site", "same-origin")];
+    let r = b
+        .post_fields(&path, &form("wifi.ssid=acme\nno equals sign"), same)
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        text_of(&r.body, "error-profiles").starts_with("Line 2: write profile.key=value"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("no equals sign</textarea>"), "{}", r.body);
+
+    // Save: crm on and a wifi profile in the template, as alice.
+    let r = b
+        .post_fields(&path, &form("wifi.ssid=acme\nwifi.security=wpa3"), same)
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let tpl = env
+        .get(API, "Tenant", Some(&t.acme_ns), "template")
+        .await
+        .expect("template");
+    assert_eq!(tpl["spec"]["bizApps"], json!({"crm": true}));
+    assert_eq!(
+        tpl["spec"]["profiles"],
+        json!({"wifi": {"security": "wpa3", "ssid": "acme"}})
+    );
+    // Live inheritance: globex gets crm, and Companies shows it.
+    let list_path = format!("/portal/partners/{}/companies", t.acme);
+    env.eventually(15, "globex to inherit crm", || {
+        let mut b2 = Browser {
+            base: b.base.clone(),
+            cookie: b.cookie.clone(),
+            attributes: String::new(),
+        };
+        let path = list_path.clone();
+        async move {
+            let r = b2.get(&path).await;
+            r.body.contains("Chat, CRM, Mail").then_some(())
+        }
+    })
+    .await;
+    let page = b.get(&path).await;
+    assert!(
+        page.body
+            .contains("Set in the template (the catalog&#x27;s default is off)")
+            || page
+                .body
+                .contains("Set in the template (the catalog's default is off)"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("wifi.security=wpa3\nwifi.ssid=acme</textarea>"),
+        "{}",
+        page.body
+    );
+
+    // ivan may not read acme's template.
+    let mut ivan = Browser::new(&env);
+    ivan.sign_in(&t.ivan).await;
+    let r = ivan.get(&path).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        text_of(&r.body, "detail").contains("forbidden"),
+        "{}",
+        r.body
+    );
     env.finish().await;
 }

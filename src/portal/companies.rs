@@ -32,7 +32,7 @@ pub(super) fn partner_ns(st: &St, partner: &str) -> Option<String> {
         .then(|| names::partner_namespace(&st.ctx.config, partner))
 }
 
-fn partner_obj(st: &St, partner: &str) -> Option<Partner> {
+pub(super) fn partner_obj(st: &St, partner: &str) -> Option<Partner> {
     st.ctx
         .world
         .partner(partner)
@@ -56,7 +56,7 @@ pub(super) fn not_found(st: &St, s: &Session, what: &str) -> Response {
 }
 
 /// The API server's refusal as a page.
-fn refused_page(st: &St, s: &Session, title: &str, r: &Refused) -> Response {
+pub(super) fn refused_page(st: &St, s: &Session, title: &str, r: &Refused) -> Response {
     let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::FORBIDDEN);
     st.message(
         code,
@@ -336,15 +336,22 @@ pub struct FormState {
     pub apps: Vec<AppToggle>,
     /// Edit: the version the form was made from (a concurrent change is refused).
     pub version: String,
-    /// Messages beside fields: `name`, `id`, `apps`, `admins`, and `form` (the whole form).
+    /// Messages beside fields: `name`, `id`, `apps`, `admins`, `profiles`, and `form` (the
+    /// whole form).
     pub errors: BTreeMap<String, String>,
     pub action: String,
+    /// The Template page: the partner's template tenant (profiles instead of admins).
+    pub template: bool,
+    /// Template: the profiles, one `profile.key=value` a line.
+    pub profiles: String,
+    /// Template: profiles with a value the one-line form cannot hold (kept, not editable here).
+    pub profiles_readonly: bool,
 }
 
 /// The apps of the form: each catalog app with the value the template gives it (`inherited`),
 /// the company's own value where it sets one, and premium apps the partner is not entitled to
 /// disabled.
-fn toggles(
+pub(super) fn toggles(
     st: &St,
     partner: Option<&Partner>,
     template: Option<&TenantSpec>,
@@ -418,14 +425,14 @@ fn toggles(
         .collect()
 }
 
-fn template_spec(st: &St, ns: &str) -> Option<TenantSpec> {
+pub(super) fn template_spec(st: &St, ns: &str) -> Option<TenantSpec> {
     st.ctx
         .world
         .tenant(ns, TEMPLATE_NAME)
         .and_then(|t| t.0.as_ref().ok().map(|t| t.spec.clone()))
 }
 
-fn render_form(
+pub(super) fn render_form(
     st: &St,
     s: &Session,
     partner: &str,
@@ -433,7 +440,9 @@ fn render_form(
     code: StatusCode,
     jar: PrivateCookieJar,
 ) -> Response {
-    let title = if form.editing.is_some() {
+    let title = if form.template {
+        "Template"
+    } else if form.editing.is_some() {
         "Edit company"
     } else {
         "Create Company"
@@ -477,16 +486,17 @@ pub async fn new_form(
 
 /// The submitted form: `csrf`, `name`, `id`, `admins` (one e-mail per line or comma),
 /// `version`, and `app.<name>=on` per app switched on.
-struct Submitted {
-    csrf: Option<String>,
-    name: String,
-    id: String,
-    admins: String,
-    version: String,
-    apps_on: Vec<String>,
+pub(super) struct Submitted {
+    pub csrf: Option<String>,
+    pub name: String,
+    pub id: String,
+    pub admins: String,
+    pub version: String,
+    pub apps_on: Vec<String>,
+    pub profiles: String,
 }
 
-fn submitted(fields: Vec<(String, String)>) -> Submitted {
+pub(super) fn submitted(fields: Vec<(String, String)>) -> Submitted {
     let mut f = Submitted {
         csrf: None,
         name: String::new(),
@@ -494,6 +504,7 @@ fn submitted(fields: Vec<(String, String)>) -> Submitted {
         admins: String::new(),
         version: String::new(),
         apps_on: vec![],
+        profiles: String::new(),
     };
     for (k, v) in fields {
         match k.as_str() {
@@ -502,6 +513,7 @@ fn submitted(fields: Vec<(String, String)>) -> Submitted {
             "id" => f.id = v,
             "admins" => f.admins = v,
             "version" => f.version = v,
+            "profiles" => f.profiles = v,
             other => {
                 if let Some(app) = other.strip_prefix("app.") {
                     f.apps_on.push(app.to_string());
@@ -533,7 +545,7 @@ pub fn propose_id(name: &str) -> String {
 /// The spec fields the form decides, checked: (display name, BizApp overrides, admins), or the
 /// messages beside the fields. An app's override is written only where the toggle differs from
 /// what the template gives, so untouched apps keep following the template.
-fn read_fields(
+pub(super) fn read_fields(
     f: &Submitted,
     toggles: &[AppToggle],
     errors: &mut BTreeMap<String, String>,
@@ -577,7 +589,7 @@ fn read_fields(
 }
 
 /// The field an API refusal concerns, from the causes it names or its message.
-fn field_of(r: &Refused) -> &'static str {
+pub(super) fn field_of(r: &Refused) -> &'static str {
     let text = r
         .fields
         .iter()
@@ -596,6 +608,8 @@ fn field_of(r: &Refused) -> &'static str {
         "name"
     } else if text.contains("spec.bizApps") || text.contains("bizApps") {
         "apps"
+    } else if text.contains("spec.profiles") || text.contains("profile") {
+        "profiles"
     } else if text.contains("spec.admins") || text.contains("admins") {
         "admins"
     } else {
@@ -681,6 +695,7 @@ pub async fn create(
         version: String::new(),
         errors,
         action: format!("{BASE}/partners/{partner}/companies"),
+        ..FormState::default()
     };
     if !errors.is_empty() {
         return render_form(
@@ -769,6 +784,7 @@ pub async fn edit_form(
         version: t.metadata.resource_version.clone().unwrap_or_default(),
         errors: BTreeMap::new(),
         action: format!("{BASE}/partners/{partner}/companies/{id}"),
+        ..FormState::default()
     };
     render_form(&st, &s, &partner, form, StatusCode::OK, jar)
 }
@@ -823,6 +839,7 @@ pub async fn save(
         version: f.version.clone(),
         errors,
         action: format!("{BASE}/partners/{partner}/companies/{id}"),
+        ..FormState::default()
     };
     if !errors.is_empty() {
         return render_form(

@@ -9,7 +9,7 @@
 //!   another site (`Sec-Fetch-Site` / `Origin`, as on the invitation page).
 //! - Acting as the user ([`as_user`]): each API request carries `Impersonate-User`; RBAC and
 //!   admission decide, and a refusal shows the API server's message.
-//! - Pages ([`companies`], [`invites`]): Companies, Create Company, Edit, Invite Partner Admin.
+//! - Pages ([`companies`], [`invites`]): Companies, Create Company, Edit, Invite Partner Admin, Template ([`template`]).
 //!
 //! HTML is rendered on the server (minijinja templates with auto-escaping, embedded in the
 //! binary) and works without JavaScript; one small script (served from the binary) proposes
@@ -21,6 +21,7 @@ pub mod auth;
 pub mod companies;
 pub mod invites;
 pub mod session;
+pub mod template;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -143,6 +144,10 @@ pub async fn router(ctx: Arc<Ctx>) -> Result<Option<Router>, String> {
         .route(
             &format!("{BASE}/partners/{{partner}}/companies/{{id}}"),
             get(companies::edit_form).post(companies::save),
+        )
+        .route(
+            &format!("{BASE}/partners/{{partner}}/template"),
+            get(template::form).post(template::save),
         )
         .route(
             &format!("{BASE}/partners/{{partner}}/invites"),
