@@ -965,6 +965,17 @@ async fn in_a_real_browser_alice_creates_a_company_on_accessible_pages() {
     problems.extend(accessibility_problems(&browser, &axe).await);
     browser.screenshot(&screenshot_path("template")).await;
 
+    // Settings (acme is not licensing here: the form is shown disabled, with why).
+    browser
+        .goto(&format!(
+            "http://{addr}/portal/partners/{}/settings",
+            t.acme
+        ))
+        .await;
+    text_with(&browser, "licensing partners").await;
+    problems.extend(accessibility_problems(&browser, &axe).await);
+    browser.screenshot(&screenshot_path("settings")).await;
+
     // Invite Partner Admin.
     browser
         .goto(&format!("http://{addr}/portal/partners/{}/invites", t.acme))
@@ -1327,6 +1338,122 @@ async fn template_page_edits_the_template_and_companies_follow() {
     let mut ivan = Browser::new(&env);
     ivan.sign_in(&t.ivan).await;
     let r = ivan.get(&path).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        text_of(&r.body, "detail").contains("forbidden"),
+        "{}",
+        r.body
+    );
+    env.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_brand_a_licensing_partner_only() {
+    let env = start("{auth: demo}").await;
+    let t = two_partners(&env).await;
+    // acme becomes a licensing partner.
+    env.apply_json(&support::partner_json(
+        &t.acme,
+        &format!("{} Inc", t.acme),
+        &[&t.alice],
+        json!({"entitlements": {"branding": true, "bizApps": ["crm"]}}),
+    ))
+    .await;
+    let mut b = Browser::new(&env);
+    let token = b.sign_in(&t.alice).await;
+    let path = format!("/portal/partners/{}/settings", t.acme);
+    let page = env
+        .eventually(10, "the licensing form", || {
+            let mut b2 = Browser {
+                base: b.base.clone(),
+                cookie: b.cookie.clone(),
+                attributes: String::new(),
+            };
+            let path = path.clone();
+            async move {
+                let r = b2.get(&path).await;
+                (r.status == 200 && !r.body.contains("id=\"not-licensing\"")).then_some(r)
+            }
+        })
+        .await;
+    assert!(page.body.contains("<h1>Settings</h1>"), "{}", page.body);
+    let version = input_value(&page.body, "version");
+    let same: &[(&str, &str)] = &[("Sec-Fetch-Site", "same-origin")];
+    let form = |color: &str| {
+        vec![
+            ("csrf".to_string(), token.clone()),
+            ("version".to_string(), version.clone()),
+            (
+                "logo_url".to_string(),
+                "https://acme.example/logo.png".to_string(),
+            ),
+            ("primary_color".to_string(), color.to_string()),
+            ("support_kind".to_string(), "email".to_string()),
+            ("support_email".to_string(), "help@acme.example".to_string()),
+            ("support_url".to_string(), String::new()),
+        ]
+    };
+    let r = b.post_fields(&path, &form("blue"), same).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        text_of(&r.body, "error-primary_color").contains("#RRGGBB"),
+        "{}",
+        r.body
+    );
+    let r = b.post_fields(&path, &form("#0055ff"), same).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let p = env.partner(&t.acme).await.expect("partner");
+    assert_eq!(
+        p["spec"]["branding"],
+        json!({"logoUrl": "https://acme.example/logo.png", "primaryColor": "#0055ff", "support": {"email": "help@acme.example"}})
+    );
+    // The portal's pages for acme take the colour (from self, under the CSP).
+    env.eventually(10, "the brand colour", || {
+        let mut b2 = Browser {
+            base: b.base.clone(),
+            cookie: b.cookie.clone(),
+            attributes: String::new(),
+        };
+        let css = format!("/portal/partners/{}/brand.css", t.acme);
+        async move {
+            let r = b2.get(&css).await;
+            r.body
+                .contains("--brand: #0055ff; --brand-text: #ffffff;")
+                .then_some(())
+        }
+    })
+    .await;
+    let list = b
+        .get(&format!("/portal/partners/{}/companies", t.acme))
+        .await;
+    assert!(
+        list.body
+            .contains(&format!("href=\"/portal/partners/{}/brand.css\"", t.acme))
+    );
+
+    // A partner that is not licensing sees why, and cannot save.
+    let mut ivan = Browser::new(&env);
+    let ivan_token = ivan.sign_in(&t.ivan).await;
+    let initech = t.initech_ns.trim_start_matches("partner-").to_string();
+    let ipath = format!("/portal/partners/{initech}/settings");
+    let r = ivan.get(&ipath).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("id=\"not-licensing\""), "{}", r.body);
+    assert!(r.body.contains("<fieldset disabled>"), "{}", r.body);
+    let r = ivan
+        .post(
+            &ipath,
+            &[
+                ("csrf", &ivan_token),
+                ("primary_color", "#ff0000"),
+                ("support_email", "x@initech.example"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(env.partner(&initech).await.expect("initech")["spec"]["branding"].is_null());
+    // Nor may alice open initech's settings: the API server refuses her its Partner.
+    let r = b.get(&ipath).await;
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(
         text_of(&r.body, "detail").contains("forbidden"),

@@ -169,6 +169,29 @@ impl AsUser<'_> {
             .map(|_| ())
     }
 
+    /// Read a cluster-scoped `K`, as the user.
+    pub async fn get_cluster<K: Resource<DynamicType = ()> + DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<K, Refused> {
+        self.send(Self::url::<K>(None).get(name, &Default::default()))
+            .await
+    }
+
+    /// A JSON merge patch of a cluster-scoped `K`, as the user.
+    pub async fn merge_patch_cluster<K: Resource<DynamicType = ()> + DeserializeOwned>(
+        &self,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<K, Refused> {
+        let pp = kube::api::PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        self.send(Self::url::<K>(None).patch(name, &pp, &kube::api::Patch::Merge(patch)))
+            .await
+    }
+
     fn tenants(ns: &str) -> Request {
         Request::new(Tenant::url_path(&(), Some(ns)))
     }

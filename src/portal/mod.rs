@@ -9,7 +9,7 @@
 //!   another site (`Sec-Fetch-Site` / `Origin`, as on the invitation page).
 //! - Acting as the user ([`as_user`]): each API request carries `Impersonate-User`; RBAC and
 //!   admission decide, and a refusal shows the API server's message.
-//! - Pages ([`companies`], [`invites`]): Companies, Create Company, Edit, Invite Partner Admin, Template ([`template`]).
+//! - Pages ([`companies`], [`invites`]): Companies, Create Company, Edit, Invite Partner Admin, Template ([`template`]), Settings ([`settings`]).
 //!
 //! HTML is rendered on the server (minijinja templates with auto-escaping, embedded in the
 //! binary) and works without JavaScript; one small script (served from the binary) proposes
@@ -21,6 +21,7 @@ pub mod auth;
 pub mod companies;
 pub mod invites;
 pub mod session;
+pub mod settings;
 pub mod template;
 
 use std::net::SocketAddr;
@@ -80,6 +81,7 @@ fn templates() -> minijinja::Environment<'static> {
             include_str!("templates/company_form.html"),
         ),
         ("invites.html", include_str!("templates/invites.html")),
+        ("settings.html", include_str!("templates/settings.html")),
     ] {
         env.add_template(name, src)
             .unwrap_or_else(|e| panic!("portal template {name}: {e}"));
@@ -144,6 +146,14 @@ pub async fn router(ctx: Arc<Ctx>) -> Result<Option<Router>, String> {
         .route(
             &format!("{BASE}/partners/{{partner}}/companies/{{id}}"),
             get(companies::edit_form).post(companies::save),
+        )
+        .route(
+            &format!("{BASE}/partners/{{partner}}/settings"),
+            get(settings::form).post(settings::save),
+        )
+        .route(
+            &format!("{BASE}/partners/{{partner}}/brand.css"),
+            get(settings::brand_css),
         )
         .route(
             &format!("{BASE}/partners/{{partner}}/template"),
@@ -376,6 +386,7 @@ mod tests {
             "companies.html",
             "company_form.html",
             "invites.html",
+            "settings.html",
         ] {
             let out = env.get_template(name).and_then(|t| {
                 t.render(minijinja::context! {
