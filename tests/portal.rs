@@ -1041,6 +1041,99 @@ async fn a_platform_admin_sees_every_partner_and_its_companies() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains(&t.hooli), "{}", r.body);
+
+    // Partners: every partner, and signing up a new one.
+    let partners = b.get("/portal/partners").await;
+    assert_eq!(partners.status, 200, "{}", partners.body);
+    assert!(
+        partners.body.contains("<h1>Partners</h1>"),
+        "{}",
+        partners.body
+    );
+    for p in [&t.acme, &initech] {
+        assert!(
+            partners.body.contains(&format!("data-id=\"{p}\"")),
+            "{}",
+            partners.body
+        );
+    }
+    let token = csrf(&partners.body);
+    let newco = env.n("newco");
+    let newco_admin = env.email("nina", &newco);
+    let r = b
+        .post(
+            "/portal/partners",
+            &[
+                ("csrf", &token),
+                ("display_name", "NewCo <Resellers>"),
+                ("id", &newco),
+                ("admins", &newco_admin),
+                ("branding", "on"),
+                ("premium.crm", "on"),
+                ("max_tenants", "5"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let p = env.wait_ready("Partner", None, &newco).await;
+    assert_eq!(
+        p["spec"]["entitlements"],
+        json!({"branding": true, "bizApps": ["crm"], "maxTenants": 5})
+    );
+    assert_eq!(p["spec"]["admins"], json!([{"email": newco_admin}]));
+    let partners = b.get(&format!("/portal/partners?created={newco}")).await;
+    assert!(
+        partners.body.contains("NewCo &lt;Resellers&gt;"),
+        "{}",
+        partners.body
+    );
+    // A taken ID: the API server's answer beside the Partner ID, the form kept.
+    let r = b
+        .post(
+            "/portal/partners",
+            &[
+                ("csrf", &token),
+                ("display_name", "Again"),
+                ("id", &newco),
+                ("admins", &newco_admin),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        text_of(&r.body, "error-id").contains("already exists"),
+        "{}",
+        r.body
+    );
+    assert_eq!(input_value(&r.body, "display_name"), "Again");
+
+    // A partner admin may not list Partners, let alone create one.
+    let mut alice = Browser::new(&env);
+    let alice_token = alice.sign_in(&t.alice).await;
+    let r = alice.get("/portal/partners").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        text_of(&r.body, "detail").contains("cannot list resource"),
+        "{}",
+        r.body
+    );
+    let sneaky = env.n("sneaky");
+    let r = alice
+        .post(
+            "/portal/partners",
+            &[
+                ("csrf", &alice_token),
+                ("display_name", "Sneaky"),
+                ("id", &sneaky),
+                ("admins", &t.alice),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(env.partner(&sneaky).await.is_none());
+    let _ = env
+        .kubectl(&["delete", "partner", &newco, "--wait=false"])
+        .await;
     let _ = (t.alice, t.ivan, t.globex);
     let _ = env
         .kubectl(&[

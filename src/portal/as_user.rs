@@ -169,6 +169,33 @@ impl AsUser<'_> {
             .map(|_| ())
     }
 
+    /// Whether the user may list the cluster-scoped `K`: a list of at most one, as them.
+    pub async fn may_list_cluster<K: Resource<DynamicType = ()> + DeserializeOwned + Clone>(
+        &self,
+    ) -> Result<(), Refused> {
+        let lp = ListParams::default().limit(1);
+        self.send::<kube::core::ObjectList<K>>(Self::url::<K>(None).list(&lp))
+            .await
+            .map(|_| ())
+    }
+
+    /// Create a cluster-scoped `obj`, as the user.
+    pub async fn create_cluster<
+        K: Resource<DynamicType = ()> + serde::Serialize + DeserializeOwned,
+    >(
+        &self,
+        obj: &K,
+    ) -> Result<K, Refused> {
+        let body = serde_json::to_vec(obj).map_err(|e| Refused {
+            code: 400,
+            reason: "BadRequest".into(),
+            message: e.to_string(),
+            fields: vec![],
+        })?;
+        self.send(Self::url::<K>(None).create(&post_params(), body))
+            .await
+    }
+
     /// Read a cluster-scoped `K`, as the user.
     pub async fn get_cluster<K: Resource<DynamicType = ()> + DeserializeOwned>(
         &self,

@@ -9,7 +9,7 @@
 //!   another site (`Sec-Fetch-Site` / `Origin`, as on the invitation page).
 //! - Acting as the user ([`as_user`]): each API request carries `Impersonate-User`; RBAC and
 //!   admission decide, and a refusal shows the API server's message.
-//! - Pages ([`companies`], [`invites`]): Companies, Create Company, Edit, Invite Partner Admin, Template ([`template`]), Settings ([`settings`]).
+//! - Pages ([`companies`], [`invites`]): Companies, Create Company, Edit, Invite Partner Admin, Template ([`template`]), Settings ([`settings`]), and for platform admins Partners ([`partners`]).
 //!
 //! HTML is rendered on the server (minijinja templates with auto-escaping, embedded in the
 //! binary) and works without JavaScript; one small script (served from the binary) proposes
@@ -20,6 +20,7 @@ pub mod as_user;
 pub mod auth;
 pub mod companies;
 pub mod invites;
+pub mod partners;
 pub mod session;
 pub mod settings;
 pub mod template;
@@ -82,6 +83,7 @@ fn templates() -> minijinja::Environment<'static> {
         ),
         ("invites.html", include_str!("templates/invites.html")),
         ("settings.html", include_str!("templates/settings.html")),
+        ("partners.html", include_str!("templates/partners.html")),
     ] {
         env.add_template(name, src)
             .unwrap_or_else(|e| panic!("portal template {name}: {e}"));
@@ -146,6 +148,10 @@ pub async fn router(ctx: Arc<Ctx>) -> Result<Option<Router>, String> {
         .route(
             &format!("{BASE}/partners/{{partner}}/companies/{{id}}"),
             get(companies::edit_form).post(companies::save),
+        )
+        .route(
+            &format!("{BASE}/partners"),
+            get(partners::list).post(partners::create),
         )
         .route(
             &format!("{BASE}/partners/{{partner}}/settings"),
@@ -387,12 +393,13 @@ mod tests {
             "company_form.html",
             "invites.html",
             "settings.html",
+            "partners.html",
         ] {
             let out = env.get_template(name).and_then(|t| {
                 t.render(minijinja::context! {
                     base => minijinja::Value::from_safe_string(BASE.to_string()),
                     chrome => value(&chrome),
-                    page => minijinja::context! { rows => Vec::<String>::new(), apps => Vec::<String>::new(), errors => minijinja::context!{} },
+                    page => minijinja::context! { rows => Vec::<String>::new(), apps => Vec::<String>::new(), errors => minijinja::context!{}, form => minijinja::context!{ errors => minijinja::context!{} } },
                 })
             });
             let out = out.unwrap_or_else(|e| panic!("{name}: {e:#}"));
