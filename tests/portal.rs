@@ -1555,3 +1555,134 @@ async fn settings_brand_a_licensing_partner_only() {
     );
     env.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_admin_moves_a_company_to_another_partner() {
+    let env = start("{auth: demo}").await;
+    let t = two_partners(&env).await;
+    let initech = t.initech_ns.trim_start_matches("partner-").to_string();
+    let root = env.email("root", &env.n("platform"));
+    let binding = env.n("portal-move-admin");
+    env.apply_json(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": binding},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "partnerkit-platform-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": root}],
+    }))
+    .await;
+    // alice may not see the page.
+    let mut alice = Browser::new(&env);
+    alice.sign_in(&t.alice).await;
+    let r = alice.get("/portal/partner-assignment").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        text_of(&r.body, "detail").contains("cannot list resource"),
+        "{}",
+        r.body
+    );
+
+    let mut b = Browser::new(&env);
+    let page = b.get("/portal/sign-in").await;
+    let pre = csrf(&page.body);
+    b.post("/portal/sign-in", &[("csrf", &pre), ("email", &root)])
+        .await;
+    let page = env
+        .eventually(10, "the platform admin's rights", || {
+            let mut b2 = Browser {
+                base: b.base.clone(),
+                cookie: b.cookie.clone(),
+                attributes: String::new(),
+            };
+            async move {
+                let r = b2.get("/portal/partner-assignment").await;
+                (r.status == 200).then_some(r)
+            }
+        })
+        .await;
+    assert!(
+        page.body.contains("<h1>Partner Assignment</h1>"),
+        "{}",
+        page.body
+    );
+    let token = csrf(&page.body);
+    let r = b
+        .post(
+            "/portal/partner-assignment",
+            &[
+                ("csrf", &token),
+                ("tenant", &t.globex),
+                ("from", &t.acme),
+                ("to", &initech),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    // The record, the company in initech (Ready: it adopted the workspace), gone from acme.
+    let a = env
+        .get(
+            API,
+            "PartnerAssignment",
+            None,
+            &format!("{}-to-{initech}", t.globex),
+        )
+        .await
+        .expect("the assignment");
+    assert_eq!(
+        a["spec"],
+        json!({"tenant": t.globex, "from": t.acme, "to": initech})
+    );
+    let moved = env
+        .wait_ready("Tenant", Some(&t.initech_ns), &t.globex)
+        .await;
+    assert!(
+        moved["spec"]["displayName"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Globex")
+    );
+    env.wait_gone(API, "Tenant", Some(&t.acme_ns), &t.globex)
+        .await;
+    env.eventually(10, "the workspace to belong to initech", || async {
+        let ns = env.namespace(&env.ws(&t.globex)).await?;
+        (ns["metadata"]["labels"]["partnerkit.io/partner"] == initech.as_str()).then_some(())
+    })
+    .await;
+    let page = b
+        .get(&format!("/portal/partner-assignment?moved={}", t.globex))
+        .await;
+    assert!(
+        page.body.contains(&format!("Company {} moved", t.globex)),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(&format!("<td><code>{}</code></td>", t.globex)),
+        "{}",
+        page.body
+    );
+    // Moving a company that is not there: the API server's answer, the form kept.
+    let r = b
+        .post(
+            "/portal/partner-assignment",
+            &[
+                ("csrf", &token),
+                ("tenant", &t.globex),
+                ("from", &t.acme),
+                ("to", &initech),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(
+        text_of(&r.body, "error-form").contains("not found"),
+        "{}",
+        r.body
+    );
+    assert_eq!(input_value(&r.body, "tenant"), t.globex);
+    let _ = (t.ivan, t.hooli, t.alice);
+    let _ = env
+        .kubectl(&["delete", "clusterrolebinding", &binding])
+        .await;
+    env.finish().await;
+}

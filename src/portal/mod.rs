@@ -9,7 +9,7 @@
 //!   another site (`Sec-Fetch-Site` / `Origin`, as on the invitation page).
 //! - Acting as the user ([`as_user`]): each API request carries `Impersonate-User`; RBAC and
 //!   admission decide, and a refusal shows the API server's message.
-//! - Pages ([`companies`], [`invites`]): Companies, Create Company, Edit, Invite Partner Admin, Template ([`template`]), Settings ([`settings`]), and for platform admins Partners ([`partners`]).
+//! - Pages ([`companies`], [`invites`]): Companies, Create Company, Edit, Invite Partner Admin, Template ([`template`]), Settings ([`settings`]), and for platform admins Partners ([`partners`]) and Partner Assignment ([`assignment`]).
 //!
 //! HTML is rendered on the server (minijinja templates with auto-escaping, embedded in the
 //! binary) and works without JavaScript; one small script (served from the binary) proposes
@@ -17,6 +17,7 @@
 //! from anywhere but the portal itself.
 
 pub mod as_user;
+pub mod assignment;
 pub mod auth;
 pub mod companies;
 pub mod invites;
@@ -84,6 +85,7 @@ fn templates() -> minijinja::Environment<'static> {
         ("invites.html", include_str!("templates/invites.html")),
         ("settings.html", include_str!("templates/settings.html")),
         ("partners.html", include_str!("templates/partners.html")),
+        ("assignment.html", include_str!("templates/assignment.html")),
     ] {
         env.add_template(name, src)
             .unwrap_or_else(|e| panic!("portal template {name}: {e}"));
@@ -148,6 +150,10 @@ pub async fn router(ctx: Arc<Ctx>) -> Result<Option<Router>, String> {
         .route(
             &format!("{BASE}/partners/{{partner}}/companies/{{id}}"),
             get(companies::edit_form).post(companies::save),
+        )
+        .route(
+            &format!("{BASE}/partner-assignment"),
+            get(assignment::form).post(assignment::move_company),
         )
         .route(
             &format!("{BASE}/partners"),
@@ -394,12 +400,13 @@ mod tests {
             "invites.html",
             "settings.html",
             "partners.html",
+            "assignment.html",
         ] {
             let out = env.get_template(name).and_then(|t| {
                 t.render(minijinja::context! {
                     base => minijinja::Value::from_safe_string(BASE.to_string()),
                     chrome => value(&chrome),
-                    page => minijinja::context! { rows => Vec::<String>::new(), apps => Vec::<String>::new(), errors => minijinja::context!{}, form => minijinja::context!{ errors => minijinja::context!{} } },
+                    page => minijinja::context! { rows => Vec::<String>::new(), apps => Vec::<String>::new(), errors => minijinja::context!{}, form => minijinja::context!{ errors => minijinja::context!{} }, partners => Vec::<String>::new(), records => Vec::<String>::new() },
                 })
             });
             let out = out.unwrap_or_else(|e| panic!("{name}: {e:#}"));
