@@ -559,7 +559,7 @@ async fn create_company_keeps_the_form_on_refusal_and_edit_saves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tenant_admin_is_refused_by_the_api_server_with_its_message() {
+async fn a_tenant_admin_sees_their_company_and_the_api_servers_refusals() {
     let env = start("{auth: demo}").await;
     let t = two_partners(&env).await;
     // Globex's own admin: admin of its workspace only.
@@ -577,18 +577,48 @@ async fn a_tenant_admin_is_refused_by_the_api_server_with_its_message() {
         .post("/portal/sign-in", &[("csrf", &pre), ("email", &bob)])
         .await;
     assert_eq!(r.status, 303, "{}", r.body);
+    // Home: bob administers one company, and sees it — its apps, branding and support
+    // channel, read from its workspace's ConfigMaps as bob.
     let home = b.get("/portal/").await;
-    assert_eq!(home.status, 200, "{}", home.body);
+    assert_eq!(home.status, 303, "{}", home.body);
+    let own = format!("/portal/company/{}/{}", t.acme, t.globex);
+    assert_eq!(home.header("location"), Some(own.as_str()));
+    let company = b.get(&own).await;
+    assert_eq!(company.status, 200, "{}", company.body);
+    assert!(company.body.contains("<h1>Globex</h1>"), "{}", company.body);
     assert!(
-        home.body.contains("You are not an admin of any partner"),
+        company
+            .body
+            .contains("<ul id=\"apps\"><li>Mail</li><li>Chat</li></ul>"),
         "{}",
-        home.body
+        company.body
     );
-    // Other partners' names are not shown to someone the API server does not let list them.
-    for p in [&t.acme, &t.initech_ns] {
-        assert!(!home.body.contains(p.as_str()), "{p} in {}", home.body);
-    }
-    let token = csrf(&home.body);
+    assert!(
+        text_of(&company.body, "support").starts_with("See ")
+            && company.body.contains("help.platform.example</a>"),
+        "{}",
+        company.body
+    );
+    assert!(
+        company.body.contains("<code>#333333</code>"),
+        "{}",
+        company.body
+    );
+    // No other partner's name anywhere bob goes.
+    assert!(!company.body.contains(&t.initech_ns), "{}", company.body);
+    // Another company's page: the API server refuses bob its workspace.
+    let initech = t.initech_ns.trim_start_matches("partner-").to_string();
+    let r = b
+        .get(&format!("/portal/company/{initech}/{}", t.hooli))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        text_of(&r.body, "detail").contains("forbidden"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("Hooli"), "{}", r.body);
+    let token = csrf(&company.body);
 
     // The list: the API server's refusal, with its words.
     let list_path = format!("/portal/partners/{}/companies", t.acme);

@@ -169,6 +169,16 @@ impl AsUser<'_> {
             .map(|_| ())
     }
 
+    /// Read a namespaced `K`, as the user.
+    pub async fn get<K: Resource<DynamicType = ()> + DeserializeOwned>(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<K, Refused> {
+        self.send(Self::url::<K>(Some(ns)).get(name, &Default::default()))
+            .await
+    }
+
     /// Whether the user may list the cluster-scoped `K`: a list of at most one, as them.
     pub async fn may_list_cluster<K: Resource<DynamicType = ()> + DeserializeOwned + Clone>(
         &self,

@@ -117,16 +117,28 @@ pub async fn home(
     all.sort_by(|a, b| a.name.cmp(&b.name));
     let who = st.identity(&s);
     let platform_admin = st.as_user(&who).may_list_all_tenants().await.is_ok();
+    let mut own = Vec::new();
     if !platform_admin {
         if mine.len() == 1 {
             return see_other(jar, &format!("{BASE}/partners/{}/companies", mine[0].name));
         }
         all.clear();
+        if mine.is_empty() {
+            // A tenant admin: their own companies.
+            own = super::tenant_view::companies_of(&st, &s.email);
+            if own.len() == 1 {
+                return see_other(
+                    jar,
+                    &format!("{BASE}/company/{}/{}", own[0].partner, own[0].id),
+                );
+            }
+        }
     }
     let chrome = st.chrome(&s, "Partners");
     let page = minijinja::context! {
         mine => super::value(&mine),
         others => super::value(&all),
+        own => super::value(&own),
     };
     (jar, st.render(StatusCode::OK, "home.html", &chrome, page)).into_response()
 }

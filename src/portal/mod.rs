@@ -9,7 +9,7 @@
 //!   another site (`Sec-Fetch-Site` / `Origin`, as on the invitation page).
 //! - Acting as the user ([`as_user`]): each API request carries `Impersonate-User`; RBAC and
 //!   admission decide, and a refusal shows the API server's message.
-//! - Pages ([`companies`], [`invites`]): Companies, Create Company, Edit, Invite Partner Admin, Template ([`template`]), Settings ([`settings`]), and for platform admins Partners ([`partners`]) and Partner Assignment ([`assignment`]).
+//! - Pages ([`companies`], [`invites`]): Companies, Create Company, Edit, Invite Partner Admin, Template ([`template`]), Settings ([`settings`]), and for platform admins Partners ([`partners`]) and Partner Assignment ([`assignment`]); a tenant admin's own company ([`tenant_view`]).
 //!
 //! HTML is rendered on the server (minijinja templates with auto-escaping, embedded in the
 //! binary) and works without JavaScript; one small script (served from the binary) proposes
@@ -25,6 +25,7 @@ pub mod partners;
 pub mod session;
 pub mod settings;
 pub mod template;
+pub mod tenant_view;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,6 +87,7 @@ fn templates() -> minijinja::Environment<'static> {
         ("settings.html", include_str!("templates/settings.html")),
         ("partners.html", include_str!("templates/partners.html")),
         ("assignment.html", include_str!("templates/assignment.html")),
+        ("company.html", include_str!("templates/company.html")),
     ] {
         env.add_template(name, src)
             .unwrap_or_else(|e| panic!("portal template {name}: {e}"));
@@ -150,6 +152,10 @@ pub async fn router(ctx: Arc<Ctx>) -> Result<Option<Router>, String> {
         .route(
             &format!("{BASE}/partners/{{partner}}/companies/{{id}}"),
             get(companies::edit_form).post(companies::save),
+        )
+        .route(
+            &format!("{BASE}/company/{{partner}}/{{id}}"),
+            get(tenant_view::show),
         )
         .route(
             &format!("{BASE}/partner-assignment"),
@@ -401,6 +407,7 @@ mod tests {
             "settings.html",
             "partners.html",
             "assignment.html",
+            "company.html",
         ] {
             let out = env.get_template(name).and_then(|t| {
                 t.render(minijinja::context! {
