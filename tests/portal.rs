@@ -1137,6 +1137,61 @@ async fn a_platform_admin_sees_every_partner_and_its_companies() {
     );
     assert_eq!(input_value(&r.body, "display_name"), "Again");
 
+    // Edit: entitlements and admins, with the version the form was made from.
+    let edit = b.get(&format!("/portal/partners/{newco}/edit")).await;
+    assert_eq!(edit.status, 200, "{}", edit.body);
+    assert!(
+        edit.body
+            .contains("id=\"premium-crm\" name=\"premium.crm\" checked"),
+        "{}",
+        edit.body
+    );
+    let version = input_value(&edit.body, "version");
+    let save = |version: &str| {
+        vec![
+            ("csrf".to_string(), token.clone()),
+            ("version".to_string(), version.to_string()),
+            ("display_name".to_string(), "NewCo Resellers".to_string()),
+            (
+                "admins".to_string(),
+                format!("{newco_admin}\nsecond@{newco}.example"),
+            ),
+            ("max_tenants".to_string(), "7".to_string()),
+        ]
+    };
+    let same: &[(&str, &str)] = &[("Sec-Fetch-Site", "same-origin")];
+    let r = b
+        .post_fields(
+            &format!("/portal/partners/{newco}/edit"),
+            &save(&version),
+            same,
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let p = env.partner(&newco).await.expect("newco");
+    assert_eq!(p["spec"]["displayName"], "NewCo Resellers");
+    assert_eq!(
+        p["spec"]["entitlements"],
+        json!({"branding": false, "bizApps": [], "maxTenants": 7})
+    );
+    assert_eq!(
+        p["spec"]["admins"][1]["email"],
+        format!("second@{newco}.example")
+    );
+    let r = b
+        .post_fields(
+            &format!("/portal/partners/{newco}/edit"),
+            &save(&version),
+            same,
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        text_of(&r.body, "error-form").contains("Someone changed this partner"),
+        "{}",
+        r.body
+    );
+
     // A partner admin may not list Partners, let alone create one.
     let mut alice = Browser::new(&env);
     let alice_token = alice.sign_in(&t.alice).await;
@@ -1161,6 +1216,34 @@ async fn a_platform_admin_sees_every_partner_and_its_companies() {
         .await;
     assert_eq!(r.status, 403, "{}", r.body);
     assert!(env.partner(&sneaky).await.is_none());
+    // alice may read her own Partner, but not replace it (she may patch its branding only).
+    let edit = alice
+        .get(&format!("/portal/partners/{}/edit", t.acme))
+        .await;
+    assert_eq!(edit.status, 200, "{}", edit.body);
+    let version = input_value(&edit.body, "version");
+    let r = alice
+        .post(
+            &format!("/portal/partners/{}/edit", t.acme),
+            &[
+                ("csrf", &alice_token),
+                ("version", &version),
+                ("display_name", "Mine now"),
+                ("admins", &t.alice),
+                ("max_tenants", "1000"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        text_of(&r.body, "error-form").contains("forbidden"),
+        "{}",
+        r.body
+    );
+    assert_ne!(
+        env.partner(&t.acme).await.expect("acme")["spec"]["displayName"],
+        "Mine now"
+    );
     let _ = env
         .kubectl(&["delete", "partner", &newco, "--wait=false"])
         .await;

@@ -206,6 +206,25 @@ impl AsUser<'_> {
             .await
     }
 
+    /// Replace a cluster-scoped `obj` (its `metadata.resourceVersion` makes a concurrent
+    /// change a 409), as the user.
+    pub async fn replace_cluster<
+        K: Resource<DynamicType = ()> + serde::Serialize + DeserializeOwned,
+    >(
+        &self,
+        name: &str,
+        obj: &K,
+    ) -> Result<K, Refused> {
+        let body = serde_json::to_vec(obj).map_err(|e| Refused {
+            code: 400,
+            reason: "BadRequest".into(),
+            message: e.to_string(),
+            fields: vec![],
+        })?;
+        self.send(Self::url::<K>(None).replace(name, &post_params(), body))
+            .await
+    }
+
     /// Read a cluster-scoped `K`, as the user.
     pub async fn get_cluster<K: Resource<DynamicType = ()> + DeserializeOwned>(
         &self,

@@ -220,6 +220,16 @@ pub async fn move_company(
             let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::FORBIDDEN);
             break 'done fail(form, code, r.message);
         }
+        // The old Tenant goes once the operator has labelled its workspace orphaned (its
+        // finalizer): wait for that (up to 15 s), so the new one does not start out as a
+        // NameConflict with it.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        while tokio::time::Instant::now() < deadline {
+            match api.get_tenant(&from_ns, &form.tenant).await {
+                Err(r) if r.code == 404 => break,
+                _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
         // 4. The same company in the other partner (it adopts the workspace once the old
         //    Tenant is gone).
         let mut target = Tenant::new(&form.tenant, source.spec.clone());

@@ -88,6 +88,10 @@ fn templates() -> minijinja::Environment<'static> {
         ("partners.html", include_str!("templates/partners.html")),
         ("assignment.html", include_str!("templates/assignment.html")),
         ("company.html", include_str!("templates/company.html")),
+        (
+            "partner_form.html",
+            include_str!("templates/partner_form.html"),
+        ),
     ] {
         env.add_template(name, src)
             .unwrap_or_else(|e| panic!("portal template {name}: {e}"));
@@ -164,6 +168,10 @@ pub async fn router(ctx: Arc<Ctx>) -> Result<Option<Router>, String> {
         .route(
             &format!("{BASE}/partners"),
             get(partners::list).post(partners::create),
+        )
+        .route(
+            &format!("{BASE}/partners/{{partner}}/edit"),
+            get(partners::edit_form).post(partners::save),
         )
         .route(
             &format!("{BASE}/partners/{{partner}}/settings"),
@@ -408,12 +416,13 @@ mod tests {
             "partners.html",
             "assignment.html",
             "company.html",
+            "partner_form.html",
         ] {
             let out = env.get_template(name).and_then(|t| {
                 t.render(minijinja::context! {
                     base => minijinja::Value::from_safe_string(BASE.to_string()),
                     chrome => value(&chrome),
-                    page => minijinja::context! { rows => Vec::<String>::new(), apps => Vec::<String>::new(), errors => minijinja::context!{}, form => minijinja::context!{ errors => minijinja::context!{} }, partners => Vec::<String>::new(), records => Vec::<String>::new() },
+                    page => minijinja::context! { rows => Vec::<String>::new(), apps => Vec::<String>::new(), errors => minijinja::context!{}, form => minijinja::context!{ errors => minijinja::context!{} }, partners => Vec::<String>::new(), records => Vec::<String>::new(), premium => Vec::<String>::new() },
                 })
             });
             let out = out.unwrap_or_else(|e| panic!("{name}: {e:#}"));

@@ -12,6 +12,7 @@ use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 
 use super::auth::signed_in;
+use super::companies::{not_found, refused_page};
 use super::session::Session;
 use super::{BASE, Peer, St, check_post, see_other};
 use crate::api::{AdminRef, Entitlements, Partner, PartnerSpec, conditions};
@@ -95,6 +96,8 @@ fn row(p: &crate::controller::world::PartnerObj) -> Row {
 /// What the sign-up form shows and was sent.
 #[derive(Serialize, Default)]
 struct SignUp {
+    /// Edit: the version the form was made from.
+    version: String,
     id: String,
     display_name: String,
     admins: String,
@@ -204,18 +207,9 @@ pub async fn create(
     if let Err(r) = check_post(&st, &headers, &s, Some(get("csrf").as_str())) {
         return *r;
     }
-    let chosen: Vec<String> = fields
-        .iter()
-        .filter_map(|(k, _)| k.strip_prefix("premium.").map(String::from))
-        .collect();
     let mut form = SignUp {
         id: get("id"),
-        display_name: get("display_name"),
-        admins: get("admins"),
-        branding: !get("branding").is_empty(),
-        premium: premium_choices(&st, Some(&chosen)),
-        max_tenants: get("max_tenants"),
-        errors: BTreeMap::new(),
+        ..SignUp::default()
     };
     if !crate::config::is_dns_label(&form.id) || form.id.len() > crate::api::MAX_NAME {
         form.errors.insert(
@@ -223,6 +217,58 @@ pub async fn create(
             "Lower-case letters, digits and '-', at most 50 characters: it names the partner's namespace.".into(),
         );
     }
+    let Some((admins, entitlements)) = read_form(&st, &fields, &mut form) else {
+        let r = page(&st, &s, form, None, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return (jar, r).into_response();
+    };
+    let partner = Partner::new(
+        &form.id,
+        PartnerSpec {
+            display_name: form.display_name.clone(),
+            admins,
+            entitlements,
+            branding: None,
+        },
+    );
+    let who = st.identity(&s);
+    match st.as_user(&who).create_cluster(&partner).await {
+        Ok(_) => {
+            tracing::info!(user = %s.email, partner = %form.id, "portal: partner signed up");
+            see_other(jar, &format!("{BASE}/partners?created={}", form.id))
+        }
+        Err(r) => {
+            let field = if r.code == 409 { "id" } else { "form" };
+            form.errors.insert(field.into(), r.message.clone());
+            let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            let resp = page(&st, &s, form, None, code).await;
+            (jar, resp).into_response()
+        }
+    }
+}
+
+/// The form's fields: (display name, admins, entitlements) or messages beside the fields.
+fn read_form(
+    st: &St,
+    fields: &[(String, String)],
+    form: &mut SignUp,
+) -> Option<(Vec<AdminRef>, Entitlements)> {
+    let get = |k: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let chosen: Vec<String> = fields
+        .iter()
+        .filter_map(|(k, _)| k.strip_prefix("premium.").map(String::from))
+        .collect();
+    form.display_name = get("display_name");
+    form.admins = get("admins");
+    form.branding = !get("branding").is_empty();
+    form.premium = premium_choices(st, Some(&chosen));
+    form.max_tenants = get("max_tenants");
+    form.version = get("version");
     if form.display_name.is_empty() {
         form.errors
             .insert("display_name".into(), "Enter the partner's name.".into());
@@ -256,36 +302,132 @@ pub async fn create(
             }
         }
     };
-    if !form.errors.is_empty() {
-        let r = page(&st, &s, form, None, StatusCode::UNPROCESSABLE_ENTITY).await;
-        return (jar, r).into_response();
-    }
     let every_premium = form.premium.iter().all(|(_, _, on)| *on);
-    let partner = Partner::new(
-        &form.id,
-        PartnerSpec {
-            display_name: form.display_name.clone(),
+    form.errors.is_empty().then(|| {
+        (
             admins,
-            entitlements: Entitlements {
+            Entitlements {
                 branding: form.branding,
-                biz_apps: (!every_premium).then(|| chosen.clone()),
+                biz_apps: (!every_premium).then_some(chosen),
                 max_tenants,
             },
-            branding: None,
-        },
-    );
+        )
+    })
+}
+
+fn render_edit(st: &St, s: &Session, form: &SignUp, code: StatusCode) -> Response {
+    let chrome = st.chrome(s, &format!("Edit partner {}", form.id));
+    st.render(code, "partner_form.html", &chrome, form)
+}
+
+/// `GET /portal/partners/{partner}/edit` (platform admins): entitlements and admins.
+pub async fn edit_form(
+    State(st): State<St>,
+    peer: Peer,
+    headers: HeaderMap,
+    jar: PrivateCookieJar,
+    axum::extract::Path(partner): axum::extract::Path<String>,
+) -> Response {
+    let (s, jar) = match signed_in(&st, &headers, &peer, jar) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    if !crate::config::is_dns_label(&partner) {
+        return (jar, not_found(&st, &s, "There is no such partner.")).into_response();
+    }
     let who = st.identity(&s);
-    match st.as_user(&who).create_cluster(&partner).await {
+    let p: Partner = match st.as_user(&who).get_cluster(&partner).await {
+        Ok(p) => p,
+        Err(r) => return (jar, refused_page(&st, &s, "Edit partner", &r)).into_response(),
+    };
+    let form = SignUp {
+        version: p.metadata.resource_version.clone().unwrap_or_default(),
+        id: partner.clone(),
+        display_name: p.spec.display_name.clone(),
+        admins: p
+            .spec
+            .admins
+            .iter()
+            .map(|a| a.email.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        branding: p.spec.entitlements.branding,
+        premium: premium_choices(&st, p.spec.entitlements.biz_apps.as_deref()),
+        max_tenants: p
+            .spec
+            .entitlements
+            .max_tenants
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+        errors: BTreeMap::new(),
+    };
+    (jar, render_edit(&st, &s, &form, StatusCode::OK)).into_response()
+}
+
+/// `POST /portal/partners/{partner}/edit`: replace the Partner's name, admins and
+/// entitlements (its branding kept) with the version the form was made from, as the user.
+pub async fn save(
+    State(st): State<St>,
+    peer: Peer,
+    headers: HeaderMap,
+    jar: PrivateCookieJar,
+    axum::extract::Path(partner): axum::extract::Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let (s, jar) = match signed_in(&st, &headers, &peer, jar) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let csrf = fields
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.clone());
+    if let Err(r) = check_post(&st, &headers, &s, csrf.as_deref()) {
+        return *r;
+    }
+    if !crate::config::is_dns_label(&partner) {
+        return (jar, not_found(&st, &s, "There is no such partner.")).into_response();
+    }
+    let mut form = SignUp {
+        id: partner.clone(),
+        ..SignUp::default()
+    };
+    let Some((admins, entitlements)) = read_form(&st, &fields, &mut form) else {
+        return (
+            jar,
+            render_edit(&st, &s, &form, StatusCode::UNPROCESSABLE_ENTITY),
+        )
+            .into_response();
+    };
+    let who = st.identity(&s);
+    let api = st.as_user(&who);
+    let mut p: Partner = match api.get_cluster(&partner).await {
+        Ok(p) => p,
+        Err(r) => return (jar, refused_page(&st, &s, "Edit partner", &r)).into_response(),
+    };
+    p.spec.display_name = form.display_name.clone();
+    p.spec.admins = admins;
+    p.spec.entitlements = entitlements;
+    p.metadata.resource_version = Some(form.version.clone()).filter(|v| !v.is_empty());
+    p.metadata.managed_fields = None;
+    p.status = None;
+    match api.replace_cluster(&partner, &p).await {
         Ok(_) => {
-            tracing::info!(user = %s.email, partner = %form.id, "portal: partner signed up");
-            see_other(jar, &format!("{BASE}/partners?created={}", form.id))
+            tracing::info!(user = %s.email, partner = %partner, "portal: partner saved");
+            see_other(jar, &format!("{BASE}/partners"))
         }
         Err(r) => {
-            let field = if r.code == 409 { "id" } else { "form" };
-            form.errors.insert(field.into(), r.message.clone());
+            let text = if r.code == 409 {
+                format!(
+                    "Someone changed this partner while you were editing it. Open it again to see their change, then make yours. ({})",
+                    r.message
+                )
+            } else {
+                r.message.clone()
+            };
+            form.errors.insert("form".into(), text);
             let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-            let resp = page(&st, &s, form, None, code).await;
-            (jar, resp).into_response()
+            (jar, render_edit(&st, &s, &form, code)).into_response()
         }
     }
 }
