@@ -9,6 +9,7 @@
 #                                 (hack/kube-bins/build.sh, from the pinned Go module)
 #   target/image/                 the operator's image, partnerkit.oci.tar, and the image
 #                                 assembler (hack/image, go-containerregistry pinned; make image)
+#   target/node/                  axe-core (npm, pinned): the portal's accessibility checks
 # Debian packages (an SMTP server, Chromium, the CA roots) come from
 # scripts/install-test-deps.sh, which installs only what is missing.
 SHELL := /bin/bash
@@ -18,11 +19,13 @@ PYTHON := $(VENV)/bin/python
 TOOLS := target/tools
 NEXTEST_VERSION := 0.9.151
 NEXTEST := $(TOOLS)/bin/cargo-nextest
+AXE_VERSION := 4.14.1
+AXE := target/node/node_modules/axe-core/axe.min.js
 KUBE_BINS := target/kube-bins/current
 export HELM ?= $(CURDIR)/$(KUBE_BINS)/helm
 
 .PHONY: demo demo-real demo-kube-sim test test-real test-image image real-bins helm-bin venv \
-	nextest deps bench bench-100k bench-latency bench-scale bench-plot build lint crds sync-chart clean
+	nextest axe deps bench bench-100k bench-latency bench-scale bench-plot build lint crds sync-chart clean
 
 ## The main job: the operator on the embedded API server (kube-sim), driven by kubectl
 ## as a platform admin and partner admins would.
@@ -46,6 +49,12 @@ build:
 ## Debian packages the tests need (SMTP server, Chromium, chromedriver, openssl, curl).
 deps:
 	./scripts/install-test-deps.sh
+
+## axe-core for the portal's accessibility checks (tests/portal.rs), pinned, in the project.
+axe: $(AXE)
+$(AXE):
+	mkdir -p target/node
+	npm install --prefix target/node --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
 
 ## The Python virtual environment of the chart tests.
 venv: $(VENV)/.stamp
@@ -82,7 +91,7 @@ test-image: image venv
 
 ## The image's tests, then unit tests, the operator's integration tests and kube-sim's fidelity
 ## suite (against in-process kube-sims), then the Helm chart's tests (the real helm binary).
-test: deps venv nextest helm-bin test-image
+test: deps axe venv nextest helm-bin test-image
 	$(CARGO) build --workspace --all-targets
 	$(NEXTEST) nextest run --workspace --no-fail-fast -E 'not binary(real_cluster)'
 	$(PYTHON) -m pytest tests/chart -q
@@ -90,7 +99,7 @@ test: deps venv nextest helm-bin test-image
 ## The same scenarios on a real control plane: the one of $KUBECONFIG if set, else a fresh
 ## one from scripts/real-cluster (etcd, kube-apiserver, kube-controller-manager on loopback).
 ## Simulator-only tests (metrics, faults, token files, injected latency) are left out.
-test-real: deps venv nextest real-bins
+test-real: deps axe venv nextest real-bins
 	$(CARGO) build --workspace --all-targets
 	NEXTEST=$(NEXTEST) PYTHON=$(PYTHON) ./scripts/test-real.sh
 

@@ -8,6 +8,7 @@
 #                                         # etcd, kube-apiserver, kube-controller-manager; make demo-real)
 #   KUBE_SIM=... PARTNERKIT=... scripts/partnerkit-demo.sh    # other binaries
 #   KEEP=1 scripts/partnerkit-demo.sh     # keep the work directory (logs, kubeconfig)
+#   PAUSE=1 scripts/partnerkit-demo.sh    # keep everything running at the end (the portal in a browser)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EX=examples
@@ -105,16 +106,23 @@ sed -E -e 's/"0\.0\.0\.0:[0-9]+"/"127.0.0.1:0"/' \
   -e "s|web: \"127.0.0.1:0\"|web: \"127.0.0.1:$WEB_PORT\"|" \
   -e "s|acceptUrl: .*|acceptUrl: http://127.0.0.1:$WEB_PORT/invites\\
   smtp: {host: 127.0.0.1, port: $SMTP_PORT, tls: none, from: portal@platform.example}|" \
+  -e "s|^  auth: proxy|  auth: demo|" \
   $EX/00-config.yaml >"$WORK/config.yaml"
 note "catalog: mail, calendar, crm (premium), analytics (premium); default branding; userPrefix \"\""
 note "invitations: the acceptance page on 127.0.0.1:$WEB_PORT, e-mail through the local SMTP server"
 run grep -A3 '^listen:' "$WORK/config.yaml"
 run grep -A2 '^invites:' "$WORK/config.yaml"
+note "the portal: auth: demo (pick any user; allowed on a loopback address only)"
+run grep -A1 '^portal:' "$WORK/config.yaml"
 printf '$ %s\n' "$PARTNERKIT run --config $WORK/config.yaml &"
 RUST_LOG=${RUST_LOG:-info} "$PARTNERKIT" run --config "$WORK/config.yaml" >"$WORK/operator.log" 2>&1 &
 OP_PID=$!
 sleep 0.5
 kill -0 "$OP_PID" 2>/dev/null || { echo "the operator exited:"; cat "$WORK/operator.log"; exit 1; }
+PORTAL=http://127.0.0.1:$WEB_PORT/portal/
+say "The Partner Portal: $PORTAL"
+note "open it in a browser while the demo runs (PAUSE=1 keeps everything up at the end);"
+note "auth: demo — pick a user, e.g. alice@acme.example (Acme's admin) once Step 1 has run"
 
 say "Step 1 — the platform admin signs up two partners"
 run kubectl apply -f $EX/01-partners.yaml
@@ -271,6 +279,33 @@ say "Everything at a glance"
 run kubectl get partners,tenants -A
 run kubectl get namespaces -l app.kubernetes.io/managed-by=partnerkit --show-labels
 
+say "The Partner Portal: alice's Companies, as the API server lets alice see them"
+note "sign in on the demo page (its form carries a CSRF token in an encrypted session cookie)"
+JAR=$WORK/portal-cookies
+CSRF=$(curl -s -c "$JAR" -b "$JAR" "${PORTAL}sign-in" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' | head -1)
+printf '$ curl -X POST %s (email=%s)\n' "${PORTAL}sign-in" "$ALICE"
+curl -s -o /dev/null -c "$JAR" -b "$JAR" -H 'Sec-Fetch-Site: same-origin' \
+  --data-urlencode "csrf=$CSRF" --data-urlencode "email=$ALICE" "${PORTAL}sign-in"
+printf '$ curl %s\n' "${PORTAL}partners/acme/companies"
+curl -s -o "$WORK/page.html" -c "$JAR" -b "$JAR" "${PORTAL}partners/acme/companies"
+/usr/bin/python3 - "$WORK/page.html" <<'PY'
+import html.parser, sys
+class Rows(html.parser.HTMLParser):
+    rows, row, cell, inside = [], None, None, False
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr": self.row = []
+        elif tag in ("td", "th") and self.row is not None: self.cell = []
+        elif tag == "br" and self.cell is not None: self.cell.append(" — ")
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None:
+            self.row.append(" ".join("".join(self.cell).split())); self.cell = None
+        elif tag == "tr" and self.row is not None: self.rows.append(self.row); self.row = None
+    def handle_data(self, data):
+        if self.cell is not None: self.cell.append(data)
+p = Rows(); p.feed(open(sys.argv[1]).read())
+for r in p.rows: print(" | ".join(c for c in r if c))
+PY
+
 say "Step 6 — the platform admin moves globex from acme to initech"
 run kubectl delete tenant globex -n partner-acme --wait
 note "deletionPolicy Retain: the workspace stays, labelled orphaned"
@@ -305,6 +340,11 @@ say "deletionPolicy Delete: deleting umbrella deletes its workspace"
 run kubectl delete tenant umbrella -n partner-acme --as $ALICE --wait
 run kubectl wait --for=delete namespace/tenant-umbrella --timeout=30s
 run kubectl get tenants -A
+
+if [ -n "${PAUSE:-}" ]; then
+  say "Everything is still running: the portal at $PORTAL (KUBECONFIG=$KUBECONFIG)"
+  read -r -p "Press Enter to stop the demo. " _ || true
+fi
 
 say "Stop the operator, $API_SERVER and the SMTP server"
 stop "$OP_PID" "partnerkit"

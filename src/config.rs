@@ -265,6 +265,176 @@ fn default_renew_before() -> String {
     "5s".into()
 }
 
+/// The web Partner Portal, served on `listen.web` beside the invitation page. Without this key
+/// the portal is off (only the invitation page is served).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Portal {
+    /// How people sign in: `proxy` (behind an authenticating proxy such as oauth2-proxy),
+    /// `demo` (pick a user; loopback `listen.web` only) or `oidc` (not available yet).
+    pub auth: String,
+    /// `auth: proxy`: where the identity comes from and whom to believe.
+    #[serde(default)]
+    pub proxy: Option<PortalProxy>,
+    /// `auth: oidc`: the OpenID Connect provider (parsed and checked; sign-in not available yet).
+    #[serde(default)]
+    pub oidc: Option<PortalOidc>,
+    /// Secret in the operator's namespace whose key `key` (at least 32 bytes) signs and
+    /// encrypts session cookies and CSRF tokens, so that every replica accepts them. Unset: a
+    /// key generated per process (sessions then end when the process does, and work on that
+    /// replica only: fine for `demo` and a single replica).
+    #[serde(default)]
+    pub session_secret: Option<String>,
+    /// How long a session lasts after sign-in (default 8h; 1s to 168h).
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl: String,
+    /// The groups the portal passes on when it acts as a user (`Impersonate-Group`); groups
+    /// the proxy names that are not listed here are dropped, and `system:` groups never pass.
+    /// The chart grants the operator `impersonate` on exactly these groups. Empty (default):
+    /// the portal acts with the user name alone.
+    #[serde(default)]
+    pub impersonate_groups: Vec<String>,
+}
+
+fn default_session_ttl() -> String {
+    "8h".into()
+}
+
+/// The sign-in modes of the portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortalAuth {
+    Demo,
+    Proxy,
+    Oidc,
+}
+
+impl Portal {
+    /// `auth` as an enum (None when it is not one of the three; `problems` names that).
+    pub fn auth(&self) -> Option<PortalAuth> {
+        match self.auth.as_str() {
+            "demo" => Some(PortalAuth::Demo),
+            "proxy" => Some(PortalAuth::Proxy),
+            "oidc" => Some(PortalAuth::Oidc),
+            _ => None,
+        }
+    }
+    /// `sessionTtl` as a duration (8h if it does not parse; `problems` refuses that).
+    pub fn session_ttl(&self) -> std::time::Duration {
+        parse_duration(&self.session_ttl).unwrap_or(std::time::Duration::from_secs(8 * 3600))
+    }
+}
+
+/// `portal.proxy`: an authenticating reverse proxy in front of the portal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortalProxy {
+    /// The request header carrying the signed-in user's e-mail (`userPrefix` is prepended).
+    #[serde(default = "default_user_header")]
+    pub user_header: String,
+    /// The request header carrying the user's groups, comma-separated.
+    #[serde(default = "default_groups_header")]
+    pub groups_header: String,
+    /// The proxies' addresses (CIDRs, e.g. 10.0.0.0/8 or 127.0.0.1/32): the headers are
+    /// believed only on connections from these; any other request is refused (403).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+fn default_user_header() -> String {
+    "X-Forwarded-Email".into()
+}
+fn default_groups_header() -> String {
+    "X-Forwarded-Groups".into()
+}
+
+impl PortalProxy {
+    /// Whether `ip` is in one of `trustedProxies` (IPv4-mapped IPv6 peers count as IPv4).
+    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|c| Cidr::parse(c))
+            .any(|c| c.contains(ip))
+    }
+}
+
+/// `portal.oidc`: OpenID Connect authorization code flow with PKCE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PortalOidc {
+    /// The provider's issuer, an https URL (its `/.well-known/openid-configuration`).
+    pub issuer_url: String,
+    pub client_id: String,
+    /// Secret in the operator's namespace with key `clientSecret`.
+    #[serde(default)]
+    pub client_secret_secret: Option<String>,
+    /// The claim naming the user (`userPrefix` is prepended).
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// The claim listing the user's groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+}
+
+fn default_username_claim() -> String {
+    "email".into()
+}
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+/// An IP network as `address/prefix` (a bare address is a /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse().ok()?, Some(p)),
+            None => (s.parse().ok()?, None),
+        };
+        let max = if matches!(addr, std::net::IpAddr::V4(_)) {
+            32
+        } else {
+            128
+        };
+        let prefix = match prefix {
+            Some(p) if !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) => {
+                p.parse::<u8>().ok().filter(|p| *p <= max)?
+            }
+            Some(_) => return None,
+            None => max,
+        };
+        Some(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let bits = |a: IpAddr| -> u128 {
+            match a {
+                IpAddr::V4(v) => u128::from(u32::from(v)) << 96,
+                IpAddr::V6(v) => u128::from(v),
+            }
+        };
+        if ip.is_ipv4() != self.addr.is_ipv4() {
+            return false;
+        }
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.prefix))
+        };
+        // IPv4 addresses sit in the top 32 bits, so one mask serves both families.
+        bits(ip) & mask == bits(self.addr) & mask
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -285,6 +455,9 @@ pub struct Config {
     pub leader_election: LeaderElection,
     #[serde(default)]
     pub api_server: ApiServer,
+    /// The web Partner Portal (off without this key).
+    #[serde(default)]
+    pub portal: Option<Portal>,
     /// The operator's own ServiceAccount (namespace, name), from the environment
     /// (`POD_NAMESPACE`, `PARTNERKIT_SERVICE_ACCOUNT`; the chart sets both), not from the file.
     /// When known, partnerkit binds it to `partnerkit-invite-links` in each partner namespace,
@@ -541,7 +714,108 @@ impl Config {
                 p.push(format!("listen.{key}: {addr:?} is not a host:port"));
             }
         }
+        if let Some(portal) = &self.portal {
+            self.portal_problems(portal, &mut p);
+        }
         p
+    }
+
+    fn portal_problems(&self, portal: &Portal, p: &mut Vec<String>) {
+        match portal.auth() {
+            None => p.push(format!(
+                "portal.auth: {:?} must be proxy, demo or oidc",
+                portal.auth
+            )),
+            Some(PortalAuth::Oidc) => p.push(
+                "portal.auth: oidc sign-in is not available in this version of partnerkit yet; use proxy (behind an authenticating proxy such as oauth2-proxy, which can speak OIDC) or, on a loopback address, demo".to_string(),
+            ),
+            Some(PortalAuth::Demo) => {
+                if is_host_port(&self.listen.web) && !is_loopback_host_port(&self.listen.web) {
+                    p.push(format!(
+                        "portal.auth: demo lets anyone sign in as anyone, so it is only allowed on a loopback listen.web (127.0.0.1, [::1] or localhost), not {:?}",
+                        self.listen.web
+                    ));
+                }
+            }
+            Some(PortalAuth::Proxy) => {
+                if portal.proxy.is_none() {
+                    p.push(
+                        "portal.proxy: required when portal.auth is proxy (trustedProxies, at least)"
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        if let Some(proxy) = &portal.proxy {
+            for (key, h) in [
+                ("userHeader", &proxy.user_header),
+                ("groupsHeader", &proxy.groups_header),
+            ] {
+                if !is_header_name(h) {
+                    p.push(format!(
+                        "portal.proxy.{key}: {h:?} is not an HTTP header name"
+                    ));
+                }
+            }
+            if proxy.trusted_proxies.is_empty() {
+                p.push(
+                    "portal.proxy.trustedProxies: at least one CIDR is required (the proxies' addresses; the identity headers are believed from these only)"
+                        .to_string(),
+                );
+            }
+            for (i, c) in proxy.trusted_proxies.iter().enumerate() {
+                if Cidr::parse(c).is_none() {
+                    p.push(format!(
+                        "portal.proxy.trustedProxies[{i}]: {c:?} is not a CIDR such as 10.0.0.0/8 or 127.0.0.1/32"
+                    ));
+                }
+            }
+        }
+        if let Some(oidc) = &portal.oidc {
+            if !is_https_url(&oidc.issuer_url) {
+                p.push(format!(
+                    "portal.oidc.issuerUrl: {:?} is not an https URL",
+                    oidc.issuer_url
+                ));
+            }
+            if oidc.client_id.trim().is_empty() {
+                p.push("portal.oidc.clientId: must not be empty".to_string());
+            }
+            if let Some(s) = &oidc.client_secret_secret
+                && !is_dns_subdomain(s)
+            {
+                p.push(format!(
+                    "portal.oidc.clientSecretSecret: {s:?} is not a Secret name"
+                ));
+            }
+            for (key, claim) in [
+                ("usernameClaim", &oidc.username_claim),
+                ("groupsClaim", &oidc.groups_claim),
+            ] {
+                if claim.trim().is_empty() {
+                    p.push(format!("portal.oidc.{key}: must not be empty"));
+                }
+            }
+        }
+        if let Some(s) = &portal.session_secret
+            && !is_dns_subdomain(s)
+        {
+            p.push(format!("portal.sessionSecret: {s:?} is not a Secret name"));
+        }
+        match parse_duration(&portal.session_ttl) {
+            Some(d) if d.as_secs() >= 1 && d.as_secs() <= 7 * 24 * 3600 => {}
+            _ => p.push(format!(
+                "portal.sessionTtl: {:?} must be a duration from 1s to 168h, such as 8h",
+                portal.session_ttl
+            )),
+        }
+        for (i, g) in portal.impersonate_groups.iter().enumerate() {
+            if g.is_empty() || g.starts_with("system:") || g.chars().any(char::is_control) {
+                p.push(format!(
+                    "portal.impersonateGroups[{i}]: {g:?} is not a group the portal may act with (not empty, not system:)"
+                ));
+            }
+        }
     }
 
     /// The catalog entry of a BizApp, if the platform offers it.
@@ -649,6 +923,22 @@ pub(crate) fn is_http_url(s: &str) -> bool {
 fn is_host(s: &str) -> bool {
     s.parse::<std::net::IpAddr>().is_ok()
         || (!s.is_empty() && is_dns_subdomain(&s.to_ascii_lowercase()))
+}
+
+/// A token of RFC 9110 as used in header names: letters, digits, '-' and '_'.
+pub(crate) fn is_header_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+}
+
+/// `host:port` whose host is a loopback address or `localhost`.
+pub(crate) fn is_loopback_host_port(s: &str) -> bool {
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        return a.ip().is_loopback();
+    }
+    s.rsplit_once(':')
+        .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
 }
 
 /// `host:port` with a host name, IPv4 address or `[IPv6]` address, and a port number.
@@ -1192,6 +1482,153 @@ mod tests {
             "{e}"
         );
         assert_eq!(e.matches("; ").count(), 2, "{e}");
+    }
+
+    #[test]
+    fn portal_is_off_by_default_and_proxy_gets_defaults() {
+        assert_eq!(Config::from_yaml(&with(""), SRC).unwrap().portal, None);
+        let c = Config::from_yaml(
+            &with("portal: {auth: proxy, proxy: {trustedProxies: [\"10.0.0.0/8\", \"::1\"]}}\n"),
+            SRC,
+        )
+        .unwrap();
+        let portal = c.portal.unwrap();
+        assert_eq!(portal.auth(), Some(PortalAuth::Proxy));
+        let proxy = portal.proxy.as_ref().unwrap();
+        assert_eq!(proxy.user_header, "X-Forwarded-Email");
+        assert_eq!(proxy.groups_header, "X-Forwarded-Groups");
+        assert_eq!(
+            portal.session_ttl(),
+            std::time::Duration::from_secs(8 * 3600)
+        );
+        assert_eq!(portal.session_secret, None);
+        assert!(portal.impersonate_groups.is_empty());
+        assert!(proxy.trusts("10.1.2.3".parse().unwrap()));
+        assert!(
+            proxy.trusts("::ffff:10.0.0.1".parse().unwrap()),
+            "IPv4-mapped"
+        );
+        assert!(proxy.trusts("::1".parse().unwrap()));
+        assert!(!proxy.trusts("11.0.0.1".parse().unwrap()));
+        assert!(!proxy.trusts("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn portal_design_example_parses_but_oidc_is_refused_for_now() {
+        let e = err(&with(
+            "portal:\n  auth: oidc\n  oidc: {issuerUrl: https://id.platform.example, clientId: partnerkit,\n         clientSecretSecret: partnerkit-oidc, usernameClaim: email, groupsClaim: groups}\n  proxy: {userHeader: X-Forwarded-Email, groupsHeader: X-Forwarded-Groups,\n          trustedProxies: [\"10.0.0.0/8\"]}\n",
+        ));
+        assert_eq!(
+            e,
+            format!(
+                "config {SRC}: portal.auth: oidc sign-in is not available in this version of partnerkit yet; use proxy (behind an authenticating proxy such as oauth2-proxy, which can speak OIDC) or, on a loopback address, demo"
+            )
+        );
+        // The same shape with auth: proxy is valid, and the oidc block is kept as parsed.
+        let c = Config::from_yaml(
+            &with("portal:\n  auth: proxy\n  oidc: {issuerUrl: https://id.platform.example, clientId: partnerkit, clientSecretSecret: partnerkit-oidc}\n  proxy: {trustedProxies: [\"10.0.0.0/8\"]}\n"),
+            SRC,
+        )
+        .unwrap();
+        let oidc = c.portal.unwrap().oidc.unwrap();
+        assert_eq!(
+            (oidc.username_claim.as_str(), oidc.groups_claim.as_str()),
+            ("email", "groups")
+        );
+    }
+
+    #[test]
+    fn portal_fields_are_checked_and_named() {
+        let e = err(&with(
+            "portal:\n  auth: proxy\n  proxy: {userHeader: \"X Email\", trustedProxies: [\"10.0.0.0/33\", nonsense]}\n  oidc: {issuerUrl: \"http://id.example\", clientId: \"\", clientSecretSecret: Bad_Name}\n  sessionSecret: Not_A_Name\n  sessionTtl: 200ms\n  impersonateGroups: [\"system:masters\"]\n",
+        ));
+        for want in [
+            "portal.proxy.userHeader: \"X Email\" is not an HTTP header name",
+            "portal.proxy.trustedProxies[0]: \"10.0.0.0/33\" is not a CIDR",
+            "portal.proxy.trustedProxies[1]: \"nonsense\" is not a CIDR",
+            "portal.oidc.issuerUrl: \"http://id.example\" is not an https URL",
+            "portal.oidc.clientId: must not be empty",
+            "portal.oidc.clientSecretSecret: \"Bad_Name\" is not a Secret name",
+            "portal.sessionSecret: \"Not_A_Name\" is not a Secret name",
+            "portal.sessionTtl: \"200ms\" must be a duration from 1s to 168h",
+            "portal.impersonateGroups[0]: \"system:masters\"",
+        ] {
+            assert!(e.contains(want), "{want} in {e}");
+        }
+        assert_eq!(
+            err(&with("portal: {auth: saml}\n")),
+            format!("config {SRC}: portal.auth: \"saml\" must be proxy, demo or oidc")
+        );
+        assert!(
+            err(&with("portal: {auth: proxy}\n"))
+                .contains("portal.proxy: required when portal.auth is proxy")
+        );
+        assert!(
+            err(&with("portal: {auth: proxy, proxy: {}}\n"))
+                .contains("portal.proxy.trustedProxies: at least one CIDR is required")
+        );
+        let e = err(&with("portal: {auth: proxy, proxy: {trustedProxy: []}}\n"));
+        assert!(e.contains("trustedProxy") && e.contains("line 2"), "{e}");
+        assert!(err(&with("portal: {proxy: {trustedProxies: []}}\n")).contains("auth"));
+    }
+
+    #[test]
+    fn portal_demo_only_on_loopback() {
+        for web in [
+            "0.0.0.0:8443",
+            "10.0.0.5:80",
+            "[::]:8443",
+            "portal.example:443",
+        ] {
+            let e = err(&with(&format!(
+                "listen: {{web: \"{web}\"}}\nportal: {{auth: demo}}\n"
+            )));
+            assert!(
+                e.contains("portal.auth: demo lets anyone sign in as anyone, so it is only allowed on a loopback listen.web")
+                    && e.contains(web),
+                "{e}"
+            );
+        }
+        // The default listen.web is 0.0.0.0:8443: refused too.
+        assert!(err(&with("portal: {auth: demo}\n")).contains("loopback"));
+        for web in [
+            "127.0.0.1:0",
+            "[::1]:8443",
+            "localhost:8443",
+            "127.0.0.2:80",
+        ] {
+            Config::from_yaml(
+                &with(&format!(
+                    "listen: {{web: \"{web}\"}}\nportal: {{auth: demo}}\n"
+                )),
+                SRC,
+            )
+            .unwrap_or_else(|e| panic!("{web}: {e}"));
+        }
+    }
+
+    #[test]
+    fn cidrs() {
+        let c = |s: &str| Cidr::parse(s).unwrap_or_else(|| panic!("{s}"));
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(c("0.0.0.0/0").contains(ip("203.0.113.7")));
+        assert!(!c("0.0.0.0/0").contains(ip("2001:db8::1")));
+        assert!(c("192.168.1.0/24").contains(ip("192.168.1.255")));
+        assert!(!c("192.168.1.0/24").contains(ip("192.168.2.0")));
+        assert!(c("10.0.0.1").contains(ip("10.0.0.1")) && !c("10.0.0.1").contains(ip("10.0.0.2")));
+        assert!(c("2001:db8::/32").contains(ip("2001:db8:ffff::1")));
+        assert!(!c("2001:db8::/32").contains(ip("2001:db9::1")));
+        for bad in [
+            "",
+            "10.0.0.0/",
+            "10.0.0.0/x",
+            "10.0.0.0/33",
+            "::/129",
+            "host/8",
+            "10.0.0.0/+8",
+        ] {
+            assert_eq!(Cidr::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod controller;
 pub mod crdgen;
 pub mod invite;
 pub mod manifests;
+pub mod portal;
 pub mod resources;
 pub mod telemetry;
 

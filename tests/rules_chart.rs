@@ -149,6 +149,9 @@ async fn the_operator_binary_runs_with_exactly_the_charts_rights_and_configurati
         let served = [
             "ServiceAccount",
             "ConfigMap",
+            // The portal's session key (values-e2e.yaml configures the portal; the chart
+            // generates the Secret, and the operator reads it at start with the chart's rights).
+            "Secret",
             "ClusterRole",
             "ClusterRoleBinding",
             "Role",
@@ -258,6 +261,18 @@ async fn the_operator_binary_runs_with_exactly_the_charts_rights_and_configurati
     for cm in ["partnerkit-bizapps", "partnerkit-branding"] {
         assert!(env.config_map(&ws, cm).await.is_some(), "{cm}");
     }
+    // The portal runs with the chart's configuration (auth: proxy, trusting 127.0.0.1/32) and
+    // rights: as alice (the proxy's header), her partner's Companies, read with impersonation.
+    let r = http::request(
+        "GET",
+        &format!("http://127.0.0.1:{web_port}/portal/partners/{acme}/companies"),
+        &[("X-Forwarded-Email", &alice)],
+        None,
+    )
+    .await
+    .expect("the portal");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains(&globex), "{}", r.body);
     assert_eq!(
         env.config_map(&ws, "partnerkit-branding").await.unwrap()["data"]["primaryColor"],
         "#0055ff"

@@ -169,7 +169,8 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
         .with_state(web)
 }
 
-/// Bind `addr` and serve the acceptance page until `shutdown`; returns the bound address.
+/// Bind `addr` and serve the acceptance page (and the portal, when configured: see
+/// [`crate::portal`]) until `shutdown`; returns the bound address.
 pub async fn serve(
     ctx: Arc<Ctx>,
     addr: &str,
@@ -180,7 +181,15 @@ pub async fn serve(
     })?;
     let bound = listener.local_addr()?;
     tracing::info!(endpoint = "web", address = %bound, "listening (invitation acceptance page)");
-    let app = router(ctx).into_make_service_with_connect_info::<SocketAddr>();
+    // The portal (when `portal:` is configured) shares the server: one listener, one stack.
+    let portal = crate::portal::router(ctx.clone())
+        .await
+        .map_err(|e| std::io::Error::other(format!("the portal: {e}")))?;
+    let app = match portal {
+        Some(p) => router(ctx).merge(p),
+        None => router(ctx),
+    }
+    .into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)

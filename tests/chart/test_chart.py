@@ -871,6 +871,65 @@ def test_smtp_credentials_are_readable_by_name_only(chart):
     assert not [d for d in render(chart) if d["metadata"]["name"] == "partnerkit-smtp-credentials"]
 
 
+PORTAL = {"auth": "proxy", "proxy": {"trustedProxies": ["10.0.0.0/8"]}}
+
+
+def test_portal_impersonates_users_and_the_listed_groups_only(chart):
+    """The portal acts as the signed-in person: impersonate on users, and on exactly the groups of
+    config.portal.impersonateGroups; never ServiceAccounts, uids or extras; none without portal."""
+    values = {"config": {"catalog": [{"name": "mail"}], "portal": {**PORTAL, "impersonateGroups": ["support"]}}}
+    objects = render(chart, values)
+    role = one(objects, "ClusterRole", "partnerkit-portal-impersonate")
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"]},
+        {"apiGroups": [""], "resources": ["groups"], "resourceNames": ["support"], "verbs": ["impersonate"]},
+    ]
+    binding = one(objects, "ClusterRoleBinding", "partnerkit-portal-impersonate")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "partnerkit", "namespace": NAMESPACE}]
+    # Without impersonateGroups: users only.
+    plain = {"config": {"catalog": [{"name": "mail"}], "portal": PORTAL}}
+    role = one(render(chart, plain), "ClusterRole", "partnerkit-portal-impersonate")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["users"], "verbs": ["impersonate"]}]
+    # Without the portal, no impersonation at all.
+    for o in render(chart):
+        for r in o.get("rules", []) if o["kind"] in ("ClusterRole", "Role") else []:
+            assert "impersonate" not in r["verbs"] or o["metadata"]["name"].startswith("partnerkit-platform-admin"), o["metadata"]["name"]
+    assert not [o for o in render(chart) if "portal" in o["metadata"]["name"]]
+
+
+def test_portal_session_key_is_shared_and_readable_by_name_only(chart):
+    """Every replica needs the same session key: the chart generates a Secret unless one is named,
+    puts its name into the config, and lets the operator read exactly that Secret."""
+    objects = render(chart, {"config": {"catalog": [{"name": "mail"}], "portal": PORTAL}})
+    secret = one(objects, "Secret", "partnerkit-portal-session")
+    import base64
+    assert len(base64.b64decode(secret["data"]["key"])) >= 32
+    assert config_of(objects)["portal"]["sessionSecret"] == "partnerkit-portal-session"
+    role = one(objects, "Role", "partnerkit-portal-session")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["partnerkit-portal-session"], "verbs": ["get"]}]
+    # A Secret of one's own: named in the config and the Role, none generated.
+    objects = render(chart, {"config": {"catalog": [{"name": "mail"}], "portal": {**PORTAL, "sessionSecret": "my-key"}}})
+    assert not [o for o in objects if o["kind"] == "Secret"]
+    assert config_of(objects)["portal"]["sessionSecret"] == "my-key"
+    assert one(objects, "Role", "partnerkit-portal-session")["rules"][0]["resourceNames"] == ["my-key"]
+
+
+@pytest.mark.parametrize("auth, message", [
+    ("demo", "config.portal.auth: demo lets anyone sign in as anyone and is only for a loopback address"),
+    ("oidc", "config.portal.auth: oidc sign-in is not available in this version of partnerkit yet"),
+])
+def test_portal_refuses_demo_and_oidc(chart, auth, message):
+    with pytest.raises(helmcli.HelmError) as e:
+        render(chart, {"config": {"catalog": [{"name": "mail"}], "portal": {"auth": auth, "oidc": {"issuerUrl": "https://id.example", "clientId": "x"}}}})
+    assert message in e.value.stderr, e.value.stderr
+
+
+def test_portal_proxy_needs_its_trusted_proxies(chart):
+    with pytest.raises(helmcli.HelmError) as e:
+        render(chart, {"config": {"catalog": [{"name": "mail"}], "portal": {"auth": "proxy"}}})
+    assert SCHEMA_ERROR in e.value.stderr and "proxy" in e.value.stderr, e.value.stderr
+
+
 def test_operator_binds_exactly_the_shared_admin_roles(chart, manifests):
     rules = one(render(chart), "ClusterRole", "partnerkit-operator")["rules"]
     bind = [r for r in rules if "bind" in r["verbs"]]

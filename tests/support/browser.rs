@@ -212,6 +212,29 @@ impl Browser {
         .await;
     }
 
+    /// Finds the first element matching `css` and types `text` into it as keystrokes (input
+    /// events fire, as when a person types).
+    pub async fn type_text(&self, css: &str, text: &str) {
+        let found = self
+            .cmd_result(
+                "POST",
+                "/element",
+                json!({ "using": "css selector", "value": css }),
+            )
+            .await;
+        let element = match found {
+            Ok(v) => v[ELEMENT_KEY].as_str().unwrap_or_default().to_string(),
+            Err(e) => panic!("type into {css:?}: no element matches ({e})"),
+        };
+        self.cmd(
+            "POST",
+            &format!("/element/{element}/value"),
+            json!({ "text": text }),
+            &format!("type into {css:?}"),
+        )
+        .await;
+    }
+
     /// Saves a PNG screenshot of the viewport to `path` (creating parent directories).
     pub async fn screenshot(&self, path: &Path) {
         let v = self

@@ -64,7 +64,26 @@ app.kubernetes.io/part-of: partnerkit
 {{- fail "config.leaderElection.enabled is false: set replicaCount to 1 (without leader election every replica reconciles)" }}
 {{- end }}
 {{- end }}
+{{- with .Values.config.portal }}
+{{- if eq (toString .auth) "demo" }}
+{{- fail "config.portal.auth: demo lets anyone sign in as anyone and is only for a loopback address (make demo); the chart listens on 0.0.0.0: use proxy" }}
+{{- end }}
+{{- if eq (toString .auth) "oidc" }}
+{{- fail "config.portal.auth: oidc sign-in is not available in this version of partnerkit yet: use proxy (behind an authenticating proxy such as oauth2-proxy)" }}
+{{- end }}
+{{- end }}
 {{- $cfg := deepCopy .Values.config }}
+{{- if and $cfg.portal (not $cfg.portal.sessionSecret) }}
+{{- $_ := set $cfg.portal "sessionSecret" (include "partnerkit.portalSessionSecret" .) }}
+{{- end }}
 {{- $_ := set $cfg "listen" (dict "metrics" (printf "0.0.0.0:%d" (int .Values.ports.metrics)) "health" (printf "0.0.0.0:%d" (int .Values.ports.health)) "web" (printf "0.0.0.0:%d" (int .Values.ports.web))) }}
 {{- toYaml $cfg }}
+{{- end }}
+
+{{/*
+The Secret holding the portal's session key: config.portal.sessionSecret, else the one the
+chart generates (<fullname>-portal-session), so that every replica accepts every session.
+*/}}
+{{- define "partnerkit.portalSessionSecret" -}}
+{{- ((.Values.config).portal).sessionSecret | default (printf "%s-portal-session" (include "partnerkit.fullname" .)) -}}
 {{- end }}
