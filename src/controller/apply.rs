@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::Error;
-use super::children::{Child, Digestible, Ns, hash_of};
+use super::children::{Child, Digestible, Ns, comparable, hash_of};
 use crate::resources::{FIELD_MANAGER, labels};
 
 /// Label keys partnerkit owns outright: on these, observed and desired must agree exactly
@@ -288,7 +288,7 @@ where
     let Some(o) = observed else {
         return apply_unless_written(memo, api, obj, None).await;
     };
-    if Child::comparable(obj) {
+    if comparable(obj.meta()) {
         let d = Child::of(obj);
         if d.meta == o.meta && d.body == o.body {
             return Ok(false);
@@ -317,17 +317,7 @@ pub async fn apply_namespace(
     let mut observed_rv = None;
     if let Some(o) = observed {
         let d = Ns::of(&desired.metadata);
-        let plain = desired
-            .metadata
-            .labels
-            .iter()
-            .flatten()
-            .all(|(k, _)| is_our_label(k))
-            && desired
-                .metadata
-                .annotations
-                .as_ref()
-                .is_none_or(|a| a.is_empty());
+        let plain = comparable(&desired.metadata);
         if plain && d.meta == o.meta {
             return Ok(false);
         }

@@ -115,6 +115,22 @@ fn label<'a>(m: &'a ObjectMeta, key: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// What partnerkit applies with metadata `desired` can be compared with digests alone: it sets
+/// no label outside partnerkit's own keys and no annotation.
+pub fn comparable(desired: &ObjectMeta) -> bool {
+    desired
+        .labels
+        .iter()
+        .flatten()
+        .all(|(k, _)| is_our_label(k))
+        && desired.annotations.as_ref().is_none_or(|a| a.is_empty())
+}
+
+/// Every hash of `keys` is in `of` (sorted).
+fn within(keys: &[u64], of: &[u64]) -> bool {
+    keys.iter().all(|k| of.binary_search(k).is_ok())
+}
+
 /// Digest of the metadata partnerkit sets: its labels, the owner references.
 fn meta_digest(m: &ObjectMeta) -> u64 {
     let ours: Vec<(&String, &String)> = m
@@ -149,18 +165,9 @@ impl Child {
             data_keys: keys.into(),
         }
     }
-    /// What partnerkit applies for `desired` can be compared with digests alone: desired sets
-    /// no label outside partnerkit's own keys and no annotation.
-    pub fn comparable<K: Digestible>(desired: &K) -> bool {
-        let m = desired.meta();
-        m.labels.iter().flatten().all(|(k, _)| is_our_label(k))
-            && m.annotations.as_ref().is_none_or(|a| a.is_empty())
-    }
     /// Every `data` key of this child is one of `desired`'s: nobody added one.
     pub fn keys_within(&self, desired: &Child) -> bool {
-        self.data_keys
-            .iter()
-            .all(|k| desired.data_keys.binary_search(k).is_ok())
+        within(&self.data_keys, &desired.data_keys)
     }
     /// partnerkit's, for tenant `tenant`.
     pub fn is_tenant_child(&self, tenant: &str) -> bool {
@@ -307,9 +314,7 @@ impl Ns {
     }
     /// Every partnerkit label key of this namespace is one of `desired`'s.
     pub fn keys_within(&self, desired: &Ns) -> bool {
-        self.label_keys
-            .iter()
-            .all(|k| desired.label_keys.binary_search(k).is_ok())
+        within(&self.label_keys, &desired.label_keys)
     }
 }
 
@@ -319,12 +324,6 @@ pub type Namespaces = Listed<HashMap<Box<str>, Ns>>;
 impl Namespaces {
     pub fn get(&self, name: &str) -> Option<Ns> {
         self.read().get(name).cloned()
-    }
-    pub fn len(&self) -> usize {
-        self.read().len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
     /// Apply a watch event of Namespaces (metadata).
     pub fn update<K: Resource>(&self, ev: &Event<K>) {

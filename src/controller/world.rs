@@ -437,7 +437,6 @@ async fn drive<K>(
     kind: &'static str,
     api: Api<K>,
     wc: watcher::Config,
-    trim: fn(&mut K),
     mut store: impl FnMut(&Event<K>) + Send,
     mut hook: impl FnMut(&Event<K>) + Send,
 ) where
@@ -447,7 +446,7 @@ async fn drive<K>(
     // managedFields and kubectl's last-applied-configuration are never read here, and are most
     // of a small object's size: dropping them keeps the stores (hundreds of thousands of
     // objects at scale) a fraction of the size.
-    let mut stream = std::pin::pin!(watch(api, wc).default_backoff().modify(move |o| {
+    let mut stream = std::pin::pin!(watch(api, wc).default_backoff().modify(|o| {
         let meta = o.meta_mut();
         meta.managed_fields = None;
         if let Some(a) = meta.annotations.as_mut() {
@@ -456,7 +455,6 @@ async fn drive<K>(
                 meta.annotations = None;
             }
         }
-        trim(o)
     }));
     while let Some(ev) = stream.next().await {
         match ev {
@@ -470,9 +468,6 @@ async fn drive<K>(
 }
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Nothing more to drop.
-fn keep<K>(_: &mut K) {}
 
 /// Fingerprint of what dependants of an object care about; fan out only when it changes.
 #[derive(PartialEq, Eq, Clone)]
@@ -529,7 +524,6 @@ pub fn spawn_reflectors(
             "Partner",
             Api::<PartnerObj>::all(client.clone()),
             watcher::Config::default(),
-            keep,
             store(w.partners),
             move |ev| {
                 let route = |o: &PartnerObj, seen: &mut HashMap<String, Fp>, deleted: bool| {
@@ -581,7 +575,6 @@ pub fn spawn_reflectors(
             "Tenant",
             Api::<TenantObj>::all(client.clone()),
             watcher::Config::default(),
-            keep,
             store(w.tenants),
             move |ev| {
                 {
@@ -689,7 +682,6 @@ pub fn spawn_reflectors(
             "PartnerAdminInvite",
             Api::<InviteObj>::all(client.clone()),
             watcher::Config::default(),
-            keep,
             store(w.invites),
             move |ev| {
                 world
@@ -759,7 +751,6 @@ pub fn spawn_reflectors(
             "PartnerAssignment",
             Api::<AssignmentObj>::all(client.clone()),
             watcher::Config::default(),
-            keep,
             store(w.assignments),
             move |ev| {
                 let tenant = |o: &AssignmentObj| o.0.as_ref().ok().map(|a| a.spec.tenant.clone());
@@ -794,7 +785,6 @@ pub fn spawn_reflectors(
             "Namespace",
             Api::<NamespaceMeta>::all(client.clone()),
             watcher::Config::default(),
-            keep,
             {
                 let world = world.clone();
                 move |ev: &Event<NamespaceMeta>| world.namespaces.update(ev)
@@ -833,7 +823,7 @@ pub fn spawn_reflectors(
 
     // Children: their owner.
     macro_rules! children {
-        ($kind:literal, $ty:ty, $trim:expr, $store:expr, $index:expr) => {{
+        ($kind:literal, $ty:ty, $store:expr, $index:expr) => {{
             let (world, q) = (world.clone(), queues.clone());
             let config = config.clone();
             let mut listed = false;
@@ -841,7 +831,6 @@ pub fn spawn_reflectors(
                 $kind,
                 Api::<$ty>::all(client.clone()),
                 managed.clone(),
-                $trim,
                 $store,
                 move |ev| {
                     ($index)(&mut world.write(), ev);
@@ -863,21 +852,18 @@ pub fn spawn_reflectors(
     children!(
         "ConfigMap",
         ConfigMap,
-        keep,
         digests(world.clone(), |w| &w.config_maps),
         |_: &mut Indexes, _: &Event<ConfigMap>| {}
     );
     children!(
         "RoleBinding",
         RoleBinding,
-        keep,
         digests(world.clone(), |w| &w.role_bindings),
         |_: &mut Indexes, _: &Event<RoleBinding>| {}
     );
     children!(
         "ClusterRole",
         ClusterRole,
-        keep,
         store(w.cluster_roles),
         |idx: &mut Indexes, ev: &Event<ClusterRole>| idx.cluster_roles_by_partner.apply(
             ev,
@@ -889,7 +875,6 @@ pub fn spawn_reflectors(
     children!(
         "ClusterRoleBinding",
         ClusterRoleBinding,
-        keep,
         store(w.cluster_role_bindings),
         |idx: &mut Indexes, ev: &Event<ClusterRoleBinding>| idx
             .cluster_role_bindings_by_partner
