@@ -981,3 +981,122 @@ async fn moving_a_tenant_to_another_partner_needs_a_platform_admins_assignment()
         .await;
     env.finish().await;
 }
+
+/// A freed name passes to the same-named Tenant in another partner, every time and in either
+/// order: the holder is deleted (its workspace with it, by policy), and the other one becomes
+/// Ready and materializes the workspace for its partner. Rounds alternate the order: the
+/// other Tenant waits as NameConflict before the holder goes, or it is created while the holder
+/// is still being deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freed_tenant_name_passes_to_the_same_named_tenant_every_time() {
+    let env = Env::start().await;
+    let (acme, initech) = (env.n("acme"), env.n("initech"));
+    let acme_ns = env
+        .partner_ready(&acme, &[&env.email("alice", &acme)], json!({}))
+        .await;
+    let initech_ns = env
+        .partner_ready(&initech, &[&env.email("ivan", &initech)], json!({}))
+        .await;
+    let globex = env.n("globex");
+    let ws = env.ws(&globex);
+    let spec = json!({"displayName": "Globex", "deletionPolicy": "Delete"});
+    env.tenant_ready(&acme_ns, &globex, spec.clone()).await;
+    let (mut holder, mut next) = ((acme_ns, acme), (initech_ns, initech));
+    for round in 0..4 {
+        let waits_first = round % 2 == 0;
+        if waits_first {
+            env.apply_json(&tenant_json(&next.0, &globex, spec.clone()))
+                .await;
+            env.wait_reason("Tenant", Some(&next.0), &globex, "NameConflict")
+                .await;
+            env.delete("tenant", Some(&holder.0), &globex).await;
+        } else {
+            env.delete("tenant", Some(&holder.0), &globex).await;
+            env.apply_json(&tenant_json(&next.0, &globex, spec.clone()))
+                .await;
+        }
+        let what = format!("round {round}: Tenant {}/{globex} to be Ready", next.0);
+        let t = env
+            .eventually(30, &what, || async {
+                let t = env
+                    .get("partnerkit.io/v1alpha1", "Tenant", Some(&next.0), &globex)
+                    .await?;
+                let current = t["status"]["observedGeneration"] == t["metadata"]["generation"];
+                (current && ready(&t)?["status"] == "True").then_some(t)
+            })
+            .await;
+        assert_eq!(t["status"]["workspace"], json!(ws), "round {round}");
+        let namespace = env.namespace(&ws).await.expect("the workspace");
+        assert_eq!(labels_of(&namespace)[PL], next.1, "round {round}");
+        env.wait_gone("partnerkit.io/v1alpha1", "Tenant", Some(&holder.0), &globex)
+            .await;
+        std::mem::swap(&mut holder, &mut next);
+    }
+    env.finish().await;
+}
+
+/// A company moved back and forth between two partners the way the portal's Partner Assignment
+/// moves it (assignment, delete, and the new Tenant created at once, while the old one is still
+/// going): every time, the new Tenant adopts the same retained workspace, with its data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_company_moved_back_and_forth_adopts_its_workspace_every_time() {
+    let env = Env::start().await;
+    let (acme, initech) = (env.n("acme"), env.n("initech"));
+    let acme_ns = env
+        .partner_ready(&acme, &[&env.email("alice", &acme)], json!({}))
+        .await;
+    let initech_ns = env
+        .partner_ready(&initech, &[&env.email("ivan", &initech)], json!({}))
+        .await;
+    let globex = env.n("globex");
+    let ws = env.ws(&globex);
+    let spec = json!({"displayName": "Globex"});
+    env.tenant_ready(&acme_ns, &globex, spec.clone()).await;
+    env.apply_json(&config_map_json(
+        &ws,
+        "customer-data",
+        json!({"invoice": "42"}),
+    ))
+    .await;
+    let uid = env.namespace(&ws).await.unwrap()["metadata"]["uid"].clone();
+    let (mut from, mut to) = ((acme_ns, acme), (initech_ns, initech));
+    for round in 0..4 {
+        env.apply_json(
+            &json!({"apiVersion": "partnerkit.io/v1alpha1", "kind": "PartnerAssignment",
+            "metadata": {"name": format!("{globex}-to-{}", to.1)},
+            "spec": {"tenant": globex, "from": from.1, "to": to.1}}),
+        )
+        .await;
+        env.delete("tenant", Some(&from.0), &globex).await;
+        env.apply_json(&tenant_json(&to.0, &globex, spec.clone()))
+            .await;
+        let what = format!("round {round}: Tenant {}/{globex} to be Ready", to.0);
+        env.eventually(30, &what, || async {
+            let t = env
+                .get("partnerkit.io/v1alpha1", "Tenant", Some(&to.0), &globex)
+                .await?;
+            let current = t["status"]["observedGeneration"] == t["metadata"]["generation"];
+            (current && ready(&t)?["status"] == "True").then_some(())
+        })
+        .await;
+        let namespace = env.namespace(&ws).await.expect("the workspace");
+        assert_eq!(
+            namespace["metadata"]["uid"], uid,
+            "round {round}: the same workspace"
+        );
+        assert_eq!(labels_of(&namespace)[PL], to.1, "round {round}");
+        assert!(
+            !labels_of(&namespace).contains_key("partnerkit.io/orphaned"),
+            "round {round}: adopted"
+        );
+        assert_eq!(
+            env.config_map(&ws, "customer-data").await.unwrap()["data"]["invoice"],
+            "42",
+            "round {round}: the data moved with it"
+        );
+        env.wait_gone("partnerkit.io/v1alpha1", "Tenant", Some(&from.0), &globex)
+            .await;
+        std::mem::swap(&mut from, &mut to);
+    }
+    env.finish().await;
+}
