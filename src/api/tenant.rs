@@ -120,7 +120,7 @@ pub struct EffectiveAdmin {
 }
 
 /// What partnerkit observed and did for a Tenant.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantStatus {
     /// The .metadata.generation this status describes.
@@ -141,4 +141,30 @@ pub struct TenantStatus {
     /// Who administers the tenant's workspace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub effective_admins: Vec<EffectiveAdmin>,
+    /// Never on the API: in the operator's cache only, the [`TenantStatus::digest`] of the
+    /// status as the API server returned it, whose `effective_profiles` the cache drops (they
+    /// are the bulk of a Tenant and nothing reads them back; see `controller::world`).
+    #[serde(skip)]
+    pub observed_digest: Option<u64>,
+}
+
+impl TenantStatus {
+    /// A digest of everything the API carries (not `observed_digest`): equal statuses, equal
+    /// digests, within one process.
+    pub fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_vec(self)
+            .expect("a status serializes")
+            .hash(&mut h);
+        h.finish()
+    }
+    /// Whether `self` (a status about to be written) says what the `observed` one does, also
+    /// when `observed` is a cached copy without its effective profiles.
+    pub fn same_as(&self, observed: &TenantStatus) -> bool {
+        match observed.observed_digest {
+            Some(d) => self.digest() == d,
+            None => self == observed,
+        }
+    }
 }

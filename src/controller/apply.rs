@@ -554,6 +554,10 @@ pub fn with_condition(conditions: &[Condition], cond: Condition) -> Vec<Conditio
 
 /// A status with conditions and observedGeneration (Partner, Tenant).
 pub trait ConditionedStatus: Default + Clone + PartialEq + Serialize {
+    /// Whether this status (about to be written) says what the observed one does.
+    fn same_as(&self, observed: &Self) -> bool {
+        self == observed
+    }
     fn conditions(&self) -> &[Condition];
     fn set_conditions(&mut self, conditions: Vec<Condition>);
     fn set_observed_generation(&mut self, generation: Option<i64>);
@@ -572,6 +576,9 @@ impl ConditionedStatus for crate::api::PartnerStatus {
 }
 
 impl ConditionedStatus for crate::api::TenantStatus {
+    fn same_as(&self, observed: &Self) -> bool {
+        crate::api::TenantStatus::same_as(self, observed)
+    }
     fn conditions(&self) -> &[Condition] {
         &self.conditions
     }
@@ -620,7 +627,7 @@ where
     );
     status.set_conditions(with_condition(current.conditions(), cond));
     status.set_observed_generation(generation);
-    if status == current {
+    if status.same_as(&current) {
         return Ok(());
     }
     let prev = current

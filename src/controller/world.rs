@@ -437,6 +437,7 @@ async fn drive<K>(
     kind: &'static str,
     api: Api<K>,
     wc: watcher::Config,
+    slim: fn(&mut K),
     mut store: impl FnMut(&Event<K>) + Send,
     mut hook: impl FnMut(&Event<K>) + Send,
 ) where
@@ -455,6 +456,7 @@ async fn drive<K>(
                 meta.annotations = None;
             }
         }
+        slim(o);
     }));
     while let Some(ev) = stream.next().await {
         match ev {
@@ -464,6 +466,16 @@ async fn drive<K>(
             }
             Err(e) => tracing::warn!(kind, error = %e, "watch failed; retrying"),
         }
+    }
+}
+
+/// A Tenant as the cache keeps it: its status's effective profiles (each a profile's data and
+/// the source of every key: most of a Tenant's size) are dropped, and the status's digest is
+/// kept in their place, so that an unchanged status is still never written again.
+fn slim_tenant(o: &mut TenantObj) {
+    if let Some(status) = o.0.as_mut().ok().and_then(|t| t.status.as_mut()) {
+        status.observed_digest = Some(status.digest());
+        status.effective_profiles = Vec::new();
     }
 }
 
@@ -524,6 +536,7 @@ pub fn spawn_reflectors(
             "Partner",
             Api::<PartnerObj>::all(client.clone()),
             watcher::Config::default(),
+            |_| {},
             store(w.partners),
             move |ev| {
                 let route = |o: &PartnerObj, seen: &mut HashMap<String, Fp>, deleted: bool| {
@@ -575,6 +588,7 @@ pub fn spawn_reflectors(
             "Tenant",
             Api::<TenantObj>::all(client.clone()),
             watcher::Config::default(),
+            slim_tenant,
             store(w.tenants),
             move |ev| {
                 {
@@ -682,6 +696,7 @@ pub fn spawn_reflectors(
             "PartnerAdminInvite",
             Api::<InviteObj>::all(client.clone()),
             watcher::Config::default(),
+            |_| {},
             store(w.invites),
             move |ev| {
                 world
@@ -751,6 +766,7 @@ pub fn spawn_reflectors(
             "PartnerAssignment",
             Api::<AssignmentObj>::all(client.clone()),
             watcher::Config::default(),
+            |_| {},
             store(w.assignments),
             move |ev| {
                 let tenant = |o: &AssignmentObj| o.0.as_ref().ok().map(|a| a.spec.tenant.clone());
@@ -785,6 +801,7 @@ pub fn spawn_reflectors(
             "Namespace",
             Api::<NamespaceMeta>::all(client.clone()),
             watcher::Config::default(),
+            |_| {},
             {
                 let world = world.clone();
                 move |ev: &Event<NamespaceMeta>| world.namespaces.update(ev)
@@ -831,6 +848,7 @@ pub fn spawn_reflectors(
                 $kind,
                 Api::<$ty>::all(client.clone()),
                 managed.clone(),
+                |_| {},
                 $store,
                 move |ev| {
                     ($index)(&mut world.write(), ev);
@@ -883,4 +901,50 @@ pub fn spawn_reflectors(
                 .unwrap_or_default())
     );
     set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{EffectiveProfile, Source, TenantStatus};
+
+    fn cached(status: &TenantStatus) -> TenantStatus {
+        let spec = serde_json::from_value(serde_json::json!({"displayName": "Globex"})).unwrap();
+        let mut t = Tenant::new("globex", spec);
+        t.status = Some(status.clone());
+        let mut o = DeserializeGuard(Ok(t));
+        slim_tenant(&mut o);
+        o.0.unwrap().status.unwrap()
+    }
+
+    #[test]
+    fn a_cached_tenant_drops_its_effective_profiles_and_still_compares_by_digest() {
+        let profile = |ssid: &str| EffectiveProfile {
+            name: "wifi".into(),
+            data: [("ssid".to_string(), ssid.to_string())].into(),
+            sources: [("ssid".to_string(), Source::Template)].into(),
+        };
+        let status = TenantStatus {
+            observed_generation: Some(3),
+            workspace: Some("tenant-globex".into()),
+            effective_profiles: vec![profile("guest")],
+            ..TenantStatus::default()
+        };
+        let slim = cached(&status);
+        assert!(slim.effective_profiles.is_empty());
+        assert_eq!(slim.workspace, status.workspace);
+        assert!(
+            status.same_as(&slim),
+            "the same status is not written again"
+        );
+        let mut changed = status.clone();
+        changed.effective_profiles = vec![profile("visitors")];
+        assert!(
+            !changed.same_as(&slim),
+            "a changed profile value is written"
+        );
+        changed.effective_profiles.clear();
+        assert!(!changed.same_as(&slim), "a dropped profile is written");
+        assert!(status.same_as(&status.clone()), "uncached: plain equality");
+    }
 }
