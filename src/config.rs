@@ -1593,6 +1593,28 @@ mod tests {
     }
 
     #[test]
+    fn https_or_loopback_http_urls() {
+        for ok in [
+            "https://id.example",
+            "https://id.example/realms/p",
+            "http://127.0.0.1:5556/dex",
+            "http://localhost/x",
+            "http://[::1]:80/",
+        ] {
+            assert!(is_https_or_loopback_http(ok), "{ok}");
+        }
+        for bad in [
+            "http://id.example",
+            "http://127.0.0.1.evil.example/",
+            "http://localhost.evil.example",
+            "ftp://127.0.0.1/",
+            "",
+        ] {
+            assert!(!is_https_or_loopback_http(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn portal_design_example_parses_with_oidc() {
         let c = Config::from_yaml(
             &with("invites: {acceptUrl: https://portal.platform.example/invites}\nportal:\n  auth: oidc\n  oidc: {issuerUrl: https://id.platform.example, clientId: partnerkit,\n         clientSecretSecret: partnerkit-oidc, usernameClaim: email, groupsClaim: groups}\n  proxy: {userHeader: X-Forwarded-Email, groupsHeader: X-Forwarded-Groups,\n          trustedProxies: [\"10.0.0.0/8\"]}\n"),

@@ -206,6 +206,19 @@ impl Provider {
                         d.issuer, self.cfg.issuer_url
                     )));
                 }
+                // The code, the client secret and the keys travel over TLS (plain HTTP only
+                // on loopback, as for the issuer).
+                for (key, url) in [
+                    ("authorization_endpoint", &d.authorization_endpoint),
+                    ("token_endpoint", &d.token_endpoint),
+                    ("jwks_uri", &d.jwks_uri),
+                ] {
+                    if !crate::config::is_https_or_loopback_http(url) {
+                        return Err(OidcError::Provider(format!(
+                            "discovery: {key} {url:?} is not an https URL"
+                        )));
+                    }
+                }
                 d
             }
         };
