@@ -10,6 +10,9 @@
 #   target/image/                 the operator's image, partnerkit.oci.tar, and the image
 #                                 assembler (hack/image, go-containerregistry pinned; make image)
 #   target/node/                  axe-core (npm, pinned): the portal's accessibility checks
+#   target/oidc-bins/             an OpenID Connect provider (mockoidc) and oauth2-proxy, from
+#                                 the pinned Go modules (hack/oidc/build.sh): the portal's
+#                                 sign-in tests
 # Debian packages (an SMTP server, Chromium, the CA roots) come from
 # scripts/install-test-deps.sh, which installs only what is missing.
 SHELL := /bin/bash
@@ -25,7 +28,7 @@ KUBE_BINS := target/kube-bins/current
 export HELM ?= $(CURDIR)/$(KUBE_BINS)/helm
 
 .PHONY: demo demo-real demo-kube-sim test test-real test-image image real-bins helm-bin venv \
-	nextest axe deps bench bench-100k bench-latency bench-scale bench-plot build lint crds sync-chart clean
+	nextest axe oidc-bins deps bench bench-100k bench-latency bench-scale bench-plot build lint crds sync-chart clean
 
 ## The main job: the operator on the embedded API server (kube-sim), driven by kubectl
 ## as a platform admin and partner admins would.
@@ -73,6 +76,9 @@ $(NEXTEST):
 ## hack/kube-bins/go.mod (rebuilt only when the pin changes).
 real-bins:
 	./hack/kube-bins/build.sh
+## The portal's sign-in tests' OIDC provider (mockoidc) and oauth2-proxy, pinned in hack/oidc.
+oidc-bins:
+	./hack/oidc/build.sh
 ## Only the real helm CLI (the chart tests use it).
 helm-bin:
 	./hack/kube-bins/build.sh helm
@@ -91,7 +97,7 @@ test-image: image venv
 
 ## The image's tests, then unit tests, the operator's integration tests and kube-sim's fidelity
 ## suite (against in-process kube-sims), then the Helm chart's tests (the real helm binary).
-test: deps axe venv nextest helm-bin test-image
+test: deps axe venv nextest helm-bin oidc-bins test-image
 	$(CARGO) build --workspace --all-targets
 	$(NEXTEST) nextest run --workspace --no-fail-fast -E 'not binary(real_cluster)'
 	$(PYTHON) -m pytest tests/chart -q
@@ -99,7 +105,7 @@ test: deps axe venv nextest helm-bin test-image
 ## The same scenarios on a real control plane: the one of $KUBECONFIG if set, else a fresh
 ## one from scripts/real-cluster (etcd, kube-apiserver, kube-controller-manager on loopback).
 ## Simulator-only tests (metrics, faults, token files, injected latency) are left out.
-test-real: deps axe venv nextest real-bins
+test-real: deps axe venv nextest real-bins oidc-bins
 	$(CARGO) build --workspace --all-targets
 	NEXTEST=$(NEXTEST) PYTHON=$(PYTHON) ./scripts/test-real.sh
 

@@ -10,7 +10,7 @@
 # tests (real_cluster); then the Helm chart, installed for real with the real helm (`helm lint
 # --strict`, `helm template`, `helm upgrade --install`: every object must be accepted), and a
 # token of its ServiceAccount (`kubectl create token`); then the operator's rules scenarios
-# (rules_*, and the portal's tests/portal.rs, one at a time: each test's operator reconciles the whole cluster), every one with
+# (rules_*, and the portal's tests/portal.rs and tests/portal_auth.rs, one at a time: each test's operator reconciles the whole cluster), every one with
 # the operator running as that ServiceAccount, i.e. with exactly the chart's rights.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,5 +98,5 @@ echo "== the Helm chart installed with the real helm"
 install_chart
 run "the operator's rules scenarios on the real control plane, as the chart's ServiceAccount" \
   env PARTNERKIT_E2E_REAL=1 "$NEXTEST" nextest run -p partnerkit --no-fail-fast --test-threads 1 \
-  -E '(binary(/^rules_/) and not binary(rules_sim_only)) or binary(portal)'
+  -E '(binary(/^rules_/) and not binary(rules_sim_only)) or binary(portal) or binary(portal_auth)'
 exit $status

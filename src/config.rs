@@ -270,13 +270,14 @@ fn default_renew_before() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Portal {
-    /// How people sign in: `proxy` (behind an authenticating proxy such as oauth2-proxy),
-    /// `demo` (pick a user; loopback `listen.web` only) or `oidc` (not available yet).
+    /// How people sign in: `oidc` (OpenID Connect against `portal.oidc`), `proxy` (behind an
+    /// authenticating proxy such as oauth2-proxy) or `demo` (pick a user; loopback
+    /// `listen.web` only).
     pub auth: String,
     /// `auth: proxy`: where the identity comes from and whom to believe.
     #[serde(default)]
     pub proxy: Option<PortalProxy>,
-    /// `auth: oidc`: the OpenID Connect provider (parsed and checked; sign-in not available yet).
+    /// `auth: oidc`: the OpenID Connect provider.
     #[serde(default)]
     pub oidc: Option<PortalOidc>,
     /// Secret in the operator's namespace whose key `key` (at least 32 bytes) signs and
@@ -361,20 +362,35 @@ impl PortalProxy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PortalOidc {
-    /// The provider's issuer, an https URL (its `/.well-known/openid-configuration`).
+    /// The provider's issuer (`iss`), an https URL; its `/.well-known/openid-configuration`
+    /// is read. `http://` is accepted for a loopback host only (tests, a provider on the node).
     pub issuer_url: String,
+    /// The portal's client ID at the provider (the ID token's `aud`).
     pub client_id: String,
-    /// Secret in the operator's namespace with key `clientSecret`.
+    /// Secret in the operator's namespace whose key `clientSecret` is the client secret.
+    /// Unset: a public client (PKCE alone), if the provider allows it.
     #[serde(default)]
     pub client_secret_secret: Option<String>,
+    /// Where the provider sends the browser back: the portal's public URL followed by
+    /// `/portal/oidc/callback` (registered at the provider as a redirect URI). Default: the
+    /// origin of `invites.acceptUrl` followed by `/portal/oidc/callback`.
+    #[serde(default)]
+    pub redirect_url: String,
+    /// The scopes asked for (default openid, email, profile; add `groups` for providers
+    /// such as Dex that want it).
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
     /// The claim naming the user (`userPrefix` is prepended).
     #[serde(default = "default_username_claim")]
     pub username_claim: String,
-    /// The claim listing the user's groups.
+    /// The claim listing the user's groups (only those of `impersonateGroups` are used).
     #[serde(default = "default_groups_claim")]
     pub groups_claim: String,
 }
 
+fn default_scopes() -> Vec<String> {
+    ["openid", "email", "profile"].map(String::from).to_vec()
+}
 fn default_username_claim() -> String {
     "email".into()
 }
@@ -486,7 +502,7 @@ impl Config {
     /// Parses and validates a configuration text; `source_name` (a path, "ConfigMap x", …)
     /// prefixes every error message: `config <source_name>: <key>: <reason>`.
     pub fn from_yaml(text: &str, source_name: &str) -> crate::Result<Config> {
-        let config: Config = serde_saphyr::from_str(text).map_err(|e| {
+        let mut config: Config = serde_saphyr::from_str(text).map_err(|e| {
             // serde-saphyr names the unknown key or the expected type, with line and column;
             // quote the offending line so that the key is in the message as well.
             let mut msg = e.without_snippet().to_string().trim().replace('\n', " ");
@@ -504,6 +520,7 @@ impl Config {
             }
             crate::Error::Config(format!("config {source_name}: {msg}"))
         })?;
+        config.fill_defaults();
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
@@ -512,6 +529,18 @@ impl Config {
                 "config {source_name}: {}",
                 problems.join("; ")
             )))
+        }
+    }
+
+    /// Defaults that depend on other keys: `portal.oidc.redirectUrl` from the origin of
+    /// `invites.acceptUrl` (the portal's public address) when it is not set.
+    fn fill_defaults(&mut self) {
+        let accept = self.invites.accept_url.clone();
+        if let Some(oidc) = self.portal.as_mut().and_then(|p| p.oidc.as_mut())
+            && oidc.redirect_url.is_empty()
+            && let Some(origin) = accept.as_deref().and_then(url_origin)
+        {
+            oidc.redirect_url = format!("{origin}/portal/oidc/callback");
         }
     }
 
@@ -726,9 +755,14 @@ impl Config {
                 "portal.auth: {:?} must be proxy, demo or oidc",
                 portal.auth
             )),
-            Some(PortalAuth::Oidc) => p.push(
-                "portal.auth: oidc sign-in is not available in this version of partnerkit yet; use proxy (behind an authenticating proxy such as oauth2-proxy, which can speak OIDC) or, on a loopback address, demo".to_string(),
-            ),
+            Some(PortalAuth::Oidc) => {
+                if portal.oidc.is_none() {
+                    p.push(
+                        "portal.oidc: required when portal.auth is oidc (issuerUrl, clientId, redirectUrl, at least)"
+                            .to_string(),
+                    );
+                }
+            }
             Some(PortalAuth::Demo) => {
                 if is_host_port(&self.listen.web) && !is_loopback_host_port(&self.listen.web) {
                     p.push(format!(
@@ -772,11 +806,29 @@ impl Config {
             }
         }
         if let Some(oidc) = &portal.oidc {
-            if !is_https_url(&oidc.issuer_url) {
+            if !is_https_or_loopback_http(&oidc.issuer_url) {
                 p.push(format!(
-                    "portal.oidc.issuerUrl: {:?} is not an https URL",
+                    "portal.oidc.issuerUrl: {:?} is not an https URL (http only on a loopback host)",
                     oidc.issuer_url
                 ));
+            }
+            if !is_https_or_loopback_http(&oidc.redirect_url) {
+                p.push(if oidc.redirect_url.is_empty() {
+                    "portal.oidc.redirectUrl: required (or invites.acceptUrl, whose origin it then takes), such as https://portal.platform.example/portal/oidc/callback".to_string()
+                } else {
+                    format!(
+                        "portal.oidc.redirectUrl: {:?} is not an https URL (http only on a loopback host), such as https://portal.platform.example/portal/oidc/callback",
+                        oidc.redirect_url
+                    )
+                });
+            } else if !oidc.redirect_url.ends_with("/portal/oidc/callback") {
+                p.push(format!(
+                    "portal.oidc.redirectUrl: {:?} must end with /portal/oidc/callback (where the portal takes the provider's answer)",
+                    oidc.redirect_url
+                ));
+            }
+            if !oidc.scopes.iter().any(|s| s == "openid") {
+                p.push("portal.oidc.scopes: must contain openid".to_string());
             }
             if oidc.client_id.trim().is_empty() {
                 p.push("portal.oidc.clientId: must not be empty".to_string());
@@ -917,6 +969,33 @@ pub(crate) fn is_https_url(s: &str) -> bool {
 /// Like [`is_https_url`], also allowing `http://` (e.g. a portal behind a local proxy).
 pub(crate) fn is_http_url(s: &str) -> bool {
     is_url_with_scheme(s, &["http", "https"])
+}
+
+/// `scheme://authority` of an http(s) URL.
+fn url_origin(s: &str) -> Option<String> {
+    let (scheme, rest) = s.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    (is_http_url(s) && !authority.is_empty()).then(|| format!("{scheme}://{authority}"))
+}
+
+/// An https URL, or an http URL whose host is a loopback address or `localhost`.
+pub(crate) fn is_https_or_loopback_http(s: &str) -> bool {
+    if is_https_url(s) {
+        return true;
+    }
+    let Some(rest) = s.strip_prefix("http://").filter(|_| is_http_url(s)) else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|c| c.is_ascii_digit()) => h,
+        _ => authority,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A host name (DNS subdomain, case-insensitive) or an IP address.
@@ -1514,26 +1593,73 @@ mod tests {
     }
 
     #[test]
-    fn portal_design_example_parses_but_oidc_is_refused_for_now() {
+    fn https_or_loopback_http_urls() {
+        for ok in [
+            "https://id.example",
+            "https://id.example/realms/p",
+            "http://127.0.0.1:5556/dex",
+            "http://localhost/x",
+            "http://[::1]:80/",
+        ] {
+            assert!(is_https_or_loopback_http(ok), "{ok}");
+        }
+        for bad in [
+            "http://id.example",
+            "http://127.0.0.1.evil.example/",
+            "http://localhost.evil.example",
+            "ftp://127.0.0.1/",
+            "",
+        ] {
+            assert!(!is_https_or_loopback_http(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn portal_design_example_parses_with_oidc() {
+        let c = Config::from_yaml(
+            &with("invites: {acceptUrl: https://portal.platform.example/invites}\nportal:\n  auth: oidc\n  oidc: {issuerUrl: https://id.platform.example, clientId: partnerkit,\n         clientSecretSecret: partnerkit-oidc, usernameClaim: email, groupsClaim: groups}\n  proxy: {userHeader: X-Forwarded-Email, groupsHeader: X-Forwarded-Groups,\n          trustedProxies: [\"10.0.0.0/8\"]}\n"),
+            SRC,
+        )
+        .unwrap();
+        let portal = c.portal.unwrap();
+        assert_eq!(portal.auth(), Some(PortalAuth::Oidc));
+        let oidc = portal.oidc.unwrap();
+        assert_eq!(
+            (oidc.username_claim.as_str(), oidc.groups_claim.as_str()),
+            ("email", "groups")
+        );
+        assert_eq!(
+            oidc.redirect_url, "https://portal.platform.example/portal/oidc/callback",
+            "from invites.acceptUrl's origin"
+        );
+        assert_eq!(oidc.scopes, ["openid", "email", "profile"]);
+        // Without acceptUrl nor redirectUrl, or without the oidc block: named.
         let e = err(&with(
-            "portal:\n  auth: oidc\n  oidc: {issuerUrl: https://id.platform.example, clientId: partnerkit,\n         clientSecretSecret: partnerkit-oidc, usernameClaim: email, groupsClaim: groups}\n  proxy: {userHeader: X-Forwarded-Email, groupsHeader: X-Forwarded-Groups,\n          trustedProxies: [\"10.0.0.0/8\"]}\n",
+            "portal: {auth: oidc, oidc: {issuerUrl: https://id.example, clientId: p}}\n",
+        ));
+        assert!(e.contains("portal.oidc.redirectUrl: required"), "{e}");
+        assert!(
+            err(&with("portal: {auth: oidc}\n"))
+                .contains("portal.oidc: required when portal.auth is oidc")
+        );
+        // http only on loopback; the callback path; openid.
+        let e = err(&with(
+            "portal: {auth: oidc, oidc: {issuerUrl: \"http://127.0.0.1:5556/dex\", clientId: p, redirectUrl: \"http://portal.example/portal/oidc/callback\", scopes: [email]}}\n",
+        ));
+        assert!(!e.contains("portal.oidc.issuerUrl"), "{e}");
+        assert!(
+            e.contains("portal.oidc.redirectUrl: \"http://portal.example/portal/oidc/callback\" is not an https URL"),
+            "{e}"
+        );
+        assert!(e.contains("portal.oidc.scopes: must contain openid"), "{e}");
+        let e = err(&with(
+            "portal: {auth: oidc, oidc: {issuerUrl: \"http://localhost:5556\", clientId: p, redirectUrl: \"https://portal.example/callback\"}}\n",
         ));
         assert_eq!(
             e,
             format!(
-                "config {SRC}: portal.auth: oidc sign-in is not available in this version of partnerkit yet; use proxy (behind an authenticating proxy such as oauth2-proxy, which can speak OIDC) or, on a loopback address, demo"
+                "config {SRC}: portal.oidc.redirectUrl: \"https://portal.example/callback\" must end with /portal/oidc/callback (where the portal takes the provider's answer)"
             )
-        );
-        // The same shape with auth: proxy is valid, and the oidc block is kept as parsed.
-        let c = Config::from_yaml(
-            &with("portal:\n  auth: proxy\n  oidc: {issuerUrl: https://id.platform.example, clientId: partnerkit, clientSecretSecret: partnerkit-oidc}\n  proxy: {trustedProxies: [\"10.0.0.0/8\"]}\n"),
-            SRC,
-        )
-        .unwrap();
-        let oidc = c.portal.unwrap().oidc.unwrap();
-        assert_eq!(
-            (oidc.username_claim.as_str(), oidc.groups_claim.as_str()),
-            ("email", "groups")
         );
     }
 
@@ -1546,7 +1672,7 @@ mod tests {
             "portal.proxy.userHeader: \"X Email\" is not an HTTP header name",
             "portal.proxy.trustedProxies[0]: \"10.0.0.0/33\" is not a CIDR",
             "portal.proxy.trustedProxies[1]: \"nonsense\" is not a CIDR",
-            "portal.oidc.issuerUrl: \"http://id.example\" is not an https URL",
+            "portal.oidc.issuerUrl: \"http://id.example\" is not an https URL (http only on a loopback host)",
             "portal.oidc.clientId: must not be empty",
             "portal.oidc.clientSecretSecret: \"Bad_Name\" is not a Secret name",
             "portal.sessionSecret: \"Not_A_Name\" is not a Secret name",

@@ -1,5 +1,5 @@
-//! Who is asking: `auth: demo` (a sign-in page to pick a user: loopback only, for `make demo`)
-//! or `auth: proxy` (an authenticating proxy names the user in `userHeader` and the groups in
+//! Who is asking: `auth: oidc` (the OpenID Connect code flow, [`super::oidc`]), `auth: demo`
+//! (a sign-in page to pick a user: loopback only, for `make demo`) or `auth: proxy` (an authenticating proxy names the user in `userHeader` and the groups in
 //! `groupsHeader`; believed only on connections from `trustedProxies`).
 
 use axum::extract::{Form, Query, State};
@@ -162,6 +162,9 @@ pub async fn sign_in_page(
     jar: PrivateCookieJar,
     Query(q): Query<SignInQuery>,
 ) -> Response {
+    if st.auth == PortalAuth::Oidc {
+        return super::oidc::start(&st, jar).await;
+    }
     if st.auth != PortalAuth::Demo {
         return see_other(jar, &format!("{BASE}/"));
     }
@@ -266,7 +269,28 @@ pub async fn sign_out(
     let jar = session::clear(jar);
     match st.auth {
         PortalAuth::Demo => see_other(jar, &format!("{BASE}/sign-in")),
-        _ => {
+        PortalAuth::Oidc => {
+            tracing::info!(
+                user = s.user.as_deref().unwrap_or_default(),
+                "portal: sign-out"
+            );
+            let chrome = Chrome {
+                title: "Signed out of the portal".into(),
+                ..Chrome::default()
+            };
+            (
+                jar,
+                st.message(
+                    StatusCode::OK,
+                    chrome,
+                    "Signed out of the portal",
+                    "Your portal session has ended. Your identity provider may still remember you: sign out there as well on a shared computer.",
+                    None,
+                ),
+            )
+                .into_response()
+        }
+        PortalAuth::Proxy => {
             let chrome = Chrome {
                 title: "Signed out of the portal".into(),
                 ..Chrome::default()

@@ -2,8 +2,9 @@
 //! by every replica alike (it reads the watch caches every replica keeps, and writes as the
 //! signed-in person). Configured under `portal:`; off without it.
 //!
-//! - Sign-in ([`auth`]): `demo` (pick a user; loopback only) or `proxy` (an authenticating
-//!   proxy's `X-Forwarded-Email` / `X-Forwarded-Groups`, believed from `trustedProxies` only).
+//! - Sign-in ([`auth`]): `oidc` (OpenID Connect code flow with PKCE, [`oidc`]), `demo` (pick a
+//!   user; loopback only) or `proxy` (an authenticating proxy's `X-Forwarded-Email` /
+//!   `X-Forwarded-Groups`, believed from `trustedProxies` only).
 //! - Sessions ([`session`]): one encrypted, HttpOnly, SameSite=Lax cookie with its expiry and
 //!   the CSRF token of every form; every POST must carry the token and must not come from
 //!   another site (`Sec-Fetch-Site` / `Origin`, as on the invitation page).
@@ -21,6 +22,7 @@ pub mod assignment;
 pub mod auth;
 pub mod companies;
 pub mod invites;
+pub mod oidc;
 pub mod partners;
 pub mod session;
 pub mod settings;
@@ -50,6 +52,8 @@ pub struct Portal {
     pub ctx: Arc<Ctx>,
     pub cfg: PortalConfig,
     pub auth: PortalAuth,
+    /// `auth: oidc`: the provider.
+    pub oidc: Option<oidc::Provider>,
     key: Key,
     templates: minijinja::Environment<'static>,
 }
@@ -108,10 +112,6 @@ pub async fn router(ctx: Arc<Ctx>) -> Result<Option<Router>, String> {
     let Some(auth) = cfg.auth() else {
         return Err(format!("portal.auth: {:?} is not supported", cfg.auth));
     };
-    if auth == PortalAuth::Oidc {
-        // Config::problems refuses this already; never serve a half-made sign-in.
-        return Err("portal.auth: oidc is not available yet".into());
-    }
     let namespace = ctx
         .config
         .operator_account
@@ -124,10 +124,26 @@ pub async fn router(ctx: Arc<Ctx>) -> Result<Option<Router>, String> {
             "portal.sessionSecret is not set: sessions and form tokens are valid on this replica, until it restarts; set it when running more than one replica"
         );
     }
+    let oidc = match (auth, cfg.oidc.as_ref()) {
+        (PortalAuth::Oidc, Some(o)) => {
+            let secret = session::load_client_secret(
+                &ctx.client,
+                &namespace,
+                o.client_secret_secret.as_deref(),
+            )
+            .await?;
+            Some(oidc::Provider::new(o.clone(), secret)?)
+        }
+        (PortalAuth::Oidc, None) => {
+            return Err("portal.oidc: required when portal.auth is oidc".into());
+        }
+        _ => None,
+    };
     tracing::info!(auth = %cfg.auth, path = BASE, "serving the portal");
     let st = St(Arc::new(Portal {
         ctx,
         auth,
+        oidc,
         cfg,
         key,
         templates: templates(),
@@ -139,6 +155,7 @@ pub async fn router(ctx: Arc<Ctx>) -> Result<Option<Router>, String> {
             &format!("{BASE}/sign-in"),
             get(auth::sign_in_page).post(auth::sign_in),
         )
+        .route(oidc::CALLBACK_PATH, get(oidc::callback))
         .route(
             &format!("{BASE}/sign-out"),
             axum::routing::post(auth::sign_out),

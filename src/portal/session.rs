@@ -150,6 +150,43 @@ pub async fn load_key(
     })
 }
 
+/// Reads `portal.oidc.clientSecretSecret` (key `clientSecret`, in the operator's namespace,
+/// like the session key): None when it is not configured (a public client).
+pub async fn load_client_secret(
+    client: &kube::Client,
+    namespace: &str,
+    secret: Option<&str>,
+) -> Result<Option<String>, String> {
+    let Some(name) = secret else {
+        return Ok(None);
+    };
+    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let s = api.get(name).await.map_err(|e| {
+        format!("portal.oidc.clientSecretSecret: reading Secret {namespace}/{name}: {e}")
+    })?;
+    let value = s
+        .data
+        .as_ref()
+        .and_then(|d| d.get("clientSecret"))
+        .map(|b| b.0.clone())
+        .ok_or_else(|| {
+            format!(
+                "portal.oidc.clientSecretSecret: Secret {namespace}/{name} has no key \"clientSecret\""
+            )
+        })?;
+    let value = String::from_utf8(value).map_err(|_| {
+        format!("portal.oidc.clientSecretSecret: the key \"clientSecret\" of Secret {namespace}/{name} is not UTF-8 text")
+    })?;
+    let value = value.trim().to_string();
+    if value.is_empty() {
+        return Err(format!(
+            "portal.oidc.clientSecretSecret: the key \"clientSecret\" of Secret {namespace}/{name} is empty"
+        ));
+    }
+    Ok(Some(value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

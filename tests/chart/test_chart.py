@@ -914,14 +914,50 @@ def test_portal_session_key_is_shared_and_readable_by_name_only(chart):
     assert one(objects, "Role", "partnerkit-portal-session")["rules"][0]["resourceNames"] == ["my-key"]
 
 
-@pytest.mark.parametrize("auth, message", [
-    ("demo", "config.portal.auth: demo lets anyone sign in as anyone and is only for a loopback address"),
-    ("oidc", "config.portal.auth: oidc sign-in is not available in this version of partnerkit yet"),
-])
-def test_portal_refuses_demo_and_oidc(chart, auth, message):
+def test_portal_refuses_demo(chart):
     with pytest.raises(helmcli.HelmError) as e:
-        render(chart, {"config": {"catalog": [{"name": "mail"}], "portal": {"auth": auth, "oidc": {"issuerUrl": "https://id.example", "clientId": "x"}}}})
-    assert message in e.value.stderr, e.value.stderr
+        render(chart, {"config": {"catalog": [{"name": "mail"}], "portal": {"auth": "demo"}}})
+    assert "config.portal.auth: demo lets anyone sign in as anyone and is only for a loopback address" in e.value.stderr, e.value.stderr
+
+
+OIDC = {"issuerUrl": "https://id.example:8443/realms/p", "clientId": "partnerkit", "clientSecretSecret": "partnerkit-oidc"}
+
+
+def test_portal_oidc_reads_its_client_secret_by_name_and_reaches_its_provider(chart):
+    """auth: oidc: the config carries the oidc block; the operator may read exactly the session
+    key's and the client secret's Secrets; the NetworkPolicy lets it reach the issuer's port."""
+    values = {
+        "config": {"catalog": [{"name": "mail"}], "invites": {"acceptUrl": "https://portal.example/invites"},
+                   "portal": {"auth": "oidc", "oidc": OIDC}},
+        "networkPolicy": {"enabled": True, "oidcTo": [{"ipBlock": {"cidr": "192.0.2.0/24"}}]},
+    }
+    objects = render(chart, values)
+    assert config_of(objects)["portal"]["oidc"] == OIDC
+    role = one(objects, "Role", "partnerkit-portal-session")
+    assert role["rules"][0]["resourceNames"] == ["partnerkit-portal-session", "partnerkit-oidc"]
+    egress = one(objects, "NetworkPolicy", "partnerkit")["spec"]["egress"]
+    assert {"ports": [{"port": 8443, "protocol": "TCP"}], "to": [{"ipBlock": {"cidr": "192.0.2.0/24"}}]} in egress, egress
+    # Default port 443; no such rule without auth: oidc.
+    values["config"]["portal"]["oidc"] = {**OIDC, "issuerUrl": "https://id.example"}
+    egress = one(render(chart, values), "NetworkPolicy", "partnerkit")["spec"]["egress"]
+    assert any(r["ports"] == [{"port": 443, "protocol": "TCP"}] for r in egress), egress
+    values["config"]["portal"] = {"auth": "proxy", "proxy": {"trustedProxies": ["10.0.0.0/8"]}, "oidc": OIDC}
+    egress = one(render(chart, values), "NetworkPolicy", "partnerkit")["spec"]["egress"]
+    assert not any(r["ports"] == [{"port": 8443, "protocol": "TCP"}] for r in egress), egress
+
+
+@pytest.mark.parametrize("oidc, word", [
+    (None, "oidc"),
+    ({"clientId": "x"}, "issuerUrl"),
+    ({**OIDC, "issuerUrl": "http://id.example"}, "issuerUrl"),
+    ({**OIDC, "redirectUrl": "https://portal.example/callback"}, "redirectUrl"),
+    ({**OIDC, "scopes": ["email"]}, "scopes"),
+])
+def test_portal_oidc_values_are_checked(chart, oidc, word):
+    portal = {"auth": "oidc"} if oidc is None else {"auth": "oidc", "oidc": oidc}
+    with pytest.raises(helmcli.HelmError) as e:
+        render(chart, {"config": {"catalog": [{"name": "mail"}], "portal": portal}})
+    assert SCHEMA_ERROR in e.value.stderr and word in e.value.stderr, e.value.stderr
 
 
 def test_portal_proxy_needs_its_trusted_proxies(chart):

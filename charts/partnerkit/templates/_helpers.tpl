@@ -68,9 +68,6 @@ app.kubernetes.io/part-of: partnerkit
 {{- if eq (toString .auth) "demo" }}
 {{- fail "config.portal.auth: demo lets anyone sign in as anyone and is only for a loopback address (make demo); the chart listens on 0.0.0.0: use proxy" }}
 {{- end }}
-{{- if eq (toString .auth) "oidc" }}
-{{- fail "config.portal.auth: oidc sign-in is not available in this version of partnerkit yet: use proxy (behind an authenticating proxy such as oauth2-proxy)" }}
-{{- end }}
 {{- end }}
 {{- $cfg := deepCopy .Values.config }}
 {{- if and $cfg.portal (not $cfg.portal.sessionSecret) }}
