@@ -9,8 +9,9 @@
 #                                 (hack/kube-bins/build.sh, from the pinned Go module)
 #   target/image/                 the operator's image, partnerkit.oci.tar, and the image
 #                                 assembler (hack/image, go-containerregistry pinned; make image)
-#   target/node/                  axe-core (npm, pinned): the portal's accessibility checks
-# Debian packages (an SMTP server, Chromium, the CA roots) come from
+#   target/node/                  playwright-core and axe-core (npm, pinned): the browser tests
+#                                 (tests/browser/*.mjs drive Debian's chromium)
+# Debian packages (an SMTP server, Chromium, Node.js and npm, the CA roots) come from
 # scripts/install-test-deps.sh, which installs only what is missing.
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -19,13 +20,14 @@ PYTHON := $(VENV)/bin/python
 TOOLS := target/tools
 NEXTEST_VERSION := 0.9.151
 NEXTEST := $(TOOLS)/bin/cargo-nextest
+PLAYWRIGHT_VERSION := 1.65.2
 AXE_VERSION := 4.14.1
-AXE := target/node/node_modules/axe-core/axe.min.js
+NODE_STAMP := target/node/.stamp-playwright-$(PLAYWRIGHT_VERSION)-axe-$(AXE_VERSION)
 KUBE_BINS := target/kube-bins/current
 export HELM ?= $(CURDIR)/$(KUBE_BINS)/helm
 
 .PHONY: demo demo-real demo-kube-sim test test-real test-image image real-bins helm-bin venv \
-	nextest axe deps bench bench-100k bench-latency bench-scale bench-plot build lint crds sync-chart clean
+	nextest node deps docs-screenshots bench bench-100k bench-latency bench-scale bench-plot build lint crds sync-chart clean
 
 ## The main job: the operator on the embedded API server (kube-sim), driven by kubectl
 ## as a platform admin and partner admins would.
@@ -46,15 +48,24 @@ build:
 	$(CARGO) build --release -p kube-sim --bin kube-sim
 	$(CARGO) build --release --bin partnerkit
 
-## Debian packages the tests need (SMTP server, Chromium, chromedriver, openssl, curl).
+## Debian packages the tests need (SMTP server, Chromium, Node.js and npm, openssl, curl).
 deps:
 	./scripts/install-test-deps.sh
 
-## axe-core for the portal's accessibility checks (tests/portal.rs), pinned, in the project.
-axe: $(AXE)
-$(AXE):
+## The browser tests' Node packages, pinned, in the project: playwright-core (drives Debian's
+## chromium; it downloads no browser) and axe-core (the accessibility checks).
+node: $(NODE_STAMP)
+$(NODE_STAMP):
 	mkdir -p target/node
-	npm install --prefix target/node --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
+	npm install --prefix target/node --no-audit --no-fund --silent \
+		playwright-core@$(PLAYWRIGHT_VERSION) axe-core@$(AXE_VERSION)
+	touch $@
+
+## The user guide's screenshots of every portal page (docs/portal/*.png), made by the browser
+## test that checks those pages (tests/browser/portal.mjs).
+docs-screenshots: deps node nextest
+	PARTNERKIT_DOCS_SCREENSHOTS=1 $(NEXTEST) nextest run -p partnerkit --test portal \
+		-E 'test(in_a_real_browser)'
 
 ## The Python virtual environment of the chart tests.
 venv: $(VENV)/.stamp
@@ -91,7 +102,7 @@ test-image: image venv
 
 ## The image's tests, then unit tests, the operator's integration tests and kube-sim's fidelity
 ## suite (against in-process kube-sims), then the Helm chart's tests (the real helm binary).
-test: deps axe venv nextest helm-bin test-image
+test: deps node venv nextest helm-bin test-image
 	$(CARGO) build --workspace --all-targets
 	$(NEXTEST) nextest run --workspace --no-fail-fast -E 'not binary(real_cluster)'
 	$(PYTHON) -m pytest tests/chart -q
@@ -99,7 +110,7 @@ test: deps axe venv nextest helm-bin test-image
 ## The same scenarios on a real control plane: the one of $KUBECONFIG if set, else a fresh
 ## one from scripts/real-cluster (etcd, kube-apiserver, kube-controller-manager on loopback).
 ## Simulator-only tests (metrics, faults, token files, injected latency) are left out.
-test-real: deps axe venv nextest real-bins
+test-real: deps node venv nextest real-bins
 	$(CARGO) build --workspace --all-targets
 	NEXTEST=$(NEXTEST) PYTHON=$(PYTHON) ./scripts/test-real.sh
 
