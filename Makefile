@@ -31,13 +31,13 @@ export HELM ?= $(CURDIR)/$(KUBE_BINS)/helm
 
 ## The main job: the operator on the embedded API server (kube-sim), driven by kubectl
 ## as a platform admin and partner admins would.
-demo: build
-	./scripts/install-test-deps.sh smtp
+demo: build node
+	./scripts/install-test-deps.sh demo
 	./scripts/partnerkit-demo.sh
 
 ## The same walk-through on the real control plane (scripts/real-cluster).
-demo-real: build real-bins
-	./scripts/install-test-deps.sh smtp
+demo-real: build real-bins node
+	./scripts/install-test-deps.sh demo
 	BACKEND=real ./scripts/partnerkit-demo.sh
 
 ## kube-sim on its own, driven by kubectl.

@@ -7,7 +7,7 @@
 #   ca-certificates   the CA roots scripts/image.sh puts into the operator's image
 # Installs only what is missing; needs root (or sudo) the first time.
 #   scripts/install-test-deps.sh        everything (make test)
-#   scripts/install-test-deps.sh smtp   the SMTP server only (make demo)
+#   scripts/install-test-deps.sh demo   the SMTP server, chromium and Node.js (make demo)
 #   scripts/install-test-deps.sh image  the CA roots only (make image)
 set -euo pipefail
 missing=()
@@ -17,7 +17,7 @@ if [ "${1:-}" != image ]; then
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
 fi
-if [ "${1:-}" != smtp ] && [ "${1:-}" != image ]; then
+if [ "${1:-}" != image ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v node >/dev/null 2>&1 || missing+=(nodejs)
   command -v npm >/dev/null 2>&1 || missing+=(npm)
