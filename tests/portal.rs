@@ -898,6 +898,8 @@ async fn in_a_real_browser_every_seed_task_as_its_person_on_accessible_pages() {
         "acme": acme, "acmeName": format!("{acme} Inc"), "initech": initech,
         "alice": alice, "ivan": ivan, "root": root, "bob": bob,
         "carol": env.email("carol", &acme),
+        "mallory": env.email("mallory", &initech),
+        "dave": env.email("dave", &initech),
         "globex": globex, "hooli": hooli,
         "umbrella": umbrella, "una": env.email("una", &umbrella),
     });
@@ -930,6 +932,14 @@ async fn in_a_real_browser_every_seed_task_as_its_person_on_accessible_pages() {
         invites.trim().is_empty(),
         "the invitation revoked: {invites}"
     );
+    // Alice's forged invitation to initech was refused; the platform admin's, chosen, made.
+    let initech_invites: Vec<String> = env
+        .list(API, "PartnerAdminInvite", Some(&initech_ns), None)
+        .await
+        .iter()
+        .map(|i| i["spec"]["email"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(initech_invites, vec![env.email("dave", &initech)]);
     for page in [
         "sign-in",
         "companies",
@@ -940,6 +950,7 @@ async fn in_a_real_browser_every_seed_task_as_its_person_on_accessible_pages() {
         "settings",
         "settings-not-licensing",
         "invite-partner-admin",
+        "invite-partner-admin-platform-admin",
         "home-platform-admin",
         "partners",
         "partner-edit",

@@ -6,8 +6,9 @@
 //     beside the field with nothing lost), Edit (inherited vs own), Template, Settings,
 //     Invite Partner Admin (invite, list, revoke);
 //   ivan, partner admin of a partner without the branding entitlement: Settings says why not;
-//   root, platform admin: Partners (sign up a partner, Edit), Partner Assignment (move a company);
-//   bob, tenant admin: his own company's page.
+//   root, platform admin: Partners (sign up a partner, Edit), Invite Partner Admin to any partner
+//     (the chooser), Partner Assignment (move a company);
+//   bob, tenant admin: his own company's page, in his partner's brand.
 // Every page: axe-core (no serious or critical violation), every control reachable with Tab
 // with a visible focus, and a full-page screenshot `portal-<page>.png` in `screenshots`.
 import { input, context, main, step, ok, check, checkPage } from './lib.mjs';
@@ -144,6 +145,8 @@ main(async (browser) => {
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Invite Partner Admin' }).click();
   await page.locator('#invite-form').waitFor();
   check(await page.locator('#partner').inputValue() === t.acmeName, `the partner preselected: ${await page.locator('#partner').inputValue()}`);
+  check(await page.locator('select#partner').count() === 0 && await page.locator('#partner').getAttribute('readonly') !== null,
+    'a partner admin cannot choose another partner');
   await page.locator('#email').fill(t.carol);
   await page.locator('#invite').click();
   await page.locator('#flash').waitFor();
@@ -155,6 +158,22 @@ main(async (browser) => {
   await page.locator('#flash').waitFor();
   check((await text(page, '#flash')).includes('revoked'), await text(page, '#flash'));
   check(await page.locator('#invites tr', { hasText: t.carol }).count() === 0, 'the invitation is gone');
+  ok();
+
+  step('alice: Invite Partner Admin to another partner, forged');
+  // The form has no chooser for her; a request that names another partner anyway is the API
+  // server's to refuse.
+  await page.evaluate((p) => {
+    const i = document.createElement('input');
+    i.type = 'hidden'; i.name = 'partner'; i.value = p;
+    document.getElementById('invite-form').appendChild(i);
+  }, t.initech);
+  await page.locator('#email').fill(t.mallory);
+  await page.locator('#invite').click();
+  await page.locator('#error-email').waitFor();
+  const refusal = await text(page, '#error-email');
+  check(/forbidden/i.test(refusal) && refusal.includes(`partner-${t.initech}`), `the API server's refusal: ${refusal}`);
+  check(await page.locator('#email').inputValue() === t.mallory, 'the e-mail kept');
   ok();
   await page.context().close();
 
@@ -198,6 +217,18 @@ main(async (browser) => {
   await checkPage(page, 'partner-edit', opts);
   ok();
 
+  step('root: Invite Partner Admin to any partner');
+  await page.goto(`${P}/partners/${t.acme}/invites`);
+  check(await page.locator('select#partner').inputValue() === t.acme, 'the page\'s partner preselected in the chooser');
+  await checkPage(page, 'invite-partner-admin-platform-admin', opts);
+  await page.locator('#partner').selectOption(t.initech);
+  await page.locator('#email').fill(t.dave);
+  await page.locator('#invite').click();
+  await page.locator('#flash').waitFor();
+  check(page.url().includes(`/partners/${t.initech}/invites`), `on initech's invitations: ${page.url()}`);
+  check(await page.locator('#invites tr', { hasText: t.dave }).count() === 1, `dave's invitation listed in initech's`);
+  ok();
+
   step('root: Partner Assignment');
   await page.goto(`${P}/partner-assignment`);
   await checkPage(page, 'partner-assignment', opts);
@@ -223,6 +254,9 @@ main(async (browser) => {
     await page.reload();
   }
   check((await text(page, '#support')).includes(`help@${t.acme}.example`), `the partner's support channel: ${await text(page, '#support')}`);
+  // ... and so does its colour: the header after a refresh.
+  const tbg = await page.evaluate(() => getComputedStyle(document.querySelector('header')).backgroundColor);
+  check(tbg === 'rgb(170, 34, 0)', `a tenant admin's page wears the partner's brand colour, not ${tbg}`);
   await checkPage(page, 'company', opts);
   await page.context().close();
 });
