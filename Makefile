@@ -9,11 +9,12 @@
 #                                 (hack/kube-bins/build.sh, from the pinned Go module)
 #   target/image/                 the operator's image, partnerkit.oci.tar, and the image
 #                                 assembler (hack/image, go-containerregistry pinned; make image)
-#   target/node/                  axe-core (npm, pinned): the portal's accessibility checks
+#   target/node/                  playwright-core and axe-core (npm, pinned): the browser tests
+#                                 (tests/browser/*.mjs drive Debian's chromium)
 #   target/oidc-bins/             an OpenID Connect provider (mockoidc) and oauth2-proxy, from
 #                                 the pinned Go modules (hack/oidc/build.sh): the portal's
 #                                 sign-in tests
-# Debian packages (an SMTP server, Chromium, the CA roots) come from
+# Debian packages (an SMTP server, Chromium, Node.js and npm, the CA roots) come from
 # scripts/install-test-deps.sh, which installs only what is missing.
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -22,23 +23,25 @@ PYTHON := $(VENV)/bin/python
 TOOLS := target/tools
 NEXTEST_VERSION := 0.9.151
 NEXTEST := $(TOOLS)/bin/cargo-nextest
+PLAYWRIGHT_VERSION := 1.65.2
 AXE_VERSION := 4.14.1
-AXE := target/node/node_modules/axe-core/axe.min.js
+NODE_STAMP := target/node/.stamp-playwright-$(PLAYWRIGHT_VERSION)-axe-$(AXE_VERSION)
 KUBE_BINS := target/kube-bins/current
 export HELM ?= $(CURDIR)/$(KUBE_BINS)/helm
 
 .PHONY: demo demo-real demo-kube-sim test test-real test-image image real-bins helm-bin venv \
-	nextest axe oidc-bins deps bench bench-100k bench-latency bench-scale bench-plot build lint crds sync-chart clean
+	nextest node oidc-bins deps docs-screenshots bench bench-100k bench-latency bench-scale bench-plot build lint crds \
+	sync-chart clean
 
 ## The main job: the operator on the embedded API server (kube-sim), driven by kubectl
 ## as a platform admin and partner admins would.
-demo: build
-	./scripts/install-test-deps.sh smtp
+demo: build node
+	./scripts/install-test-deps.sh demo
 	./scripts/partnerkit-demo.sh
 
 ## The same walk-through on the real control plane (scripts/real-cluster).
-demo-real: build real-bins
-	./scripts/install-test-deps.sh smtp
+demo-real: build real-bins node
+	./scripts/install-test-deps.sh demo
 	BACKEND=real ./scripts/partnerkit-demo.sh
 
 ## kube-sim on its own, driven by kubectl.
@@ -49,15 +52,24 @@ build:
 	$(CARGO) build --release -p kube-sim --bin kube-sim
 	$(CARGO) build --release --bin partnerkit
 
-## Debian packages the tests need (SMTP server, Chromium, chromedriver, openssl, curl).
+## Debian packages the tests need (SMTP server, Chromium, Node.js and npm, openssl, curl).
 deps:
 	./scripts/install-test-deps.sh
 
-## axe-core for the portal's accessibility checks (tests/portal.rs), pinned, in the project.
-axe: $(AXE)
-$(AXE):
+## The browser tests' Node packages, pinned, in the project: playwright-core (drives Debian's
+## chromium; it downloads no browser) and axe-core (the accessibility checks).
+node: $(NODE_STAMP)
+$(NODE_STAMP):
 	mkdir -p target/node
-	npm install --prefix target/node --no-audit --no-fund --silent axe-core@$(AXE_VERSION)
+	npm install --prefix target/node --no-audit --no-fund --silent \
+		playwright-core@$(PLAYWRIGHT_VERSION) axe-core@$(AXE_VERSION)
+	touch $@
+
+## The user guide's screenshots of every portal page (docs/portal/*.png), made by the browser
+## test that checks those pages (tests/browser/portal.mjs).
+docs-screenshots: deps node nextest
+	PARTNERKIT_DOCS_SCREENSHOTS=1 $(NEXTEST) nextest run -p partnerkit --test portal \
+		-E 'test(in_a_real_browser)'
 
 ## The Python virtual environment of the chart tests.
 venv: $(VENV)/.stamp
@@ -97,7 +109,7 @@ test-image: image venv
 
 ## The image's tests, then unit tests, the operator's integration tests and kube-sim's fidelity
 ## suite (against in-process kube-sims), then the Helm chart's tests (the real helm binary).
-test: deps axe venv nextest helm-bin oidc-bins test-image
+test: deps node venv nextest helm-bin oidc-bins test-image
 	$(CARGO) build --workspace --all-targets
 	$(NEXTEST) nextest run --workspace --no-fail-fast -E 'not binary(real_cluster)'
 	$(PYTHON) -m pytest tests/chart -q
@@ -105,7 +117,7 @@ test: deps axe venv nextest helm-bin oidc-bins test-image
 ## The same scenarios on a real control plane: the one of $KUBECONFIG if set, else a fresh
 ## one from scripts/real-cluster (etcd, kube-apiserver, kube-controller-manager on loopback).
 ## Simulator-only tests (metrics, faults, token files, injected latency) are left out.
-test-real: deps axe venv nextest real-bins oidc-bins
+test-real: deps node venv nextest real-bins oidc-bins
 	$(CARGO) build --workspace --all-targets
 	NEXTEST=$(NEXTEST) PYTHON=$(PYTHON) ./scripts/test-real.sh
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # What the invitation tests need besides Rust and kubectl, from Debian's packages:
 #   python3-aiosmtpd  a real SMTP server (run as /usr/bin/python3 -m aiosmtpd)
-#   chromium, chromium-driver  a real headless browser, driven over WebDriver
-#   npm               installs axe-core (make axe) for the portal's accessibility checks
+#   chromium          a real headless browser, driven by Playwright (tests/browser/*.mjs)
+#   nodejs, npm       run those scripts; npm installs playwright-core and axe-core (make node)
 #   openssl, curl     scripts/real-cluster makes certificates and probes etcd with them
 #   ca-certificates   the CA roots scripts/image.sh puts into the operator's image
 # Installs only what is missing; needs root (or sudo) the first time.
 #   scripts/install-test-deps.sh        everything (make test)
-#   scripts/install-test-deps.sh smtp   the SMTP server only (make demo)
+#   scripts/install-test-deps.sh demo   the SMTP server, chromium and Node.js (make demo)
 #   scripts/install-test-deps.sh image  the CA roots only (make image)
 set -euo pipefail
 missing=()
@@ -17,9 +17,9 @@ if [ "${1:-}" != image ]; then
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
 fi
-if [ "${1:-}" != smtp ] && [ "${1:-}" != image ]; then
+if [ "${1:-}" != image ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
-  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
   command -v npm >/dev/null 2>&1 || missing+=(npm)
 fi
 if [ ${#missing[@]} -eq 0 ]; then

@@ -305,6 +305,10 @@ class Rows(html.parser.HTMLParser):
 p = Rows(); p.feed(open(sys.argv[1]).read())
 for r in p.rows: print(" | ".join(c for c in r if c))
 PY
+note "and the page itself, in a real browser (Playwright driving chromium, as alice):"
+mkdir -p target/demo
+run node tests/browser/screenshot.mjs \
+  "{\"base\": \"${PORTAL%/portal/}\", \"user\": \"$ALICE\", \"path\": \"partners/acme/companies\", \"file\": \"$PWD/target/demo/portal-companies.png\"}"
 
 say "Step 6 — the platform admin moves globex from acme to initech"
 run kubectl delete tenant globex -n partner-acme --wait

@@ -851,175 +851,121 @@ async fn a_session_key_from_a_secret_is_shared_by_every_process() {
     env.finish().await;
 }
 
-/// Where a screenshot is kept: `target/test-screenshots/portal-<name>.png`.
-fn screenshot_path(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/test-screenshots")
-        .join(format!("portal-{name}.png"))
-}
-
-/// axe-core, installed into the project by `make deps` (npm, `target/node`).
-fn axe_source() -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/node/node_modules/axe-core/axe.min.js");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; `make deps` installs axe-core (npm) into target/node",
-            path.display()
-        )
-    })
-}
-
-/// axe-core's serious and critical violations on the browser's current page.
-async fn accessibility_problems(browser: &support::browser::Browser, axe: &str) -> Vec<String> {
-    // The page's CSP forbids inline scripts for the page, not for WebDriver's own execution.
-    browser.execute(axe, json!([])).await;
-    let v = browser
-        .execute(
-            "return axe.run(document, {resultTypes: ['violations']}).then(r => r.violations\
-               .filter(v => v.impact === 'serious' || v.impact === 'critical')\
-               .map(v => v.impact + ' ' + v.id + ': ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).join(', ')));",
-            json!([]),
-        )
-        .await;
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The page's text once it contains `needle` (a click's navigation may still be under way
-/// when WebDriver returns, on a busy machine): polls for up to 15 s.
-async fn text_with(browser: &support::browser::Browser, needle: &str) -> String {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = browser.text().await;
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{needle:?} not on {}:\n{text}",
-            browser.url().await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
+/// Every seed task of the portal in a real browser (Playwright driving chromium:
+/// tests/browser/portal.mjs), each as the person who does it, with axe-core and the keyboard
+/// check on every page and its screenshot in target/test-screenshots/portal-*.png. With
+/// `PARTNERKIT_DOCS_SCREENSHOTS=1` (`make docs-screenshots`) the screenshots go to docs/portal/
+/// too, for the user guide.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_a_real_browser_alice_creates_a_company_on_accessible_pages() {
-    let axe = axe_source();
+async fn in_a_real_browser_every_seed_task_as_its_person_on_accessible_pages() {
     let env = start("{auth: demo}").await;
-    let t = two_partners(&env).await;
-    let addr = env.telemetry().web_address().expect("web address");
-    let browser = support::browser::Browser::start(&env.dir).await;
-    let mut problems = Vec::new();
-
-    // Sign-in: one click on alice.
-    browser.goto(&format!("http://{addr}/portal/")).await;
-    assert!(
-        browser
-            .text()
-            .await
-            .contains(&format!("Sign in as {}", t.alice))
-    );
-    problems.extend(accessibility_problems(&browser, &axe).await);
-    browser.screenshot(&screenshot_path("sign-in")).await;
-    browser
-        .click(&format!("input[value=\"{}\"] + button", t.alice))
-        .await;
-
-    // Companies: the stylesheet loaded under the CSP, the company listed.
-    let text = text_with(&browser, &t.globex).await;
-    assert!(text.contains("Companies"), "{text}");
-    let styled = browser
-        .execute(
-            "return getComputedStyle(document.querySelector('header')).display;",
-            json!([]),
+    let (acme, initech) = (env.n("acme"), env.n("initech"));
+    let (alice, ivan) = (env.email("alice", &acme), env.email("ivan", &initech));
+    // acme: licensing, entitled to CRM (not Analytics); initech: neither.
+    let acme_ns = env
+        .partner_ready(
+            &acme,
+            &[&alice],
+            json!({"entitlements": {"branding": true, "bizApps": ["crm"]}}),
         )
         .await;
-    assert_eq!(styled, "flex", "portal.css applies (CSP style-src 'self')");
-    problems.extend(accessibility_problems(&browser, &axe).await);
-    browser.screenshot(&screenshot_path("companies")).await;
-
-    // Create Company: typing the name proposes the ID (portal.js, CSP script-src 'self').
-    browser.click("a.button").await;
-    text_with(&browser, "Company name").await;
-    let name = format!("Browser {}", env.sfx);
-    browser.type_text("#name", &name).await;
-    let id = browser
-        .execute("return document.getElementById('id').value;", json!([]))
+    let initech_ns = env.partner_ready(&initech, &[&ivan], json!({})).await;
+    let (globex, hooli) = (env.n("globex"), env.n("hooli"));
+    let bob = env.email("bob", &globex);
+    env.tenant_ready(
+        &acme_ns,
+        &globex,
+        json!({"displayName": "Globex", "admins": [{"email": bob}]}),
+    )
+    .await;
+    env.tenant_ready(&initech_ns, &hooli, json!({"displayName": "Hooli"}))
         .await;
+    let root = env.email("root", &env.n("platform"));
+    env.apply_json(&json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": env.n("portal-platform-admin")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "partnerkit-platform-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": root}],
+    }))
+    .await;
+    let umbrella = env.n("umbrella");
+    let addr = env.telemetry().web_address().expect("web address");
+    let screenshots = support::browser::screenshots();
+    let input = json!({
+        "base": format!("http://{addr}"),
+        "screenshots": screenshots,
+        "sfx": env.sfx,
+        "acme": acme, "acmeName": format!("{acme} Inc"), "initech": initech,
+        "alice": alice, "ivan": ivan, "root": root, "bob": bob,
+        "carol": env.email("carol", &acme),
+        "mallory": env.email("mallory", &initech),
+        "dave": env.email("dave", &initech),
+        "globex": globex, "hooli": hooli,
+        "umbrella": umbrella, "una": env.email("una", &umbrella),
+    });
+    let run = support::browser::run("portal.mjs", &input).await;
+    run.assert_passed();
+
+    // What the clicks did, as the API server has it.
+    let id = format!("browser-{}", env.sfx);
+    let moved = env.wait_ready("Tenant", Some(&initech_ns), &id).await;
+    assert_eq!(moved["spec"]["displayName"], format!("Browser {}", env.sfx));
     assert_eq!(
-        id,
-        format!("browser-{}", env.sfx),
-        "the ID proposed from the name"
+        moved["spec"]["bizApps"],
+        json!({"crm": true}),
+        "created with CRM on and Chat off; Chat on again in Edit is the template's value, no override"
     );
-    browser.click("#app-crm").await;
-    problems.extend(accessibility_problems(&browser, &axe).await);
-    browser.screenshot(&screenshot_path("create-company")).await;
-    browser.click("#submit").await;
-
-    // Back on Companies, with the new company.
-    let created = format!("browser-{}", env.sfx);
-    text_with(&browser, &format!("Company {created} created")).await;
-    browser
-        .screenshot(&screenshot_path("company-created"))
+    let tpl = env.tenant(&acme_ns, "template").await.expect("template");
+    assert_eq!(tpl["spec"]["profiles"]["wifi"]["ssid"], acme.as_str());
+    let p = env.partner(&acme).await.expect("acme");
+    assert_eq!(p["spec"]["branding"]["primaryColor"], "#aa2200");
+    assert_eq!(
+        p["spec"]["branding"]["support"],
+        json!({"email": format!("help@{acme}.example")})
+    );
+    let signed_up = env.wait_ready("Partner", None, &umbrella).await;
+    assert_eq!(signed_up["spec"]["entitlements"]["branding"], true);
+    let invites = env
+        .kubectl_ok(&["get", "partneradmininvites", "-n", &acme_ns, "-o", "name"])
         .await;
-    let tenant = env.wait_ready("Tenant", Some(&t.acme_ns), &created).await;
-    assert_eq!(tenant["spec"]["displayName"], name.as_str());
-    assert_eq!(tenant["spec"]["bizApps"], json!({"crm": true}));
-
-    // Edit: the same form, with Save.
-    browser
-        .goto(&format!(
-            "http://{addr}/portal/partners/{}/companies/{created}",
-            t.acme
-        ))
-        .await;
-    text_with(&browser, "Save").await;
-    problems.extend(accessibility_problems(&browser, &axe).await);
-    browser.screenshot(&screenshot_path("edit-company")).await;
-
-    // Template.
-    browser
-        .goto(&format!(
-            "http://{addr}/portal/partners/{}/template",
-            t.acme
-        ))
-        .await;
-    text_with(&browser, "Profiles").await;
-    problems.extend(accessibility_problems(&browser, &axe).await);
-    browser.screenshot(&screenshot_path("template")).await;
-
-    // Settings (acme is not licensing here: the form is shown disabled, with why).
-    browser
-        .goto(&format!(
-            "http://{addr}/portal/partners/{}/settings",
-            t.acme
-        ))
-        .await;
-    text_with(&browser, "licensing partners").await;
-    problems.extend(accessibility_problems(&browser, &axe).await);
-    browser.screenshot(&screenshot_path("settings")).await;
-
-    // Invite Partner Admin.
-    browser
-        .goto(&format!("http://{addr}/portal/partners/{}/invites", t.acme))
-        .await;
-    text_with(&browser, "Invitations").await;
-    problems.extend(accessibility_problems(&browser, &axe).await);
-    browser
-        .screenshot(&screenshot_path("invite-partner-admin"))
-        .await;
-    browser.quit().await;
     assert!(
-        problems.is_empty(),
-        "serious or critical accessibility problems: {problems:#?}"
+        invites.trim().is_empty(),
+        "the invitation revoked: {invites}"
     );
+    // Alice's forged invitation to initech was refused; the platform admin's, chosen, made.
+    let initech_invites: Vec<String> = env
+        .list(API, "PartnerAdminInvite", Some(&initech_ns), None)
+        .await
+        .iter()
+        .map(|i| i["spec"]["email"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(initech_invites, vec![env.email("dave", &initech)]);
+    for page in [
+        "sign-in",
+        "companies",
+        "create-company",
+        "create-company-taken-id",
+        "edit-company",
+        "template",
+        "settings",
+        "settings-not-licensing",
+        "invite-partner-admin",
+        "invite-partner-admin-platform-admin",
+        "home-platform-admin",
+        "partners",
+        "partner-edit",
+        "partner-assignment",
+        "company",
+    ] {
+        let png = screenshots.join(format!("portal-{page}.png"));
+        let len = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 1000, "{}: {len} bytes", png.display());
+        if std::env::var_os("PARTNERKIT_DOCS_SCREENSHOTS").is_some() {
+            let docs = support::browser::root().join("docs/portal");
+            std::fs::create_dir_all(&docs).expect("docs/portal");
+            std::fs::copy(&png, docs.join(format!("{page}.png"))).expect("copy");
+        }
+    }
     env.finish().await;
 }
 

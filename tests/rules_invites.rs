@@ -2,8 +2,8 @@
 //! server (aiosmtpd) receives the e-mail, a real browser (headless Chromium) follows the link and
 //! clicks Accept, and the new admin's rights appear — and go — everywhere DESIGN.md says.
 //!
-//! Needs `/usr/bin/python3 -m aiosmtpd` (Debian python3-aiosmtpd) and chromium + chromedriver
-//! (Debian chromium, chromium-driver); `.ci/run` installs them.
+//! Needs `/usr/bin/python3 -m aiosmtpd` (Debian python3-aiosmtpd), chromium and Node.js (Debian
+//! chromium, nodejs; `make deps`), and playwright-core (`make node`): tests/browser/invite.mjs.
 
 mod support;
 
@@ -513,32 +513,20 @@ async fn an_invitation_is_mailed_accepted_in_a_browser_and_revoked_by_deletion()
 
     // A real browser opens the link from the mail: the page names partner, e-mail and expiry,
     // in the partner's branding.
-    let browser = support::browser::Browser::start(&env.dir).await;
-    browser.goto(&link).await;
-    let text = browser.text().await;
+    let run = support::browser::run(
+        "invite.mjs",
+        &json!({"link": link, "screenshots": support::browser::screenshots()}),
+    )
+    .await;
+    run.assert_passed();
+    let page = run.value("page");
+    let text = page["text"].as_str().unwrap_or_default();
     assert!(text.contains(&format!("{acme} Inc")), "{text}");
     assert!(text.contains(&bob), "{text}");
     assert!(text.contains(st["expiresAt"].as_str().unwrap()), "{text}");
-    let source = browser.source().await;
+    let source = page["html"].as_str().unwrap_or_default();
     assert!(source.contains("#aa2200") && source.contains("https://acme.example/logo.png"));
-    browser.screenshot(&screenshot_path("invite-page")).await;
-    browser.click("#accept").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = browser.text().await;
-        if text.contains("you are now an administrator") {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no confirmation page after Accept; the browser shows:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    browser
-        .screenshot(&screenshot_path("invite-accepted"))
-        .await;
-    browser.quit().await;
+    assert!(run.ok("Accept"), "{}", run.stdout);
     assert!(
         std::fs::metadata(screenshot_path("invite-accepted"))
             .unwrap()

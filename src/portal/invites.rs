@@ -2,6 +2,10 @@
 //! from the watch cache, after the API server said the user may list them; a new invitation
 //! and a revocation are the user's own requests. The partner is the one in the URL: a partner
 //! admin reaches only their own (the API server refuses the others), a platform admin any.
+//! A platform admin (whom the API server lets list Partners) also gets a chooser of every
+//! partner on the form; a partner admin's partner is fixed, and a request that names another
+//! anyway is the API server's to refuse (the invite is created in that partner's namespace as
+//! the user).
 
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -98,6 +102,28 @@ async fn page(
     let mut invites = st.ctx.world.invites_in(ns);
     invites.sort_by_key(|i| std::cmp::Reverse(i.creation_timestamp()));
     let rows: Vec<Row> = invites.iter().map(|i| row(i)).collect();
+    // Every partner, for those the API server lets list Partners (platform admins).
+    let choices: Option<Vec<(String, String)>> = st
+        .as_user(&who)
+        .may_list_cluster::<crate::api::Partner>()
+        .await
+        .is_ok()
+        .then(|| {
+            let mut all: Vec<(String, String)> = st
+                .ctx
+                .world
+                .partners
+                .state()
+                .iter()
+                .filter_map(|p| {
+                    let name = p.name_any();
+                    let d = p.0.as_ref().ok()?.spec.display_name.clone();
+                    Some((name, d))
+                })
+                .collect();
+            all.sort();
+            all
+        });
     let mut chrome = st.chrome(s, "Invite Partner Admin");
     chrome.partner = Some((partner.to_string(), display_name(st, partner)));
     if rows.iter().any(|r| r.phase == "Pending") {
@@ -109,6 +135,7 @@ async fn page(
         &chrome,
         minijinja::context! {
             rows => super::value(&rows),
+            choices => choices,
             email => email,
             ttl => ttl,
             error => error,
@@ -147,6 +174,8 @@ pub struct InviteForm {
     csrf: Option<String>,
     email: Option<String>,
     ttl: Option<String>,
+    /// The partner to invite to (a platform admin's chooser); the page's partner when absent.
+    partner: Option<String>,
 }
 
 /// A name for a new invitation: `invite-<e-mail's local part>-<6 random hex digits>`.
@@ -187,6 +216,15 @@ pub async fn create(
         )
             .into_response();
     };
+    // The partner the invitation is for: the chooser's, else the page's. The API server
+    // decides whether the user may create it there.
+    let target = f
+        .partner
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .unwrap_or(&partner)
+        .to_string();
     let email = f.email.as_deref().unwrap_or_default().trim().to_string();
     let ttl = f
         .ttl
@@ -199,7 +237,10 @@ pub async fn create(
         invited: None,
         revoked: None,
     };
-    let invalid = if !crate::config::is_email(&email) {
+    let target_ns = partner_ns(&st, &target);
+    let invalid = if target_ns.is_none() {
+        Some(format!("{target:?} is not a partner ID."))
+    } else if !crate::config::is_email(&email) {
         Some(format!("{email:?} is not an e-mail address."))
     } else if crate::config::parse_duration(&ttl).is_none_or(|d| d.is_zero()) {
         Some(format!("{ttl:?} is not a duration such as 72h or 30m."))
@@ -228,15 +269,16 @@ pub async fn create(
             ttl: ttl.clone(),
         },
     );
-    invite.metadata.namespace = Some(ns.clone());
+    let target_ns = target_ns.unwrap_or_else(|| ns.clone());
+    invite.metadata.namespace = Some(target_ns.clone());
     let who = st.identity(&s);
-    match st.as_user(&who).create(&ns, &invite).await {
+    match st.as_user(&who).create(&target_ns, &invite).await {
         Ok(_) => {
-            tracing::info!(user = %s.email, invitee = %email, namespace = %ns, "portal: partner admin invited");
+            tracing::info!(user = %s.email, invitee = %email, namespace = %target_ns, "portal: partner admin invited");
             see_other(
                 jar,
                 &format!(
-                    "{BASE}/partners/{partner}/invites?invited={}",
+                    "{BASE}/partners/{target}/invites?invited={}",
                     invite.name_any()
                 ),
             )

@@ -247,7 +247,7 @@ async fn security_headers(mut r: Response) -> Response {
     set(
         h,
         header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     );
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::REFERRER_POLICY, "same-origin");
@@ -267,6 +267,9 @@ pub struct Chrome {
     pub csrf: String,
     /// The partner the page is about: (name, display name).
     pub partner: Option<(String, String)>,
+    /// The partner whose brand (`brand.css`) the page wears when it is not about that partner
+    /// itself: a tenant admin's company wears its partner's.
+    pub brand: Option<String>,
     /// Refresh the page after this many seconds (a list with pending companies).
     pub refresh: Option<u32>,
     /// Whether the sign-out button leads to the proxy's sign-out as well.
@@ -419,6 +422,7 @@ mod tests {
             user: Some("a@b.example".into()),
             csrf: "c".into(),
             partner: Some(("p".into(), "P".into())),
+            brand: Some("p".into()),
             refresh: Some(5),
             proxy: false,
         };

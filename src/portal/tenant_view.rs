@@ -126,6 +126,9 @@ pub async fn show(
         .unwrap_or_else(|| partner.clone());
     let mut chrome = st.chrome(&s, &name);
     chrome.partner = None;
+    // The company's brand: its partner's colour if the partner is licensing, else the
+    // platform's (brand.css serves what the company's branding ConfigMap gets).
+    chrome.brand = Some(partner.clone());
     let r = st.render(
         StatusCode::OK,
         "company.html",
