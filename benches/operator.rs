@@ -13,7 +13,9 @@
 //!   4. live inheritance: one partner's template changes a profile value; the time until all
 //!      1,000 of its tenants' `partnerkit-profile-wifi` ConfigMaps show it, the writes that
 //!      caused, and the objects of the other 9 partners that changed (should be none);
-//!   5. peak memory (VmHWM) of the operator and of kube-sim.
+//!   5. peak memory (VmHWM) of the operator and of kube-sim;
+//!   6. the portal: its Companies page of partner p00 (first, middle and last page, and a
+//!      search), as p00's admin through the authenticating-proxy headers, median and p95.
 //!
 //! Benchmarks are not tests: nothing here asserts on timing.
 //! Knobs: BENCH_PARTNERS (default 10), BENCH_TENANTS (per partner, default 1000),
@@ -42,6 +44,10 @@ use kube::runtime::watcher;
 use kube::{Client, Config, ResourceExt};
 use partnerkit::api::{Partner, Tenant};
 use serde_json::{Value, json};
+
+/// The tests' HTTP client: the portal's pages with exact headers.
+#[path = "../tests/support/http.rs"]
+mod portal_http;
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -377,7 +383,7 @@ async fn start_operator(
         .arg("--config")
         .arg(config_path)
         .env("KUBECONFIG", kubeconfig)
-        .env("RUST_LOG", "warn,partnerkit::telemetry=info,partnerkit::controller=info,partnerkit::controller::tenant=warn,partnerkit::controller::partner=warn")
+        .env("RUST_LOG", "warn,partnerkit::telemetry=info,partnerkit::invite::web=info,partnerkit::controller=info,partnerkit::controller::tenant=warn,partnerkit::controller::partner=warn")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -405,6 +411,69 @@ async fn start_operator(
         },
         metrics_addr,
     ))
+}
+
+/// One portal page's timings.
+struct PageTiming {
+    what: &'static str,
+    median_ms: f64,
+    p95_ms: f64,
+    rows: usize,
+    total: usize,
+    bytes: usize,
+}
+
+/// The Companies page of partner p00 as its admin (`admin@p00.example`, through the
+/// authenticating-proxy headers the configuration trusts from loopback): the first, a middle
+/// and the last page, and a search that matches one company. Each 25 times, one after another,
+/// after 3 unmeasured requests.
+async fn portal_timings(log_path: &std::path::Path, per_partner: usize) -> Res<Vec<PageTiming>> {
+    let log = std::fs::read_to_string(log_path)?;
+    let web = log
+        .lines()
+        .find(|l| l.contains("invitation acceptance page"))
+        .and_then(|l| l.split("address=").nth(1))
+        .and_then(|a| a.split_whitespace().next())
+        .ok_or("the operator's log names no web address")?
+        .to_string();
+    let pages = per_partner.div_ceil(50).max(1);
+    let one = tenant_name(0, per_partner / 2);
+    let cases: [(&'static str, String); 4] = [
+        ("page 1", "".into()),
+        ("a middle page", format!("?page={}", pages.div_ceil(2))),
+        ("the last page", format!("?page={pages}")),
+        ("a search matching one", format!("?q={one}")),
+    ];
+    let mut out = Vec::new();
+    for (what, query) in cases {
+        let url = format!("http://{web}/portal/partners/p00/companies{query}");
+        let headers = [("X-Forwarded-Email", "admin@p00.example")];
+        let mut times = Vec::new();
+        let mut last = None;
+        for i in 0..28 {
+            let t0 = Instant::now();
+            let r = portal_http::request("GET", &url, &headers, None).await?;
+            let took = t0.elapsed().as_secs_f64() * 1000.0;
+            if r.status != 200 {
+                return Err(format!("GET {url}: {} {}", r.status, r.body).into());
+            }
+            if i >= 3 {
+                times.push(took);
+            }
+            last = Some(r.body);
+        }
+        times.sort_by(f64::total_cmp);
+        let body = last.unwrap_or_default();
+        out.push(PageTiming {
+            what,
+            median_ms: times[times.len() / 2],
+            p95_ms: times[times.len() * 95 / 100],
+            rows: body.matches("<tr").count().saturating_sub(1),
+            total: per_partner,
+            bytes: body.len(),
+        });
+    }
+    Ok(out)
 }
 
 /// How long a full list of what the operator watches takes this client (pages of 500, as the
@@ -978,7 +1047,12 @@ async fn run() -> Res<()> {
     let config_text = example
         .replace("\"0.0.0.0:8080\"", "\"127.0.0.1:0\"")
         .replace("\"0.0.0.0:8081\"", "\"127.0.0.1:0\"")
-        .replace("\"0.0.0.0:8443\"", "\"127.0.0.1:0\"");
+        .replace("\"0.0.0.0:8443\"", "\"127.0.0.1:0\"")
+        // The portal behind an authenticating proxy: the benchmark is the proxy.
+        .replace(
+            "trustedProxies: [\"10.0.0.0/8\"]",
+            "trustedProxies: [\"127.0.0.1/32\"]",
+        );
     let config_path = dir.join("config.yaml");
     std::fs::write(&config_path, config_text)?;
     let log_path = dir.join("operator.log");
@@ -1159,6 +1233,20 @@ async fn run() -> Res<()> {
         rec_idle1 - rec_idle0,
         op_cpu_idle
     );
+
+    // 3b. The portal's Companies page of the largest partner, as its admin.
+    let portal = portal_timings(&log_path, per_partner).await?;
+    for t in &portal {
+        println!(
+            "  portal {}: median {:.1} ms, p95 {:.1} ms ({} of {} companies shown, {} KiB)",
+            t.what,
+            t.median_ms,
+            t.p95_ms,
+            t.rows,
+            t.total,
+            t.bytes / 1024
+        );
+    }
 
     // 4. Live inheritance: partner p03's template changes wifi.security.
     let edited = 3.min(partners - 1);
@@ -1432,6 +1520,12 @@ async fn run() -> Res<()> {
             floor_time.as_secs_f64() / bound
         );
     }
+    for t in &portal {
+        println!(
+            "| Portal: Companies of p00 ({} companies), {} | median {:.1} ms, p95 {:.1} ms |",
+            t.total, t.what, t.median_ms, t.p95_ms
+        );
+    }
     println!("| Operator log lines at WARN/ERROR | {warnings} |");
     let report = json!({
         "tenants": total,
@@ -1463,6 +1557,10 @@ async fn run() -> Res<()> {
         "restart_seconds": restarted.map(|d| d.as_secs_f64()),
         "full_list_seconds": list_time.as_secs_f64(),
         "restart_writes": restart_writes.operator_writes(),
+        "portal_companies": portal.iter().map(|t| json!({
+            "page": t.what, "median_ms": t.median_ms, "p95_ms": t.p95_ms,
+            "rows": t.rows, "companies": t.total, "bytes": t.bytes,
+        })).collect::<Vec<_>>(),
     });
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&out_dir)?;
