@@ -170,6 +170,15 @@ fn text_of(html: &str, id: &str) -> String {
     rest[start..start + rest[start..].find('<').unwrap_or(rest.len() - start)].to_string()
 }
 
+/// The brand footer of a page (the partner's logo and support channel), empty if none, with
+/// the template's `&#x2f;` for `/` decoded as a browser does.
+fn brand_footer(html: &str) -> String {
+    html.find("<footer id=\"brand\">")
+        .map(|at| &html[at..at + html[at..].find("</footer>").unwrap_or(0)])
+        .unwrap_or("")
+        .replace("&#x2f;", "/")
+}
+
 /// Partners acme (admin alice; entitled to the premium app crm only) and initech (admin
 /// ivan), Ready, with a tenant each: acme's has markup in its name.
 struct Two {
@@ -601,6 +610,15 @@ async fn a_tenant_admin_sees_their_company_and_the_api_servers_refusals() {
     );
     assert!(
         company.body.contains("<code>#333333</code>"),
+        "{}",
+        company.body
+    );
+    // The header names bob's partner, and the footer its (here the platform's) support.
+    assert!(
+        company
+            .body
+            .contains(&format!("<span class=\"brand\">{} Inc</span>", t.acme))
+            && brand_footer(&company.body).contains("help.platform.example"),
         "{}",
         company.body
     );
@@ -1582,6 +1600,14 @@ async fn settings_brand_a_licensing_partner_only() {
         list.body
             .contains(&format!("href=\"/portal/partners/{}/brand.css\"", t.acme))
     );
+    // … and show its logo and support channel.
+    let foot = brand_footer(&list.body);
+    assert!(
+        foot.contains("href=\"https://acme.example/logo.png\"")
+            && foot.contains("href=\"mailto:help@acme.example\""),
+        "{}",
+        list.body
+    );
 
     // A partner that is not licensing sees why, and cannot save.
     let mut ivan = Browser::new(&env);
@@ -1592,6 +1618,13 @@ async fn settings_brand_a_licensing_partner_only() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("id=\"not-licensing\""), "{}", r.body);
     assert!(r.body.contains("<fieldset disabled>"), "{}", r.body);
+    // Its pages carry the platform's support channel, never acme's.
+    let foot = brand_footer(&r.body);
+    assert!(
+        foot.contains("help.platform.example") && !foot.contains("acme.example"),
+        "{}",
+        r.body
+    );
     let r = ivan
         .post(
             &ipath,

@@ -276,7 +276,38 @@ pub struct Chrome {
     pub proxy: bool,
 }
 
+/// What a signed-in page shows of its partner's brand besides the colour (`brand.css`): the
+/// partner's name, logo and support channel, as its companies get them (the partner's own when
+/// it is entitled to branding, else the platform's defaults).
+#[derive(Serialize, Default)]
+pub struct Brand {
+    pub name: String,
+    pub logo_url: String,
+    pub support_email: String,
+    pub support_url: String,
+}
+
 impl Portal {
+    /// The brand of the partner a signed-in page is about, or wears (a tenant admin's company).
+    fn brand(&self, chrome: &Chrome) -> Option<Brand> {
+        chrome.user.as_ref()?;
+        let name = chrome
+            .partner
+            .as_ref()
+            .map(|(n, _)| n)
+            .or(chrome.brand.as_ref())?;
+        let partner = self.ctx.world.partner(name)?;
+        let partner = partner.0.as_ref().ok()?;
+        let b = crate::resources::customer_branding(partner, &self.ctx.config);
+        let get = |k: &str| b.get(k).cloned().unwrap_or_default();
+        Some(Brand {
+            name: get("partnerDisplayName"),
+            logo_url: get("logoUrl"),
+            support_email: get("supportEmail"),
+            support_url: get("supportUrl"),
+        })
+    }
+
     /// Render `template` with `chrome` and `page` (the page's own values under `page`).
     pub fn render(
         &self,
@@ -285,10 +316,12 @@ impl Portal {
         chrome: &Chrome,
         page: impl Serialize,
     ) -> Response {
+        let brand = self.brand(chrome);
         let html = self.templates.get_template(template).and_then(|t| {
             t.render(minijinja::context! {
                 base => minijinja::Value::from_safe_string(BASE.to_string()),
                 chrome => value(chrome),
+                brand => value(&brand),
                 page => value(&page),
             })
         });
