@@ -674,39 +674,6 @@ async fn a_tenant_admin_sees_their_company_and_the_api_servers_refusals() {
     env.finish().await;
 }
 
-/// One request from a chosen loopback source address (127.0.0.2 is not 127.0.0.1/32).
-async fn request_from(
-    source: &str,
-    addr: std::net::SocketAddr,
-    target: &str,
-    headers: &[(&str, &str)],
-) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(format!("{source}:0").parse().expect("source"))
-        .expect("bind");
-    let mut s = socket.connect(addr).await.expect("connect");
-    let mut req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
-        .await
-        .expect("in time")
-        .expect("read");
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let code = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, text)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_sign_in_believes_trusted_proxies_only() {
     let env = start("{auth: proxy, proxy: {trustedProxies: [\"127.0.0.1/32\"]}}").await;
@@ -765,7 +732,7 @@ async fn proxy_sign_in_believes_trusted_proxies_only() {
     );
 
     // From an address that is not a trusted proxy, the headers are not believed.
-    let (code, text) = request_from(
+    let (code, text) = http::request_from(
         "127.0.0.2",
         addr,
         &list_path,

@@ -297,3 +297,36 @@ async fn read_chunked<R: AsyncRead + Unpin>(r: &mut BufReader<R>) -> Result<Vec<
         }
     }
 }
+
+/// One GET from a chosen loopback source address (127.0.0.2 is not in 127.0.0.1/32), with
+/// `headers`: its status and the whole response as text.
+pub async fn request_from(
+    source: &str,
+    addr: std::net::SocketAddr,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{source}:0").parse().expect("source"))
+        .expect("bind");
+    let mut s = socket.connect(addr).await.expect("connect");
+    let mut req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, text)
+}
