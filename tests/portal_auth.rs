@@ -493,6 +493,26 @@ async fn oidc_sign_in_acts_as_the_prefixed_email_with_filtered_groups() {
 }
 
 /// The value of the first `name="csrf"` field of a page.
+/// The same sign-in in a real browser (Playwright driving chromium): the redirects to the
+/// provider and back, the Companies page as the user (axe-core and the keyboard check on it), and
+/// Sign out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_sign_in_in_a_real_browser() {
+    let (env, provider, base, _) = start_oidc("").await;
+    let w = world(&env).await;
+    provider.next_user(&w.alice, &[AUDITORS]).await;
+    let input = json!({
+        "base": base,
+        "user": w.alice,
+        "companies": format!("/portal/partners/{}/companies", w.acme),
+        "screenshots": support::browser::screenshots(),
+    });
+    support::browser::run("oidc.mjs", &input)
+        .await
+        .assert_passed();
+    env.finish().await;
+}
+
 fn csrf(html: &str) -> String {
     let at = html
         .find("name=\"csrf\" value=\"")
