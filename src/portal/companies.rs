@@ -735,6 +735,7 @@ pub async fn create(
     match st.as_user(&who).create_tenant(&ns, &tenant).await {
         Ok(_) => {
             tracing::info!(user = %s.email, tenant = %id, namespace = %ns, "portal: company created");
+            super::until_cached(|| st.ctx.world.tenant(&ns, &id).is_some()).await;
             see_other(
                 jar,
                 &format!("{BASE}/partners/{partner}/companies?created={id}"),
@@ -882,6 +883,13 @@ pub async fn save(
     match api.replace_tenant(&ns, &t).await {
         Ok(_) => {
             tracing::info!(user = %s.email, tenant = %id, namespace = %ns, "portal: company saved");
+            super::until_cached(|| {
+                st.ctx
+                    .world
+                    .tenant(&ns, &id)
+                    .is_some_and(|t| t.resource_version().as_deref() != Some(f.version.as_str()))
+            })
+            .await;
             see_other(
                 jar,
                 &format!("{BASE}/partners/{partner}/companies?saved={id}"),

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::PrivateCookieJar;
 use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
 use serde::{Deserialize, Serialize};
 
 use super::auth::signed_in;
@@ -275,6 +276,8 @@ pub async fn create(
     match st.as_user(&who).create(&target_ns, &invite).await {
         Ok(_) => {
             tracing::info!(user = %s.email, invitee = %email, namespace = %target_ns, "portal: partner admin invited");
+            let key = ObjectRef::new(&invite.name_any()).within(&target_ns);
+            super::until_cached(|| st.ctx.world.invites.get(&key).is_some()).await;
             see_other(
                 jar,
                 &format!(
@@ -346,6 +349,8 @@ pub async fn revoke(
     {
         Ok(()) => {
             tracing::info!(user = %s.email, invite = %name, namespace = %ns, "portal: invitation revoked");
+            let key = ObjectRef::new(&name).within(&ns);
+            super::until_cached(|| st.ctx.world.invites.get(&key).is_none()).await;
             see_other(
                 jar,
                 &format!("{BASE}/partners/{partner}/invites?revoked={name}"),

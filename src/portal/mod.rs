@@ -432,6 +432,16 @@ pub const CSRF_FIELD: &str = "csrf";
 pub type Peer = axum::extract::ConnectInfo<SocketAddr>;
 
 /// A 303 to `path` with the cookie jar's changes.
+/// Waits until the operator's watch cache shows what the user's write just did (`seen`), for at
+/// most two seconds, so that the page the user is sent to next shows it: the lists are read from
+/// the cache, which follows the API server a watch event behind.
+pub async fn until_cached(mut seen: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while !seen() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub fn see_other(jar: PrivateCookieJar, path: &str) -> Response {
     (jar, Redirect::to(path)).into_response()
 }

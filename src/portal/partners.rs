@@ -234,6 +234,7 @@ pub async fn create(
     match st.as_user(&who).create_cluster(&partner).await {
         Ok(_) => {
             tracing::info!(user = %s.email, partner = %form.id, "portal: partner signed up");
+            super::until_cached(|| st.ctx.world.partner(&form.id).is_some()).await;
             see_other(jar, &format!("{BASE}/partners?created={}", form.id))
         }
         Err(r) => {
