@@ -267,47 +267,28 @@ pub async fn sign_out(
         return *r;
     }
     let jar = session::clear(jar);
-    match st.auth {
-        PortalAuth::Demo => see_other(jar, &format!("{BASE}/sign-in")),
+    let text = match st.auth {
+        PortalAuth::Demo => return see_other(jar, &format!("{BASE}/sign-in")),
         PortalAuth::Oidc => {
             tracing::info!(
                 user = s.user.as_deref().unwrap_or_default(),
                 "portal: sign-out"
             );
-            let chrome = Chrome {
-                title: "Signed out of the portal".into(),
-                ..Chrome::default()
-            };
-            (
-                jar,
-                st.message(
-                    StatusCode::OK,
-                    chrome,
-                    "Signed out of the portal",
-                    "Your portal session has ended. Your identity provider may still remember you: sign out there as well on a shared computer.",
-                    None,
-                ),
-            )
-                .into_response()
+            "Your portal session has ended. Your identity provider may still remember you: sign out there as well on a shared computer."
         }
         PortalAuth::Proxy => {
-            let chrome = Chrome {
-                title: "Signed out of the portal".into(),
-                ..Chrome::default()
-            };
-            (
-                jar,
-                st.message(
-                    StatusCode::OK,
-                    chrome,
-                    "Signed out of the portal",
-                    "Your portal session has ended. You are still signed in at your organisation's sign-in proxy: sign out there as well on a shared computer.",
-                    None,
-                ),
-            )
-                .into_response()
+            "Your portal session has ended. You are still signed in at your organisation's sign-in proxy: sign out there as well on a shared computer."
         }
-    }
+    };
+    // `message` titles the page.
+    let page = st.message(
+        StatusCode::OK,
+        Chrome::default(),
+        "Signed out of the portal",
+        text,
+        None,
+    );
+    (jar, page).into_response()
 }
 
 use axum::response::IntoResponse as _;
