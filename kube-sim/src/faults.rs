@@ -1,5 +1,5 @@
 //! Measurement (request counters) and fault injection (latency, in-flight cap, write
-//! errors, dropped watches), settable by flag and at run time over HTTP.
+//! errors, dropped watches, lagging watches), settable by flag and at run time over HTTP.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,12 @@ pub struct Faults {
     pub retry_after_seconds: u64,
     /// End every open watch every N seconds (0 = never).
     pub drop_watches_every_seconds: u64,
+    /// Hold every watch event this long before sending it, as a busy API server's watch cache
+    /// lags its writes: a client sees its write answered before its own watch shows it.
+    pub watch_lag_ms: u64,
+    /// Only watches of these resources (plural names, e.g. `namespaces`) lag; empty: all. Watch
+    /// streams of a real API server lag independently of each other.
+    pub watch_lag_resources: Vec<String>,
 }
 
 impl Faults {

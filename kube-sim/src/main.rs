@@ -9,7 +9,7 @@ use kube_sim::{Faults, SimConfig, parse_token_file};
 const USAGE: &str = "usage: kube-sim [--listen ADDR] [--kubeconfig PATH] [--token-file PATH]
                 [--watch-history N] [--bookmark-interval SECONDS] [--no-namespace-defaults]
                 [--latency-ms N] [--max-in-flight N] [--write-error-rate F] [--write-error-code 500|429]
-                [--retry-after-seconds N] [--drop-watches-every-seconds N]";
+                [--retry-after-seconds N] [--drop-watches-every-seconds N] [--watch-lag-ms N]";
 
 fn parse_args(args: &[String]) -> anyhow::Result<SimConfig> {
     let mut c = SimConfig::default();
@@ -63,6 +63,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<SimConfig> {
             "--write-error-code" => f.write_error_code = num(flag)? as u16,
             "--retry-after-seconds" => f.retry_after_seconds = num(flag)?,
             "--drop-watches-every-seconds" => f.drop_watches_every_seconds = num(flag)?,
+            "--watch-lag-ms" => f.watch_lag_ms = num(flag)?,
             other => bail!("unknown flag {other}\n{USAGE}"),
         }
         i += 2;

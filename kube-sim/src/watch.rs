@@ -205,6 +205,20 @@ pub fn watch(ctx: &Ctx) -> Result<Reply, ApiError> {
                     return;
                 }
                 Ok(evs) => {
+                    let lag = sim
+                        .faults
+                        .read()
+                        .map(|f| {
+                            let lags = f.watch_lag_resources.is_empty()
+                                || f.watch_lag_resources
+                                    .iter()
+                                    .any(|r| *r == *filter.ri.plural);
+                            if lags { f.watch_lag_ms } else { 0 }
+                        })
+                        .unwrap_or(0);
+                    if lag > 0 && !evs.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(lag)).await;
+                    }
                     for e in evs {
                         last = e.rv;
                         if let Some(frame) = filter.translate(&e)

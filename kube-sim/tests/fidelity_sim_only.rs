@@ -866,3 +866,76 @@ async fn faults_drop_watches_ends_a_raw_watch_stream() {
     let text = String::from_utf8_lossy(&seen);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
 }
+
+// kube-sim faults: watchLagMs holds each watch event back, so a write is answered before any
+// watch shows it (as on a busy kube-apiserver); the event still arrives, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_watch_lag_holds_events_back_after_the_write_is_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = Cluster::sim_only(Default::default()).await;
+    assert_eq!(put_faults(&c, json!({"watchLagMs": 1500})).await.code, 200);
+    let list = raw_http(
+        &c,
+        "GET",
+        &format!("/api/v1/namespaces/{}/configmaps", c.ns),
+        &[],
+        "",
+    )
+    .await;
+    let rv = list.json()["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("list resourceVersion")
+        .to_string();
+    let mut conn = tokio::net::TcpStream::connect(c.sim().addr).await.unwrap();
+    let path = format!(
+        "/api/v1/namespaces/{}/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=30",
+        c.ns
+    );
+    conn.write_all(raw_request_text("GET", &path, &[], "").as_bytes())
+        .await
+        .unwrap();
+    let made = raw_http(
+        &c,
+        "POST",
+        &format!("/api/v1/namespaces/{}/configmaps", c.ns),
+        &[],
+        &json!({"metadata": {"name": "lagging"}, "data": {"k": "v"}}).to_string(),
+    )
+    .await;
+    assert_eq!(made.code, 201, "{}", made.body);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Answered, but not yet watched: nothing names the ConfigMap for a while.
+    let _ = tokio::time::timeout(Duration::from_millis(300), async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        !String::from_utf8_lossy(&seen).contains("\"lagging\""),
+        "the event came before the lag: {}",
+        String::from_utf8_lossy(&seen)
+    );
+    // Then it comes.
+    let arrived = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if String::from_utf8_lossy(&seen).contains("\"lagging\"") {
+                return;
+            }
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&seen);
+    assert!(
+        arrived.is_ok() && text.contains("\"ADDED\"") && text.contains("\"lagging\""),
+        "{text}"
+    );
+}
