@@ -391,6 +391,10 @@ impl Env {
     }
 
     pub async fn start_with(sim: kube_sim::SimConfig, config: &str, operator: bool) -> Env {
+        // RUST_LOG=partnerkit=debug shows the in-process operator's log beside a failure.
+        if std::env::var_os("RUST_LOG").is_some() {
+            partnerkit::telemetry::init_logging(false);
+        }
         let n = SCRATCH.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let sfx = random_suffix();
         let dir =
@@ -401,6 +405,15 @@ impl Env {
             (std::path::PathBuf::from(path), None)
         } else {
             let path = dir.join("kubeconfig");
+            let mut sim = sim;
+            // PARTNERKIT_SIM_WATCH_LAG_MS=N runs every test with watch events N ms late, as on a
+            // busy kube-apiserver (`make test-lag`): a test or a page that trusts a watch cache
+            // to already hold what the API server just answered fails there every time.
+            if let Ok(ms) = std::env::var("PARTNERKIT_SIM_WATCH_LAG_MS") {
+                sim.faults.watch_lag_ms = ms
+                    .parse()
+                    .expect("PARTNERKIT_SIM_WATCH_LAG_MS: milliseconds");
+            }
             let handle = kube_sim::start(kube_sim::SimConfig {
                 kubeconfig: Some(path.clone()),
                 ..sim
