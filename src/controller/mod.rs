@@ -513,10 +513,13 @@ fn log_applier<E: std::fmt::Display>(controller: &str, r: Result<(), E>) {
     }
 }
 
+/// How soon a pass that found its copy stale looks again (the watch is usually that close).
+pub(crate) const STALE_RETRY: Duration = Duration::from_millis(500);
+
 /// Transient errors: retry with a delay (a stale copy soon, the API later).
 fn error_policy(e: &Error) -> Action {
     match e {
-        Error::Stale(_) | Error::NamespaceTaken(_) => Action::requeue(Duration::from_millis(500)),
+        Error::Stale(_) | Error::NamespaceTaken(_) => Action::requeue(STALE_RETRY),
         _ => Action::requeue(Duration::from_secs(5)),
     }
 }

@@ -205,12 +205,14 @@ async fn reconcile_tenant(
                 t = &patched;
             }
             Ok(None) => {}
-            // The store's copy is behind the server's. The newer version is either partnerkit's
-            // own write — made by a pass that finished the job or failed and is retried — or
-            // someone else's, whose event brings a new pass: nothing to do from this copy.
+            // The store's copy is behind the server's: nothing to do from this copy. The newer
+            // version may be partnerkit's own status write, whose watch event is an echo and
+            // brings no pass — written by a pass that refused (NameConflict, say) before the
+            // event that started this one (the holder gone) made it right. So look again soon,
+            // from the newer copy, whatever wrote it.
             Err(Error::Stale(what)) => {
-                tracing::debug!(%what, "stale copy; awaiting the newer one");
-                return Ok(Next::AwaitChange);
+                tracing::debug!(%what, "stale copy; looking again from the newer one");
+                return Ok(Next::RequeueAfter(super::STALE_RETRY));
             }
             Err(e) => return Err(e),
         }
@@ -300,9 +302,12 @@ async fn materialize(
         WorkspaceState::Orphaned => {
             // Re-checked on the namespace as the API server has it now, not as the store last
             // saw it: still orphaned, and retained by this partner or assigned to it.
-            let now = super::get_namespace_meta(&ctx.client, &ws).await?;
+            let now = ns_api
+                .get_metadata_opt(&ws)
+                .await
+                .map_err(|e| Error::api("get", "Namespace".into(), &ws, e))?;
             if workspace_state(
-                now.as_ref(),
+                now.as_ref().map(|m| Ns::of(&m.metadata)).as_ref(),
                 tenant,
                 label(&desired.namespace.metadata, labels::PARTNER),
                 |from, to| world.assigned(tenant, from, to),
@@ -311,11 +316,18 @@ async fn materialize(
                 return Err(Error::Stale(format!("Namespace {ws}")));
             }
             tracing::info!(workspace = %ws, "adopting the orphaned workspace");
+            // One merge patch drops the orphaned label and every partnerkit label the new
+            // owner does not want (the old partner's apps: its labels were set at create, so
+            // the apply below does not own them and would leave them).
+            let unorphan = apply::strip_patch(
+                &serde_json::to_value(&desired.namespace)?,
+                &json!({"metadata": now.map(|m| m.metadata)}),
+            )
+            .unwrap_or_else(|| json!({"metadata": {"labels": {labels::ORPHANED: null}}}));
             let pp = PatchParams {
                 field_manager: Some(FIELD_MANAGER.into()),
                 ..Default::default()
             };
-            let unorphan = json!({"metadata": {"labels": {labels::ORPHANED: null}}});
             ns_api
                 .patch(&ws, &pp, &Patch::Merge(&unorphan))
                 .await

@@ -361,8 +361,14 @@ impl Queues {
     }
     /// Every Tenant named `name`, anywhere.
     fn tenants_named(&self, world: &World, name: &str) {
+        self.tenants_named_except(world, name, None)
+    }
+    /// Every Tenant named `name` but the one in namespace `except`.
+    fn tenants_named_except(&self, world: &World, name: &str, except: Option<&str>) {
         for ns in world.read().tenants_by_name.get(name) {
-            self.tenant(&ns, name);
+            if except != Some(ns.as_str()) {
+                self.tenant(&ns, name);
+            }
         }
     }
     /// The owner of a child carrying partnerkit's labels: its tenant, else its partner.
@@ -823,7 +829,17 @@ pub fn spawn_reflectors(
                     }
                 };
                 match ev {
-                    Event::Apply(o) if world.echoes.is_echo::<Namespace>(&o.metadata) => {}
+                    // partnerkit's own write, which its writer has accounted for. But a Tenant
+                    // of the same name in another partner (a company being moved) waits for
+                    // exactly such a write (its workspace orphaned by the old Tenant's
+                    // finalizer), and may have looked before this event arrived: tell it.
+                    Event::Apply(o) if world.echoes.is_echo::<Namespace>(&o.metadata) => {
+                        if let Some(t) = label(o, labels::TENANT) {
+                            let writer = label(o, labels::PARTNER)
+                                .map(|p| resources::names::partner_namespace(&config, p));
+                            q.tenants_named_except(&world, t, writer.as_deref());
+                        }
+                    }
                     Event::Apply(o) => route(o),
                     Event::Delete(o) => {
                         world.echoes.forget::<Namespace>(&o.metadata);
