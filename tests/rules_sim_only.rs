@@ -359,7 +359,8 @@ async fn a_restart_in_the_middle_of_a_rollout_converges_to_the_same_state_withou
 async fn an_invitation_is_mailed_once_with_its_recorded_token_when_writes_fail() {
     use support::mail::{SmtpServer, free_port};
     assert!(!support::real(), "kube-sim's write faults");
-    let (web_port, smtp_port) = (free_port(), free_port());
+    let smtp = SmtpServer::start_fresh(None).await;
+    let (web_port, smtp_port) = (free_port(), smtp.port);
     let config = format!(
         "{}invites:\n  acceptUrl: http://127.0.0.1:{web_port}/invites\n  smtp: {{host: 127.0.0.1, port: {smtp_port}, tls: none, from: portal@platform.example, attempts: 20, retryBackoff: 100ms, timeout: 5s}}\n",
         support::CONFIG.replace(
@@ -368,7 +369,6 @@ async fn an_invitation_is_mailed_once_with_its_recorded_token_when_writes_fail()
         )
     );
     let env = Env::start_with(Default::default(), &config, true).await;
-    let smtp = SmtpServer::start_on(&env.dir.join("maildir"), smtp_port).await;
     let acme = env.n("acme");
     let pns = env
         .partner_ready(&acme, &[&env.email("alice", &acme)], json!({}))
@@ -733,5 +733,66 @@ async fn failing_writes_and_dropped_watches_converge_exactly_and_then_nothing_is
     let r = env.requests();
     let (_lease, other) = support::lease_and_other_writes(&r);
     assert_eq!(other, 0, "writes after the faults stopped: {r:#}");
+    env.finish().await;
+}
+
+/// A company moved to another partner while the namespace watch lags the Tenant watch (a real
+/// API server's watch streams lag independently): the new Tenant sees the old one gone before
+/// it sees the workspace orphaned — the old Tenant's finalizer wrote that, so its event is
+/// partnerkit's own echo — and must still be told, and adopt the workspace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_completes_when_the_namespace_watch_lags_behind_the_tenant_watch() {
+    let sim = kube_sim::SimConfig {
+        faults: kube_sim::Faults {
+            watch_lag_ms: 1500,
+            watch_lag_resources: vec!["namespaces".into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let env = Env::start_with(sim, support::CONFIG, true).await;
+    let (acme, initech) = (env.n("acme"), env.n("initech"));
+    let acme_ns = env
+        .partner_ready(&acme, &[&env.email("alice", &acme)], json!({}))
+        .await;
+    let initech_ns = env
+        .partner_ready(&initech, &[&env.email("ivan", &initech)], json!({}))
+        .await;
+    let globex = env.n("globex");
+    let spec = json!({"displayName": "Globex"});
+    env.tenant_ready(&acme_ns, &globex, spec.clone()).await;
+    let ws = env.ws(&globex);
+    let uid = env.namespace(&ws).await.unwrap()["metadata"]["uid"].clone();
+    // The operator's namespace cache catches up with the workspace's creation.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    env.apply_json(
+        &json!({"apiVersion": "partnerkit.io/v1alpha1", "kind": "PartnerAssignment",
+        "metadata": {"name": format!("{globex}-to-{initech}")},
+        "spec": {"tenant": globex, "from": acme, "to": initech}}),
+    )
+    .await;
+    env.delete("tenant", Some(&acme_ns), &globex).await;
+    env.apply_json(&tenant_json(&initech_ns, &globex, spec))
+        .await;
+    env.eventually(20, "the moved Tenant to be Ready", || async {
+        let t = env
+            .get(
+                "partnerkit.io/v1alpha1",
+                "Tenant",
+                Some(&initech_ns),
+                &globex,
+            )
+            .await?;
+        let current = t["status"]["observedGeneration"] == t["metadata"]["generation"];
+        (current && ready(&t)?["status"] == "True").then_some(())
+    })
+    .await;
+    let namespace = env.namespace(&ws).await.expect("the workspace");
+    assert_eq!(namespace["metadata"]["uid"], uid, "the same workspace");
+    assert_eq!(
+        namespace["metadata"]["labels"]["partnerkit.io/partner"],
+        json!(initech)
+    );
     env.finish().await;
 }
