@@ -249,6 +249,7 @@ pub async fn move_company(
             );
         }
         tracing::info!(user = %s.email, tenant = %form.tenant, from = %form.from, to = %form.to, "portal: company moved");
+        super::until_cached(|| st.ctx.world.tenant(&to_ns, &form.tenant).is_some()).await;
         return see_other(
             jar,
             &format!("{BASE}/partner-assignment?moved={}", form.tenant),

@@ -794,7 +794,7 @@ pub async fn edit_form(
             .collect::<Vec<_>>()
             .join("\n"),
         apps: toggles(&st, p.as_ref(), template.as_ref(), &t.spec.biz_apps, None),
-        version: t.metadata.resource_version.clone().unwrap_or_default(),
+        version: super::form_version(&t.metadata),
         errors: BTreeMap::new(),
         action: format!("{BASE}/partners/{partner}/companies/{id}"),
         ..FormState::default()
@@ -877,19 +877,19 @@ pub async fn save(
     t.spec.display_name = name;
     t.spec.biz_apps = biz_apps;
     t.spec.admins = admins;
-    t.metadata.resource_version = Some(f.version.clone()).filter(|v| !v.is_empty());
+    // Written with the version just read: the API server refuses it (409) if anything changed
+    // since, and the form's generation says whether the spec did since the form was made.
+    let before = t.metadata.resource_version.clone();
     t.metadata.managed_fields = None;
     t.status = None;
-    match api.replace_tenant(&ns, &t).await {
+    let saved = match super::still_as_in_form(&t.metadata, &f.version) {
+        Ok(()) => api.replace_tenant(&ns, &t).await,
+        Err(r) => Err(r),
+    };
+    match saved {
         Ok(_) => {
             tracing::info!(user = %s.email, tenant = %id, namespace = %ns, "portal: company saved");
-            super::until_cached(|| {
-                st.ctx
-                    .world
-                    .tenant(&ns, &id)
-                    .is_some_and(|t| t.resource_version().as_deref() != Some(f.version.as_str()))
-            })
-            .await;
+            super::until_cached_past(|| st.ctx.world.tenant(&ns, &id), before).await;
             see_other(
                 jar,
                 &format!("{BASE}/partners/{partner}/companies?saved={id}"),

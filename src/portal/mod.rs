@@ -431,10 +431,10 @@ pub const CSRF_FIELD: &str = "csrf";
 /// `peer`: the connection's address (the proxy's, behind one).
 pub type Peer = axum::extract::ConnectInfo<SocketAddr>;
 
-/// A 303 to `path` with the cookie jar's changes.
 /// Waits until the operator's watch cache shows what the user's write just did (`seen`), for at
-/// most two seconds, so that the page the user is sent to next shows it: the lists are read from
-/// the cache, which follows the API server a watch event behind.
+/// most two seconds, so that the page the user is sent to next shows it: the pages are read from
+/// the cache, which follows the API server a watch event behind (kube-sim's `watchLagMs` makes
+/// that lag as long as a test wants).
 pub async fn until_cached(mut seen: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
     while !seen() && tokio::time::Instant::now() < deadline {
@@ -442,6 +442,46 @@ pub async fn until_cached(mut seen: impl FnMut() -> bool) {
     }
 }
 
+/// [`until_cached`] for an update: until the cached copy (`cached`) is no longer at `before`,
+/// the resourceVersion the user's write replaced (resourceVersions are compared for equality
+/// only: they are opaque).
+pub async fn until_cached_past<K: kube::Resource>(
+    cached: impl Fn() -> Option<std::sync::Arc<K>>,
+    before: Option<String>,
+) {
+    until_cached(|| cached().is_some_and(|c| c.meta().resource_version != before)).await
+}
+
+/// What an edit form carries to tell, at Save, whether someone changed the object since the
+/// form was made: its `metadata.generation`, which only a change of the spec moves. (Not the
+/// resourceVersion: the operator's status writes move that too, and a company turning Ready
+/// while its admin edits it must not refuse the admin's Save.)
+pub fn form_version(meta: &kube::api::ObjectMeta) -> String {
+    meta.generation.map(|g| g.to_string()).unwrap_or_default()
+}
+
+/// The object as the API server has it now (`current`, read just before the write) against
+/// the form's [`form_version`]: Ok, or the 409 the API server gives a stale write.
+pub fn still_as_in_form(
+    current: &kube::api::ObjectMeta,
+    form: &str,
+) -> Result<(), as_user::Refused> {
+    if form.is_empty() || form_version(current) == form {
+        return Ok(());
+    }
+    Err(as_user::Refused {
+        code: 409,
+        reason: "Conflict".into(),
+        message: format!(
+            "{} was changed (generation {form}, now {})",
+            current.name.as_deref().unwrap_or_default(),
+            form_version(current)
+        ),
+        fields: Vec::new(),
+    })
+}
+
+/// A 303 to `path` with the cookie jar's changes.
 pub fn see_other(jar: PrivateCookieJar, path: &str) -> Response {
     (jar, Redirect::to(path)).into_response()
 }

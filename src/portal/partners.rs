@@ -342,7 +342,7 @@ pub async fn edit_form(
         Err(r) => return (jar, refused_page(&st, &s, "Edit partner", &r)).into_response(),
     };
     let form = SignUp {
-        version: p.metadata.resource_version.clone().unwrap_or_default(),
+        version: super::form_version(&p.metadata),
         id: partner.clone(),
         display_name: p.spec.display_name.clone(),
         admins: p
@@ -409,12 +409,17 @@ pub async fn save(
     p.spec.display_name = form.display_name.clone();
     p.spec.admins = admins;
     p.spec.entitlements = entitlements;
-    p.metadata.resource_version = Some(form.version.clone()).filter(|v| !v.is_empty());
+    let before = p.metadata.resource_version.clone();
     p.metadata.managed_fields = None;
     p.status = None;
-    match api.replace_cluster(&partner, &p).await {
+    let saved = match super::still_as_in_form(&p.metadata, &form.version) {
+        Ok(()) => api.replace_cluster(&partner, &p).await,
+        Err(r) => Err(r),
+    };
+    match saved {
         Ok(_) => {
             tracing::info!(user = %s.email, partner = %partner, "portal: partner saved");
+            super::until_cached_past(|| st.ctx.world.partner(&partner), before).await;
             see_other(jar, &format!("{BASE}/partners"))
         }
         Err(r) => {

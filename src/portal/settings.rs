@@ -47,7 +47,7 @@ fn from_partner(p: &Partner) -> SettingsPage {
         support_email: support.email.unwrap_or_default(),
         support_url: support.url.unwrap_or_default(),
         licensing: p.spec.entitlements.branding,
-        version: p.metadata.resource_version.clone().unwrap_or_default(),
+        version: super::form_version(&p.metadata),
         ..SettingsPage::default()
     }
 }
@@ -196,12 +196,19 @@ pub async fn save(
         "primaryColor": page.primary_color,
         "support": support,
     }}});
-    if !page.version.is_empty() {
-        patch["metadata"] = json!({"resourceVersion": page.version});
-    }
-    match api.merge_patch_cluster::<Partner>(&partner, &patch).await {
+    patch["metadata"] = json!({"resourceVersion": p.metadata.resource_version});
+    let saved = match super::still_as_in_form(&p.metadata, &page.version) {
+        Ok(()) => api.merge_patch_cluster::<Partner>(&partner, &patch).await,
+        Err(r) => Err(r),
+    };
+    match saved {
         Ok(_) => {
             tracing::info!(user = %s.email, partner = %partner, "portal: branding saved");
+            super::until_cached_past(
+                || st.ctx.world.partner(&partner),
+                p.metadata.resource_version.clone(),
+            )
+            .await;
             see_other(jar, &format!("{BASE}/partners/{partner}/settings?saved=1"))
         }
         Err(r) => {

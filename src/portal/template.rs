@@ -97,7 +97,7 @@ pub async fn form(
         apps: catalog_notes(toggles(&st, p.as_ref(), None, &t.spec.biz_apps, None)),
         profiles,
         profiles_readonly: !editable,
-        version: t.metadata.resource_version.clone().unwrap_or_default(),
+        version: super::form_version(&t.metadata),
         action: format!("{BASE}/partners/{partner}/template"),
         ..FormState::default()
     };
@@ -187,12 +187,17 @@ pub async fn save(
     if let Some(p) = profiles {
         t.spec.profiles = p;
     }
-    t.metadata.resource_version = Some(f.version.clone()).filter(|v| !v.is_empty());
+    let before = t.metadata.resource_version.clone();
     t.metadata.managed_fields = None;
     t.status = None;
-    match api.replace_tenant(&ns, &t).await {
+    let saved = match super::still_as_in_form(&t.metadata, &f.version) {
+        Ok(()) => api.replace_tenant(&ns, &t).await,
+        Err(r) => Err(r),
+    };
+    match saved {
         Ok(_) => {
             tracing::info!(user = %s.email, namespace = %ns, "portal: template saved");
+            super::until_cached_past(|| st.ctx.world.tenant(&ns, TEMPLATE_NAME), before).await;
             see_other(jar, &format!("{BASE}/partners/{partner}/template"))
         }
         Err(r) => {
