@@ -193,7 +193,8 @@ async fn the_operator_binary_runs_with_exactly_the_charts_rights_and_configurati
 
     // The chart's configuration; the SMTP server wants the credentials from the Secret that
     // the chart lets the operator read (by name, in its namespace).
-    let (smtp_port, web_port) = (free_port(), free_port());
+    let smtp = SmtpServer::start_fresh(Some((SMTP_USER, SMTP_PASSWORD))).await;
+    let (smtp_port, web_port) = (smtp.port, free_port());
     let config = config_for_this_process(&rendered, smtp_port, web_port);
     let config_path = env.dir.join("config.yaml");
     std::fs::write(&config_path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
@@ -201,13 +202,6 @@ async fn the_operator_binary_runs_with_exactly_the_charts_rights_and_configurati
         "metadata": {"name": "partnerkit-smtp", "namespace": CHART_NAMESPACE},
         "stringData": {"username": SMTP_USER, "password": SMTP_PASSWORD}}))
         .await;
-    let smtp = SmtpServer::start_with_login(
-        &env.dir.join("maildir"),
-        smtp_port,
-        SMTP_USER,
-        SMTP_PASSWORD,
-    )
-    .await;
 
     // The binary, as the Deployment runs it.
     let health = config["listen"]["health"].as_str().unwrap().to_string();

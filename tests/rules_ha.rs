@@ -143,9 +143,9 @@ fn holder(env: &Env, lease: &str) -> impl std::future::Future<Output = Option<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_reconciles_mails_once_and_hands_over_on_sigterm_and_sigkill() {
-    let smtp_port = free_port();
+    let smtp = SmtpServer::start_fresh(None).await;
+    let smtp_port = smtp.port;
     let mut env = Env::start_with(Default::default(), support::CONFIG, false).await;
-    let smtp = SmtpServer::start_on(&env.dir.join("maildir"), smtp_port).await;
     let lease = env.n("partnerkit");
     // The test's configuration, each replica with its own listen addresses; the acceptance
     // URL names the first replica's page, but every replica serves it.

@@ -68,7 +68,18 @@ impl Fx {
     /// `operator: false`: the cluster, the SMTP server and the configuration only (the test
     /// runs the operator itself, e.g. as the `partnerkit` binary); the YAML is `config_yaml`.
     async fn start_with(delivery: Delivery, operator: bool) -> Fx {
-        let (web_port, smtp_port) = (free_port(), free_port());
+        // The server first, on a port it holds, then the configuration naming it.
+        let server = match delivery {
+            Delivery::Smtp | Delivery::StarttlsRequired => {
+                Some(SmtpServer::start_fresh(None).await)
+            }
+            Delivery::SmtpLogin => {
+                Some(SmtpServer::start_fresh(Some((SMTP_USER, SMTP_PASSWORD))).await)
+            }
+            _ => None,
+        };
+        let web_port = free_port();
+        let smtp_port = server.as_ref().map_or_else(free_port, |s| s.port);
         let smtp = |tls: &str, attempts: u32, backoff: &str| {
             Some(format!(
                 "{{host: 127.0.0.1, port: {smtp_port}, tls: {tls}, from: portal@platform.example, attempts: {attempts}, retryBackoff: {backoff}, timeout: 5s}}"
@@ -89,21 +100,6 @@ impl Fx {
             operator,
         )
         .await;
-        let server = match delivery {
-            Delivery::Smtp | Delivery::StarttlsRequired => {
-                Some(SmtpServer::start_on(&env.dir.join("maildir"), smtp_port).await)
-            }
-            Delivery::SmtpLogin => Some(
-                SmtpServer::start_with_login(
-                    &env.dir.join("maildir"),
-                    smtp_port,
-                    SMTP_USER,
-                    SMTP_PASSWORD,
-                )
-                .await,
-            ),
-            _ => None,
-        };
         Fx {
             env,
             smtp: server,

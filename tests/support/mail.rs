@@ -77,26 +77,61 @@ pub struct SmtpServer {
     pub maildir: PathBuf,
     child: Option<Child>,
     stderr: Arc<Mutex<String>>,
+    /// A Maildir of its own ([`SmtpServer::start_fresh`]), removed on drop.
+    scratch: bool,
 }
+
+static MAILDIRS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl SmtpServer {
     /// Starts aiosmtpd on a free port.
     pub async fn start(maildir: &Path) -> SmtpServer {
-        Self::start_on(maildir, free_port()).await
+        Self::start_free(maildir, None).await
+    }
+
+    /// [`SmtpServer::start_free`] with a Maildir of its own: started before the cluster and
+    /// the operator, whose configuration then names [`SmtpServer::port`], the port it holds.
+    pub async fn start_fresh(login: Option<(&str, &str)>) -> SmtpServer {
+        let n = MAILDIRS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let maildir =
+            std::env::temp_dir().join(format!("partnerkit-mail-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&maildir);
+        let mut server = Self::start_free(&maildir, login).await;
+        server.scratch = true;
+        server
+    }
+
+    /// Starts aiosmtpd (requiring `login` when given) on a free port: another process may take
+    /// a port between [`free_port`] and aiosmtpd's bind, so a port found taken is replaced by
+    /// another (up to five times).
+    pub async fn start_free(maildir: &Path, login: Option<(&str, &str)>) -> SmtpServer {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let cmd = match login {
+                None => Self::command(maildir, port),
+                Some((user, password)) => Self::login_command(maildir, port, user, password),
+            };
+            match Self::try_launch(cmd, maildir, port).await {
+                Ok(server) => return server,
+                Err(taken) => last = taken,
+            }
+        }
+        panic!("aiosmtpd found its port taken five times; the last time:\n{last}")
     }
 
     /// Starts aiosmtpd on `port` and waits (≤ 15 s) until it greets SMTP clients.
     pub async fn start_on(maildir: &Path, port: u16) -> SmtpServer {
-        for sub in ["tmp", "new", "cur"] {
-            std::fs::create_dir_all(maildir.join(sub))
-                .unwrap_or_else(|e| panic!("create {}/{sub}: {e}", maildir.display()));
-        }
+        Self::launch(Self::command(maildir, port), maildir, port).await
+    }
+
+    fn command(maildir: &Path, port: u16) -> Command {
         let mut cmd = Command::new(PYTHON);
         cmd.args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(maildir);
-        Self::launch(cmd, maildir, port).await
+        cmd
     }
 
     /// aiosmtpd on `port` that requires `AUTH` (PLAIN or LOGIN, offered without TLS: loopback
@@ -107,6 +142,15 @@ impl SmtpServer {
         user: &str,
         password: &str,
     ) -> SmtpServer {
+        Self::launch(
+            Self::login_command(maildir, port, user, password),
+            maildir,
+            port,
+        )
+        .await
+    }
+
+    fn login_command(maildir: &Path, port: u16, user: &str, password: &str) -> Command {
         const SCRIPT: &str = r#"
 import sys, threading
 from aiosmtpd.controller import Controller
@@ -126,10 +170,18 @@ threading.Event().wait()
             .arg(maildir)
             .arg(port.to_string())
             .args([user, password]);
-        Self::launch(cmd, maildir, port).await
+        cmd
     }
 
-    async fn launch(mut cmd: Command, maildir: &Path, port: u16) -> SmtpServer {
+    async fn launch(cmd: Command, maildir: &Path, port: u16) -> SmtpServer {
+        Self::try_launch(cmd, maildir, port)
+            .await
+            .unwrap_or_else(|taken| panic!("aiosmtpd: 127.0.0.1:{port} is taken:\n{taken}"))
+    }
+
+    /// Runs `cmd` and waits (≤ 15 s) until it greets on `port`; Err(its stderr) when it exited
+    /// because the port was taken.
+    async fn try_launch(mut cmd: Command, maildir: &Path, port: u16) -> Result<SmtpServer, String> {
         for sub in ["tmp", "new", "cur"] {
             std::fs::create_dir_all(maildir.join(sub))
                 .unwrap_or_else(|e| panic!("create {}/{sub}: {e}", maildir.display()));
@@ -162,18 +214,26 @@ threading.Event().wait()
             maildir: maildir.to_path_buf(),
             child: Some(child),
             stderr,
+            scratch: false,
         };
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = server.child.as_mut().unwrap().try_wait().expect("try_wait") {
                 tokio::time::sleep(Duration::from_millis(200)).await; // let stderr drain
+                let stderr = server.stderr();
+                if stderr
+                    .to_ascii_lowercase()
+                    .contains("address already in use")
+                {
+                    return Err(stderr);
+                }
                 panic!(
                     "aiosmtpd on 127.0.0.1:{port} exited ({status}):\n{}",
                     server.stderr()
                 );
             }
             if greets(port).await {
-                return server;
+                return Ok(server);
             }
             if Instant::now() > deadline {
                 panic!(
@@ -283,6 +343,9 @@ impl Drop for SmtpServer {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
+        }
+        if self.scratch {
+            let _ = std::fs::remove_dir_all(&self.maildir);
         }
     }
 }
