@@ -108,10 +108,15 @@ test-image: image venv
 	$(PYTHON) -m pytest tests/image -q
 
 ## The image's tests, then unit tests, the operator's integration tests and kube-sim's fidelity
-## suite (against in-process kube-sims), then the Helm chart's tests (the real helm binary).
+## suite (against in-process kube-sims); the operator's and the portal's scenarios once more
+## with every watch event 300 ms late (kube-sim's watchLagMs, as on a busy kube-apiserver:
+## nothing may trust a watch cache to hold what the API server just answered); then the Helm
+## chart's tests (the real helm binary).
 test: deps node venv nextest helm-bin oidc-bins test-image
 	$(CARGO) build --workspace --all-targets
 	$(NEXTEST) nextest run --workspace --no-fail-fast -E 'not binary(real_cluster)'
+	PARTNERKIT_SIM_WATCH_LAG_MS=300 $(NEXTEST) nextest run -p partnerkit --no-fail-fast \
+		-E 'binary(rules_tenant) | binary(rules_gitops) | binary(rules_invites) | binary(operator_smoke) | binary(portal)'
 	$(PYTHON) -m pytest tests/chart -q
 
 ## The same scenarios on a real control plane: the one of $KUBECONFIG if set, else a fresh
