@@ -481,6 +481,39 @@ pub fn still_as_in_form(
     })
 }
 
+/// Writes the user's change of `obj`'s spec (`put`, with `obj`'s resourceVersion) while the
+/// spec is still the one the form was made from (`form`, its [`form_version`]). A 409 whose
+/// cause was not the spec — the operator wrote the status, someone a label, between the read
+/// and this write — reads the object again (`get`), takes its metadata and writes again (at
+/// most three times): only a change of the spec refuses the user's Save.
+pub async fn save_spec<K, G, GF, P, PF>(
+    mut obj: K,
+    form: &str,
+    get: G,
+    put: P,
+) -> Result<K, as_user::Refused>
+where
+    K: kube::Resource + Clone,
+    G: Fn() -> GF,
+    GF: std::future::Future<Output = Result<K, as_user::Refused>>,
+    P: Fn(K) -> PF,
+    PF: std::future::Future<Output = Result<K, as_user::Refused>>,
+{
+    let mut attempt = 0;
+    loop {
+        still_as_in_form(obj.meta(), form)?;
+        match put(obj.clone()).await {
+            Err(r) if r.code == 409 && attempt < 3 => {
+                attempt += 1;
+                let now = get().await?;
+                *obj.meta_mut() = now.meta().clone();
+                obj.meta_mut().managed_fields = None;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// A 303 to `path` with the cookie jar's changes.
 pub fn see_other(jar: PrivateCookieJar, path: &str) -> Response {
     (jar, Redirect::to(path)).into_response()
@@ -532,5 +565,65 @@ mod tests {
             let out = out.unwrap_or_else(|e| panic!("{name}: {e:#}"));
             assert!(out.contains("<h1>T</h1>"), "{name}");
         }
+    }
+
+    fn conflict() -> as_user::Refused {
+        as_user::Refused {
+            code: 409,
+            reason: "Conflict".into(),
+            message: "the object has been modified".into(),
+            fields: Vec::new(),
+        }
+    }
+
+    fn cm(generation: i64, rv: &str) -> k8s_openapi::api::core::v1::ConfigMap {
+        let mut o = k8s_openapi::api::core::v1::ConfigMap::default();
+        o.metadata.name = Some("globex".into());
+        o.metadata.generation = Some(generation);
+        o.metadata.resource_version = Some(rv.into());
+        o
+    }
+
+    /// A 409 caused by a status write (same generation) is retried with the new version; one
+    /// caused by a changed spec (new generation) is the user's "someone changed it".
+    #[tokio::test]
+    async fn a_save_is_retried_over_status_writes_and_refused_over_spec_changes() {
+        use std::sync::Mutex;
+        let sent = Mutex::new(Vec::new());
+        let put = |o: k8s_openapi::api::core::v1::ConfigMap| {
+            let rv = o.metadata.resource_version.clone().unwrap_or_default();
+            sent.lock().unwrap().push(rv.clone());
+            async move { if rv == "10" { Err(conflict()) } else { Ok(o) } }
+        };
+        let saved = save_spec(cm(2, "10"), "2", || async { Ok(cm(2, "11")) }, put).await;
+        assert_eq!(
+            saved.map(|o| o.metadata.resource_version),
+            Ok(Some("11".into()))
+        );
+        assert_eq!(*sent.lock().unwrap(), ["10", "11"]);
+
+        sent.lock().unwrap().clear();
+        let refused = save_spec(cm(2, "10"), "2", || async { Ok(cm(3, "12")) }, put).await;
+        let refused = refused.expect_err("a changed spec");
+        assert_eq!(refused.code, 409);
+        assert!(
+            refused.message.contains("generation 2, now 3"),
+            "{}",
+            refused.message
+        );
+        assert_eq!(
+            *sent.lock().unwrap(),
+            ["10"],
+            "never written over the new spec"
+        );
+
+        // A form older than what was read: refused before any write.
+        sent.lock().unwrap().clear();
+        assert!(
+            save_spec(cm(3, "12"), "2", || async { Ok(cm(3, "12")) }, put)
+                .await
+                .is_err()
+        );
+        assert!(sent.lock().unwrap().is_empty());
     }
 }

@@ -412,10 +412,16 @@ pub async fn save(
     let before = p.metadata.resource_version.clone();
     p.metadata.managed_fields = None;
     p.status = None;
-    let saved = match super::still_as_in_form(&p.metadata, &form.version) {
-        Ok(()) => api.replace_cluster(&partner, &p).await,
-        Err(r) => Err(r),
-    };
+    let saved = super::save_spec(
+        p,
+        &form.version,
+        || api.get_cluster::<Partner>(&partner),
+        |p| {
+            let (api, partner) = (&api, &partner);
+            async move { api.replace_cluster(partner, &p).await }
+        },
+    )
+    .await;
     match saved {
         Ok(_) => {
             tracing::info!(user = %s.email, partner = %partner, "portal: partner saved");

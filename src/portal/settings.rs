@@ -191,24 +191,28 @@ pub async fn save(
     } else {
         json!(page.logo_url)
     };
-    let mut patch = json!({"spec": {"branding": {
+    let patch = json!({"spec": {"branding": {
         "logoUrl": logo,
         "primaryColor": page.primary_color,
         "support": support,
     }}});
-    patch["metadata"] = json!({"resourceVersion": p.metadata.resource_version});
-    let saved = match super::still_as_in_form(&p.metadata, &page.version) {
-        Ok(()) => api.merge_patch_cluster::<Partner>(&partner, &patch).await,
-        Err(r) => Err(r),
-    };
+    let before = p.metadata.resource_version.clone();
+    let saved = super::save_spec(
+        p,
+        &page.version,
+        || api.get_cluster::<Partner>(&partner),
+        |p| {
+            let mut patch = patch.clone();
+            patch["metadata"] = json!({"resourceVersion": p.metadata.resource_version});
+            let (api, partner) = (&api, &partner);
+            async move { api.merge_patch_cluster::<Partner>(partner, &patch).await }
+        },
+    )
+    .await;
     match saved {
         Ok(_) => {
             tracing::info!(user = %s.email, partner = %partner, "portal: branding saved");
-            super::until_cached_past(
-                || st.ctx.world.partner(&partner),
-                p.metadata.resource_version.clone(),
-            )
-            .await;
+            super::until_cached_past(|| st.ctx.world.partner(&partner), before).await;
             see_other(jar, &format!("{BASE}/partners/{partner}/settings?saved=1"))
         }
         Err(r) => {

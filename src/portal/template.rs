@@ -190,10 +190,16 @@ pub async fn save(
     let before = t.metadata.resource_version.clone();
     t.metadata.managed_fields = None;
     t.status = None;
-    let saved = match super::still_as_in_form(&t.metadata, &f.version) {
-        Ok(()) => api.replace_tenant(&ns, &t).await,
-        Err(r) => Err(r),
-    };
+    let saved = super::save_spec(
+        t,
+        &f.version,
+        || api.get_tenant(&ns, TEMPLATE_NAME),
+        |t| {
+            let (api, ns) = (&api, &ns);
+            async move { api.replace_tenant(ns, &t).await }
+        },
+    )
+    .await;
     match saved {
         Ok(_) => {
             tracing::info!(user = %s.email, namespace = %ns, "portal: template saved");
