@@ -763,8 +763,9 @@ async fn a_move_completes_when_the_namespace_watch_lags_behind_the_tenant_watch(
     env.tenant_ready(&acme_ns, &globex, spec.clone()).await;
     let ws = env.ws(&globex);
     let uid = env.namespace(&ws).await.unwrap()["metadata"]["uid"].clone();
-    // The operator's namespace cache catches up with the workspace's creation.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The operator's namespace cache catches up with the workspace's creation (an event is
+    // held back between one and two lags).
+    tokio::time::sleep(Duration::from_secs(4)).await;
 
     env.apply_json(
         &json!({"apiVersion": "partnerkit.io/v1alpha1", "kind": "PartnerAssignment",
@@ -775,24 +776,48 @@ async fn a_move_completes_when_the_namespace_watch_lags_behind_the_tenant_watch(
     env.delete("tenant", Some(&acme_ns), &globex).await;
     env.apply_json(&tenant_json(&initech_ns, &globex, spec))
         .await;
-    env.eventually(20, "the moved Tenant to be Ready", || async {
-        let t = env
-            .get(
-                "partnerkit.io/v1alpha1",
-                "Tenant",
-                Some(&initech_ns),
-                &globex,
-            )
-            .await?;
-        let current = t["status"]["observedGeneration"] == t["metadata"]["generation"];
-        (current && ready(&t)?["status"] == "True").then_some(())
-    })
-    .await;
+    env.wait_ready_within(20, "Tenant", Some(&initech_ns), &globex)
+        .await;
     let namespace = env.namespace(&ws).await.expect("the workspace");
     assert_eq!(namespace["metadata"]["uid"], uid, "the same workspace");
     assert_eq!(
         namespace["metadata"]["labels"]["partnerkit.io/partner"],
         json!(initech)
+    );
+    env.finish().await;
+}
+
+/// A Tenant deleted before the operator's namespace watch has shown it the workspace it just
+/// created: the workspace is still orphaned (deletionPolicy Retain), not left behind as the
+/// deleted Tenant's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_deleted_before_its_workspace_reached_the_cache_still_orphans_it() {
+    let sim = kube_sim::SimConfig {
+        faults: kube_sim::Faults {
+            watch_lag_ms: 3000,
+            watch_lag_resources: vec!["namespaces".into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let env = Env::start_with(sim, support::CONFIG, true).await;
+    let acme = env.n("acme");
+    let acme_ns = env
+        .partner_ready(&acme, &[&env.email("alice", &acme)], json!({}))
+        .await;
+    let globex = env.n("globex");
+    env.tenant_ready(&acme_ns, &globex, json!({"displayName": "Globex"}))
+        .await;
+    env.delete("tenant", Some(&acme_ns), &globex).await;
+    env.wait_gone("partnerkit.io/v1alpha1", "Tenant", Some(&acme_ns), &globex)
+        .await;
+    let ws = env
+        .namespace(&env.ws(&globex))
+        .await
+        .expect("the workspace");
+    assert_eq!(
+        ws["metadata"]["labels"]["partnerkit.io/orphaned"], "true",
+        "{ws:#}"
     );
     env.finish().await;
 }

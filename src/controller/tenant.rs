@@ -401,7 +401,14 @@ async fn cleanup(
         return Ok(Next::AwaitChange);
     }
     let world = &ctx.world;
-    let observed = world.namespace(ws);
+    // Not in the store may mean not yet in it (a Tenant deleted right after its workspace was
+    // created, the namespace watch behind): ask the API before leaving a workspace behind
+    // neither orphaned nor deleted.
+    let observed = match world.namespace(ws) {
+        Some(ns) => Some(ns),
+        None if name != TEMPLATE_NAME => super::get_namespace_meta(&ctx.client, ws).await?,
+        None => None,
+    };
     if name != TEMPLATE_NAME
         && workspace_state(observed.as_ref(), name, partner, |_, _| false) == WorkspaceState::Ours
     {
