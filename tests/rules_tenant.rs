@@ -1015,15 +1015,8 @@ async fn a_freed_tenant_name_passes_to_the_same_named_tenant_every_time() {
             env.apply_json(&tenant_json(&next.0, &globex, spec.clone()))
                 .await;
         }
-        let what = format!("round {round}: Tenant {}/{globex} to be Ready", next.0);
         let t = env
-            .eventually(30, &what, || async {
-                let t = env
-                    .get("partnerkit.io/v1alpha1", "Tenant", Some(&next.0), &globex)
-                    .await?;
-                let current = t["status"]["observedGeneration"] == t["metadata"]["generation"];
-                (current && ready(&t)?["status"] == "True").then_some(t)
-            })
+            .wait_ready_within(30, "Tenant", Some(&next.0), &globex)
             .await;
         assert_eq!(t["status"]["workspace"], json!(ws), "round {round}");
         let namespace = env.namespace(&ws).await.expect("the workspace");
@@ -1070,15 +1063,8 @@ async fn a_company_moved_back_and_forth_adopts_its_workspace_every_time() {
         env.delete("tenant", Some(&from.0), &globex).await;
         env.apply_json(&tenant_json(&to.0, &globex, spec.clone()))
             .await;
-        let what = format!("round {round}: Tenant {}/{globex} to be Ready", to.0);
-        env.eventually(30, &what, || async {
-            let t = env
-                .get("partnerkit.io/v1alpha1", "Tenant", Some(&to.0), &globex)
-                .await?;
-            let current = t["status"]["observedGeneration"] == t["metadata"]["generation"];
-            (current && ready(&t)?["status"] == "True").then_some(())
-        })
-        .await;
+        env.wait_ready_within(30, "Tenant", Some(&to.0), &globex)
+            .await;
         let namespace = env.namespace(&ws).await.expect("the workspace");
         assert_eq!(
             namespace["metadata"]["uid"], uid,

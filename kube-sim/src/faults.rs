@@ -22,7 +22,8 @@ pub struct Faults {
     pub retry_after_seconds: u64,
     /// End every open watch every N seconds (0 = never).
     pub drop_watches_every_seconds: u64,
-    /// Hold every watch event this long before sending it, as a busy API server's watch cache
+    /// Hold every watch event this long (up to twice: events are sent in batches, each held
+    /// this long after it was read) before sending it, as a busy API server's watch cache
     /// lags its writes: a client sees its write answered before its own watch shows it.
     pub watch_lag_ms: u64,
     /// Only watches of these resources (plural names, e.g. `namespaces`) lag; empty: all. Watch

@@ -782,8 +782,20 @@ impl Env {
         name: &str,
         reason: &str,
     ) -> Value {
+        self.wait_reason_within(10, kind, ns, name, reason).await
+    }
+
+    /// [`Env::wait_reason`] for at most `secs` seconds.
+    pub async fn wait_reason_within(
+        &self,
+        secs: u64,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+        reason: &str,
+    ) -> Value {
         let mut last = Value::Null;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             if let Some(o) = self.get("partnerkit.io/v1alpha1", kind, ns, name).await {
                 let current = o["status"]["observedGeneration"] == o["metadata"]["generation"];
@@ -803,7 +815,20 @@ impl Env {
 
     /// Wait for `Ready=True, reason=Reconciled`.
     pub async fn wait_ready(&self, kind: &str, ns: Option<&str>, name: &str) -> Value {
-        let o = self.wait_reason(kind, ns, name, "Reconciled").await;
+        self.wait_ready_within(10, kind, ns, name).await
+    }
+
+    /// [`Env::wait_ready`] for at most `secs` seconds.
+    pub async fn wait_ready_within(
+        &self,
+        secs: u64,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Value {
+        let o = self
+            .wait_reason_within(secs, kind, ns, name, "Reconciled")
+            .await;
         assert_eq!(ready(&o).expect("Ready")["status"], "True");
         o
     }
