@@ -736,21 +736,25 @@ async fn failing_writes_and_dropped_watches_converge_exactly_and_then_nothing_is
     env.finish().await;
 }
 
+/// A kube-sim whose namespace watches lag `ms` (the other kinds' do not).
+fn namespace_watch_lagging(ms: u64) -> kube_sim::SimConfig {
+    kube_sim::SimConfig {
+        faults: kube_sim::Faults {
+            watch_lag_ms: ms,
+            watch_lag_resources: vec!["namespaces".into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 /// A company moved to another partner while the namespace watch lags the Tenant watch (a real
 /// API server's watch streams lag independently): the new Tenant sees the old one gone before
 /// it sees the workspace orphaned — the old Tenant's finalizer wrote that, so its event is
 /// partnerkit's own echo — and must still be told, and adopt the workspace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_move_completes_when_the_namespace_watch_lags_behind_the_tenant_watch() {
-    let sim = kube_sim::SimConfig {
-        faults: kube_sim::Faults {
-            watch_lag_ms: 1500,
-            watch_lag_resources: vec!["namespaces".into()],
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let env = Env::start_with(sim, support::CONFIG, true).await;
+    let env = Env::start_with(namespace_watch_lagging(1500), support::CONFIG, true).await;
     let (acme, initech) = (env.n("acme"), env.n("initech"));
     let acme_ns = env
         .partner_ready(&acme, &[&env.email("alice", &acme)], json!({}))
@@ -792,15 +796,7 @@ async fn a_move_completes_when_the_namespace_watch_lags_behind_the_tenant_watch(
 /// deleted Tenant's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_deleted_before_its_workspace_reached_the_cache_still_orphans_it() {
-    let sim = kube_sim::SimConfig {
-        faults: kube_sim::Faults {
-            watch_lag_ms: 3000,
-            watch_lag_resources: vec!["namespaces".into()],
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let env = Env::start_with(sim, support::CONFIG, true).await;
+    let env = Env::start_with(namespace_watch_lagging(3000), support::CONFIG, true).await;
     let acme = env.n("acme");
     let acme_ns = env
         .partner_ready(&acme, &[&env.email("alice", &acme)], json!({}))
