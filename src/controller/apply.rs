@@ -155,6 +155,14 @@ impl Echoes {
             .get(&Self::object_key::<K>(meta))
             .is_some_and(|seen| *seen == rv)
     }
+    /// The version partnerkit's last write to the object produced, if it wrote it.
+    pub fn last<K: Resource<DynamicType = ()>>(&self, meta: &ObjectMeta) -> Option<u64> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&Self::object_key::<K>(meta))
+            .copied()
+    }
     /// The object is gone.
     pub fn forget<K: Resource<DynamicType = ()>>(&self, meta: &ObjectMeta) {
         self.0
@@ -179,6 +187,32 @@ impl Memo {
         let memo = self.written.lock().unwrap_or_else(|e| e.into_inner());
         memo.get(&hash_of(key))
             .is_some_and(|(h, rv)| *h == Self::hash(body) && *rv == observed_rv)
+    }
+    /// Whether a cached copy at `observed_rv` that already looks like `desired` may be older
+    /// than partnerkit's last write, which wrote something else: the cache is behind that write
+    /// (its event not here yet) and shows what was there before it. Then the object must be
+    /// written again (a change reverted quickly: an invite accepted, then deleted).
+    pub fn behind_own_write<K>(&self, desired: &K, observed_rv: u64) -> bool
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        let meta = desired.meta();
+        let k = key::<K>(
+            meta.namespace.as_deref(),
+            meta.name.as_deref().unwrap_or_default(),
+            "",
+        );
+        let last_body = self
+            .written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash_of(k))
+            .map(|(h, _)| *h);
+        last_body.is_some_and(|h| h != Self::hash(desired))
+            && self
+                .echoes
+                .last::<K>(meta)
+                .is_some_and(|rv| rv != observed_rv)
     }
     pub fn forget(&self, key: &str) {
         self.written
@@ -290,7 +324,7 @@ where
     };
     if comparable(obj.meta()) {
         let d = Child::of(obj);
-        if d.meta == o.meta && d.body == o.body {
+        if d.meta == o.meta && d.body == o.body && !memo.behind_own_write(obj, o.rv) {
             return Ok(false);
         }
         if d.meta == o.meta && o.keys_within(&d) {
@@ -318,7 +352,7 @@ pub async fn apply_namespace(
     if let Some(o) = observed {
         let d = Ns::of(&desired.metadata);
         let plain = comparable(&desired.metadata);
-        if plain && d.meta == o.meta {
+        if plain && d.meta == o.meta && !memo.behind_own_write(desired, o.rv) {
             return Ok(false);
         }
         observed_rv = Some(o.rv);
@@ -681,6 +715,40 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cached copy that looks like the desired object is trusted, unless partnerkit last
+    /// wrote something else and the copy is not that write (the cache is behind it).
+    #[test]
+    fn a_cached_copy_behind_partnerkits_own_write_is_not_trusted() {
+        let rb = |subject: &str| {
+            let mut o = k8s_openapi::api::core::v1::ConfigMap::default();
+            o.metadata.name = Some("partnerkit-partner-admins".into());
+            o.metadata.namespace = Some("tenant-globex".into());
+            o.data = Some([("admins".to_string(), subject.to_string())].into());
+            o
+        };
+        let memo = Memo::new(std::sync::Arc::new(Echoes::default()));
+        let (before, with_carol) = (rb("alice"), rb("alice,carol"));
+        let before_rv = hash_of("4");
+        // Nothing written yet: the cache is trusted.
+        assert!(!memo.behind_own_write(&before, before_rv));
+        // partnerkit wrote carol in, at version 5; the cache still shows version 4.
+        let mut written = with_carol.clone();
+        written.metadata.resource_version = Some("5".into());
+        memo.echoes.record(&written);
+        let k = key::<k8s_openapi::api::core::v1::ConfigMap>(
+            Some("tenant-globex"),
+            "partnerkit-partner-admins",
+            "",
+        );
+        memo.record(&k, &with_carol, Some(before_rv));
+        // carol out again: version 4 looks right but predates the write.
+        assert!(memo.behind_own_write(&before, before_rv));
+        // Once the cache has the write (version 5), it is trusted again.
+        assert!(!memo.behind_own_write(&before, hash_of("5")));
+        // Still wanting what was last written: the copy is trusted whatever its version.
+        assert!(!memo.behind_own_write(&with_carol, before_rv));
+    }
 
     #[test]
     fn subset_ignores_server_defaults_but_not_list_changes() {
