@@ -197,22 +197,51 @@ impl Memo {
         K: Resource<DynamicType = ()> + Serialize,
     {
         let meta = desired.meta();
-        let k = key::<K>(
-            meta.namespace.as_deref(),
-            meta.name.as_deref().unwrap_or_default(),
-            "",
-        );
-        let last_body = self
-            .written
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&hash_of(k))
-            .map(|(h, _)| *h);
-        last_body.is_some_and(|h| h != Self::hash(desired))
+        self.behind(
+            &key::<K>(
+                meta.namespace.as_deref(),
+                meta.name.as_deref().unwrap_or_default(),
+                "",
+            ),
+            desired,
+            self.echoes.last::<K>(meta),
+            Some(observed_rv),
+        )
+    }
+    /// [`Memo::behind_own_write`] for the status of the cached object `meta`: it already says
+    /// `status`, but partnerkit's last status write said something else and the cache does not
+    /// hold that write yet (a status that went A, B, A within one watch lag).
+    pub fn status_behind_own_write<K>(&self, meta: &ObjectMeta, status: &impl Serialize) -> bool
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        self.behind(
+            &key::<K>(
+                meta.namespace.as_deref(),
+                meta.name.as_deref().unwrap_or_default(),
+                "/status",
+            ),
+            status,
+            self.echoes.last::<K>(meta),
+            rv_of(meta),
+        )
+    }
+    /// The last write under `key` (which produced version `last_echo`) wrote something other
+    /// than `desired`, and the copy at `observed_rv` is not that write.
+    fn behind(
+        &self,
+        key: &str,
+        desired: &impl Serialize,
+        last_echo: Option<u64>,
+        observed_rv: Option<u64>,
+    ) -> bool {
+        last_echo.is_some_and(|rv| Some(rv) != observed_rv)
             && self
-                .echoes
-                .last::<K>(meta)
-                .is_some_and(|rv| rv != observed_rv)
+                .written
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&hash_of(key))
+                .is_some_and(|(h, _)| *h != Self::hash(desired))
     }
     pub fn forget(&self, key: &str) {
         self.written
@@ -661,7 +690,7 @@ where
     );
     status.set_conditions(with_condition(current.conditions(), cond));
     status.set_observed_generation(generation);
-    if status.same_as(&current) {
+    if status.same_as(&current) && !ctx.memo.status_behind_own_write::<K>(obj.meta(), &status) {
         return Ok(());
     }
     let prev = current
@@ -748,6 +777,50 @@ mod tests {
         assert!(!memo.behind_own_write(&before, hash_of("5")));
         // Still wanting what was last written: the copy is trusted whatever its version.
         assert!(!memo.behind_own_write(&with_carol, before_rv));
+    }
+
+    /// The same for a status: Ready, then not, then Ready again within one watch lag must end
+    /// Ready, though the lagging cache already says Ready.
+    #[test]
+    fn a_cached_status_behind_partnerkits_own_status_write_is_not_trusted() {
+        use crate::api::{Tenant, TenantStatus};
+        let status = |reason: &str| TenantStatus {
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: if reason == "Ready" { "True" } else { "False" }.into(),
+                reason: reason.into(),
+                message: String::new(),
+                observed_generation: Some(1),
+                last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+            }],
+            ..Default::default()
+        };
+        let (ready, conflict) = (status("Ready"), status("NameConflict"));
+        let meta_at = |rv: &str| ObjectMeta {
+            name: Some("globex".into()),
+            namespace: Some("partner-acme".into()),
+            resource_version: Some(rv.into()),
+            ..Default::default()
+        };
+        let memo = Memo::new(std::sync::Arc::new(Echoes::default()));
+        // Nothing written yet: the cached Ready is trusted.
+        assert!(!memo.status_behind_own_write::<Tenant>(&meta_at("7"), &ready));
+        // partnerkit wrote NameConflict on top of version 7, producing version 8.
+        let mut written: Tenant = serde_json::from_value(json!({
+            "apiVersion": "partnerkit.io/v1alpha1", "kind": "Tenant", "metadata": {},
+            "spec": {"displayName": "Globex"}
+        }))
+        .unwrap();
+        written.metadata = meta_at("8");
+        memo.echoes.record(&written);
+        let k = key::<Tenant>(Some("partner-acme"), "globex", "/status");
+        memo.record(&k, &conflict, Some(hash_of("7")));
+        // Ready again, but the cache still shows version 7 (Ready): not trusted.
+        assert!(memo.status_behind_own_write::<Tenant>(&meta_at("7"), &ready));
+        // The cache caught up with version 8: trusted.
+        assert!(!memo.status_behind_own_write::<Tenant>(&meta_at("8"), &ready));
+        // Still wanting what was last written: trusted whatever the version.
+        assert!(!memo.status_behind_own_write::<Tenant>(&meta_at("7"), &conflict));
     }
 
     #[test]
