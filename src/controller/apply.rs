@@ -129,11 +129,7 @@ pub struct Echoes(Mutex<HashMap<u64, u64>>);
 
 impl Echoes {
     fn object_key<K: Resource<DynamicType = ()>>(meta: &ObjectMeta) -> u64 {
-        hash_of(key::<K>(
-            meta.namespace.as_deref(),
-            meta.name.as_deref().unwrap_or_default(),
-            "",
-        ))
+        hash_of(key_of::<K>(meta, ""))
     }
     /// Partnerkit's write returned `obj` (its new resourceVersion).
     pub fn record<K: Resource<DynamicType = ()>>(&self, obj: &K) {
@@ -198,11 +194,7 @@ impl Memo {
     {
         let meta = desired.meta();
         self.behind(
-            &key::<K>(
-                meta.namespace.as_deref(),
-                meta.name.as_deref().unwrap_or_default(),
-                "",
-            ),
+            &key_of::<K>(meta, ""),
             desired,
             self.echoes.last::<K>(meta),
             Some(observed_rv),
@@ -216,11 +208,7 @@ impl Memo {
         K: Resource<DynamicType = ()>,
     {
         self.behind(
-            &key::<K>(
-                meta.namespace.as_deref(),
-                meta.name.as_deref().unwrap_or_default(),
-                "/status",
-            ),
+            &key_of::<K>(meta, "/status"),
             status,
             self.echoes.last::<K>(meta),
             rv_of(meta),
@@ -255,6 +243,15 @@ impl Memo {
             .unwrap_or_else(|e| e.into_inner())
             .insert(hash_of(key), (Self::hash(body), observed_rv));
     }
+}
+
+/// [`key`] of the object `meta` names.
+fn key_of<K: Resource<DynamicType = ()>>(meta: &ObjectMeta, sub: &str) -> String {
+    key::<K>(
+        meta.namespace.as_deref(),
+        meta.name.as_deref().unwrap_or_default(),
+        sub,
+    )
 }
 
 pub(crate) fn key<K: Resource<DynamicType = ()>>(
@@ -445,7 +442,7 @@ where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
     let name = obj.name_any();
-    let k = key::<K>(obj.meta().namespace.as_deref(), &name, "");
+    let k = key_of::<K>(obj.meta(), "");
     if memo.written(&k, obj, observed_rv) {
         // Written on top of "absent": the store may not have seen that write yet — or the
         // object was deleted since (drift, a workspace re-created). Only the API can tell.
@@ -716,7 +713,7 @@ where
 {
     let name = meta.name.clone().unwrap_or_default();
     let name = name.as_str();
-    let k = key::<K>(meta.namespace.as_deref(), name, "/status");
+    let k = key_of::<K>(meta, "/status");
     let observed_rv = rv_of(meta);
     if memo.written(&k, status, observed_rv) {
         return Ok(());
