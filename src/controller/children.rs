@@ -21,7 +21,6 @@ use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::runtime::watcher::Event;
-use serde_json::Value;
 
 use super::apply::is_our_label;
 use crate::resources::{MANAGED_BY_VALUE, labels};
@@ -36,9 +35,10 @@ pub fn hash_of(v: impl Hash) -> u64 {
 
 /// A child kind: how its body is digested.
 pub trait Digestible: Resource<DynamicType = ()> + serde::Serialize {
-    /// The fields partnerkit applies, as the API server returns them (server defaults filled in,
-    /// so that an applied object and its desired form give the same digest).
-    fn body(&self) -> Value;
+    /// A hash of the fields partnerkit applies, as the API server returns them (server defaults
+    /// filled in, so that an applied object and its desired form give the same digest). Hashed
+    /// from the fields directly: building a JSON value first was an eighth of a restart's CPU.
+    fn body(&self) -> u64;
     /// The keys of `data` (a ConfigMap's); none for other kinds.
     fn data_keys(&self) -> Vec<&str> {
         Vec::new()
@@ -46,17 +46,15 @@ pub trait Digestible: Resource<DynamicType = ()> + serde::Serialize {
 }
 
 impl Digestible for ConfigMap {
-    fn body(&self) -> Value {
+    fn body(&self) -> u64 {
         // `data` and `binaryData` are partnerkit's whole: an absent map and an empty one agree.
-        let nonempty = |v: Value| match &v {
-            Value::Object(o) if o.is_empty() => Value::Null,
-            _ => v,
-        };
-        serde_json::json!({
-            "data": nonempty(serde_json::to_value(&self.data).unwrap_or_default()),
-            "binaryData": nonempty(serde_json::to_value(&self.binary_data).unwrap_or_default()),
-            "immutable": self.immutable,
-        })
+        let data = self.data.as_ref().filter(|d| !d.is_empty());
+        let binary: Option<Vec<(&String, &[u8])>> = self
+            .binary_data
+            .as_ref()
+            .filter(|d| !d.is_empty())
+            .map(|d| d.iter().map(|(k, v)| (k, v.0.as_slice())).collect());
+        hash_of((data, binary, self.immutable))
     }
     fn data_keys(&self) -> Vec<&str> {
         self.data
@@ -68,10 +66,10 @@ impl Digestible for ConfigMap {
 }
 
 impl Digestible for RoleBinding {
-    fn body(&self) -> Value {
+    fn body(&self) -> u64 {
         // The API server defaults a subject's apiGroup: rbac.authorization.k8s.io for User and
         // Group, none for ServiceAccount.
-        let subjects: Vec<Value> = self
+        let subjects: Vec<[&str; 4]> = self
             .subjects
             .iter()
             .flatten()
@@ -81,13 +79,16 @@ impl Digestible for RoleBinding {
                     (_, "User" | "Group") => "rbac.authorization.k8s.io",
                     _ => "",
                 };
-                serde_json::json!([s.kind, group, s.name, s.namespace.as_deref().unwrap_or("")])
+                [
+                    s.kind.as_str(),
+                    group,
+                    s.name.as_str(),
+                    s.namespace.as_deref().unwrap_or(""),
+                ]
             })
             .collect();
-        serde_json::json!({
-            "roleRef": [self.role_ref.api_group, self.role_ref.kind, self.role_ref.name],
-            "subjects": subjects,
-        })
+        let r = &self.role_ref;
+        hash_of(([&r.api_group, &r.kind, &r.name], subjects))
     }
 }
 
@@ -161,7 +162,7 @@ impl Child {
             partner: label(m, labels::PARTNER).map(hash_of),
             tenant: label(m, labels::TENANT).map(hash_of),
             meta: meta_digest(m),
-            body: hash_of(o.body().to_string()),
+            body: o.body(),
             data_keys: keys.into(),
         }
     }

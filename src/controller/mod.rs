@@ -17,6 +17,7 @@ pub mod apply;
 pub mod children;
 pub mod invite;
 pub mod leader;
+pub mod lean;
 pub mod partner;
 pub mod tenant;
 pub mod world;

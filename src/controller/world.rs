@@ -5,8 +5,10 @@
 //! index keyed by namespace, name or partner, so a reconcile's cost depends on the size of one
 //! partner, not on the number of tenants on the cluster.
 //!
+//! Every watched object is decoded without its managedFields ([`super::lean`]).
+//!
 //! Watched: Partners, Tenants, PartnerAdminInvites and PartnerAssignments (through
-//! `DeserializeGuard`, so one malformed object cannot stop a controller); Namespaces (metadata only, all of them: a foreign
+//! [`Guarded`], so one malformed object cannot stop a controller); Namespaces (metadata only, all of them: a foreign
 //! namespace holding a workspace's name must be seen to be refused); ConfigMaps, RoleBindings,
 //! ClusterRoles and ClusterRoleBindings labelled `app.kubernetes.io/managed-by=partnerkit` (the
 //! bodies are kept: the controllers compare them with what they would apply and skip the PATCH
@@ -22,7 +24,7 @@ use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::core::{DeserializeGuard, PartialObjectMeta};
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, watcher as watch};
@@ -30,14 +32,15 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use super::children::{Child, Children, Namespaces, Ns};
+use super::lean::{Guarded, Lean};
 use crate::api::{Partner, PartnerAdminInvite, PartnerAssignment, Tenant};
 use crate::config::Config;
 use crate::resources::{self, TEMPLATE_NAME, labels};
 
-pub type PartnerObj = DeserializeGuard<Partner>;
-pub type TenantObj = DeserializeGuard<Tenant>;
-pub type InviteObj = DeserializeGuard<PartnerAdminInvite>;
-pub type AssignmentObj = DeserializeGuard<PartnerAssignment>;
+pub type PartnerObj = Guarded<Partner>;
+pub type TenantObj = Guarded<Tenant>;
+pub type InviteObj = Guarded<PartnerAdminInvite>;
+pub type AssignmentObj = Guarded<PartnerAssignment>;
 pub type NamespaceMeta = PartialObjectMeta<Namespace>;
 
 /// `app.kubernetes.io/managed-by=partnerkit`: the selector of every child watch.
@@ -450,23 +453,31 @@ async fn drive<K>(
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
 {
-    // managedFields and kubectl's last-applied-configuration are never read here, and are most
-    // of a small object's size: dropping them keeps the stores (hundreds of thousands of
-    // objects at scale) a fraction of the size.
-    let mut stream = std::pin::pin!(watch(api, wc).default_backoff().modify(|o| {
-        let meta = o.meta_mut();
-        meta.managed_fields = None;
-        if let Some(a) = meta.annotations.as_mut() {
+    // managedFields (never decoded: `Lean`) and kubectl's last-applied-configuration are never
+    // read here, and are most of a small object's size: dropping them keeps the stores
+    // (hundreds of thousands of objects at scale) a fraction of the size.
+    let lean: Api<Lean<K>> = Api::all(api.into());
+    let mut stream = std::pin::pin!(watch(lean, wc).default_backoff());
+    let trim = |Lean(mut o): Lean<K>| {
+        if let Some(a) = o.meta_mut().annotations.as_mut() {
             a.remove(LAST_APPLIED);
             if a.is_empty() {
-                meta.annotations = None;
+                o.meta_mut().annotations = None;
             }
         }
-        slim(o);
-    }));
+        slim(&mut o);
+        o
+    };
     while let Some(ev) = stream.next().await {
         match ev {
             Ok(ev) => {
+                let ev = match ev {
+                    Event::Init => Event::Init,
+                    Event::InitApply(o) => Event::InitApply(trim(o)),
+                    Event::InitDone => Event::InitDone,
+                    Event::Apply(o) => Event::Apply(trim(o)),
+                    Event::Delete(o) => Event::Delete(trim(o)),
+                };
                 store(&ev);
                 hook(&ev);
             }
@@ -928,7 +939,7 @@ mod tests {
         let spec = serde_json::from_value(serde_json::json!({"displayName": "Globex"})).unwrap();
         let mut t = Tenant::new("globex", spec);
         t.status = Some(status.clone());
-        let mut o = DeserializeGuard(Ok(t));
+        let mut o = Guarded(Ok(t));
         slim_tenant(&mut o);
         o.0.unwrap().status.unwrap()
     }
