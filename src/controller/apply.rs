@@ -133,11 +133,15 @@ impl Echoes {
     }
     /// Partnerkit's write returned `obj` (its new resourceVersion).
     pub fn record<K: Resource<DynamicType = ()>>(&self, obj: &K) {
-        if let Some(rv) = rv_of(obj.meta()) {
+        self.record_meta::<K>(obj.meta())
+    }
+    /// Partnerkit's write to a `K` returned `meta` (its new resourceVersion).
+    pub fn record_meta<K: Resource<DynamicType = ()>>(&self, meta: &ObjectMeta) {
+        if let Some(rv) = rv_of(meta) {
             self.0
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(Self::object_key::<K>(obj.meta()), rv);
+                .insert(Self::object_key::<K>(meta), rv);
         }
     }
     /// This version of the object is what partnerkit's last write to it produced.
@@ -459,7 +463,7 @@ where
         }
     }
     tracing::debug!(kind = %kind_of::<K>(), %name, "applying");
-    let written = api
+    let written = super::lean::metadata_of(api)
         .patch(
             &name,
             &PatchParams::apply(FIELD_MANAGER).force(),
@@ -467,7 +471,7 @@ where
         )
         .await
         .map_err(|e| Error::api("apply", kind_of::<K>(), &name, e))?;
-    memo.echoes.record(&written);
+    memo.echoes.record_meta::<K>(&written.metadata);
     memo.record(&k, obj, observed_rv);
     Ok(true)
 }
@@ -725,7 +729,7 @@ where
         "status": status,
     });
     tracing::debug!(kind = %kind_of::<K>(), %name, "writing status");
-    let written = api
+    let written = super::lean::metadata_of(api)
         .patch_status(
             name,
             &PatchParams::apply(FIELD_MANAGER).force(),
@@ -733,7 +737,7 @@ where
         )
         .await
         .map_err(|e| Error::api("apply status of", kind_of::<K>(), name, e))?;
-    memo.echoes.record(&written);
+    memo.echoes.record_meta::<K>(&written.metadata);
     memo.record(&k, status, observed_rv);
     Ok(())
 }

@@ -115,6 +115,68 @@ impl<K: Resource> Resource for Guarded<K> {
     }
 }
 
+/// Only the metadata of a `K`, without managedFields: the answer to a write of which partnerkit
+/// reads nothing but the new resourceVersion (a ConfigMap's data, a Tenant's status and the
+/// managedFields of either are passed over, not decoded). Same URLs as `K` ([`metadata_of`]).
+#[derive(Clone, Debug)]
+pub struct MetaOnly<K> {
+    pub metadata: ObjectMeta,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<'de, K> Deserialize<'de> for MetaOnly<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Object {
+            #[serde(default)]
+            metadata: ObjectMeta,
+        }
+        let o = Object::deserialize(Skip {
+            inner: d,
+            level: Level::Object,
+        })?;
+        Ok(MetaOnly {
+            metadata: o.metadata,
+            kind: PhantomData,
+        })
+    }
+}
+
+impl<K: Resource> Resource for MetaOnly<K> {
+    type DynamicType = K::DynamicType;
+    // The scope is `K`'s; dynamic so that `metadata_of` can build either kind of Api.
+    type Scope = kube::core::DynamicResourceScope;
+    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::group(dt)
+    }
+    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::version(dt)
+    }
+    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// `api` (same client, same namespace) answering with [`MetaOnly`] objects.
+pub fn metadata_of<K: Resource<DynamicType = ()> + Clone>(
+    api: &kube::Api<K>,
+) -> kube::Api<MetaOnly<K>> {
+    let client = api.clone().into_client();
+    match api.namespace() {
+        Some(ns) => kube::Api::namespaced_with(client, ns, &()),
+        None => kube::Api::all_with(client, &()),
+    }
+}
+
 /// Where in the object a map is: the object itself (its `metadata` key leads to the metadata)
 /// or its metadata (whose `managedFields` key is skipped). Nothing below is wrapped.
 #[derive(Clone, Copy, PartialEq)]
@@ -407,6 +469,19 @@ mod tests {
             assert_eq!(cm.0.metadata.resource_version.as_deref(), Some("42"));
             assert_eq!(cm.0.data.unwrap().len(), 2);
         }
+    }
+
+    /// A write's answer is read for its metadata alone, at the kind's own URLs.
+    #[test]
+    fn a_write_answer_is_read_for_its_metadata_only() {
+        let m: MetaOnly<ConfigMap> = serde_json::from_value(with_managed_fields()).unwrap();
+        assert_eq!(m.metadata.resource_version.as_deref(), Some("42"));
+        assert_eq!(m.metadata.managed_fields, None);
+        assert_eq!(
+            MetaOnly::<ConfigMap>::url_path(&(), Some("tenant-globex")),
+            ConfigMap::url_path(&(), Some("tenant-globex"))
+        );
+        assert_eq!(MetaOnly::<ConfigMap>::kind(&()), "ConfigMap");
     }
 
     /// A malformed object still names itself (its metadata is read), through one JSON tree.
