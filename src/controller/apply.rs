@@ -204,20 +204,6 @@ impl Memo {
             Some(observed_rv),
         )
     }
-    /// [`Memo::behind_own_write`] for the status of the cached object `meta`: it already says
-    /// `status`, but partnerkit's last status write said something else and the cache does not
-    /// hold that write yet (a status that went A, B, A within one watch lag).
-    pub fn status_behind_own_write<K>(&self, meta: &ObjectMeta, status: &impl Serialize) -> bool
-    where
-        K: Resource<DynamicType = ()>,
-    {
-        self.behind(
-            &key_of::<K>(meta, "/status"),
-            status,
-            self.echoes.last::<K>(meta),
-            rv_of(meta),
-        )
-    }
     /// The last write under `key` (which produced version `last_echo`) wrote something other
     /// than `desired`, and the copy at `observed_rv` is not that write.
     fn behind(
@@ -691,7 +677,13 @@ where
     );
     status.set_conditions(with_condition(current.conditions(), cond));
     status.set_observed_generation(generation);
-    if status.same_as(&current) && !ctx.memo.status_behind_own_write::<K>(obj.meta(), &status) {
+    // Trusted even when the cache may be behind a different status write of partnerkit's
+    // (A, B, A within one watch lag): the desired status takes its lastTransitionTime from the
+    // cached one, so checking the cache against the last write here made two writes of the
+    // same condition with different times correct each other for ever (seen under heaptrack,
+    // where every event is late). So that case stays open: the status may keep B until the
+    // Tenant or something it depends on changes again.
+    if status.same_as(&current) {
         return Ok(());
     }
     let prev = current
@@ -778,50 +770,6 @@ mod tests {
         assert!(!memo.behind_own_write(&before, hash_of("5")));
         // Still wanting what was last written: the copy is trusted whatever its version.
         assert!(!memo.behind_own_write(&with_carol, before_rv));
-    }
-
-    /// The same for a status: Ready, then not, then Ready again within one watch lag must end
-    /// Ready, though the lagging cache already says Ready.
-    #[test]
-    fn a_cached_status_behind_partnerkits_own_status_write_is_not_trusted() {
-        use crate::api::{Tenant, TenantStatus};
-        let status = |reason: &str| TenantStatus {
-            conditions: vec![Condition {
-                type_: "Ready".into(),
-                status: if reason == "Ready" { "True" } else { "False" }.into(),
-                reason: reason.into(),
-                message: String::new(),
-                observed_generation: Some(1),
-                last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
-            }],
-            ..Default::default()
-        };
-        let (ready, conflict) = (status("Ready"), status("NameConflict"));
-        let meta_at = |rv: &str| ObjectMeta {
-            name: Some("globex".into()),
-            namespace: Some("partner-acme".into()),
-            resource_version: Some(rv.into()),
-            ..Default::default()
-        };
-        let memo = Memo::new(std::sync::Arc::new(Echoes::default()));
-        // Nothing written yet: the cached Ready is trusted.
-        assert!(!memo.status_behind_own_write::<Tenant>(&meta_at("7"), &ready));
-        // partnerkit wrote NameConflict on top of version 7, producing version 8.
-        let mut written: Tenant = serde_json::from_value(json!({
-            "apiVersion": "partnerkit.io/v1alpha1", "kind": "Tenant", "metadata": {},
-            "spec": {"displayName": "Globex"}
-        }))
-        .unwrap();
-        written.metadata = meta_at("8");
-        memo.echoes.record(&written);
-        let k = key::<Tenant>(Some("partner-acme"), "globex", "/status");
-        memo.record(&k, &conflict, Some(hash_of("7")));
-        // Ready again, but the cache still shows version 7 (Ready): not trusted.
-        assert!(memo.status_behind_own_write::<Tenant>(&meta_at("7"), &ready));
-        // The cache caught up with version 8: trusted.
-        assert!(!memo.status_behind_own_write::<Tenant>(&meta_at("8"), &ready));
-        // Still wanting what was last written: trusted whatever the version.
-        assert!(!memo.status_behind_own_write::<Tenant>(&meta_at("7"), &conflict));
     }
 
     #[test]
