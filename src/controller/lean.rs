@@ -25,6 +25,25 @@ use serde::de::{
 };
 use serde::{Deserialize, Serialize};
 
+/// The kind, group, version and plural of the wrapped `K`: a wrapper is read and written at
+/// `K`'s URLs.
+macro_rules! kind_of_k {
+    () => {
+        fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
+            K::kind(dt)
+        }
+        fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
+            K::group(dt)
+        }
+        fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
+            K::version(dt)
+        }
+        fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
+            K::plural(dt)
+        }
+    };
+}
+
 /// `K` decoded without `metadata.managedFields`. Watch `Lean<K>` and unwrap with `.0`.
 #[derive(Clone, Debug)]
 pub struct Lean<K>(pub K);
@@ -48,18 +67,7 @@ impl<K: Serialize> Serialize for Lean<K> {
 impl<K: Resource> Resource for Lean<K> {
     type DynamicType = K::DynamicType;
     type Scope = K::Scope;
-    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::group(dt)
-    }
-    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::version(dt)
-    }
-    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::plural(dt)
-    }
+    kind_of_k!();
     fn meta(&self) -> &ObjectMeta {
         self.0.meta()
     }
@@ -93,18 +101,7 @@ impl<'de, K: DeserializeOwned> Deserialize<'de> for Guarded<K> {
 impl<K: Resource> Resource for Guarded<K> {
     type DynamicType = K::DynamicType;
     type Scope = K::Scope;
-    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::group(dt)
-    }
-    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::version(dt)
-    }
-    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::plural(dt)
-    }
+    kind_of_k!();
     fn meta(&self) -> &ObjectMeta {
         self.0.as_ref().map_or_else(|e| &e.metadata, K::meta)
     }
@@ -146,18 +143,7 @@ impl<K: Resource> Resource for MetaOnly<K> {
     type DynamicType = K::DynamicType;
     // The scope is `K`'s; dynamic so that `metadata_of` can build either kind of Api.
     type Scope = kube::core::DynamicResourceScope;
-    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::kind(dt)
-    }
-    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::group(dt)
-    }
-    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::version(dt)
-    }
-    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
-        K::plural(dt)
-    }
+    kind_of_k!();
     fn meta(&self) -> &ObjectMeta {
         &self.metadata
     }
