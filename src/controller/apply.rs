@@ -155,12 +155,13 @@ impl Echoes {
             .get(&Self::object_key::<K>(meta))
             .is_some_and(|seen| *seen == rv)
     }
-    /// The version partnerkit's last write to the object produced, if it wrote it.
-    pub fn last<K: Resource<DynamicType = ()>>(&self, meta: &ObjectMeta) -> Option<u64> {
+    /// The version partnerkit's last write to the object produced, if it wrote it (by the hash
+    /// of the object's [`key_of`]).
+    fn last(&self, object_key: u64) -> Option<u64> {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&Self::object_key::<K>(meta))
+            .get(&object_key)
             .copied()
     }
     /// The object is gone.
@@ -196,29 +197,14 @@ impl Memo {
     where
         K: Resource<DynamicType = ()> + Serialize,
     {
-        let meta = desired.meta();
-        self.behind(
-            &key_of::<K>(meta, ""),
-            desired,
-            self.echoes.last::<K>(meta),
-            Some(observed_rv),
-        )
-    }
-    /// The last write under `key` (which produced version `last_echo`) wrote something other
-    /// than `desired`, and the copy at `observed_rv` is not that write.
-    fn behind(
-        &self,
-        key: &str,
-        desired: &impl Serialize,
-        last_echo: Option<u64>,
-        observed_rv: Option<u64>,
-    ) -> bool {
-        last_echo.is_some_and(|rv| Some(rv) != observed_rv)
+        // The memo and the echoes key an object by the same hash.
+        let k = Echoes::object_key::<K>(desired.meta());
+        self.echoes.last(k).is_some_and(|rv| rv != observed_rv)
             && self
                 .written
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .get(&hash_of(key))
+                .get(&k)
                 .is_some_and(|(h, _)| *h != Self::hash(desired))
     }
     pub fn forget(&self, key: &str) {

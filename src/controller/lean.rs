@@ -18,12 +18,12 @@ use std::marker::PhantomData;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::core::error_boundary::InvalidObject;
+use serde::Deserialize;
 use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, IgnoredAny, MapAccess,
     SeqAccess, Visitor,
 };
-use serde::{Deserialize, Serialize};
 
 /// The kind, group, version and plural of the wrapped `K`: a wrapper is read and written at
 /// `K`'s URLs.
@@ -55,12 +55,6 @@ impl<'de, K: Deserialize<'de>> Deserialize<'de> for Lean<K> {
             level: Level::Object,
         })
         .map(Lean)
-    }
-}
-
-impl<K: Serialize> Serialize for Lean<K> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
     }
 }
 

@@ -440,11 +440,12 @@ impl World {
     }
 }
 
-/// Drive one reflector: every event updates the store, then `hook` (indexes and routing).
+/// Drive one reflector over every `K` of the cluster: every event updates the store, then `hook`
+/// (indexes and routing).
 /// Watch errors are logged and retried with the default backoff.
 async fn drive<K>(
     kind: &'static str,
-    api: Api<K>,
+    client: Client,
     wc: watcher::Config,
     slim: fn(&mut K),
     mut store: impl FnMut(&Event<K>) + Send,
@@ -456,7 +457,7 @@ async fn drive<K>(
     // managedFields (never decoded: `Lean`) and kubectl's last-applied-configuration are never
     // read here, and are most of a small object's size: dropping them keeps the stores
     // (hundreds of thousands of objects at scale) a fraction of the size.
-    let lean: Api<Lean<K>> = Api::all(api.into());
+    let lean: Api<Lean<K>> = Api::all(client);
     let mut stream = std::pin::pin!(watch(lean, wc).default_backoff());
     let trim = |Lean(mut o): Lean<K>| {
         if let Some(a) = o.meta_mut().annotations.as_mut() {
@@ -549,9 +550,9 @@ pub fn spawn_reflectors(
         let (world, q) = (world.clone(), queues.clone());
         let config = config.clone();
         let mut seen: HashMap<String, Fp> = HashMap::new();
-        set.spawn(drive(
+        set.spawn(drive::<PartnerObj>(
             "Partner",
-            Api::<PartnerObj>::all(client.clone()),
+            client.clone(),
             watcher::Config::default(),
             |_| {},
             store(w.partners),
@@ -601,9 +602,9 @@ pub fn spawn_reflectors(
         let (world, q) = (world.clone(), queues.clone());
         let config = config.clone();
         let mut seen: HashMap<(String, String), Fp> = HashMap::new();
-        set.spawn(drive(
+        set.spawn(drive::<TenantObj>(
             "Tenant",
-            Api::<TenantObj>::all(client.clone()),
+            client.clone(),
             watcher::Config::default(),
             slim_tenant,
             store(w.tenants),
@@ -709,9 +710,9 @@ pub fn spawn_reflectors(
                 .map(str::to_string)
         };
         let mut listed = false;
-        set.spawn(drive(
+        set.spawn(drive::<InviteObj>(
             "PartnerAdminInvite",
-            Api::<InviteObj>::all(client.clone()),
+            client.clone(),
             watcher::Config::default(),
             |_| {},
             store(w.invites),
@@ -779,9 +780,9 @@ pub fn spawn_reflectors(
     {
         let (world, q) = (world.clone(), queues.clone());
         let mut listed = false;
-        set.spawn(drive(
+        set.spawn(drive::<AssignmentObj>(
             "PartnerAssignment",
-            Api::<AssignmentObj>::all(client.clone()),
+            client.clone(),
             watcher::Config::default(),
             |_| {},
             store(w.assignments),
@@ -814,9 +815,9 @@ pub fn spawn_reflectors(
         let (world, q) = (world.clone(), queues.clone());
         let config = config.clone();
         let mut listed = false;
-        set.spawn(drive(
+        set.spawn(drive::<NamespaceMeta>(
             "Namespace",
-            Api::<NamespaceMeta>::all(client.clone()),
+            client.clone(),
             watcher::Config::default(),
             |_| {},
             {
@@ -871,9 +872,9 @@ pub fn spawn_reflectors(
             let (world, q) = (world.clone(), queues.clone());
             let config = config.clone();
             let mut listed = false;
-            set.spawn(drive(
+            set.spawn(drive::<$ty>(
                 $kind,
-                Api::<$ty>::all(client.clone()),
+                client.clone(),
                 managed.clone(),
                 |_| {},
                 $store,
