@@ -1340,6 +1340,241 @@ async fn invite_partner_admin_lists_creates_and_revokes_as_the_user() {
     env.finish().await;
 }
 
+/// The cells of the Invite Partner Admin page's row of invitation `name` (text up to each
+/// cell's first tag: the Status cell's phase without its note), None if it is not listed.
+fn invite_row(html: &str, name: &str) -> Option<Vec<String>> {
+    let at = html.find(&format!("<tr data-name=\"{name}\">"))?;
+    let row = &html[at..at + html[at..].find("</tr>")?];
+    Some(
+        row.split("<td>")
+            .skip(1)
+            .map(|c| c[..c.find('<').unwrap_or(c.len())].trim().to_string())
+            .collect(),
+    )
+}
+
+/// The invitation's row on the page once its Status cell says `phase` (waiting ≤ `secs` for
+/// the operator and the watch cache): [e-mail, status, sent, expires, accepted].
+async fn invite_row_in(
+    env: &Env,
+    b: &Browser,
+    path: &str,
+    name: &str,
+    phase: &str,
+    secs: u64,
+) -> (Vec<String>, String) {
+    env.eventually(secs, &format!("{name} {phase} on the page"), || {
+        let mut b2 = b.tab();
+        let (path, name, phase) = (path.to_string(), name.to_string(), phase.to_string());
+        async move {
+            let r = b2.get(&path).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            let row = invite_row(&r.body, &name)?;
+            (row[1] == phase).then_some((row, r.body))
+        }
+    })
+    .await
+}
+
+/// Invite Partner Admin past Pending, with real mail: an invitation is Pending (with why)
+/// while the SMTP server is down, Sent once it is up, Accepted when the mailed link is followed,
+/// Expired after a short validity; each row says so, and Revoke deletes any of them (the
+/// mailed link then leads nowhere; an accepted one takes its admin rights with it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_go_pending_sent_accepted_expired_and_are_revoked() {
+    // Nothing listens on the SMTP port yet: the first invitation stays Pending.
+    let (web_port, smtp_port) = (support::mail::free_port(), support::mail::free_port());
+    let config = format!(
+        "{}invites:\n  acceptUrl: http://127.0.0.1:{web_port}/invites\n  smtp: {{host: 127.0.0.1, port: {smtp_port}, tls: none, from: portal@platform.example, attempts: 20, retryBackoff: 200ms, timeout: 5s}}\nportal: {{auth: demo}}\n",
+        CONFIG.replace(
+            "web: \"127.0.0.1:0\"",
+            &format!("web: \"127.0.0.1:{web_port}\"")
+        )
+    );
+    let env = Env::start_with(kube_sim::SimConfig::default(), &config, true).await;
+    let t = two_partners(&env).await;
+    let mut b = Browser::new(&env);
+    let token = b.sign_in(&t.alice).await;
+    let path = format!("/portal/partners/{}/invites", t.acme);
+    let invite = |b: &mut Browser, email: String, ttl: &'static str| {
+        let (path, token) = (path.clone(), token.clone());
+        let mut b = b.tab();
+        async move {
+            let r = b
+                .post(&path, &[("csrf", &token), ("email", &email), ("ttl", ttl)])
+                .await;
+            assert_eq!(r.status, 303, "{}", r.body);
+            let location = r.header("location").unwrap_or_default().to_string();
+            location
+                .split("invited=")
+                .nth(1)
+                .expect("the invite's name")
+                .to_string()
+        }
+    };
+
+    // Pending: the SMTP server is down; the row says why, and the page refreshes itself.
+    let bob = env.email("bob", &t.acme);
+    let bob_invite = invite(&mut b, bob.clone(), "72h").await;
+    let (row, body) = env
+        .eventually(
+            20,
+            "bob's invitation Pending with the delivery error",
+            || {
+                let mut b2 = b.tab();
+                let (path, name) = (path.clone(), bob_invite.clone());
+                async move {
+                    let r = b2.get(&path).await;
+                    let at = r.body.find(&format!("<tr data-name=\"{name}\">"))?;
+                    let rest = &r.body[at..];
+                    rest[..rest.find("</tr>")?]
+                        .contains("next attempt")
+                        .then(|| (invite_row(&r.body, &name).unwrap(), r.body.clone()))
+                }
+            },
+        )
+        .await;
+    assert_eq!(row[..2], [bob.clone(), "Pending".to_string()], "{body}");
+    assert_eq!(row[2], "", "not sent: {body}");
+    assert!(body.contains("id=\"pending-note\""), "{body}");
+    assert!(body.contains("data-refresh=\"5\""), "{body}");
+
+    // Sent: the server comes up, the next attempt delivers.
+    let smtp = support::mail::SmtpServer::start_on(&env.dir.join("maildir"), smtp_port).await;
+    let prefix = format!("http://127.0.0.1:{web_port}/invites/");
+    let bob_link = smtp
+        .wait_for(&bob, 30)
+        .await
+        .link(&prefix)
+        .expect("bob's link");
+    let (row, body) = invite_row_in(&env, &b, &path, &bob_invite, "Sent", 10).await;
+    assert!(
+        row[2].len() >= 20 && row[3].len() >= 20,
+        "sent and expiry times: {row:?}"
+    );
+    assert_eq!(row[4], "", "not accepted: {row:?}");
+    assert!(!body.contains("id=\"pending-note\""), "{body}");
+
+    // Accepted: carol follows her mailed link and clicks Accept.
+    let carol = env.email("carol", &t.acme);
+    let carol_invite = invite(&mut b, carol.clone(), "72h").await;
+    let link = smtp
+        .wait_for(&carol, 30)
+        .await
+        .link(&prefix)
+        .expect("carol's link");
+    let ok = http::get(&link).await.unwrap();
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let (page, query) = link.split_once('?').expect("a token");
+    let carol_token = query.strip_prefix("token=").expect("token=");
+    let origin = format!("http://127.0.0.1:{web_port}");
+    let r = http::post_form(
+        page,
+        &[("token", carol_token)],
+        &[("Origin", &origin), ("Sec-Fetch-Site", "same-origin")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (row, body) = invite_row_in(&env, &b, &path, &carol_invite, "Accepted", 10).await;
+    assert!(row[2].len() >= 20 && row[4].len() >= 20, "{row:?}");
+    assert!(
+        body.contains("Revoking removes the admin rights it gave."),
+        "{body}"
+    );
+    let is_admin = |who: String| {
+        let env = &env;
+        let acme = t.acme.clone();
+        async move {
+            env.partner(&acme).await.is_some_and(|p| {
+                p["status"]["admins"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!(who)))
+            })
+        }
+    };
+    env.eventually(10, "carol a partner admin", || async {
+        is_admin(carol.clone()).await.then_some(())
+    })
+    .await;
+
+    // Expired: dave's invitation is valid for 2 s.
+    let dave = env.email("dave", &t.acme);
+    let dave_invite = invite(&mut b, dave.clone(), "2s").await;
+    let (row, body) = invite_row_in(&env, &b, &path, &dave_invite, "Expired", 20).await;
+    assert_eq!(row[0], dave);
+    assert!(row[3].len() >= 20 && row[4].is_empty(), "{row:?}");
+    // Every state at once, newest first (those of one second by name), each with its Revoke
+    // button.
+    let mut expected = Vec::new();
+    for name in [&bob_invite, &carol_invite, &dave_invite] {
+        let i = env
+            .get(API, "PartnerAdminInvite", Some(&t.acme_ns), name)
+            .await
+            .expect("the invite");
+        let created: jiff::Timestamp = i["metadata"]["creationTimestamp"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .expect("creationTimestamp");
+        expected.push((std::cmp::Reverse(created), name.to_string()));
+    }
+    expected.sort();
+    let mut listed: Vec<(usize, String)> = expected
+        .iter()
+        .map(|(_, n)| (body.find(&format!("data-name=\"{n}\"")).expect("listed"), n.clone()))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed.into_iter().map(|(_, n)| n).collect::<Vec<_>>(),
+        expected.into_iter().map(|(_, n)| n).collect::<Vec<_>>(),
+        "{body}"
+    );
+    for (name, phase) in [
+        (&bob_invite, "Sent"),
+        (&carol_invite, "Accepted"),
+        (&dave_invite, "Expired"),
+    ] {
+        assert_eq!(invite_row(&body, name).expect("listed")[1], phase, "{body}");
+        assert!(
+            body.contains(&format!(
+                "action=\"/portal/partners/{}/invites/{name}/revoke\"",
+                t.acme
+            )),
+            "{name}: {body}"
+        );
+    }
+
+    // Revoke works on each: Sent (its mailed link then leads nowhere), Accepted (the rights
+    // go), Expired.
+    for name in [&bob_invite, &carol_invite, &dave_invite] {
+        let r = b
+            .post(&format!("{path}/{name}/revoke"), &[("csrf", &token)])
+            .await;
+        assert_eq!(r.status, 303, "{name}: {}", r.body);
+        let to = r.header("location").unwrap_or_default().to_string();
+        assert_eq!(to, format!("{path}?revoked={name}"));
+        env.wait_gone(API, "PartnerAdminInvite", Some(&t.acme_ns), name)
+            .await;
+        let r = b.get(&to).await;
+        assert!(
+            text_of(&r.body, "flash").contains(&format!("Invitation {name} revoked.")),
+            "{}",
+            r.body
+        );
+        assert!(invite_row(&r.body, name).is_none(), "{}", r.body);
+    }
+    let r = http::get(&bob_link).await.unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    env.eventually(10, "carol no longer a partner admin", || async {
+        (!is_admin(carol.clone()).await).then_some(())
+    })
+    .await;
+    let r = b.get(&path).await;
+    assert!(r.body.contains("No invitations."), "{}", r.body);
+    drop(smtp);
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn companies_page_and_search_over_many_companies() {
     let env = start("{auth: demo}").await;
