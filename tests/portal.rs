@@ -602,6 +602,99 @@ async fn create_company_keeps_the_form_on_refusal_and_edit_saves() {
     env.finish().await;
 }
 
+/// A Save of another partner's company, posted by a partner admin with a valid token of their
+/// own session, whether under that partner's address or their own: refused with the API
+/// server's reason, and the company is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_of_another_partners_company_is_refused() {
+    let env = start("{auth: demo}").await;
+    let t = two_partners(&env).await;
+    let mut b = Browser::new(&env);
+    let token = b.sign_in(&t.alice).await;
+    let before = env
+        .get(API, "Tenant", Some(&t.initech_ns), &t.hooli)
+        .await
+        .expect("hooli");
+    let initech = t.initech_ns.trim_start_matches("partner-").to_string();
+    // The form alice would send if she could open hooli's Edit page: its current version,
+    // a new name, every app on, herself as the admin.
+    let version = before["metadata"]["generation"].to_string();
+    let save = vec![
+        ("csrf".to_string(), token.clone()),
+        ("version".to_string(), version),
+        ("name".to_string(), "Taken Over".to_string()),
+        ("app.mail".to_string(), "on".to_string()),
+        ("app.chat".to_string(), "on".to_string()),
+        ("app.crm".to_string(), "on".to_string()),
+        ("admins".to_string(), t.alice.clone()),
+    ];
+    let same: &[(&str, &str)] = &[("Sec-Fetch-Site", "same-origin")];
+
+    // Under initech's address: the API server refuses alice even the read.
+    let r = b
+        .post_fields(
+            &format!("/portal/partners/{initech}/companies/{}", t.hooli),
+            &save,
+            same,
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body.contains("The cluster refused this request:"),
+        "{}",
+        r.body
+    );
+    let detail = text_of(&r.body, "detail");
+    assert!(
+        detail.contains("forbidden") && detail.contains("cannot get resource"),
+        "{detail}"
+    );
+    assert!(detail.contains(&t.initech_ns), "{detail}");
+    assert!(!r.body.contains("Taken Over"), "{}", r.body);
+
+    // Under acme's address: there is no such company in acme.
+    let r = b
+        .post_fields(
+            &format!("/portal/partners/{}/companies/{}", t.acme, t.hooli),
+            &save,
+            same,
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let detail = text_of(&r.body, "detail");
+    assert!(detail.contains("not found"), "{detail}");
+    assert!(
+        env.tenant(&t.acme_ns, &t.hooli).await.is_none(),
+        "nothing created in acme"
+    );
+
+    // hooli is as it was: spec, generation and managers (no write reached it).
+    let after = env
+        .get(API, "Tenant", Some(&t.initech_ns), &t.hooli)
+        .await
+        .expect("hooli");
+    assert_eq!(after["spec"], before["spec"]);
+    assert_eq!(after["spec"]["displayName"], "Hooli");
+    assert_eq!(
+        after["metadata"]["generation"],
+        before["metadata"]["generation"]
+    );
+    let managers: Vec<&str> = after["metadata"]["managedFields"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|e| e["manager"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(!managers.contains(&"partnerkit-portal"), "{managers:?}");
+    // ivan, initech's admin, still sees his company by its own name.
+    let mut ivan = Browser::new(&env);
+    ivan.sign_in(&t.ivan).await;
+    let r = ivan
+        .get(&format!("/portal/partners/{initech}/companies/{}", t.hooli))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(input_value(&r.body, "name"), "Hooli");
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_admin_sees_their_company_and_the_api_servers_refusals() {
     let env = start("{auth: demo}").await;
