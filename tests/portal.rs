@@ -1090,6 +1090,47 @@ async fn in_a_real_browser_every_seed_task_as_its_person_on_accessible_pages() {
     env.finish().await;
 }
 
+/// The seed tasks' script behind an authenticating proxy (`auth: proxy`): Chromium sends the
+/// proxy's identity header for each person (Playwright's extraHTTPHeaders), from the trusted
+/// loopback address; alice signs in that way, sees Companies and creates a company, as herself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_real_browser_behind_a_proxy_with_identity_headers() {
+    let env =
+        start("{auth: proxy, proxy: {trustedProxies: [\"127.0.0.1/32\", \"::1/128\"]}}").await;
+    let t = two_partners(&env).await;
+    let addr = env.telemetry().web_address().expect("web address");
+    let screenshots = support::browser::screenshots();
+    let input = json!({
+        "auth": "proxy",
+        "base": format!("http://{addr}"),
+        "screenshots": screenshots,
+        "sfx": env.sfx,
+        "acme": t.acme, "alice": t.alice,
+        "globex": t.globex, "hooli": t.hooli,
+    });
+    let run = support::browser::run("portal.mjs", &input).await;
+    run.assert_passed();
+    // The company the clicks created, written as alice by the portal.
+    let id = format!("browser-{}", env.sfx);
+    let created = env.wait_ready("Tenant", Some(&t.acme_ns), &id).await;
+    assert_eq!(
+        created["spec"]["displayName"],
+        format!("Browser {}", env.sfx)
+    );
+    assert_eq!(created["spec"]["admins"], json!([{"email": t.alice}]));
+    let managers: Vec<&str> = created["metadata"]["managedFields"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|e| e["manager"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(managers.contains(&"partnerkit-portal"), "{managers:?}");
+    for page in ["companies", "create-company", "create-company-taken-id"] {
+        let png = screenshots.join(format!("portal-proxy-{page}.png"));
+        let len = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 1000, "{}: {len} bytes", png.display());
+    }
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_admin_sees_every_partner_and_its_companies() {
     let env = start("{auth: demo}").await;
@@ -1614,7 +1655,12 @@ async fn invitations_go_pending_sent_accepted_expired_and_are_revoked() {
     expected.sort();
     let mut listed: Vec<(usize, String)> = expected
         .iter()
-        .map(|(_, n)| (body.find(&format!("data-name=\"{n}\"")).expect("listed"), n.clone()))
+        .map(|(_, n)| {
+            (
+                body.find(&format!("data-name=\"{n}\"")).expect("listed"),
+                n.clone(),
+            )
+        })
         .collect();
     listed.sort();
     assert_eq!(
