@@ -602,6 +602,99 @@ async fn create_company_keeps_the_form_on_refusal_and_edit_saves() {
     env.finish().await;
 }
 
+/// A Save of another partner's company, posted by a partner admin with a valid token of their
+/// own session, whether under that partner's address or their own: refused with the API
+/// server's reason, and the company is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_of_another_partners_company_is_refused() {
+    let env = start("{auth: demo}").await;
+    let t = two_partners(&env).await;
+    let mut b = Browser::new(&env);
+    let token = b.sign_in(&t.alice).await;
+    let before = env
+        .get(API, "Tenant", Some(&t.initech_ns), &t.hooli)
+        .await
+        .expect("hooli");
+    let initech = t.initech_ns.trim_start_matches("partner-").to_string();
+    // The form alice would send if she could open hooli's Edit page: its current version,
+    // a new name, every app on, herself as the admin.
+    let version = before["metadata"]["generation"].to_string();
+    let save = vec![
+        ("csrf".to_string(), token.clone()),
+        ("version".to_string(), version),
+        ("name".to_string(), "Taken Over".to_string()),
+        ("app.mail".to_string(), "on".to_string()),
+        ("app.chat".to_string(), "on".to_string()),
+        ("app.crm".to_string(), "on".to_string()),
+        ("admins".to_string(), t.alice.clone()),
+    ];
+    let same: &[(&str, &str)] = &[("Sec-Fetch-Site", "same-origin")];
+
+    // Under initech's address: the API server refuses alice even the read.
+    let r = b
+        .post_fields(
+            &format!("/portal/partners/{initech}/companies/{}", t.hooli),
+            &save,
+            same,
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body.contains("The cluster refused this request:"),
+        "{}",
+        r.body
+    );
+    let detail = text_of(&r.body, "detail");
+    assert!(
+        detail.contains("forbidden") && detail.contains("cannot get resource"),
+        "{detail}"
+    );
+    assert!(detail.contains(&t.initech_ns), "{detail}");
+    assert!(!r.body.contains("Taken Over"), "{}", r.body);
+
+    // Under acme's address: there is no such company in acme.
+    let r = b
+        .post_fields(
+            &format!("/portal/partners/{}/companies/{}", t.acme, t.hooli),
+            &save,
+            same,
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let detail = text_of(&r.body, "detail");
+    assert!(detail.contains("not found"), "{detail}");
+    assert!(
+        env.tenant(&t.acme_ns, &t.hooli).await.is_none(),
+        "nothing created in acme"
+    );
+
+    // hooli is as it was: spec, generation and managers (no write reached it).
+    let after = env
+        .get(API, "Tenant", Some(&t.initech_ns), &t.hooli)
+        .await
+        .expect("hooli");
+    assert_eq!(after["spec"], before["spec"]);
+    assert_eq!(after["spec"]["displayName"], "Hooli");
+    assert_eq!(
+        after["metadata"]["generation"],
+        before["metadata"]["generation"]
+    );
+    let managers: Vec<&str> = after["metadata"]["managedFields"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|e| e["manager"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(!managers.contains(&"partnerkit-portal"), "{managers:?}");
+    // ivan, initech's admin, still sees his company by its own name.
+    let mut ivan = Browser::new(&env);
+    ivan.sign_in(&t.ivan).await;
+    let r = ivan
+        .get(&format!("/portal/partners/{initech}/companies/{}", t.hooli))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(input_value(&r.body, "name"), "Hooli");
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_admin_sees_their_company_and_the_api_servers_refusals() {
     let env = start("{auth: demo}").await;
@@ -997,6 +1090,47 @@ async fn in_a_real_browser_every_seed_task_as_its_person_on_accessible_pages() {
     env.finish().await;
 }
 
+/// The seed tasks' script behind an authenticating proxy (`auth: proxy`): Chromium sends the
+/// proxy's identity header for each person (Playwright's extraHTTPHeaders), from the trusted
+/// loopback address; alice signs in that way, sees Companies and creates a company, as herself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_real_browser_behind_a_proxy_with_identity_headers() {
+    let env =
+        start("{auth: proxy, proxy: {trustedProxies: [\"127.0.0.1/32\", \"::1/128\"]}}").await;
+    let t = two_partners(&env).await;
+    let addr = env.telemetry().web_address().expect("web address");
+    let screenshots = support::browser::screenshots();
+    let input = json!({
+        "auth": "proxy",
+        "base": format!("http://{addr}"),
+        "screenshots": screenshots,
+        "sfx": env.sfx,
+        "acme": t.acme, "alice": t.alice,
+        "globex": t.globex, "hooli": t.hooli,
+    });
+    let run = support::browser::run("portal.mjs", &input).await;
+    run.assert_passed();
+    // The company the clicks created, written as alice by the portal.
+    let id = format!("browser-{}", env.sfx);
+    let created = env.wait_ready("Tenant", Some(&t.acme_ns), &id).await;
+    assert_eq!(
+        created["spec"]["displayName"],
+        format!("Browser {}", env.sfx)
+    );
+    assert_eq!(created["spec"]["admins"], json!([{"email": t.alice}]));
+    let managers: Vec<&str> = created["metadata"]["managedFields"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|e| e["manager"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(managers.contains(&"partnerkit-portal"), "{managers:?}");
+    for page in ["companies", "create-company", "create-company-taken-id"] {
+        let png = screenshots.join(format!("portal-proxy-{page}.png"));
+        let len = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 1000, "{}: {len} bytes", png.display());
+    }
+    env.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_admin_sees_every_partner_and_its_companies() {
     let env = start("{auth: demo}").await;
@@ -1337,6 +1471,246 @@ async fn invite_partner_admin_lists_creates_and_revokes_as_the_user() {
     assert_eq!(r.status, 303, "{}", r.body);
     env.wait_gone(API, "PartnerAdminInvite", Some(&t.acme_ns), &name)
         .await;
+    env.finish().await;
+}
+
+/// The cells of the Invite Partner Admin page's row of invitation `name` (text up to each
+/// cell's first tag: the Status cell's phase without its note), None if it is not listed.
+fn invite_row(html: &str, name: &str) -> Option<Vec<String>> {
+    let at = html.find(&format!("<tr data-name=\"{name}\">"))?;
+    let row = &html[at..at + html[at..].find("</tr>")?];
+    Some(
+        row.split("<td>")
+            .skip(1)
+            .map(|c| c[..c.find('<').unwrap_or(c.len())].trim().to_string())
+            .collect(),
+    )
+}
+
+/// The invitation's row on the page once its Status cell says `phase` (waiting ≤ `secs` for
+/// the operator and the watch cache): [e-mail, status, sent, expires, accepted].
+async fn invite_row_in(
+    env: &Env,
+    b: &Browser,
+    path: &str,
+    name: &str,
+    phase: &str,
+    secs: u64,
+) -> (Vec<String>, String) {
+    env.eventually(secs, &format!("{name} {phase} on the page"), || {
+        let mut b2 = b.tab();
+        let (path, name, phase) = (path.to_string(), name.to_string(), phase.to_string());
+        async move {
+            let r = b2.get(&path).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            let row = invite_row(&r.body, &name)?;
+            (row[1] == phase).then_some((row, r.body))
+        }
+    })
+    .await
+}
+
+/// Invite Partner Admin past Pending, with real mail: an invitation is Pending (with why)
+/// while the SMTP server is down, Sent once it is up, Accepted when the mailed link is followed,
+/// Expired after a short validity; each row says so, and Revoke deletes any of them (the
+/// mailed link then leads nowhere; an accepted one takes its admin rights with it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_go_pending_sent_accepted_expired_and_are_revoked() {
+    // Nothing listens on the SMTP port yet: the first invitation stays Pending.
+    let (web_port, smtp_port) = (support::mail::free_port(), support::mail::free_port());
+    let config = format!(
+        "{}invites:\n  acceptUrl: http://127.0.0.1:{web_port}/invites\n  smtp: {{host: 127.0.0.1, port: {smtp_port}, tls: none, from: portal@platform.example, attempts: 20, retryBackoff: 200ms, timeout: 5s}}\nportal: {{auth: demo}}\n",
+        CONFIG.replace(
+            "web: \"127.0.0.1:0\"",
+            &format!("web: \"127.0.0.1:{web_port}\"")
+        )
+    );
+    let env = Env::start_with(kube_sim::SimConfig::default(), &config, true).await;
+    let t = two_partners(&env).await;
+    let mut b = Browser::new(&env);
+    let token = b.sign_in(&t.alice).await;
+    let path = format!("/portal/partners/{}/invites", t.acme);
+    let invite = |b: &mut Browser, email: String, ttl: &'static str| {
+        let (path, token) = (path.clone(), token.clone());
+        let mut b = b.tab();
+        async move {
+            let r = b
+                .post(&path, &[("csrf", &token), ("email", &email), ("ttl", ttl)])
+                .await;
+            assert_eq!(r.status, 303, "{}", r.body);
+            let location = r.header("location").unwrap_or_default().to_string();
+            location
+                .split("invited=")
+                .nth(1)
+                .expect("the invite's name")
+                .to_string()
+        }
+    };
+
+    // Pending: the SMTP server is down; the row says why, and the page refreshes itself.
+    let bob = env.email("bob", &t.acme);
+    let bob_invite = invite(&mut b, bob.clone(), "72h").await;
+    let (row, body) = env
+        .eventually(
+            20,
+            "bob's invitation Pending with the delivery error",
+            || {
+                let mut b2 = b.tab();
+                let (path, name) = (path.clone(), bob_invite.clone());
+                async move {
+                    let r = b2.get(&path).await;
+                    let at = r.body.find(&format!("<tr data-name=\"{name}\">"))?;
+                    let rest = &r.body[at..];
+                    rest[..rest.find("</tr>")?]
+                        .contains("next attempt")
+                        .then(|| (invite_row(&r.body, &name).unwrap(), r.body.clone()))
+                }
+            },
+        )
+        .await;
+    assert_eq!(row[..2], [bob.clone(), "Pending".to_string()], "{body}");
+    assert_eq!(row[2], "", "not sent: {body}");
+    assert!(body.contains("id=\"pending-note\""), "{body}");
+    assert!(body.contains("data-refresh=\"5\""), "{body}");
+
+    // Sent: the server comes up, the next attempt delivers.
+    let smtp = support::mail::SmtpServer::start_on(&env.dir.join("maildir"), smtp_port).await;
+    let prefix = format!("http://127.0.0.1:{web_port}/invites/");
+    let bob_link = smtp
+        .wait_for(&bob, 30)
+        .await
+        .link(&prefix)
+        .expect("bob's link");
+    let (row, body) = invite_row_in(&env, &b, &path, &bob_invite, "Sent", 10).await;
+    assert!(
+        row[2].len() >= 20 && row[3].len() >= 20,
+        "sent and expiry times: {row:?}"
+    );
+    assert_eq!(row[4], "", "not accepted: {row:?}");
+    assert!(!body.contains("id=\"pending-note\""), "{body}");
+
+    // Accepted: carol follows her mailed link and clicks Accept.
+    let carol = env.email("carol", &t.acme);
+    let carol_invite = invite(&mut b, carol.clone(), "72h").await;
+    let link = smtp
+        .wait_for(&carol, 30)
+        .await
+        .link(&prefix)
+        .expect("carol's link");
+    let ok = http::get(&link).await.unwrap();
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let (page, query) = link.split_once('?').expect("a token");
+    let carol_token = query.strip_prefix("token=").expect("token=");
+    let origin = format!("http://127.0.0.1:{web_port}");
+    let r = http::post_form(
+        page,
+        &[("token", carol_token)],
+        &[("Origin", &origin), ("Sec-Fetch-Site", "same-origin")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (row, body) = invite_row_in(&env, &b, &path, &carol_invite, "Accepted", 10).await;
+    assert!(row[2].len() >= 20 && row[4].len() >= 20, "{row:?}");
+    assert!(
+        body.contains("Revoking removes the admin rights it gave."),
+        "{body}"
+    );
+    let is_admin = |who: String| {
+        let env = &env;
+        let acme = t.acme.clone();
+        async move {
+            env.partner(&acme).await.is_some_and(|p| {
+                p["status"]["admins"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!(who)))
+            })
+        }
+    };
+    env.eventually(10, "carol a partner admin", || async {
+        is_admin(carol.clone()).await.then_some(())
+    })
+    .await;
+
+    // Expired: dave's invitation is valid for 2 s.
+    let dave = env.email("dave", &t.acme);
+    let dave_invite = invite(&mut b, dave.clone(), "2s").await;
+    let (row, body) = invite_row_in(&env, &b, &path, &dave_invite, "Expired", 20).await;
+    assert_eq!(row[0], dave);
+    assert!(row[3].len() >= 20 && row[4].is_empty(), "{row:?}");
+    // Every state at once, newest first (those of one second by name), each with its Revoke
+    // button.
+    let mut expected = Vec::new();
+    for name in [&bob_invite, &carol_invite, &dave_invite] {
+        let i = env
+            .get(API, "PartnerAdminInvite", Some(&t.acme_ns), name)
+            .await
+            .expect("the invite");
+        let created: jiff::Timestamp = i["metadata"]["creationTimestamp"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .expect("creationTimestamp");
+        expected.push((std::cmp::Reverse(created), name.to_string()));
+    }
+    expected.sort();
+    let mut listed: Vec<(usize, String)> = expected
+        .iter()
+        .map(|(_, n)| {
+            (
+                body.find(&format!("data-name=\"{n}\"")).expect("listed"),
+                n.clone(),
+            )
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed.into_iter().map(|(_, n)| n).collect::<Vec<_>>(),
+        expected.into_iter().map(|(_, n)| n).collect::<Vec<_>>(),
+        "{body}"
+    );
+    for (name, phase) in [
+        (&bob_invite, "Sent"),
+        (&carol_invite, "Accepted"),
+        (&dave_invite, "Expired"),
+    ] {
+        assert_eq!(invite_row(&body, name).expect("listed")[1], phase, "{body}");
+        assert!(
+            body.contains(&format!(
+                "action=\"/portal/partners/{}/invites/{name}/revoke\"",
+                t.acme
+            )),
+            "{name}: {body}"
+        );
+    }
+
+    // Revoke works on each: Sent (its mailed link then leads nowhere), Accepted (the rights
+    // go), Expired.
+    for name in [&bob_invite, &carol_invite, &dave_invite] {
+        let r = b
+            .post(&format!("{path}/{name}/revoke"), &[("csrf", &token)])
+            .await;
+        assert_eq!(r.status, 303, "{name}: {}", r.body);
+        let to = r.header("location").unwrap_or_default().to_string();
+        assert_eq!(to, format!("{path}?revoked={name}"));
+        env.wait_gone(API, "PartnerAdminInvite", Some(&t.acme_ns), name)
+            .await;
+        let r = b.get(&to).await;
+        assert!(
+            text_of(&r.body, "flash").contains(&format!("Invitation {name} revoked.")),
+            "{}",
+            r.body
+        );
+        assert!(invite_row(&r.body, name).is_none(), "{}", r.body);
+    }
+    let r = http::get(&bob_link).await.unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    env.eventually(10, "carol no longer a partner admin", || async {
+        (!is_admin(carol.clone()).await).then_some(())
+    })
+    .await;
+    let r = b.get(&path).await;
+    assert!(r.body.contains("No invitations."), "{}", r.body);
+    drop(smtp);
     env.finish().await;
 }
 

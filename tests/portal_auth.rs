@@ -360,8 +360,34 @@ async fn to_callback(b: &mut Browser, base: &str) -> (String, String) {
     (callback, authorize)
 }
 
+/// Everything this process logs from now on (the in-process operator's portal among it), at
+/// debug level for every crate, kept in memory. nextest runs each test in a process of its
+/// own, so the global subscriber is this test's.
+fn capture_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = buf.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+        .with_ansi(false)
+        .with_writer(move || Sink(sink.clone()))
+        .try_init()
+        .expect("this test's process has no other log subscriber");
+    buf
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidc_sign_in_acts_as_the_prefixed_email_with_filtered_groups() {
+    let logs = capture_logs();
     let (env, provider, base, _) = start_oidc("").await;
     let w = world(&env).await;
     let mut b = Browser::default();
@@ -394,6 +420,8 @@ async fn oidc_sign_in_acts_as_the_prefixed_email_with_filtered_groups() {
         callback.starts_with(&format!("{base}/portal/oidc/callback?")),
         "{callback}"
     );
+    let code = query(&callback, "code").expect("the authorization code");
+    assert!(code.len() >= 16, "a code to look for: {code}");
     let r = b.get(&callback, &[]).await;
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(r.header("location"), Some("/portal/"));
@@ -401,6 +429,21 @@ async fn oidc_sign_in_acts_as_the_prefixed_email_with_filtered_groups() {
         !b.has_cookie("partnerkit_oidc"),
         "the flow's cookie is used once"
     );
+    // No token in a log: the operator logged the sign-in, but neither the authorization code,
+    // nor any JWT (the ID and access tokens: base64url of `{"` is `eyJ`), nor the client
+    // secret.
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    assert!(
+        logged.contains("portal: OIDC sign-in") && logged.contains(&w.alice),
+        "the capture works: {logged}"
+    );
+    for (what, secret) in [
+        ("the authorization code", code.as_str()),
+        ("a JWT", "eyJ"),
+        ("the client secret", CLIENT_SECRET),
+    ] {
+        assert!(!logged.contains(secret), "{what} in the log:\n{logged}");
+    }
     assert!(b.has_cookie("partnerkit_portal"));
     let session = b
         .cookies

@@ -101,7 +101,9 @@ async fn page(
         );
     }
     let mut invites = st.ctx.world.invites_in(ns);
-    invites.sort_by_key(|i| std::cmp::Reverse(i.creation_timestamp()));
+    // Newest first; those of one second (the timestamp's precision) by name, not in the
+    // cache's order, which differs from one refresh of the page to the next.
+    invites.sort_by_cached_key(|i| (std::cmp::Reverse(i.creation_timestamp()), i.name_any()));
     let rows: Vec<Row> = invites.iter().map(|i| row(i)).collect();
     // Every partner, for those the API server lets list Partners (platform admins).
     let choices: Option<Vec<(String, String)>> = st

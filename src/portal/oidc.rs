@@ -462,6 +462,23 @@ pub fn claims_identity(
     })
 }
 
+/// Whom the portal acts as for a verified sign-in: `userPrefix` + the `usernameClaim`'s value,
+/// and only the groups `allowed` (`portal.impersonateGroups`) lets pass (the filter of every
+/// request). A `system:` user is refused.
+pub fn acting_as(
+    who: &Identity,
+    config: &crate::config::Config,
+    allowed: &[String],
+) -> Result<super::as_user::Identity, OidcError> {
+    let user = crate::resources::user(config, &who.name);
+    if user.starts_with("system:") {
+        return Err(OidcError::Refused(
+            "the portal does not act as system: users".into(),
+        ));
+    }
+    Ok(super::as_user::Identity::new(&user, &who.groups, allowed))
+}
+
 /// The PKCE S256 challenge of `verifier`.
 pub fn challenge(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::digest::digest(
@@ -580,19 +597,17 @@ pub async fn callback(
         Ok(w) => w,
         Err(e) => return failed(&st, jar, &e),
     };
-    let user = crate::resources::user(&st.ctx.config, &who.name);
-    if user.starts_with("system:") {
-        return failed(
-            &st,
-            jar,
-            &OidcError::Refused("the portal does not act as system: users".into()),
-        );
-    }
-    // Only the groups the portal may act with are kept (the filter of every request).
-    let groups =
-        super::as_user::Identity::new(&user, &who.groups, &st.cfg.impersonate_groups).groups;
-    tracing::info!(user = %user, groups = groups.len(), "portal: OIDC sign-in");
-    let s = Session::new(Some(user), who.name, groups, st.cfg.session_ttl());
+    let acting = match acting_as(&who, &st.ctx.config, &st.cfg.impersonate_groups) {
+        Ok(a) => a,
+        Err(e) => return failed(&st, jar, &e),
+    };
+    tracing::info!(user = %acting.user, groups = acting.groups.len(), "portal: OIDC sign-in");
+    let s = Session::new(
+        Some(acting.user),
+        who.name,
+        acting.groups,
+        st.cfg.session_ttl(),
+    );
     let secure = provider.cfg.redirect_url.starts_with("https:");
     see_other(session::store(jar, &s, secure), &format!("{BASE}/"))
 }
@@ -758,5 +773,76 @@ mod tests {
             claims_identity(&one_group, &c, "n").unwrap().groups,
             vec!["g"]
         );
+    }
+
+    /// A configured `usernameClaim` and `groupsClaim`, read from the config file as a
+    /// platform writes it, name the user (with `userPrefix`) and the groups; the default
+    /// claims are then not looked at, and a token without the configured claim is refused
+    /// naming it.
+    #[test]
+    fn configured_claims_name_the_user_and_groups() {
+        let config = crate::config::Config::from_yaml(
+            "catalog: [{name: mail}]\nuserPrefix: \"oidc:\"\nportal:\n  auth: oidc\n  oidc: {issuerUrl: https://id.example, clientId: partnerkit, redirectUrl: \"https://portal.example/portal/oidc/callback\", usernameClaim: preferred_username, groupsClaim: roles}\n  impersonateGroups: [partner-admins, support]\n",
+            "test",
+        )
+        .unwrap();
+        let portal = config.portal.clone().unwrap();
+        let c = portal.oidc.clone().unwrap();
+        assert_eq!(c.username_claim, "preferred_username");
+        assert_eq!(c.groups_claim, "roles");
+        let token = claims(serde_json::json!({"nonce": "n", "aud": "partnerkit",
+            "preferred_username": "alice@acme.example", "email": "other@acme.example",
+            "email_verified": false, "roles": ["partner-admins", "system:masters", "auditors"],
+            "groups": ["support"]}));
+        let who = claims_identity(&token, &c, "n").unwrap();
+        assert_eq!(who.name, "alice@acme.example");
+        assert_eq!(
+            who.groups,
+            vec!["partner-admins", "system:masters", "auditors"]
+        );
+        let acting = acting_as(&who, &config, &portal.impersonate_groups).unwrap();
+        assert_eq!(
+            acting,
+            crate::portal::as_user::Identity {
+                user: "oidc:alice@acme.example".into(),
+                groups: vec!["partner-admins".into()],
+            }
+        );
+
+        // The configured claim missing (the default one present): refused, naming it.
+        let without = claims(serde_json::json!({"nonce": "n", "aud": "partnerkit",
+            "email": "alice@acme.example", "roles": ["partner-admins"]}));
+        let e = claims_identity(&without, &c, "n").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "the sign-in could not be completed: the ID token has no \"preferred_username\" claim (portal.oidc.usernameClaim); does the provider need another scope?"
+        );
+        // Empty or not a string: the same.
+        for bad in [serde_json::json!(""), serde_json::json!(["alice"])] {
+            let t = claims(serde_json::json!({"nonce": "n", "preferred_username": bad}));
+            let e = claims_identity(&t, &c, "n").unwrap_err().to_string();
+            assert!(e.contains("\"preferred_username\" claim"), "{e}");
+        }
+        // No groups claim: signed in with no groups (the default `groups` is not read).
+        let no_roles = claims(
+            serde_json::json!({"nonce": "n", "preferred_username": "bob",
+            "groups": ["partner-admins"]}),
+        );
+        let who = claims_identity(&no_roles, &c, "n").unwrap();
+        assert!(who.groups.is_empty(), "{who:?}");
+        assert_eq!(
+            acting_as(&who, &config, &portal.impersonate_groups)
+                .unwrap()
+                .user,
+            "oidc:bob"
+        );
+        // A claim that makes a system: user is refused.
+        let system = Identity {
+            name: "system:admin".into(),
+            groups: vec![],
+        };
+        let plain = crate::config::Config::from_yaml("catalog: [{name: mail}]\n", "test").unwrap();
+        let e = acting_as(&system, &plain, &[]).unwrap_err().to_string();
+        assert!(e.contains("system: users"), "{e}");
     }
 }

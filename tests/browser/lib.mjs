@@ -38,8 +38,8 @@ export async function launch() {
   });
 }
 
-export async function context(browser) {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+export async function context(browser, extra = {}) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...extra });
   ctx.setDefaultTimeout(20000);
   ctx.setDefaultNavigationTimeout(30000);
   return ctx;

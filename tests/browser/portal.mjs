@@ -9,6 +9,10 @@
 //   root, platform admin: Partners (sign up a partner, Edit), Invite Partner Admin to any partner
 //     (the chooser), Partner Assignment (move a company);
 //   bob, tenant admin: his own company's page, in his partner's brand.
+// With `"auth": "proxy"` in the input (the portal behind an authenticating proxy), each person
+// is a browser context that sends the proxy's identity header (`X-Forwarded-Email`) on every
+// request, and the run covers alice's sign-in, Companies and Create Company (screenshots
+// `portal-proxy-<page>.png`).
 // Every page: axe-core (no serious or critical violation), every control reachable with Tab
 // with a visible focus, and a full-page screenshot `portal-<page>.png` in `screenshots`.
 import { input, context, main, step, ok, check, checkPage } from './lib.mjs';
@@ -16,8 +20,18 @@ import { input, context, main, step, ok, check, checkPage } from './lib.mjs';
 const t = input();
 const P = `${t.base}/portal`;
 const opts = { screenshots: t.screenshots };
+const proxy = t.auth === 'proxy';
+const shot = (name) => (proxy ? `proxy-${name}` : name);
 
 async function signIn(browser, email, listed) {
+  if (proxy) {
+    // Signed in by the proxy: its header on every request, no sign-in page.
+    const ctx = await context(browser, { extraHTTPHeaders: { 'X-Forwarded-Email': email } });
+    const page = await ctx.newPage();
+    await page.goto(`${P}/`);
+    check(!page.url().endsWith('/sign-in'), `signed in by the proxy's header, not ${page.url()}`);
+    return page;
+  }
   const ctx = await context(browser);
   const page = await ctx.newPage();
   await page.goto(`${P}/sign-in`);
@@ -35,8 +49,19 @@ const text = (page, sel) => page.locator(sel).innerText();
 
 main(async (browser) => {
   // ---- alice, partner admin -------------------------------------------------------------
-  step('sign-in page');
-  {
+  if (proxy) {
+    step('proxy: no identity header');
+    const ctx = await context(browser);
+    const page = await ctx.newPage();
+    const r = await page.goto(`${P}/`);
+    check(r.status() === 403, `without the proxy's header: 403, not ${r.status()}`);
+    const says = await page.locator('main').innerText();
+    check(/proxy/i.test(says), `says to sign in through the proxy: ${says}`);
+    await ctx.close();
+    ok();
+  }
+  if (!proxy) step('sign-in page');
+  if (!proxy) {
     const ctx = await context(browser);
     const page = await ctx.newPage();
     await page.goto(`${P}/`);
@@ -55,7 +80,7 @@ main(async (browser) => {
   check(!grid.includes(t.hooli), `another partner's company never shown:\n${grid}`);
   const styled = await page.evaluate(() => getComputedStyle(document.querySelector('header')).display);
   check(styled === 'flex', `portal.css applies under the CSP (header display ${styled})`);
-  await checkPage(page, 'companies', opts);
+  await checkPage(page, shot('companies'), opts);
 
   step('alice: Create Company');
   await page.locator('a.button', { hasText: 'Create Company' }).click();
@@ -71,7 +96,7 @@ main(async (browser) => {
   check(await page.locator('#app-crm').isEnabled(), 'an entitled premium app can be turned on');
   await page.locator('#app-crm').check();
   await page.locator('#app-chat').uncheck();
-  await checkPage(page, 'create-company', opts);
+  await checkPage(page, shot('create-company'), opts);
   ok();
 
   step('alice: Create Company with a taken ID');
@@ -86,12 +111,13 @@ main(async (browser) => {
   check(await page.locator('#app-crm').isChecked(), 'the CRM toggle kept');
   check(!(await page.locator('#app-chat').isChecked()), 'the Chat toggle kept off');
   check(await page.locator('#admins').inputValue() === t.alice, `the admins kept: ${await page.locator('#admins').inputValue()}`);
-  await checkPage(page, 'create-company-taken-id', opts);
+  await checkPage(page, shot('create-company-taken-id'), opts);
   await page.locator('#id').fill(id);
   await page.locator('#submit').click();
   await page.locator('#flash').waitFor();
   check((await text(page, '#flash')).includes(`Company ${id} created`), await text(page, '#flash'));
   ok('alice: Create Company');
+  if (proxy) return;
 
   step('alice: Edit');
   // The new company's status becomes Ready by itself (the page refreshes while it is pending).
