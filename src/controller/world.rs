@@ -14,7 +14,7 @@
 //! bodies are kept: the controllers compare them with what they would apply and skip the PATCH
 //! when nothing differs).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, hash_map::Entry};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::{Arc, RwLock};
@@ -31,7 +31,7 @@ use kube::runtime::{WatchStreamExt, watcher as watch};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
-use super::children::{Child, Children, Namespaces, Ns};
+use super::children::{Child, Children, Namespaces, Ns, hash_of};
 use super::lean::{Guarded, Lean};
 use crate::api::{Partner, PartnerAdminInvite, PartnerAssignment, Tenant};
 use crate::config::Config;
@@ -51,21 +51,82 @@ pub fn managed_selector() -> String {
 /// Keys (e.g. a namespace) to sets of members (e.g. names), rebuilt atomically on a re-list.
 #[derive(Default)]
 struct Index {
-    live: HashMap<String, BTreeSet<String>>,
-    building: Option<HashMap<String, BTreeSet<String>>>,
+    live: HashMap<String, Members>,
+    building: Option<HashMap<String, Members>>,
+}
+
+/// The members of one key, sorted. Most keys have one (a tenant name is rarely taken in two
+/// partners), and a `BTreeSet` of one member still allocates a whole node (about 280 bytes):
+/// one member is kept as itself.
+enum Members {
+    One(String),
+    Many(BTreeSet<String>),
+}
+
+impl Members {
+    fn insert(&mut self, member: String) {
+        match self {
+            Members::One(m) if *m == member => {}
+            Members::One(m) => {
+                let first = std::mem::take(m);
+                *self = Members::Many(BTreeSet::from([first, member]));
+            }
+            Members::Many(s) => {
+                s.insert(member);
+            }
+        }
+    }
+    /// Drop `member`; true when none is left.
+    fn remove(&mut self, member: &str) -> bool {
+        match self {
+            Members::One(m) => m == member,
+            Members::Many(s) => {
+                s.remove(member);
+                s.is_empty()
+            }
+        }
+    }
+    fn len(&self) -> usize {
+        match self {
+            Members::One(_) => 1,
+            Members::Many(s) => s.len(),
+        }
+    }
+    /// How many members sort before `key`, counted up to `limit`: cost O(limit).
+    fn count_before(&self, key: &str, limit: usize) -> usize {
+        self.iter()
+            .take_while(|k| k.as_str() < key)
+            .take(limit)
+            .count()
+    }
+    /// In order.
+    fn iter(&self) -> impl Iterator<Item = &String> {
+        let (one, many) = match self {
+            Members::One(m) => (Some(m), None),
+            Members::Many(s) => (None, Some(s)),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
 }
 
 impl Index {
     fn insert(&mut self, key: String, member: String) {
         let map = self.building.as_mut().unwrap_or(&mut self.live);
-        map.entry(key).or_default().insert(member);
+        Self::put(map, key, member);
+    }
+    fn put(map: &mut HashMap<String, Members>, key: String, member: String) {
+        match map.entry(key) {
+            Entry::Occupied(mut e) => e.get_mut().insert(member),
+            Entry::Vacant(e) => {
+                e.insert(Members::One(member));
+            }
+        }
     }
     fn remove(&mut self, key: &str, member: &str) {
-        if let Some(set) = self.live.get_mut(key) {
-            set.remove(member);
-            if set.is_empty() {
-                self.live.remove(key);
-            }
+        if let Some(set) = self.live.get_mut(key)
+            && set.remove(member)
+        {
+            self.live.remove(key);
         }
     }
     fn get(&self, key: &str) -> Vec<String> {
@@ -79,12 +140,9 @@ impl Index {
         match ev {
             Event::Init => self.building = Some(HashMap::new()),
             Event::InitApply(o) => {
+                let map = self.building.get_or_insert_with(HashMap::new);
                 for (k, m) in keys(o) {
-                    self.building
-                        .get_or_insert_with(HashMap::new)
-                        .entry(k)
-                        .or_default()
-                        .insert(m);
+                    Self::put(map, k, m);
                 }
             }
             Event::InitDone => {
@@ -232,7 +290,7 @@ impl World {
             .tenants_by_age
             .live
             .get(ns)
-            .map_or(0, |s| s.range(..key).take(limit).count())
+            .map_or(0, |s| s.count_before(&key, limit))
     }
     /// Every Tenant named `name`, in any namespace.
     pub fn tenants_named(&self, name: &str) -> Vec<Arc<TenantObj>> {
@@ -497,23 +555,32 @@ fn slim_tenant(o: &mut TenantObj) {
     }
 }
 
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Fingerprint of what dependants of an object care about; fan out only when it changes.
-#[derive(PartialEq, Eq, Clone)]
-struct Fp {
-    uid: Option<String>,
-    generation: Option<i64>,
-    deleting: bool,
-    extra: Option<String>,
+/// The workspace a Tenant's status names.
+fn workspace_of(o: &TenantObj) -> Option<&str> {
+    o.0.as_ref()
+        .ok()
+        .and_then(|t| t.status.as_ref())
+        .and_then(|s| s.workspace.as_deref())
 }
 
-fn fp<K: Resource>(o: &K, extra: Option<String>) -> Fp {
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Fingerprint of what dependants of an object care about; fan out only when it changes. Kept
+/// per object (every Tenant), so it is two hashes, not copies of the uid and the workspace.
+#[derive(PartialEq, Eq, Clone, Copy)]
+struct Fp {
+    /// The uid, whether it is being deleted, the generation and the `extra`.
+    all: u64,
+    /// The uid and whether it is being deleted: which object this is, and whether it is going.
+    life: u64,
+}
+
+fn fp<K: Resource>(o: &K, extra: Option<&str>) -> Fp {
+    let m = o.meta();
+    let life = (m.uid.as_deref(), m.deletion_timestamp.is_some());
     Fp {
-        uid: o.meta().uid.clone(),
-        generation: o.meta().generation,
-        deleting: o.meta().deletion_timestamp.is_some(),
-        extra,
+        all: hash_of((life, m.generation, extra)),
+        life: hash_of(life),
     }
 }
 
@@ -571,7 +638,7 @@ pub fn spawn_reflectors(
                         seen.remove(&name);
                         true
                     } else {
-                        seen.insert(name, now.clone()) != Some(now)
+                        seen.insert(name, now) != Some(now)
                     };
                     if changed {
                         q.tenants_of_ns(&world, &ns);
@@ -601,7 +668,8 @@ pub fn spawn_reflectors(
     {
         let (world, q) = (world.clone(), queues.clone());
         let config = config.clone();
-        let mut seen: HashMap<(String, String), Fp> = HashMap::new();
+        // By the hash of (namespace, name): one entry per Tenant.
+        let mut seen: HashMap<u64, Fp> = HashMap::new();
         set.spawn(drive::<TenantObj>(
             "Tenant",
             client.clone(),
@@ -623,63 +691,50 @@ pub fn spawn_reflectors(
                         }
                     });
                 }
-                let route =
-                    |o: &TenantObj, seen: &mut HashMap<(String, String), Fp>, deleted: bool| {
-                        let (ns, name) = (ns_of(o), o.name_any());
-                        let key = (ns.clone(), name.clone());
-                        let workspace =
-                            o.0.as_ref()
-                                .ok()
-                                .and_then(|t| t.status.as_ref())
-                                .and_then(|s| s.workspace.clone());
-                        let now = fp(o, workspace);
-                        let before = if deleted {
-                            seen.remove(&key)
-                        } else {
-                            seen.insert(key, now.clone())
-                        };
-                        if deleted {
-                            world.echoes.forget::<Tenant>(o.meta());
-                        } else if !world.echoes.is_echo::<Tenant>(o.meta()) {
-                            q.tenant(&ns, &name);
-                        }
-                        if before.as_ref() == Some(&now) && !deleted {
-                            return; // a status write of ours, or metadata only: nobody else cares
-                        }
-                        let partner = resources::partner_of_namespace(&config, &ns);
-                        if let Some(p) = &partner {
-                            q.partner(p);
-                        }
-                        if name == TEMPLATE_NAME {
-                            q.tenants_of_ns(&world, &ns);
-                            return;
-                        }
-                        let came_or_went = deleted
-                            || before.as_ref().map(|b| (&b.uid, b.deleting))
-                                != Some((&now.uid, now.deleting));
-                        if came_or_went {
-                            q.tenants_named(&world, &name);
-                            let quota = partner.and_then(|p| world.partner(&p)).and_then(|p| {
-                                p.0.as_ref()
-                                    .ok()
-                                    .and_then(|p| p.spec.entitlements.max_tenants)
-                            });
-                            if let Some(max) = quota {
-                                // Only the tenants at the quota's edge can change side.
-                                q.tenants_from_rank(&world, &ns, (max as usize).saturating_sub(1));
-                            }
-                        }
+                let route = |o: &TenantObj, seen: &mut HashMap<u64, Fp>, deleted: bool| {
+                    let (ns, name) = (ns_of(o), o.name_any());
+                    let key = hash_of((&ns, &name));
+                    let now = fp(o, workspace_of(o));
+                    let before = if deleted {
+                        seen.remove(&key)
+                    } else {
+                        seen.insert(key, now)
                     };
+                    if deleted {
+                        world.echoes.forget::<Tenant>(o.meta());
+                    } else if !world.echoes.is_echo::<Tenant>(o.meta()) {
+                        q.tenant(&ns, &name);
+                    }
+                    if before.as_ref() == Some(&now) && !deleted {
+                        return; // a status write of ours, or metadata only: nobody else cares
+                    }
+                    let partner = resources::partner_of_namespace(&config, &ns);
+                    if let Some(p) = &partner {
+                        q.partner(p);
+                    }
+                    if name == TEMPLATE_NAME {
+                        q.tenants_of_ns(&world, &ns);
+                        return;
+                    }
+                    let came_or_went = deleted || before.map(|b| b.life) != Some(now.life);
+                    if came_or_went {
+                        q.tenants_named(&world, &name);
+                        let quota = partner.and_then(|p| world.partner(&p)).and_then(|p| {
+                            p.0.as_ref()
+                                .ok()
+                                .and_then(|p| p.spec.entitlements.max_tenants)
+                        });
+                        if let Some(max) = quota {
+                            // Only the tenants at the quota's edge can change side.
+                            q.tenants_from_rank(&world, &ns, (max as usize).saturating_sub(1));
+                        }
+                    }
+                };
                 match ev {
                     Event::Apply(o) => route(o, &mut seen, false),
                     Event::Delete(o) => route(o, &mut seen, true),
                     Event::InitApply(o) => {
-                        let workspace =
-                            o.0.as_ref()
-                                .ok()
-                                .and_then(|t| t.status.as_ref())
-                                .and_then(|s| s.workspace.clone());
-                        seen.insert((ns_of(o), o.name_any()), fp(o, workspace));
+                        seen.insert(hash_of((ns_of(o), o.name_any())), fp(o, workspace_of(o)));
                     }
                     Event::InitDone => {
                         for o in world.tenants.state() {
@@ -935,6 +990,75 @@ pub fn spawn_reflectors(
 mod tests {
     use super::*;
     use crate::api::{EffectiveProfile, Source, TenantStatus};
+
+    /// An index key holds one member as itself, and more in order; removing the last member
+    /// drops the key, and a re-list replaces everything at once.
+    #[test]
+    fn an_index_keeps_its_members_sorted_whether_one_or_many() {
+        let mut idx = Index::default();
+        idx.insert("acme".into(), "m".into());
+        idx.insert("acme".into(), "m".into());
+        assert!(matches!(idx.live["acme"], Members::One(_)));
+        assert_eq!(idx.get("acme"), ["m"]);
+        idx.insert("acme".into(), "b".into());
+        idx.insert("acme".into(), "z".into());
+        assert_eq!(idx.get("acme"), ["b", "m", "z"]);
+        assert_eq!(idx.live["acme"].len(), 3);
+        assert_eq!(idx.live["acme"].count_before("n", 10), 2);
+        assert_eq!(idx.live["acme"].count_before("n", 1), 1);
+        assert_eq!(idx.live["acme"].count_before("a", 10), 0);
+        idx.remove("acme", "m");
+        idx.remove("acme", "nothing");
+        assert_eq!(idx.get("acme"), ["b", "z"]);
+        idx.remove("acme", "b");
+        idx.remove("acme", "z");
+        assert!(!idx.live.contains_key("acme"), "an empty key is dropped");
+        idx.insert("one".into(), "x".into());
+        idx.remove("one", "x");
+        assert!(idx.get("one").is_empty());
+
+        // A re-list: built aside, then swapped in whole.
+        idx.insert("kept".into(), "k".into());
+        idx.building = Some(HashMap::new());
+        idx.insert("new".into(), "n".into());
+        assert_eq!(
+            idx.get("kept"),
+            ["k"],
+            "the live index serves until the list is in"
+        );
+        assert!(idx.get("new").is_empty());
+        idx.live = idx.building.take().unwrap();
+        assert!(idx.get("kept").is_empty());
+        assert_eq!(idx.get("new"), ["n"]);
+    }
+
+    /// A Tenant's fingerprint changes with its generation and workspace; its `life` only when
+    /// it is another object (uid) or starts going away.
+    #[test]
+    fn a_fingerprint_tells_a_new_spec_from_a_new_life() {
+        let spec = serde_json::from_value(serde_json::json!({"displayName": "Globex"})).unwrap();
+        let mut t = Tenant::new("globex", spec);
+        t.metadata.uid = Some("u1".into());
+        t.metadata.generation = Some(1);
+        let a = fp(&t, Some("ws"));
+        assert!(a == fp(&t, Some("ws")));
+        let moved = fp(&t, Some("other"));
+        assert!(moved.all != a.all && moved.life == a.life);
+        t.metadata.generation = Some(2);
+        let edited = fp(&t, Some("ws"));
+        assert!(edited.all != a.all && edited.life == a.life);
+        t.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            jiff::Timestamp::UNIX_EPOCH,
+        ));
+        let going = fp(&t, Some("ws"));
+        assert!(going.life != a.life);
+        t.metadata.deletion_timestamp = None;
+        t.metadata.uid = Some("u2".into());
+        assert!(
+            fp(&t, Some("ws")).life != a.life,
+            "a new Tenant of the same name"
+        );
+    }
 
     fn cached(status: &TenantStatus) -> TenantStatus {
         let spec = serde_json::from_value(serde_json::json!({"displayName": "Globex"})).unwrap();
