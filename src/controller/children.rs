@@ -249,12 +249,14 @@ impl Children {
     }
     /// Apply a watch event of the children's kind.
     pub fn update<K: Digestible>(&self, ev: &Event<K>) {
-        let ns = |o: &K| o.meta().namespace.clone().unwrap_or_default();
+        fn ns<K: Resource>(o: &K) -> &str {
+            o.meta().namespace.as_deref().unwrap_or_default()
+        }
         self.apply(
             ev,
             |map, o| {
                 let child = Child::of(o);
-                let key = o.meta().namespace.as_deref().unwrap_or_default();
+                let key = ns(o);
                 if !map.contains_key(key) {
                     map.insert(key.to_string(), Vec::new());
                 }
@@ -272,11 +274,11 @@ impl Children {
             },
             |map, o| {
                 let key = ns(o);
-                if let Some(v) = map.get_mut(&key) {
+                if let Some(v) = map.get_mut(key) {
                     let name = o.meta().name.as_deref().unwrap_or_default();
                     v.retain(|c| &*c.name != name);
                     if v.is_empty() {
-                        map.remove(&key);
+                        map.remove(key);
                     }
                 }
             },

@@ -555,6 +555,11 @@ fn slim_tenant(o: &mut TenantObj) {
     }
 }
 
+/// The key of a Tenant's [`Fp`] in the Tenant watch's map: a hash, not two strings per Tenant.
+fn seen_key(ns: &str, name: &str) -> u64 {
+    hash_of((ns, name))
+}
+
 /// The workspace a Tenant's status names.
 fn workspace_of(o: &TenantObj) -> Option<&str> {
     o.0.as_ref()
@@ -693,7 +698,7 @@ pub fn spawn_reflectors(
                 }
                 let route = |o: &TenantObj, seen: &mut HashMap<u64, Fp>, deleted: bool| {
                     let (ns, name) = (ns_of(o), o.name_any());
-                    let key = hash_of((&ns, &name));
+                    let key = seen_key(&ns, &name);
                     let now = fp(o, workspace_of(o));
                     let before = if deleted {
                         seen.remove(&key)
@@ -734,7 +739,7 @@ pub fn spawn_reflectors(
                     Event::Apply(o) => route(o, &mut seen, false),
                     Event::Delete(o) => route(o, &mut seen, true),
                     Event::InitApply(o) => {
-                        seen.insert(hash_of((ns_of(o), o.name_any())), fp(o, workspace_of(o)));
+                        seen.insert(seen_key(&ns_of(o), &o.name_any()), fp(o, workspace_of(o)));
                     }
                     Event::InitDone => {
                         for o in world.tenants.state() {
