@@ -15,6 +15,7 @@
 
 pub mod apply;
 pub mod children;
+pub mod fanout;
 pub mod invite;
 pub mod leader;
 pub mod lean;
@@ -293,6 +294,7 @@ pub async fn run_with(
         tenants: ttx,
         invites: itx,
         active: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        lane: Arc::default(),
     };
     let mut reflectors = world::spawn_reflectors(
         &client,
@@ -378,7 +380,7 @@ pub async fn run_with(
     tracing::info!(lease = %leadership.lease, identity = %leadership.identity, "leading: controllers running");
     telemetry.set_leader(&leadership.lease, &leadership.identity, true);
     queues.activate(&world);
-    // Tenants: up to 64 reconciles at once, so that a template change fanned out to thousands
+    // Tenants: up to TENANT_CONCURRENCY reconciles at once, so that a template change fanned out to thousands
     // of tenants (each a few sequential writes) keeps the API server busy rather than waiting
     // on round trips; Partners and invites are few.
     let cfg = ControllerConfig::default().concurrency(8);
@@ -398,10 +400,16 @@ pub async fn run_with(
         cfg.clone(),
     )
     .for_each(|r| async move { log_applier(partner::CONTROLLER, r.map(|_| ())) });
+    let lane = queues.lane.clone();
     let tenants = applier(
-        |obj, ctx: Arc<Ctx>| {
+        move |obj, ctx: Arc<Ctx>| {
             let span = tracing::info_span!("reconcile", controller = tenant::CONTROLLER, "object.name" = %obj.name_any(), "object.namespace" = %obj.namespace().unwrap_or_default());
-            Box::pin(spawned(measured(tenant::CONTROLLER, ctx.clone(), tenant::reconcile(obj, ctx)).instrument(span)))
+            let lane = lane.clone();
+            Box::pin(async move {
+                let r = spawned(measured(tenant::CONTROLLER, ctx.clone(), tenant::reconcile(obj, ctx)).instrument(span)).await;
+                lane.finished();
+                r
+            })
         },
         |_, e: &Error, _| error_policy(e),
         ctx.clone(),

@@ -99,6 +99,23 @@ impl Members {
             .take(limit)
             .count()
     }
+    /// Up to `n` members after `after` (all from the first when none), in order: cost O(n).
+    fn after(&self, after: Option<&str>, n: usize) -> Vec<String> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        match (self, after) {
+            (Members::Many(s), Some(a)) => s
+                .range::<str, _>((Excluded(a), Unbounded))
+                .take(n)
+                .cloned()
+                .collect(),
+            _ => self
+                .iter()
+                .filter(|m| after.is_none_or(|a| m.as_str() > a))
+                .take(n)
+                .cloned()
+                .collect(),
+        }
+    }
     /// In order.
     fn iter(&self) -> impl Iterator<Item = &String> {
         let (one, many) = match self {
@@ -300,6 +317,26 @@ impl World {
             .filter_map(|ns| self.tenant(ns, name))
             .collect()
     }
+    /// Up to `n` names of the Tenants in namespace `ns` after `after`, in order (a fan-out's
+    /// next batch: [`super::fanout`]).
+    pub(super) fn tenants_after(&self, ns: &str, after: Option<&str>, n: usize) -> Vec<String> {
+        self.read()
+            .tenants_by_ns
+            .live
+            .get(ns)
+            .map(|m| m.after(after, n))
+            .unwrap_or_default()
+    }
+    /// The namespaces that hold Tenants.
+    fn tenant_namespaces(&self) -> Vec<String> {
+        self.read().tenants_by_ns.live.keys().cloned().collect()
+    }
+    #[cfg(test)]
+    pub(super) fn index_tenant_for_test(&self, ns: &str, name: &str) {
+        self.write()
+            .tenants_by_ns
+            .insert(ns.to_string(), name.to_string());
+    }
     pub fn invites_in(&self, ns: &str) -> Vec<Arc<InviteObj>> {
         let names = self.read().invites_by_ns.get(ns);
         names
@@ -351,6 +388,9 @@ pub struct Queues {
     /// Requests are sent only while this replica leads (a standby drops them: it reconciles
     /// everything once it takes over).
     pub active: Arc<std::sync::atomic::AtomicBool>,
+    /// Fan-outs over many tenants, released to `tenants` a batch at a time by
+    /// [`super::fanout::feed`].
+    pub lane: Arc<super::fanout::Lane>,
 }
 
 impl Queues {
@@ -379,18 +419,19 @@ impl Queues {
             let _ = self.partners.unbounded_send(ObjectRef::new(name));
         }
     }
-    fn tenant(&self, ns: &str, name: &str) {
+    pub(super) fn tenant(&self, ns: &str, name: &str) {
         if self.on() {
             let _ = self.tenants.unbounded_send(ObjectRef::new(name).within(ns));
         }
     }
-    /// Every tenant of a partner namespace.
-    fn tenants_of_ns(&self, world: &World, ns: &str) {
-        for n in world.read().tenants_by_ns.get(ns) {
-            self.tenant(ns, &n);
+    /// Every tenant of a partner namespace, through the fan-out lane.
+    fn tenants_of_ns(&self, ns: &str) {
+        if self.on() {
+            self.lane.push(ns);
         }
     }
-    /// Every Partner, Tenant and invite (after a re-list of a child kind).
+    /// Every Partner, Tenant and invite (after a re-list of a child kind); the tenants through
+    /// the fan-out lane.
     fn everything(&self, world: &World) {
         for p in world.partners.state() {
             self.partner(&p.name_any());
@@ -398,8 +439,8 @@ impl Queues {
         for i in world.invites.state() {
             self.invite(&ns_of(&*i), &i.name_any());
         }
-        for t in world.tenants.state() {
-            self.tenant(&ns_of(&*t), &t.name_any());
+        for ns in world.tenant_namespaces() {
+            self.tenants_of_ns(&ns);
         }
     }
     /// The tenants of a partner namespace from the `rank`-th oldest on (template excluded).
@@ -616,6 +657,7 @@ pub fn spawn_reflectors(
 ) -> tokio::task::JoinSet<()> {
     let mut set = tokio::task::JoinSet::new();
     let managed = watcher::Config::default().labels(&managed_selector());
+    set.spawn(super::fanout::feed(world.clone(), queues.clone()));
 
     // Partners: reconcile the partner; its tenants when its spec (generation) or existence changes.
     {
@@ -646,7 +688,7 @@ pub fn spawn_reflectors(
                         seen.insert(name, now) != Some(now)
                     };
                     if changed {
-                        q.tenants_of_ns(&world, &ns);
+                        q.tenants_of_ns(&ns);
                         q.invites_of_ns(&world, &ns);
                     }
                 };
@@ -718,7 +760,7 @@ pub fn spawn_reflectors(
                         q.partner(p);
                     }
                     if name == TEMPLATE_NAME {
-                        q.tenants_of_ns(&world, &ns);
+                        q.tenants_of_ns(&ns);
                         return;
                     }
                     let came_or_went = deleted || before.map(|b| b.life) != Some(now.life);
@@ -784,7 +826,7 @@ pub fn spawn_reflectors(
                 let grants_changed = |ns: &str| {
                     if let Some(p) = resources::partner_of_namespace(&config, ns) {
                         q.partner(&p);
-                        q.tenants_of_ns(&world, ns);
+                        q.tenants_of_ns(ns);
                     }
                     q.invites_of_ns(&world, ns);
                 };
