@@ -202,12 +202,12 @@ mod tests {
         let mut take = |rx: &mut futures::channel::mpsc::UnboundedReceiver<_>, n: usize| {
             let mut got = 0;
             while got < n {
-                match rx.try_next() {
-                    Ok(Some(r)) => {
+                match rx.try_recv() {
+                    Ok(r) => {
                         received.push(r);
                         got += 1;
                     }
-                    _ => break,
+                    Err(_) => break,
                 }
             }
             got
