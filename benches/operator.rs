@@ -3,7 +3,9 @@
 //!
 //! Both programs are the release binaries, run as child processes so that their memory
 //! (/proc/<pid>/status VmHWM) and CPU time are their own: `target/release/kube-sim` (built by
-//! `make build`) and `partnerkit run` (the binary cargo builds for this bench). It measures:
+//! `make build`) and `partnerkit run` — under `make bench*` the binary as it ships
+//! (`target/dist/partnerkit`, the `dist` profile: release with whole-program LTO), else the
+//! one cargo builds for this bench. It measures:
 //!   1. convergence: from the first create (Partners, then their templates, then 10,000
 //!      Tenants from concurrent clients) until every Tenant is Ready for its current generation
 //!      (seen through one watch, not by polling), and until the operator stops writing;

@@ -10,7 +10,8 @@
 # image with the same config, so both ways give the same image. Keep them in step: the image
 # test (tests/image) compares the Dockerfile with the archive.
 #
-# - The binary: `cargo build --release --target x86_64-unknown-linux-gnu` with glibc linked
+# - The binary: `cargo build --profile dist --target x86_64-unknown-linux-gnu` (release with
+#   whole-program LTO, Cargo.toml) with glibc linked
 #   statically (crt-static), symbols stripped, getrandom(2) called directly (a static binary
 #   cannot dlsym it and would fall back to /dev/urandom), and the build paths remapped so two
 #   checkouts give the same binary. Needs nothing but the Rust toolchain this project uses.
@@ -50,8 +51,8 @@ build_binary() {
   local cargo_home="${CARGO_HOME:-$HOME/.cargo}"
   unset CARGO_ENCODED_RUSTFLAGS
   RUSTFLAGS="-C target-feature=+crt-static -C strip=symbols --cfg getrandom_backend=\"linux_getrandom\" --remap-path-prefix=$root=/partnerkit --remap-path-prefix=$cargo_home=/cargo" \
-    "${CARGO:-cargo}" build --locked --release --target "$TARGET" --bin partnerkit >&2
-  local bin="${CARGO_TARGET_DIR:-$root/target}/$TARGET/release/partnerkit"
+    "${CARGO:-cargo}" build --locked --profile dist --target "$TARGET" --bin partnerkit >&2
+  local bin="${CARGO_TARGET_DIR:-$root/target}/$TARGET/dist/partnerkit"
   # Static means: no program interpreter, no shared library needed.
   if readelf -lW "$bin" | grep -q 'INTERP' || readelf -dW "$bin" | grep -q '(NEEDED)'; then
     echo "image.sh: $bin is not static:" >&2
