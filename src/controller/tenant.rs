@@ -144,18 +144,7 @@ async fn reconcile_tenant(
 
     // Dereference.
     let partner_admins: Vec<String> = match partner {
-        Some(p) => {
-            let mut v: Vec<String> = p
-                .spec
-                .admins
-                .iter()
-                .map(|a| a.email.clone())
-                .chain(world.accepted_invites(ns))
-                .collect();
-            v.sort();
-            v.dedup();
-            v
-        }
+        Some(p) => world.partner_admins(p, ns),
         None => Vec::new(),
     };
     let template_obj = if is_template {

@@ -169,9 +169,35 @@ pub struct Row {
     pub pending: bool,
 }
 
+/// What the rows of one partner's page are computed from, looked up once per page.
+pub struct Inherited {
+    partner: Option<Partner>,
+    template: Option<TenantSpec>,
+    partner_admins: Vec<String>,
+}
+
+impl Inherited {
+    pub fn of(st: &St, partner: &str, ns: &str) -> Inherited {
+        let partner = partner_obj(st, partner);
+        let partner_admins = partner
+            .as_ref()
+            .map(|p| st.ctx.world.partner_admins(p, ns))
+            .unwrap_or_default();
+        Inherited {
+            partner,
+            template: template_spec(st, ns),
+            partner_admins,
+        }
+    }
+}
+
 /// A tenant's status as the list shows it: Ready, Pending (not yet reconciled at its current
-/// generation), or the Ready condition's reason and message.
-pub fn row(st: &St, t: &crate::controller::world::TenantObj) -> Row {
+/// generation), or the Ready condition's reason and message. Its BizApps and admins are
+/// computed from the specs (the tenant's, its template's, its partner's) by the functions the
+/// controller writes them into the status with: the operator's cache keeps statuses without
+/// those lists (`controller::world::slim_tenant`). So a change the controller has not applied
+/// yet shows at once, beside the row's status.
+pub fn row(st: &St, inherited: &Inherited, t: &crate::controller::world::TenantObj) -> Row {
     let id = t.name_any();
     let tenant = match t.0.as_ref() {
         Ok(t) => t,
@@ -222,24 +248,37 @@ pub fn row(st: &St, t: &crate::controller::world::TenantObj) -> Row {
             true,
         ),
     };
-    let admins = if status.effective_admins.is_empty() {
-        tenant.spec.admins.iter().map(|a| a.email.clone()).collect()
-    } else {
-        status
-            .effective_admins
-            .iter()
-            .map(|a| a.email.clone())
-            .collect()
-    };
+    let admins = crate::resources::effective_admins(&tenant.spec, &inherited.partner_admins)
+        .into_iter()
+        .map(|a| a.email)
+        .collect();
+    let template = inherited
+        .template
+        .as_ref()
+        .filter(|_| tenant.spec.inherit_from_template);
+    // A refused combination (an app not in the catalog, or not entitled) shows no apps: the
+    // row's status says why.
+    let apps = inherited
+        .partner
+        .as_ref()
+        .and_then(|p| {
+            crate::resources::effective_biz_apps(
+                &st.ctx.config.catalog,
+                &p.spec.entitlements,
+                template,
+                &tenant.spec,
+            )
+            .ok()
+        })
+        .unwrap_or_default()
+        .iter()
+        .filter(|a| a.enabled)
+        .map(|a| display(&a.name))
+        .collect();
     Row {
         name: tenant.spec.display_name.clone(),
         id,
-        apps: status
-            .effective_biz_apps
-            .iter()
-            .filter(|a| a.enabled)
-            .map(|a| display(&a.name))
-            .collect(),
+        apps,
         admins,
         status: label,
         message,
@@ -288,11 +327,12 @@ pub async fn list(
     let total = matching.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
+    let inherited = Inherited::of(&st, &partner, &ns);
     let rows: Vec<Row> = matching
         .iter()
         .skip((page - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
-        .map(|t| row(&st, t))
+        .map(|t| row(&st, &inherited, t))
         .collect();
     let mut chrome = st.chrome(&s, "Companies");
     chrome.partner = Some((partner.clone(), display_name(&st, &partner)));

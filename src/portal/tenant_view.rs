@@ -25,7 +25,10 @@ pub struct Own {
 
 /// The companies whose effective admins include `email`, from the watch cache. (A scan of
 /// the cached Tenants — in memory, a few milliseconds at 100,000 — made only for a signed-in
-/// person who administers no partner.)
+/// person who administers no partner.) For such a person that is the companies naming them
+/// among their own admins: a company that names none has its partner's admins
+/// (`resources::effective_admins`), and the cache keeps no status lists to read instead
+/// (`controller::world::slim_tenant`).
 pub fn companies_of(st: &St, email: &str) -> Vec<Own> {
     let mut out: Vec<Own> = st
         .ctx
@@ -35,9 +38,9 @@ pub fn companies_of(st: &St, email: &str) -> Vec<Own> {
         .iter()
         .filter_map(|t| {
             let tenant = t.0.as_ref().ok()?;
-            let status = tenant.status.as_ref()?;
-            status
-                .effective_admins
+            tenant
+                .spec
+                .admins
                 .iter()
                 .any(|a| a.email.eq_ignore_ascii_case(email))
                 .then(|| {
