@@ -1399,8 +1399,9 @@ async fn run() -> Res<()> {
     // Summary.
     let ops = converge_counts.operator_writes();
     println!(
-        "\n## partnerkit operator benchmark ({partners} partners x {per_partner} tenants; {cpus} CPUs; kube-sim {} namespace defaults; operator and kube-sim are release binaries)\n",
-        if ns_defaults { "with" } else { "without" }
+        "\n## partnerkit operator benchmark ({partners} partners x {per_partner} tenants; {cpus} CPUs; kube-sim {} namespace defaults; operator {})\n",
+        if ns_defaults { "with" } else { "without" },
+        partnerkit_binary().display()
     );
     println!("| Measurement | Result |");
     println!("|---|---|");

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //!  watches ──► reflectors (world.rs: stores + indexes) ──► routing ──► queues ──► appliers
-//!                                                                         │
+//!                                                             │          ▲            │
+//!                           fan-outs (a partner's tenants, all) └─► lane ─┘            │
+//!                           (fanout.rs: a batch at a time, as reconciles finish)      │
 //!   reconcile = dereference (stores) → validate+build (resources::*, pure) → apply (SSA, only
 //!               if different) → delete orphans (by label) → status (only if different)
 //! ```
