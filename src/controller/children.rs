@@ -12,9 +12,10 @@
 //! body over partnerkit's labels and keys is applied at once; anything else (a key or a label
 //! someone else added, which partnerkit must strip first) reads the object from the API once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::{Mutex, RwLock};
+use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex, RwLock};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::RoleBinding;
@@ -92,21 +93,54 @@ impl Digestible for RoleBinding {
     }
 }
 
-/// One child, as kept in [`Children`].
+/// One child, as kept in [`Children`]: 88 bytes and nothing on the heap of its own (its name is
+/// shared with every child of that name, [`Kids`]; one or no `data` key is kept inline).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Child {
-    pub name: Box<str>,
+    pub name: Arc<str>,
     /// Hash of the resourceVersion.
     pub rv: u64,
     managed: bool,
-    partner: Option<u64>,
-    tenant: Option<u64>,
+    partner: Option<Tag>,
+    tenant: Option<Tag>,
     /// Digest of partnerkit's labels (all of them, observed: an extra one is a difference) and
     /// the owner references (uid, controller).
     pub meta: u64,
     pub body: u64,
     /// Hashes of the keys of `data`, sorted.
-    pub data_keys: Box<[u64]>,
+    data_keys: Keys,
+}
+
+/// The hash of a label's value, never zero, so that `Option<Tag>` takes no more room than the
+/// hash itself.
+type Tag = NonZeroU64;
+
+fn tag(value: &str) -> Tag {
+    NonZeroU64::new(hash_of(value)).unwrap_or(NonZeroU64::MIN)
+}
+
+/// Sorted hashes of a ConfigMap's `data` keys: most have one (or none, as every RoleBinding),
+/// kept inline; more take a slice of their own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Keys {
+    One(u64),
+    Many(Box<[u64]>),
+}
+
+impl Keys {
+    fn of(mut hashes: Vec<u64>) -> Keys {
+        hashes.sort_unstable();
+        match hashes[..] {
+            [one] => Keys::One(one),
+            _ => Keys::Many(hashes.into()),
+        }
+    }
+    fn as_slice(&self) -> &[u64] {
+        match self {
+            Keys::One(k) => std::slice::from_ref(k),
+            Keys::Many(ks) => ks,
+        }
+    }
 }
 
 fn label<'a>(m: &'a ObjectMeta, key: &str) -> Option<&'a str> {
@@ -152,31 +186,33 @@ fn meta_digest(m: &ObjectMeta) -> u64 {
 
 impl Child {
     pub fn of<K: Digestible>(o: &K) -> Child {
+        Child::named(o, o.meta().name.as_deref().unwrap_or_default().into())
+    }
+    /// [`Child::of`] with its name given (shared, [`Kids`]).
+    fn named<K: Digestible>(o: &K, name: Arc<str>) -> Child {
         let m = o.meta();
-        let mut keys: Vec<u64> = o.data_keys().into_iter().map(hash_of).collect();
-        keys.sort_unstable();
         Child {
-            name: m.name.as_deref().unwrap_or_default().into(),
+            name,
             rv: hash_of(m.resource_version.as_deref().unwrap_or_default()),
             managed: label(m, labels::MANAGED_BY) == Some(MANAGED_BY_VALUE),
-            partner: label(m, labels::PARTNER).map(hash_of),
-            tenant: label(m, labels::TENANT).map(hash_of),
+            partner: label(m, labels::PARTNER).map(tag),
+            tenant: label(m, labels::TENANT).map(tag),
             meta: meta_digest(m),
             body: o.body(),
-            data_keys: keys.into(),
+            data_keys: Keys::of(o.data_keys().into_iter().map(hash_of).collect()),
         }
     }
     /// Every `data` key of this child is one of `desired`'s: nobody added one.
     pub fn keys_within(&self, desired: &Child) -> bool {
-        within(&self.data_keys, &desired.data_keys)
+        within(self.data_keys.as_slice(), desired.data_keys.as_slice())
     }
     /// partnerkit's, for tenant `tenant`.
     pub fn is_tenant_child(&self, tenant: &str) -> bool {
-        self.managed && self.tenant == Some(hash_of(tenant))
+        self.managed && self.tenant == Some(tag(tenant))
     }
     /// partnerkit's, for partner `partner` itself (not one of its tenants).
     pub fn is_partner_child(&self, partner: &str) -> bool {
-        self.managed && self.partner == Some(hash_of(partner)) && self.tenant.is_none()
+        self.managed && self.partner == Some(tag(partner)) && self.tenant.is_none()
     }
 }
 
@@ -225,12 +261,70 @@ impl<M: Default> Listed<M> {
     }
 }
 
+/// The children of one kind: by namespace, and the names they share. A tenant's ConfigMaps and
+/// RoleBindings have the same few names in every workspace (`partnerkit-bizapps`, the
+/// profiles'), so each name is kept once and its children point to it.
+#[derive(Default)]
+pub struct Kids {
+    by_ns: HashMap<Box<str>, Vec<Child>>,
+    names: HashSet<Arc<str>>,
+}
+
+impl Kids {
+    fn name(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.names.get(name) {
+            return n.clone();
+        }
+        let n: Arc<str> = name.into();
+        self.names.insert(n.clone());
+        n
+    }
+    fn put<K: Digestible>(&mut self, o: &K) {
+        let m = o.meta();
+        let name = self.name(m.name.as_deref().unwrap_or_default());
+        let child = Child::named(o, name);
+        let ns = m.namespace.as_deref().unwrap_or_default();
+        if !self.by_ns.contains_key(ns) {
+            self.by_ns.insert(ns.into(), Vec::new());
+        }
+        let v = self.by_ns.get_mut(ns).expect("inserted above");
+        match v.iter_mut().find(|c| c.name == child.name) {
+            Some(c) => *c = child,
+            None => {
+                // A namespace holds two or three children of a kind: a Vec's growth (to four)
+                // would waste a quarter to half of 50,000 entries at 10,000 tenants.
+                v.reserve_exact(1);
+                v.push(child)
+            }
+        }
+    }
+    fn remove(&mut self, ns: &str, name: &str) {
+        let Some(v) = self.by_ns.get_mut(ns) else {
+            return;
+        };
+        v.retain(|c| &*c.name != name);
+        if v.is_empty() {
+            self.by_ns.remove(ns);
+        }
+        // The last child of that name gone (a copy handed out may still hold it: the name is
+        // then dropped with that copy, and a later child of that name is given a new one).
+        if self
+            .names
+            .get(name)
+            .is_some_and(|n| Arc::strong_count(n) == 1)
+        {
+            self.names.remove(name);
+        }
+    }
+}
+
 /// The children of one kind, by namespace, fed by its watch.
-pub type Children = Listed<HashMap<String, Vec<Child>>>;
+pub type Children = Listed<Kids>;
 
 impl Children {
     pub fn get(&self, ns: &str, name: &str) -> Option<Child> {
         self.read()
+            .by_ns
             .get(ns)?
             .iter()
             .find(|c| &*c.name == name)
@@ -238,51 +332,28 @@ impl Children {
     }
     /// Every child in a namespace.
     pub fn in_namespace(&self, ns: &str) -> Vec<Child> {
-        self.read().get(ns).cloned().unwrap_or_default()
+        self.read().by_ns.get(ns).cloned().unwrap_or_default()
     }
     /// How many children are kept.
     pub fn len(&self) -> usize {
-        self.read().values().map(Vec::len).sum()
+        self.read().by_ns.values().map(Vec::len).sum()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// How many distinct names the children have.
+    pub fn names(&self) -> usize {
+        self.read().names.len()
+    }
     /// Apply a watch event of the children's kind.
     pub fn update<K: Digestible>(&self, ev: &Event<K>) {
-        fn ns<K: Resource>(o: &K) -> &str {
-            o.meta().namespace.as_deref().unwrap_or_default()
-        }
-        self.apply(
-            ev,
-            |map, o| {
-                let child = Child::of(o);
-                let key = ns(o);
-                if !map.contains_key(key) {
-                    map.insert(key.to_string(), Vec::new());
-                }
-                let v = map.get_mut(key).expect("inserted above");
-                match v.iter_mut().find(|c| c.name == child.name) {
-                    Some(c) => *c = child,
-                    None => {
-                        // A namespace holds two or three children of a kind: a Vec's growth
-                        // (to four) would waste a quarter to half of 50,000 entries at 10,000
-                        // tenants.
-                        v.reserve_exact(1);
-                        v.push(child)
-                    }
-                }
-            },
-            |map, o| {
-                let key = ns(o);
-                if let Some(v) = map.get_mut(key) {
-                    let name = o.meta().name.as_deref().unwrap_or_default();
-                    v.retain(|c| &*c.name != name);
-                    if v.is_empty() {
-                        map.remove(key);
-                    }
-                }
-            },
-        )
+        self.apply(ev, Kids::put, |kids, o| {
+            let m = o.meta();
+            kids.remove(
+                m.namespace.as_deref().unwrap_or_default(),
+                m.name.as_deref().unwrap_or_default(),
+            )
+        })
     }
 }
 
@@ -490,6 +561,47 @@ mod tests {
         assert!(s.in_namespace("ws").is_empty());
     }
 
+    #[test]
+    fn children_share_their_names_until_the_last_of_a_name_goes() {
+        let s = Children::default();
+        s.update(&Event::<ConfigMap>::Init);
+        s.update(&Event::<ConfigMap>::InitDone);
+        let in_ws = |ws: &str, name: &str, keys: &[(&str, &str)]| {
+            let mut c = cm(OURS, keys, "1");
+            c.metadata.namespace = Some(ws.into());
+            c.metadata.name = Some(name.into());
+            c
+        };
+        let a = in_ws("ws-a", "profile-default", &[("k", "1")]);
+        let b = in_ws("ws-b", "profile-default", &[("k", "1"), ("l", "2")]);
+        let other = in_ws("ws-b", "partnerkit-bizapps", &[]);
+        for o in [&a, &b, &other] {
+            s.update(&Event::Apply(o.clone()));
+        }
+        assert_eq!((s.len(), s.names()), (3, 2));
+        let (ca, cb) = (
+            s.get("ws-a", "profile-default").unwrap(),
+            s.get("ws-b", "profile-default").unwrap(),
+        );
+        assert!(Arc::ptr_eq(&ca.name, &cb.name), "one name, kept once");
+        // One key inline, two on the heap: the same answers either way.
+        assert!(ca.keys_within(&cb) && !cb.keys_within(&ca));
+        assert!(Child::of(&other).keys_within(&ca), "no keys are within any");
+        drop((ca, cb));
+        s.update(&Event::Delete(a));
+        assert_eq!(
+            (s.len(), s.names()),
+            (2, 2),
+            "ws-b still has one of that name"
+        );
+        s.update(&Event::Delete(b));
+        assert_eq!(
+            (s.len(), s.names()),
+            (1, 1),
+            "the last of that name took it along"
+        );
+        assert_eq!(s.get("ws-b", "partnerkit-bizapps"), Some(Child::of(&other)));
+    }
     #[test]
     fn a_namespace_is_kept_as_whose_it_is_and_digests_of_partnerkits_labels() {
         let meta = |labels: &[(&str, &str)], deleting: bool| ObjectMeta {
