@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
 /// `RUST_LOG` (default `info`). SIGTERM or SIGINT start a graceful shutdown (reconciles under
 /// way finish); a second signal exits at once.
 fn run(args: &[String]) -> anyhow::Result<()> {
-    fixed_mmap_threshold();
+    tune_allocator();
     let mut config_path = std::env::var("PARTNERKIT_CONFIG")
         .ok()
         .filter(|p| !p.is_empty());
@@ -145,18 +145,46 @@ async fn signal() {
     }
 }
 
-/// Allocations of 128 KiB and more (the stores' hash tables, list pages) get their own
-/// mappings, given back to the system when freed, for the whole run. glibc's default raises
-/// that threshold each time such a block is freed (up to 32 MiB), after which the tables that
-/// outgrow their capacity while the caches fill are carved from the heap and the old ones stay
-/// there as holes: measured at 1 x 10,000 tenants, 3.4 MiB of the peak RSS (93.5 -> 89.1 MiB).
+/// glibc's allocator, tuned for a process whose heap fills once (the caches) and then churns
+/// in bursts (a template change fanned out to 10,000 tenants):
+/// - Allocations of 128 KiB and more (the stores' hash tables, list pages) get their own
+///   mappings, given back to the system when freed, for the whole run. glibc's default raises
+///   that threshold each time such a block is freed (up to 32 MiB), after which the tables
+///   that outgrow their capacity while the caches fill are carved from the heap and the old
+///   ones stay there as holes: measured at 1 x 10,000 tenants, 3.4 MiB of the peak RSS
+///   (93.5 -> 89.1 MiB).
+/// - Every [`TRIM_EVERY`], a thread of its own hands the free pages inside the heap back
+///   (`malloc_trim`; glibc on its own gives back only the heap's top). A burst's requests,
+///   responses and decoded events leave free pages between the cached objects, and the next
+///   burst then starts from there: at 1 x 10,000 tenants the RSS after convergence fell from
+///   65.7 to 61.1 MiB and the peak from 67.7 to 65.5 MiB (release build, with the slimmer
+///   cached Tenant status). A trim took 0.5 ms (median; 1 ms at most).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn fixed_mmap_threshold() {
+fn tune_allocator() {
     // SAFETY: mallopt only sets a tunable of the allocator; called once, first thing in `run`.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
+    let trim = || {
+        loop {
+            std::thread::sleep(TRIM_EVERY);
+            // SAFETY: malloc_trim only releases free memory; it takes the allocator's locks.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("malloc-trim".into())
+        .spawn(trim)
+    {
+        // Before the logger is set up: straight to stderr.
+        eprintln!("partnerkit: no thread to trim the heap ({e}): memory is given back less often");
+    }
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn fixed_mmap_threshold() {}
+fn tune_allocator() {}
