@@ -172,10 +172,14 @@ impl Echoes {
             }
             produced.remove(&k);
         }
+        self.drop_memo::<K>(k, meta);
+        true
+    }
+    /// Drop the memo entries of the object (key hash `k`) and of its status.
+    fn drop_memo<K: Resource<DynamicType = ()>>(&self, k: u64, meta: &ObjectMeta) {
         let mut memo = self.memo();
         memo.remove(&k);
         memo.remove(&hash_of(key_of::<K>(meta, "/status")));
-        true
     }
     /// The version partnerkit's last write to the object produced, if it wrote it (by the hash
     /// of the object's [`key_of`]).
@@ -186,9 +190,7 @@ impl Echoes {
     pub fn forget<K: Resource<DynamicType = ()>>(&self, meta: &ObjectMeta) {
         let k = Self::object_key::<K>(meta);
         self.produced().remove(&k);
-        let mut memo = self.memo();
-        memo.remove(&k);
-        memo.remove(&hash_of(key_of::<K>(meta, "/status")));
+        self.drop_memo::<K>(k, meta);
     }
     /// How many writes are in flight (their echoes not seen), and how many memo entries.
     #[cfg(test)]

@@ -306,8 +306,9 @@ impl Kids {
         if v.is_empty() {
             self.by_ns.remove(ns);
         }
-        // The last child of that name gone (a copy handed out may still hold it: the name is
-        // then dropped with that copy, and a later child of that name is given a new one).
+        // The last child of that name gone, its name goes too. (Should a copy handed out
+        // still hold it, the name stays until the next removal of a child of that name: at
+        // most one name per name ever seen, never a child's worth.)
         if self
             .names
             .get(name)

@@ -81,12 +81,12 @@ impl Lane {
             let Some(c) = cursors.front_mut() else { break };
             let want = n - out.len();
             let names = world.tenants_after(&c.ns, c.after.as_deref(), want);
-            if names.len() < want {
-                let c = cursors.pop_front().expect("the front cursor");
-                out.extend(names.into_iter().map(|name| (c.ns.clone(), name)));
-            } else {
-                c.after = names.last().cloned();
-                out.extend(names.into_iter().map(|name| (c.ns.clone(), name)));
+            // Fewer than asked for: the partner's last tenants, this fan-out is done.
+            let done = names.len() < want;
+            c.after = names.last().cloned();
+            out.extend(names.into_iter().map(|name| (c.ns.clone(), name)));
+            if done {
+                cursors.pop_front();
             }
         }
         out
