@@ -1660,6 +1660,7 @@ fn root_context() -> &'static Context<'static> {
     static ROOT: OnceLock<Context<'static>> = OnceLock::new();
     ROOT.get_or_init(|| {
         let mut ctx = Context::default().with_all();
+        crate::cel_check::with_cached_matches(&mut ctx);
         register_authorizer_library(&mut ctx);
         ctx
     })

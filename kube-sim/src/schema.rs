@@ -1949,7 +1949,11 @@ fn validate_list_map(a: &[Value], s: &Node, path: &mut Vec<Seg>, errs: &mut Vec<
 // ---------------------------------------------------------------------------
 
 thread_local! {
-    static BASE_CTX: cel::Context<'static> = cel::Context::default().with_all();
+    static BASE_CTX: cel::Context<'static> = {
+        let mut ctx = cel::Context::default().with_all();
+        crate::cel_check::with_cached_matches(&mut ctx);
+        ctx
+    };
 }
 
 /// Words CEL reserves: properties so named are reached as `__word__`.

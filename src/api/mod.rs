@@ -22,6 +22,25 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// A 64-bit digest of `v`'s JSON, hashed as it is written (nothing is allocated for the text):
+/// equal values, equal digests, within one process (std's SipHash, keyed per process).
+pub fn json_digest(v: &impl Serialize) -> u64 {
+    use std::hash::Hasher;
+    struct Writer(std::collections::hash_map::DefaultHasher);
+    impl std::io::Write for Writer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = Writer(Default::default());
+    serde_json::to_writer(&mut w, v).expect("a value partnerkit built serializes");
+    w.0.finish()
+}
+
 pub const GROUP: &str = "partnerkit.io";
 pub const VERSION: &str = "v1alpha1";
 

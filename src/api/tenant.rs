@@ -152,18 +152,18 @@ impl TenantStatus {
     /// A digest of everything the API carries (not `observed_digest`): equal statuses, equal
     /// digests, within one process.
     pub fn digest(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        serde_json::to_vec(self)
-            .expect("a status serializes")
-            .hash(&mut h);
-        h.finish()
+        super::json_digest(self)
     }
     /// Whether `self` (a status about to be written) says what the `observed` one does, also
     /// when `observed` is a cached copy without its effective profiles.
     pub fn same_as(&self, observed: &TenantStatus) -> bool {
+        self.same_as_digested(self.digest(), observed)
+    }
+    /// [`TenantStatus::same_as`], with `digest` the [`TenantStatus::digest`] of `self` (the
+    /// writer computed it already).
+    pub fn same_as_digested(&self, digest: u64, observed: &TenantStatus) -> bool {
         match observed.observed_digest {
-            Some(d) => self.digest() == d,
+            Some(d) => digest == d,
             None => self == observed,
         }
     }

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::Error;
 use super::children::{Child, Digestible, Ns, comparable, hash_of};
+use crate::api::json_digest;
 use crate::resources::{FIELD_MANAGER, labels};
 
 /// Label keys partnerkit owns outright: on these, observed and desired must agree exactly
@@ -204,14 +205,18 @@ impl Memo {
         Memo { echoes }
     }
     fn hash(body: &impl Serialize) -> u64 {
-        hash_of(serde_json::to_string(body).unwrap_or_default())
+        json_digest(body)
     }
     /// `body` was already written on top of the version (hash) `observed_rv`.
     pub fn written(&self, key: &str, body: &impl Serialize, observed_rv: Option<u64>) -> bool {
+        self.written_digest(key, Self::hash(body), observed_rv)
+    }
+    /// [`Memo::written`], for a body of [`json_digest`] `digest`.
+    pub fn written_digest(&self, key: &str, digest: u64, observed_rv: Option<u64>) -> bool {
         self.echoes
             .memo()
             .get(&hash_of(key))
-            .is_some_and(|(h, rv)| *h == Self::hash(body) && *rv == observed_rv)
+            .is_some_and(|(h, rv)| *h == digest && *rv == observed_rv)
     }
     /// Whether a cached copy at `observed_rv` that already looks like `desired` may be older
     /// than partnerkit's last write, which wrote something else: the cache is behind that write
@@ -234,9 +239,13 @@ impl Memo {
         self.echoes.memo().remove(&hash_of(key));
     }
     pub fn record(&self, key: &str, body: &impl Serialize, observed_rv: Option<u64>) {
+        self.record_digest(key, Self::hash(body), observed_rv);
+    }
+    /// [`Memo::record`], for a body of [`json_digest`] `digest`.
+    pub fn record_digest(&self, key: &str, digest: u64, observed_rv: Option<u64>) {
         self.echoes
             .memo()
-            .insert(hash_of(key), (Self::hash(body), observed_rv));
+            .insert(hash_of(key), (digest, observed_rv));
     }
 }
 
@@ -609,8 +618,10 @@ pub fn with_condition(conditions: &[Condition], cond: Condition) -> Vec<Conditio
 
 /// A status with conditions and observedGeneration (Partner, Tenant).
 pub trait ConditionedStatus: Default + Clone + PartialEq + Serialize {
-    /// Whether this status (about to be written) says what the observed one does.
-    fn same_as(&self, observed: &Self) -> bool {
+    /// Whether this status (about to be written, its [`json_digest`] `digest`) says what the
+    /// observed one does.
+    fn same_as(&self, digest: u64, observed: &Self) -> bool {
+        let _ = digest;
         self == observed
     }
     fn conditions(&self) -> &[Condition];
@@ -631,8 +642,8 @@ impl ConditionedStatus for crate::api::PartnerStatus {
 }
 
 impl ConditionedStatus for crate::api::TenantStatus {
-    fn same_as(&self, observed: &Self) -> bool {
-        crate::api::TenantStatus::same_as(self, observed)
+    fn same_as(&self, digest: u64, observed: &Self) -> bool {
+        self.same_as_digested(digest, observed)
     }
     fn conditions(&self) -> &[Condition] {
         &self.conditions
@@ -688,7 +699,8 @@ where
     // same condition with different times correct each other for ever (seen under heaptrack,
     // where every event is late). So that case stays open: the status may keep B until the
     // Tenant or something it depends on changes again.
-    if status.same_as(&current) {
+    let digest = json_digest(&status);
+    if status.same_as(digest, &current) {
         return Ok(());
     }
     let prev = current
@@ -698,7 +710,7 @@ where
     if !ready && prev.is_none_or(|p| p.status != "False" || p.reason != reason) {
         ctx.warn(obj, reason, message).await;
     }
-    apply_status(&ctx.memo, api, obj.meta(), &status).await
+    apply_status_digested(&ctx.memo, api, obj.meta(), &status, digest).await
 }
 
 /// Server-side apply of `status` on the status subresource of `obj` (only call when it
@@ -712,19 +724,50 @@ pub async fn apply_status<K>(
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
 {
-    let name = meta.name.clone().unwrap_or_default();
-    let name = name.as_str();
+    apply_status_digested(memo, api, meta, status, json_digest(status)).await
+}
+
+/// [`apply_status`], with `digest` the [`json_digest`] of `status`.
+async fn apply_status_digested<K>(
+    memo: &Memo,
+    api: &Api<K>,
+    meta: &ObjectMeta,
+    status: &impl Serialize,
+    digest: u64,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    /// The apply body, serialized straight from the status (no JSON tree built and dropped).
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Body<'a, S> {
+        api_version: &'a str,
+        kind: &'a str,
+        metadata: Name<'a>,
+        status: &'a S,
+    }
+    #[derive(Serialize)]
+    struct Name<'a> {
+        name: &'a str,
+    }
+    impl<S> Debug for Body<'_, S> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "status of {} {}", self.kind, self.metadata.name)
+        }
+    }
+    let name = meta.name.as_deref().unwrap_or_default();
     let k = key_of::<K>(meta, "/status");
     let observed_rv = rv_of(meta);
-    if memo.written(&k, status, observed_rv) {
+    if memo.written_digest(&k, digest, observed_rv) {
         return Ok(());
     }
-    let body = json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "metadata": {"name": name},
-        "status": status,
-    });
+    let body = Body {
+        api_version: &K::api_version(&()),
+        kind: &K::kind(&()),
+        metadata: Name { name },
+        status,
+    };
     tracing::debug!(kind = %kind_of::<K>(), %name, "writing status");
     let written = super::lean::metadata_of(api)
         .patch_status(
@@ -735,7 +778,7 @@ where
         .await
         .map_err(|e| Error::api("apply status of", kind_of::<K>(), name, e))?;
     memo.echoes.record_meta::<K>(&written.metadata);
-    memo.record(&k, status, observed_rv);
+    memo.record_digest(&k, digest, observed_rv);
     Ok(())
 }
 
