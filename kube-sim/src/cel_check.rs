@@ -320,6 +320,38 @@ fn macro_vars(func: &str, args: usize) -> Option<usize> {
     }
 }
 
+/// The fields of `vars` (`self`, `oldSelf`) that `e` selects, added to `out`; false when `e`
+/// uses one of them otherwise (whole, as an argument, or shadowed by a comprehension
+/// variable), and then the whole value is needed. A rule that only selects fields evaluates
+/// the same on a value that has only those fields (see `schema::eval_rules`).
+pub fn fields_selected(
+    e: &IdedExpr,
+    vars: &[&str],
+    out: &mut std::collections::BTreeSet<String>,
+) -> bool {
+    match &e.expr {
+        Expr::Ident(n) => !vars.contains(&n.as_str()),
+        Expr::Select(s) => match &s.operand.expr {
+            Expr::Ident(n) if vars.contains(&n.as_str()) => {
+                out.insert(s.field.clone());
+                true
+            }
+            _ => fields_selected(&s.operand, vars, out),
+        },
+        Expr::Comprehension(c)
+            if [Some(&c.iter_var), Some(&c.accu_var), c.iter_var2.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(|v| vars.contains(&v.as_str())) =>
+        {
+            false
+        }
+        _ => children(e)
+            .into_iter()
+            .all(|c| fields_selected(c, vars, out)),
+    }
+}
+
 /// The sub-expressions of a node, in the order [`Walker`] numbers them.
 fn children(e: &IdedExpr) -> Vec<&IdedExpr> {
     match &e.expr {
@@ -996,5 +1028,32 @@ mod tests {
             format!("{:?}", bad.execute(&cached).unwrap_err()).contains("not a valid regex"),
             "an invalid pattern is an error"
         );
+    }
+
+    /// Fields selected from `self`/`oldSelf`, or none known when a rule uses the value whole.
+    #[test]
+    fn fields_selected_finds_what_a_rule_reads() {
+        let fields = |src: &str| {
+            let mut out = std::collections::BTreeSet::new();
+            let e = parse(src).unwrap();
+            fields_selected(&e, &["self", "oldSelf"], &mut out)
+                .then(|| out.into_iter().collect::<Vec<_>>())
+        };
+        assert_eq!(
+            fields("self.metadata.name.matches('^a$') && size(self.metadata.name) <= 50"),
+            Some(vec!["metadata".to_string()])
+        );
+        assert_eq!(
+            fields("has(self.spec) && self.spec.x == oldSelf.status.y"),
+            Some(vec!["spec".to_string(), "status".to_string()])
+        );
+        assert_eq!(
+            fields("self.spec.items.all(i, i.x > 0)"),
+            Some(vec!["spec".to_string()])
+        );
+        assert_eq!(fields("self == oldSelf"), None);
+        assert_eq!(fields("size(self) > 0"), None);
+        assert_eq!(fields("self.?spec.orValue(1) == 1"), None);
+        assert_eq!(fields("[1].all(self, self > 0) && self.a == 1"), None);
     }
 }

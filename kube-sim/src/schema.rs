@@ -19,7 +19,7 @@
 
 // Part of the API may be unused by the rest of the crate (e.g. `new_at`, `validate_status`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use kube_cel::KubeCelExt;
@@ -369,6 +369,10 @@ struct Node {
     one_of: Vec<Node>,
     not: Option<Box<Node>>,
     rules: Vec<Rule>,
+    /// The fields that every rule here only selects from `self` and `oldSelf`: only they are
+    /// converted for the rules (an object's whole tree is not, for `self.metadata.name`
+    /// checks); none: the rules need the whole value.
+    rule_fields: Option<BTreeSet<String>>,
 }
 
 impl Node {
@@ -524,6 +528,15 @@ fn compile_node(schema: &Value, path: &mut Vec<Seg>, errs: &mut Vec<FieldError>)
             path.pop();
             path.pop();
         }
+        let mut fields = BTreeSet::new();
+        let vars = ["self", "oldSelf"];
+        let selected = n.rules.iter().all(|r| {
+            crate::cel_check::fields_selected(r.program.expression(), &vars, &mut fields)
+                && r.message_program.as_ref().is_none_or(|m| {
+                    crate::cel_check::fields_selected(m.expression(), &vars, &mut fields)
+                })
+        });
+        n.rule_fields = selected.then_some(fields);
     }
     n
 }
@@ -2022,6 +2035,16 @@ fn cel_str(s: &str) -> cel::Value {
 
 /// Convert JSON data to a CEL value the way apiextensions' UnstructuredToVal does.
 fn to_cel(x: &Value, s: Option<&Node>, is_root: bool) -> cel::Value {
+    to_cel_fields(x, s, is_root, None)
+}
+
+/// [`to_cel`], of an object's fields only those in `only` (CEL names) when given.
+fn to_cel_fields(
+    x: &Value,
+    s: Option<&Node>,
+    is_root: bool,
+    only: Option<&BTreeSet<String>>,
+) -> cel::Value {
     match x {
         Value::Null => cel::Value::Null,
         Value::Bool(b) => cel::Value::Bool(*b),
@@ -2072,6 +2095,16 @@ fn to_cel(x: &Value, s: Option<&Node>, is_root: bool) -> cel::Value {
             let mut out: HashMap<cel::objects::Key, cel::Value> = HashMap::with_capacity(m.len());
             let is_map = s.is_some_and(|s| s.properties.is_empty() && s.has_additional());
             for (k, v) in m {
+                if let Some(only) = only {
+                    let visible = if is_map {
+                        only.contains(k)
+                    } else {
+                        escape_cel_name(k).is_some_and(|n| only.contains(&n))
+                    };
+                    if !visible {
+                        continue;
+                    }
+                }
                 if is_root && k == "metadata" {
                     // Only metadata.name and metadata.generateName are visible to rules on the root.
                     let mut meta = HashMap::new();
@@ -2183,8 +2216,9 @@ fn eval_rules(
     path: &[Seg],
     errs: &mut Vec<FieldError>,
 ) {
-    let self_val = to_cel(x, Some(s), is_root);
-    let old_val = old.map(|o| to_cel(o, Some(s), is_root));
+    let only = s.rule_fields.as_ref();
+    let self_val = to_cel_fields(x, Some(s), is_root, only);
+    let old_val = old.map(|o| to_cel_fields(o, Some(s), is_root, only));
     let mut ctx = base.new_inner_scope();
     ctx.add_variable_from_value("self", self_val);
     match &old_val {
@@ -2848,6 +2882,57 @@ mod tests {
         assert_eq!(
             messages(&errs),
             vec![r#"spec.bizApps[crm]: Invalid value: must be gold"#]
+        );
+    }
+
+    /// Rules that only select fields see just those fields, and answer as with the whole
+    /// value; a rule that uses `self` whole on the same node makes every field visible.
+    #[test]
+    fn cel_rules_that_select_fields_answer_as_on_the_whole_value() {
+        let props = json!({
+            "a": {"type": "integer"},
+            "big": {"type": "array", "items": {"type": "string"}},
+            "b": {"type": "string"}
+        });
+        let selecting = schema(json!({"type": "object", "properties": {"spec": {
+            "type": "object", "properties": props.clone(),
+            "x-kubernetes-validations": [
+                {"rule": "self.a > 0 && !has(self.b)", "message": "a must be positive, b unset"},
+                {"rule": "self.a == oldSelf.a", "message": "a is immutable"}
+            ]
+        }}}));
+        assert_eq!(
+            selecting.root.properties["spec"].rule_fields,
+            Some(BTreeSet::from(["a".to_string(), "b".to_string()]))
+        );
+        let big: Vec<String> = (0..1000).map(|i| format!("item-{i}")).collect();
+        let good = obj(json!({"a": 1, "big": big}));
+        assert!(selecting.validate(&good, Some(&good)).is_empty());
+        let bad = obj(json!({"a": 0, "big": big, "b": "x"}));
+        assert_eq!(
+            messages(&selecting.validate(&bad, Some(&good))),
+            vec![
+                "spec: Invalid value: a must be positive, b unset",
+                "spec: Invalid value: a is immutable",
+            ]
+        );
+        let whole = schema(json!({"type": "object", "properties": {"spec": {
+            "type": "object", "properties": props,
+            "x-kubernetes-validations": [
+                {"rule": "self.a > 0", "message": "a must be positive"},
+                {"rule": "size(self) == 3", "message": "three fields"}
+            ]
+        }}}));
+        assert_eq!(whole.root.properties["spec"].rule_fields, None);
+        assert!(
+            whole
+                .validate(&obj(json!({"a": 1, "big": [], "b": "x"})), None)
+                .is_empty(),
+            "size(self) counts every field"
+        );
+        assert_eq!(
+            messages(&whole.validate(&obj(json!({"a": 1})), None)),
+            vec!["spec: Invalid value: three fields"]
         );
     }
 
