@@ -756,7 +756,7 @@ fn locate(source: &str, f: &Finding) -> Option<usize> {
 
 /// Register `matches` with compiled patterns kept: the `cel` crate compiles the pattern on every
 /// call, and every Tenant and Partner write evaluates `self.metadata.name.matches(...)` (a
-/// tenth of kube-sim's time in a template change over 10,000 tenants went to compiling that one
+/// twentieth of kube-sim's time in a template change over 10,000 tenants went to compiling that one
 /// regex). cel-go compiles a constant pattern once, with the program. Results and errors are
 /// the crate's own; at most [`REGEX_CACHE`] patterns are kept (a pattern built from data cannot
 /// grow the cache without bound: it starts again empty when full).

@@ -620,8 +620,7 @@ pub fn with_condition(conditions: &[Condition], cond: Condition) -> Vec<Conditio
 pub trait ConditionedStatus: Default + Clone + PartialEq + Serialize {
     /// Whether this status (about to be written, its [`json_digest`] `digest`) says what the
     /// observed one does.
-    fn same_as(&self, digest: u64, observed: &Self) -> bool {
-        let _ = digest;
+    fn same_as(&self, _digest: u64, observed: &Self) -> bool {
         self == observed
     }
     fn conditions(&self) -> &[Condition];
