@@ -24,7 +24,8 @@
 //! BENCH_CLIENTS (concurrent creating clients, default 32), BENCH_IDLE_SECONDS (default 30),
 //! BENCH_NS_DEFAULTS=0 (kube-sim without the per-namespace `default` ServiceAccount and
 //! `kube-root-ca.crt` ConfigMap a real cluster has; default on), KUBE_SIM_BIN, PARTNERKIT_BIN,
-//! BENCH_KEEP_LOG=1 (keep the operator's log and print its path), BENCH_LATENCY_MS and
+//! BENCH_KEEP_LOG=1 (keep the operator's log and print its path), BENCH_RUST_LOG (log
+//! directives added to the operator's, e.g. `partnerkit::controller::apply=debug`), BENCH_LATENCY_MS and
 //! BENCH_MAX_IN_FLIGHT (kube-sim's --latency-ms and --max-in-flight: the latency scenario),
 //! BENCH_FLOOR_CONCURRENCY (the write floor's requests in flight, default 64, or
 //! BENCH_MAX_IN_FLIGHT when that is set).
@@ -371,6 +372,17 @@ fn reconciles(metrics_addr: &str) -> (u64, u64) {
 // The objects
 // ------------------------------------------------------------------------------------------
 
+/// The operator's log filter: what the benchmark reads from the log (the web address, the
+/// telemetry), then BENCH_RUST_LOG's directives, if any (say
+/// `partnerkit::controller::apply=debug` for every write, with BENCH_KEEP_LOG=1).
+fn operator_log_filter() -> String {
+    let base = "warn,partnerkit::telemetry=info,partnerkit::invite::web=info,partnerkit::controller=info,partnerkit::controller::tenant=warn,partnerkit::controller::partner=warn";
+    match std::env::var("BENCH_RUST_LOG") {
+        Ok(extra) if !extra.is_empty() => format!("{base},{extra}"),
+        _ => base.to_string(),
+    }
+}
+
 /// `partnerkit run` with this configuration and kubeconfig, logging to `log_path`; returns
 /// once its controllers run, with the address of its metrics.
 async fn start_operator(
@@ -385,7 +397,7 @@ async fn start_operator(
         .arg("--config")
         .arg(config_path)
         .env("KUBECONFIG", kubeconfig)
-        .env("RUST_LOG", "warn,partnerkit::telemetry=info,partnerkit::invite::web=info,partnerkit::controller=info,partnerkit::controller::tenant=warn,partnerkit::controller::partner=warn")
+        .env("RUST_LOG", operator_log_filter())
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

@@ -1176,6 +1176,109 @@ mod tests {
         assert!(status.same_as(&status.clone()), "uncached: plain equality");
     }
 
+    /// A pass whose copy of a Tenant is older than the cache's does not write a status the
+    /// cache's copy already says: partnerkit's own write, made by a pass that ended after this
+    /// one took its copy, whose echo has since dropped the memo entry. A status the newer copy
+    /// does not say is written. (The API answers 500 here: any request is counted.)
+    #[tokio::test]
+    async fn a_status_a_newer_cached_copy_already_says_is_not_written_again() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        let service = tower::service_fn(move |_: hyper::Request<kube::client::Body>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                let body = http_body_util::Full::new(hyper::body::Bytes::from_static(b"{}"));
+                Ok::<_, std::convert::Infallible>(
+                    hyper::Response::builder().status(500).body(body).unwrap(),
+                )
+            }
+        });
+        let client = Client::new(service, "default");
+        let (world, mut writers) = super::world();
+        let ctx = super::super::Ctx {
+            client: client.clone(),
+            config: Arc::new(Config::from_yaml("catalog: [{name: mail}]\n", "test").unwrap()),
+            world: world.clone(),
+            recorder: kube::runtime::events::Recorder::new(
+                client.clone(),
+                kube::runtime::events::Reporter {
+                    controller: "test".into(),
+                    instance: None,
+                },
+            ),
+            telemetry: crate::telemetry::Telemetry::new(),
+            invalid_reported: Default::default(),
+            memo: super::super::apply::Memo::new(world.echoes.clone()),
+            deliveries: Default::default(),
+        };
+        let ready: k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition =
+            serde_json::from_value(serde_json::json!({
+                "type": "Ready", "status": "True", "reason": "Reconciled", "message": "up to date",
+                "lastTransitionTime": "2026-12-07T00:00:00Z", "observedGeneration": 1,
+            }))
+            .unwrap();
+        let profile = |ssid: &str| EffectiveProfile {
+            name: "wifi".into(),
+            data: [("ssid".to_string(), ssid.to_string())].into(),
+            sources: [("ssid".to_string(), Source::Template)].into(),
+        };
+        let status = |ssid: &str| TenantStatus {
+            observed_generation: Some(1),
+            conditions: vec![ready.clone()],
+            workspace: Some("tenant-globex".into()),
+            effective_profiles: vec![profile(ssid)],
+            ..TenantStatus::default()
+        };
+        let tenant = |rv: &str, status: TenantStatus| {
+            let spec =
+                serde_json::from_value(serde_json::json!({"displayName": "Globex"})).unwrap();
+            let mut t = Tenant::new("globex", spec);
+            t.metadata.namespace = Some("partner-a".into());
+            t.metadata.generation = Some(1);
+            t.metadata.resource_version = Some(rv.into());
+            t.status = Some(status);
+            t
+        };
+        // This pass's copy: version 1, the profile's old value.
+        let copy = tenant("1", status("guest"));
+        // The cache: version 2, partnerkit's write of the new value, as the watch stores it.
+        let mut newer = Guarded(Ok(tenant("2", status("visitors"))));
+        slim_tenant(&mut newer);
+        writers.tenants.apply_watcher_event(&Event::Apply(newer));
+        let api: Api<Tenant> = Api::namespaced(client.clone(), "partner-a");
+        let readiness = || super::super::apply::Readiness {
+            ready: true,
+            reason: "Reconciled",
+            message: "up to date".into(),
+        };
+        let write = |ssid: &str| {
+            super::super::apply::write_status(
+                &ctx,
+                &api,
+                &copy,
+                copy.status.as_ref(),
+                status(ssid),
+                readiness(),
+            )
+        };
+        write("visitors").await.unwrap();
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            0,
+            "the cache says it already"
+        );
+        assert!(
+            write("staff").await.is_err(),
+            "written (the API answers 500)"
+        );
+        assert_eq!(
+            requests.load(Ordering::SeqCst),
+            1,
+            "a status the cache does not say"
+        );
+    }
+
     /// The BizApps and admins go too; the conditions stay (a transition time is kept while
     /// its condition holds), without the reason and message of one that holds; a change to
     /// either list, or to a condition, is still a change.
