@@ -741,10 +741,8 @@ where
         return Ok(());
     }
     let meta = obj.meta();
-    if ctx
-        .memo
-        .written_digest(&key_of::<K>(meta, "/status"), digest, rv_of(meta))
-    {
+    let key = key_of::<K>(meta, "/status");
+    if ctx.memo.written_digest(&key, digest, rv_of(meta)) {
         return Ok(());
     }
     // This pass's copy may be older than the cache's: partnerkit wrote this very status in a
@@ -768,7 +766,7 @@ where
     if !ready && prev.is_none_or(|p| p.status != "False" || p.reason != reason) {
         ctx.warn(obj, reason, message).await;
     }
-    apply_status_digested(&ctx.memo, api, obj.meta(), &status, digest).await
+    send_status(&ctx.memo, api, meta, &status, &key, digest).await
 }
 
 /// Server-side apply of `status` on the status subresource of `obj` (only call when it
@@ -782,15 +780,22 @@ pub async fn apply_status<K>(
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
 {
-    apply_status_digested(memo, api, meta, status, json_digest(status)).await
+    let key = key_of::<K>(meta, "/status");
+    let digest = json_digest(status);
+    if memo.written_digest(&key, digest, rv_of(meta)) {
+        return Ok(());
+    }
+    send_status(memo, api, meta, status, &key, digest).await
 }
 
-/// [`apply_status`], with `digest` the [`json_digest`] of `status`.
-async fn apply_status_digested<K>(
+/// The apply of [`apply_status`], the memo already checked: `key` is the status's memo key
+/// and `digest` the [`json_digest`] of `status`.
+async fn send_status<K>(
     memo: &Memo,
     api: &Api<K>,
     meta: &ObjectMeta,
     status: &impl Serialize,
+    key: &str,
     digest: u64,
 ) -> Result<(), Error>
 where
@@ -815,11 +820,6 @@ where
         }
     }
     let name = meta.name.as_deref().unwrap_or_default();
-    let k = key_of::<K>(meta, "/status");
-    let observed_rv = rv_of(meta);
-    if memo.written_digest(&k, digest, observed_rv) {
-        return Ok(());
-    }
     let body = Body {
         api_version: &K::api_version(&()),
         kind: &K::kind(&()),
@@ -836,7 +836,7 @@ where
         .await
         .map_err(|e| Error::api("apply status of", kind_of::<K>(), name, e))?;
     memo.echoes.record_meta::<K>(&written.metadata);
-    memo.record_digest(&k, digest, observed_rv);
+    memo.record_digest(key, digest, rv_of(meta));
     Ok(())
 }
 
