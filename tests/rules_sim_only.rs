@@ -817,3 +817,41 @@ async fn a_tenant_deleted_before_its_workspace_reached_the_cache_still_orphans_i
     );
     env.finish().await;
 }
+
+/// A Tenant refused (its premium app withdrawn) before the operator's namespace watch has shown
+/// it the workspace it just created: the refusal still names that workspace in status — the
+/// data is there and kept — rather than saying the tenant has none until the watch catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_refused_before_its_workspace_reached_the_cache_still_names_it() {
+    let env = Env::start_with(namespace_watch_lagging(3000), support::CONFIG, true).await;
+    let acme = env.n("acme");
+    let alice = env.email("alice", &acme);
+    let partner = |apps: Value| {
+        support::partner_json(
+            &acme,
+            "Acme",
+            &[&alice],
+            json!({"entitlements": {"bizApps": apps}}),
+        )
+    };
+    env.apply_json(&partner(json!(["analytics"]))).await;
+    env.wait_ready("Partner", None, &acme).await;
+    let acme_ns = env.pns(&acme);
+    let greedy = env.n("greedy");
+    env.tenant_ready(
+        &acme_ns,
+        &greedy,
+        json!({"displayName": "Greedy", "bizApps": {"analytics": true}}),
+    )
+    .await;
+    env.apply_json(&partner(json!([]))).await;
+    let t = env
+        .wait_reason("Tenant", Some(&acme_ns), &greedy, "NotEntitled")
+        .await;
+    assert_eq!(t["status"]["workspace"], env.ws(&greedy).as_str(), "{t:#}");
+    assert!(
+        env.namespace(&env.ws(&greedy)).await.is_some(),
+        "the workspace is kept"
+    );
+    env.finish().await;
+}

@@ -187,6 +187,11 @@ impl Echoes {
     fn last(&self, object_key: u64) -> Option<u64> {
         self.produced().get(&object_key).copied()
     }
+    /// Partnerkit wrote the object `name` (in `ns`) and its watch has not delivered that write
+    /// yet: the cache may not hold it at all.
+    pub fn in_flight<K: Resource<DynamicType = ()>>(&self, ns: Option<&str>, name: &str) -> bool {
+        self.last(hash_of(key::<K>(ns, name, ""))).is_some()
+    }
     /// The object is gone.
     pub fn forget<K: Resource<DynamicType = ()>>(&self, meta: &ObjectMeta) {
         let k = Self::object_key::<K>(meta);
@@ -309,10 +314,32 @@ pub fn strip_patch(desired: &Value, observed: &Value) -> Option<Value> {
     (!patch.is_empty()).then_some(Value::Object(patch))
 }
 
-/// Server-side apply of `obj` (field manager `partnerkit`, force) unless `observed` matches it;
-/// first strip what others added where partnerkit owns every key ([`strip_patch`]).
-/// Returns whether it wrote.
+/// Server-side apply of `obj` (field manager `partnerkit`, force) unless the store's copy
+/// (`lookup`) matches it; first strip what others added where partnerkit owns every key
+/// ([`strip_patch`]). Returns whether it wrote.
 pub async fn apply_if_changed<K>(
+    memo: &Memo,
+    api: &Api<K>,
+    obj: &K,
+    lookup: impl Fn() -> Option<std::sync::Arc<K>>,
+) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
+{
+    let observed = settled(lookup, |o| {
+        let o = o.map(|o| &**o);
+        o.is_some_and(|o| matches(obj, o))
+            || memo.written(
+                &key_of::<K>(obj.meta(), ""),
+                obj,
+                o.and_then(|o| rv_of(o.meta())),
+            )
+    });
+    apply_over(memo, api, obj, observed.as_deref()).await
+}
+
+/// [`apply_if_changed`] on a copy of the object read from the API (`observed`).
+async fn apply_over<K>(
     memo: &Memo,
     api: &Api<K>,
     obj: &K,
@@ -336,6 +363,23 @@ where
     apply_unless_written(memo, api, obj, observed.and_then(|o| rv_of(o.meta()))).await
 }
 
+/// The store's copy a write decides on: `lookup()`, read a second time unless `in_place` (the
+/// copy already says `desired`, or the memo knows the write) holds on the first. Partnerkit's
+/// own last write may reach the store right after the first read, and its arrival drops the
+/// memo's entry for it ([`Echoes`]): a pass that read the store just before that would write
+/// the same body again. Read after the memo's answer, the store holds the write.
+fn settled<O>(
+    lookup: impl Fn() -> Option<O>,
+    in_place: impl FnOnce(Option<&O>) -> bool,
+) -> Option<O> {
+    let observed = lookup();
+    if in_place(observed.as_ref()) {
+        observed
+    } else {
+        lookup()
+    }
+}
+
 /// [`apply_if_changed`] for a child kept as digests ([`Child`]): the same outcome, reading the
 /// object from the API only when something may need stripping first (a `data` key or a
 /// partnerkit label someone else added, a foreign owner reference) or `desired` sets fields the
@@ -344,19 +388,27 @@ pub async fn apply_child<K>(
     memo: &Memo,
     api: &Api<K>,
     obj: &K,
-    observed: Option<&Child>,
+    lookup: impl Fn() -> Option<Child>,
 ) -> Result<bool, Error>
 where
     K: Digestible + DeserializeOwned + Clone + Debug,
 {
+    let unchanged = |o: &Child| {
+        let d = Child::of(obj);
+        d.meta == o.meta && d.body == o.body && !memo.behind_own_write(obj, o.rv)
+    };
+    let observed = settled(lookup, |o| {
+        o.is_some_and(|o| comparable(obj.meta()) && unchanged(o))
+            || memo.written(&key_of::<K>(obj.meta(), ""), obj, o.map(|o| o.rv))
+    });
     let Some(o) = observed else {
         return apply_unless_written(memo, api, obj, None).await;
     };
     if comparable(obj.meta()) {
-        let d = Child::of(obj);
-        if d.meta == o.meta && d.body == o.body && !memo.behind_own_write(obj, o.rv) {
+        if unchanged(&o) {
             return Ok(false);
         }
+        let d = Child::of(obj);
         if d.meta == o.meta && o.keys_within(&d) {
             // partnerkit's labels, partnerkit's keys: nothing anyone else added to strip.
             return apply_unless_written(memo, api, obj, Some(o.rv)).await;
@@ -367,7 +419,7 @@ where
         .get_opt(&name)
         .await
         .map_err(|e| Error::api("get", kind_of::<K>(), &name, e))?;
-    apply_if_changed(memo, api, obj, full.as_ref()).await
+    apply_over(memo, api, obj, full.as_ref()).await
 }
 
 /// [`apply_if_changed`] for a Namespace, kept as [`Ns`]: its labels compared by digest, and
@@ -376,13 +428,22 @@ pub async fn apply_namespace(
     memo: &Memo,
     api: &Api<k8s_openapi::api::core::v1::Namespace>,
     desired: &k8s_openapi::api::core::v1::Namespace,
-    observed: Option<&Ns>,
+    lookup: impl Fn() -> Option<Ns>,
 ) -> Result<bool, Error> {
+    let d = Ns::of(&desired.metadata);
+    let plain = comparable(&desired.metadata);
+    let unchanged = |o: &Ns| plain && d.meta == o.meta && !memo.behind_own_write(desired, o.rv);
+    let observed = settled(lookup, |o| {
+        o.is_some_and(unchanged)
+            || memo.written(
+                &key_of::<k8s_openapi::api::core::v1::Namespace>(&desired.metadata, ""),
+                desired,
+                o.map(|o| o.rv),
+            )
+    });
     let mut observed_rv = None;
-    if let Some(o) = observed {
-        let d = Ns::of(&desired.metadata);
-        let plain = comparable(&desired.metadata);
-        if plain && d.meta == o.meta && !memo.behind_own_write(desired, o.rv) {
+    if let Some(o) = &observed {
+        if unchanged(o) {
             return Ok(false);
         }
         observed_rv = Some(o.rv);
@@ -876,6 +937,65 @@ mod tests {
         assert!(!memo.behind_own_write(&before, hash_of("5")));
         // Still wanting what was last written: the copy is trusted whatever its version.
         assert!(!memo.behind_own_write(&with_carol, before_rv));
+    }
+
+    /// A pass that read the store just before the echo of partnerkit's own write arrived (the
+    /// arrival drops the memo's entry) does not write the same body again: it reads the store a
+    /// second time and finds the write there. A body the store's copy does not hold is still
+    /// written. (The API answers 500 to anything: every request is counted.)
+    #[tokio::test]
+    async fn a_child_whose_echo_arrives_during_the_pass_is_not_written_again() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let requests = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = requests.clone();
+        let service = tower::service_fn(move |_: hyper::Request<kube::client::Body>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                let body = http_body_util::Full::new(hyper::body::Bytes::from_static(b"{}"));
+                Ok::<_, std::convert::Infallible>(
+                    hyper::Response::builder().status(500).body(body).unwrap(),
+                )
+            }
+        });
+        let api: Api<ConfigMap> =
+            Api::namespaced(kube::Client::new(service, "default"), "tenant-globex");
+        let cm = |value: &str, rv: Option<&str>| {
+            let mut o = ConfigMap::default();
+            o.metadata.name = Some("partnerkit-bizapps".into());
+            o.metadata.namespace = Some("tenant-globex".into());
+            o.metadata.resource_version = rv.map(Into::into);
+            o.data = Some([("mail".to_string(), value.to_string())].into());
+            o
+        };
+        let memo = Memo::new(std::sync::Arc::new(Echoes::default()));
+        let k = key::<ConfigMap>(Some("tenant-globex"), "partnerkit-bizapps", "");
+        // partnerkit created it (version 5); the store has not seen that yet.
+        let written = cm("true", Some("5"));
+        memo.echoes.record(&written);
+        memo.record(&k, &cm("true", None), None);
+        // The store's first answer: nothing. Then the echo arrives: the store holds version 5,
+        // and the memo's entry is gone.
+        let reads = AtomicUsize::new(0);
+        let lookup = || {
+            if reads.fetch_add(1, Ordering::SeqCst) == 0 {
+                assert!(memo.echoes.is_echo::<ConfigMap>(&written.metadata));
+                None
+            } else {
+                Some(Child::of(&written))
+            }
+        };
+        let wrote = apply_child(&memo, &api, &cm("true", None), lookup).await;
+        assert!(matches!(wrote, Ok(false)), "{wrote:?}");
+        assert_eq!(requests.load(Ordering::SeqCst), 0, "nothing sent");
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "the store read twice");
+        // The store's copy says false: that is written.
+        let wrote = apply_child(&memo, &api, &cm("false", None), || {
+            Some(Child::of(&written))
+        })
+        .await;
+        assert!(wrote.is_err(), "the API's 500: {wrote:?}");
+        assert_eq!(requests.load(Ordering::SeqCst), 1, "one apply sent");
     }
 
     /// The echo of a write ends its bookkeeping: the version it produced and the memo's

@@ -148,8 +148,10 @@ async fn reconcile_partner(
             apply_unless_written(&ctx.memo, &ns_api, &desired.namespace, None).await?;
         }
         NsState::Ours => {
-            apply::apply_namespace(&ctx.memo, &ns_api, &desired.namespace, observed_ns.as_ref())
-                .await?;
+            apply::apply_namespace(&ctx.memo, &ns_api, &desired.namespace, || {
+                world.namespace(&ns)
+            })
+            .await?;
         }
     }
 
@@ -169,45 +171,28 @@ async fn reconcile_partner(
     let cm_api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ns);
     let cr_api: Api<ClusterRole> = Api::all(ctx.client.clone());
     let crb_api: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
-    apply_child(
-        &ctx.memo,
-        &rb_api,
-        &desired.admins_binding,
-        world
-            .role_binding(&ns, names::PARTNER_ADMINS_BINDING)
-            .as_ref(),
-    )
+    apply_child(&ctx.memo, &rb_api, &desired.admins_binding, || {
+        world.role_binding(&ns, names::PARTNER_ADMINS_BINDING)
+    })
     .await?;
     if let Some(rb) = &desired.operator_binding {
-        apply_child(
-            &ctx.memo,
-            &rb_api,
-            rb,
-            world.role_binding(&ns, names::OPERATOR_BINDING).as_ref(),
-        )
+        apply_child(&ctx.memo, &rb_api, rb, || {
+            world.role_binding(&ns, names::OPERATOR_BINDING)
+        })
         .await?;
     }
-    apply_child(
-        &ctx.memo,
-        &cm_api,
-        &desired.branding,
-        world.config_map(&ns, names::BRANDING).as_ref(),
-    )
+    apply_child(&ctx.memo, &cm_api, &desired.branding, || {
+        world.config_map(&ns, names::BRANDING)
+    })
     .await?;
     let role = desired.cluster_role.name_any();
-    apply_if_changed(
-        &ctx.memo,
-        &cr_api,
-        &desired.cluster_role,
-        world.cluster_role(&role).as_deref(),
-    )
+    apply_if_changed(&ctx.memo, &cr_api, &desired.cluster_role, || {
+        world.cluster_role(&role)
+    })
     .await?;
-    apply_if_changed(
-        &ctx.memo,
-        &crb_api,
-        &desired.cluster_role_binding,
-        world.cluster_role_binding(&role).as_deref(),
-    )
+    apply_if_changed(&ctx.memo, &crb_api, &desired.cluster_role_binding, || {
+        world.cluster_role_binding(&role)
+    })
     .await?;
 
     // Orphans: partnerkit's objects of this partner that it no longer wants.

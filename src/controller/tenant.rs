@@ -153,7 +153,15 @@ async fn reconcile_tenant(
         world.tenant(ns, TEMPLATE_NAME)
     };
     let template = template_obj.as_ref().and_then(|t| t.0.as_ref().ok());
-    let observed_ws = world.namespace(&workspace_ns);
+    // A workspace this process created whose event the namespace watch has not delivered yet
+    // is not in the store: only the API can say what it is (the pass would otherwise take it
+    // for missing, and a refusal would write a status naming no workspace).
+    let observed_ws = match world.namespace(&workspace_ns) {
+        None if ctx.memo.echoes.in_flight::<Namespace>(None, &workspace_ns) => {
+            super::get_namespace_meta(&ctx.client, &workspace_ns).await?
+        }
+        seen => seen,
+    };
     let workspace = workspace_state(
         observed_ws.as_ref(),
         name,
@@ -205,7 +213,7 @@ async fn reconcile_tenant(
             }
             Err(e) => return Err(e),
         }
-        materialize(ctx, name, desired, workspace).await?;
+        materialize(ctx, name, desired, workspace, observed_ws.as_ref()).await?;
     }
 
     let (ready, reason, message) = match &plan.ready {
@@ -243,29 +251,21 @@ async fn reconcile_tenant(
 /// Apply the workspace: the namespace (created first if missing, so a namespace someone else
 /// creates meanwhile is never taken over; un-orphaned when adopted), then its ConfigMaps and
 /// RoleBindings, then delete partnerkit's objects of this tenant there that are no longer wanted.
+/// `workspace` is the state of the namespace as `observed` (the store's copy, or the API's).
 async fn materialize(
     ctx: &Ctx,
     tenant: &str,
     desired: &TenantDesired,
     workspace: WorkspaceState,
+    observed: Option<&Ns>,
 ) -> Result<(), Error> {
     let world = &ctx.world;
     let ws = desired.namespace.name_any();
     let ns_api: Api<Namespace> = Api::all(ctx.client.clone());
-    // Created and labelled by this very process moments ago, and this pass (started by another
-    // event of ours, a ConfigMap say) runs before the namespace watch delivered it: only the
-    // API can tell whether it is still there — a GET, instead of a create refused with 409.
+    // A namespace this process created moments ago, not yet delivered by the namespace watch,
+    // was looked up in the API by the caller: Missing here means missing.
     let ns_key = apply::key::<Namespace>(None, &ws, "");
-    let created_by_us = workspace == WorkspaceState::Missing
-        && ctx.memo.written(&ns_key, &desired.namespace, None)
-        && workspace_state(
-            super::get_namespace_meta(&ctx.client, &ws).await?.as_ref(),
-            tenant,
-            label(&desired.namespace.metadata, labels::PARTNER),
-            |_, _| false,
-        ) == WorkspaceState::Ours;
     match workspace {
-        WorkspaceState::Missing if created_by_us => {}
         WorkspaceState::Missing => {
             // Created with every label at once (one write, not a create and an apply): a label
             // partnerkit later drops is still removed, by the strip patch of apply_namespace.
@@ -324,12 +324,9 @@ async fn materialize(
             apply_unless_written(&ctx.memo, &ns_api, &desired.namespace, None).await?;
         }
         _ => {
-            apply::apply_namespace(
-                &ctx.memo,
-                &ns_api,
-                &desired.namespace,
-                world.namespace(&ws).as_ref(),
-            )
+            apply::apply_namespace(&ctx.memo, &ns_api, &desired.namespace, || {
+                world.namespace(&ws).or_else(|| observed.cloned())
+            })
             .await?;
         }
     }
@@ -339,14 +336,14 @@ async fn materialize(
     // The children are independent of each other: written side by side (the client bounds
     // how many requests are in flight in all).
     let config_maps = desired.config_maps.iter().map(|cm| {
-        let observed = world.config_map(&ws, &cm.name_any());
-        let api = &cm_api;
-        async move { apply_child(&ctx.memo, api, cm, observed.as_ref()).await }
+        let (api, ws) = (&cm_api, &ws);
+        let name = cm.name_any();
+        async move { apply_child(&ctx.memo, api, cm, || world.config_map(ws, &name)).await }
     });
     let role_bindings = desired.role_bindings.iter().map(|rb| {
-        let observed = world.role_binding(&ws, &rb.name_any());
-        let api = &rb_api;
-        async move { apply_child(&ctx.memo, api, rb, observed.as_ref()).await }
+        let (api, ws) = (&rb_api, &ws);
+        let name = rb.name_any();
+        async move { apply_child(&ctx.memo, api, rb, || world.role_binding(ws, &name)).await }
     });
     futures::future::try_join(
         futures::future::try_join_all(config_maps),
