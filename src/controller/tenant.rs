@@ -155,11 +155,13 @@ async fn reconcile_tenant(
     let template = template_obj.as_ref().and_then(|t| t.0.as_ref().ok());
     // A workspace this process created whose event the namespace watch has not delivered yet
     // is not in the store: only the API can say what it is (the pass would otherwise take it
-    // for missing, and a refusal would write a status naming no workspace).
+    // for missing, and a refusal would write a status naming no workspace). Not in flight
+    // (any more): the store, read again, holds the write if its echo came in between.
     let observed_ws = match world.namespace(&workspace_ns) {
         None if ctx.memo.echoes.in_flight::<Namespace>(None, &workspace_ns) => {
             super::get_namespace_meta(&ctx.client, &workspace_ns).await?
         }
+        None => world.namespace(&workspace_ns),
         seen => seen,
     };
     let workspace = workspace_state(
@@ -305,14 +307,10 @@ async fn materialize(
                 return Err(Error::Stale(format!("Namespace {ws}")));
             }
             tracing::info!(workspace = %ws, "adopting the orphaned workspace");
-            // One merge patch drops the orphaned label and every partnerkit label the new
-            // owner does not want (the old partner's apps: its labels were set at create, so
-            // the apply below does not own them and would leave them).
-            let unorphan = apply::strip_patch(
-                &serde_json::to_value(&desired.namespace)?,
-                &json!({"metadata": now.map(|m| m.metadata)}),
-            )
-            .unwrap_or_else(|| json!({"metadata": {"labels": {labels::ORPHANED: null}}}));
+            let unorphan = adoption_patch(
+                &desired.namespace,
+                now.map(|m| m.metadata).unwrap_or_default(),
+            )?;
             let pp = PatchParams {
                 field_manager: Some(FIELD_MANAGER.into()),
                 ..Default::default()
@@ -373,6 +371,21 @@ async fn materialize(
         }
     }
     Ok(())
+}
+
+/// The merge patch that adopts an orphaned workspace: it drops the orphaned label and every
+/// partnerkit label the new owner does not want (the old partner's apps: set at create, so the
+/// apply after it does not own them and would leave them), and sets the new owner's labels in
+/// the same write. Between this patch and that apply the namespace must never look like a live
+/// workspace of the old partner: a pass that saw that (its watch event is not partnerkit's
+/// echo) would refuse with NameConflict, and the apply's echo brings no pass to mend it.
+fn adoption_patch(desired: &Namespace, now: ObjectMeta) -> Result<serde_json::Value, Error> {
+    let mut patch = apply::strip_patch(&serde_json::to_value(desired)?, &json!({"metadata": now}))
+        .unwrap_or_else(|| json!({"metadata": {"labels": {labels::ORPHANED: null}}}));
+    for (k, v) in desired.metadata.labels.iter().flatten() {
+        patch["metadata"]["labels"][k] = json!(v);
+    }
+    Ok(patch)
 }
 
 async fn cleanup(
@@ -455,6 +468,70 @@ mod tests {
             (labels::PARTNER, partner),
             (labels::ORPHANED, "true"),
         ])
+    }
+
+    /// The adoption patch alone (before the apply that follows it) leaves the namespace as the
+    /// new owner's workspace: never a live workspace of the old partner, which a pass seeing
+    /// that write's event would refuse (NameConflict) with no later pass to mend it. The old
+    /// partner's app label and the orphaned label go; someone else's label stays.
+    #[test]
+    fn the_adoption_patch_alone_makes_the_workspace_the_new_owners() {
+        let meta = |labels: &[(&str, &str)]| ObjectMeta {
+            name: Some("tenant-secretco".into()),
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        let chat = format!("{}chat", labels::BIZAPP_PREFIX);
+        let crm = format!("{}crm", labels::BIZAPP_PREFIX);
+        let orphaned = meta(&[
+            (labels::MANAGED_BY, MANAGED_BY_VALUE),
+            (labels::TENANT, "secretco"),
+            (labels::PARTNER, "beta"),
+            (labels::ORPHANED, "true"),
+            (&chat, "enabled"),
+            ("team", "blue"),
+        ]);
+        let desired = Namespace {
+            metadata: meta(&[
+                (labels::MANAGED_BY, MANAGED_BY_VALUE),
+                (labels::TENANT, "secretco"),
+                (labels::PARTNER, "alpha"),
+                (&crm, "enabled"),
+            ]),
+            ..Default::default()
+        };
+        let patch = adoption_patch(&desired, orphaned.clone()).unwrap();
+        // A merge patch of labels (RFC 7386): null removes, a value sets; nothing else in it.
+        assert_eq!(patch.as_object().unwrap().len(), 1, "{patch}");
+        assert_eq!(patch["metadata"].as_object().unwrap().len(), 1, "{patch}");
+        let mut after = orphaned.clone();
+        let merged = after.labels.as_mut().unwrap();
+        for (k, v) in patch["metadata"]["labels"].as_object().unwrap() {
+            match v.as_str() {
+                Some(v) => merged.insert(k.clone(), v.to_string()),
+                None => merged.remove(k),
+            };
+        }
+        assert_eq!(
+            workspace_state(Some(&Ns::of(&after)), "secretco", Some("alpha"), |_, _| {
+                false
+            }),
+            WorkspaceState::Ours,
+            "{patch}"
+        );
+        let labels = after.labels.unwrap();
+        assert_eq!(labels.get(&crm).map(String::as_str), Some("enabled"));
+        assert!(
+            !labels.contains_key(&chat),
+            "the old partner's app: {labels:?}"
+        );
+        assert!(!labels.contains_key(labels::ORPHANED), "{labels:?}");
+        assert_eq!(labels.get("team").map(String::as_str), Some("blue"));
     }
 
     #[test]
