@@ -947,19 +947,8 @@ mod tests {
     async fn a_child_whose_echo_arrives_during_the_pass_is_not_written_again() {
         use k8s_openapi::api::core::v1::ConfigMap;
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let requests = std::sync::Arc::new(AtomicUsize::new(0));
-        let counted = requests.clone();
-        let service = tower::service_fn(move |_: hyper::Request<kube::client::Body>| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            async {
-                let body = http_body_util::Full::new(hyper::body::Bytes::from_static(b"{}"));
-                Ok::<_, std::convert::Infallible>(
-                    hyper::Response::builder().status(500).body(body).unwrap(),
-                )
-            }
-        });
-        let api: Api<ConfigMap> =
-            Api::namespaced(kube::Client::new(service, "default"), "tenant-globex");
+        let (client, requests) = super::super::counting_client();
+        let api: Api<ConfigMap> = Api::namespaced(client, "tenant-globex");
         let cm = |value: &str, rv: Option<&str>| {
             let mut o = ConfigMap::default();
             o.metadata.name = Some("partnerkit-bizapps".into());

@@ -596,6 +596,25 @@ pub(crate) async fn get_namespace_meta(
     Ok(got.map(|m| children::Ns::of(&m.metadata)))
 }
 
+/// A client whose API server answers 500 to every request, and how many requests it got: for
+/// unit tests of what a pass sends.
+#[cfg(test)]
+pub(crate) fn counting_client() -> (Client, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let requests = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = requests.clone();
+    let service = tower::service_fn(move |_: hyper::Request<kube::client::Body>| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async {
+            let body = http_body_util::Full::new(hyper::body::Bytes::from_static(b"{}"));
+            Ok::<_, std::convert::Infallible>(
+                hyper::Response::builder().status(500).body(body).unwrap(),
+            )
+        }
+    });
+    (Client::new(service, "default"), requests)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -448,8 +448,8 @@ mod tests {
     use crate::resources::MANAGED_BY_VALUE;
     use std::collections::BTreeMap;
 
-    fn ns(labels: &[(&str, &str)]) -> Ns {
-        Ns::of(&ObjectMeta {
+    fn meta(labels: &[(&str, &str)]) -> ObjectMeta {
+        ObjectMeta {
             name: Some("tenant-secretco".into()),
             labels: Some(
                 labels
@@ -458,7 +458,11 @@ mod tests {
                     .collect::<BTreeMap<_, _>>(),
             ),
             ..Default::default()
-        })
+        }
+    }
+
+    fn ns(labels: &[(&str, &str)]) -> Ns {
+        Ns::of(&meta(labels))
     }
 
     fn retained_by(partner: &str) -> Ns {
@@ -476,16 +480,6 @@ mod tests {
     /// partner's app label and the orphaned label go; someone else's label stays.
     #[test]
     fn the_adoption_patch_alone_makes_the_workspace_the_new_owners() {
-        let meta = |labels: &[(&str, &str)]| ObjectMeta {
-            name: Some("tenant-secretco".into()),
-            labels: Some(
-                labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
-            ..Default::default()
-        };
         let chat = format!("{}chat", labels::BIZAPP_PREFIX);
         let crm = format!("{}crm", labels::BIZAPP_PREFIX);
         let orphaned = meta(&[

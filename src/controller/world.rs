@@ -1182,19 +1182,8 @@ mod tests {
     /// does not say is written. (The API answers 500 here: any request is counted.)
     #[tokio::test]
     async fn a_status_a_newer_cached_copy_already_says_is_not_written_again() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let requests = Arc::new(AtomicUsize::new(0));
-        let counted = requests.clone();
-        let service = tower::service_fn(move |_: hyper::Request<kube::client::Body>| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            async {
-                let body = http_body_util::Full::new(hyper::body::Bytes::from_static(b"{}"));
-                Ok::<_, std::convert::Infallible>(
-                    hyper::Response::builder().status(500).body(body).unwrap(),
-                )
-            }
-        });
-        let client = Client::new(service, "default");
+        use std::sync::atomic::Ordering;
+        let (client, requests) = super::super::counting_client();
         let (world, mut writers) = super::world();
         let ctx = super::super::Ctx {
             client: client.clone(),
