@@ -326,16 +326,28 @@ pub async fn apply_if_changed<K>(
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug,
 {
-    let observed = settled(lookup, |o| {
-        let o = o.map(|o| &**o);
-        o.is_some_and(|o| matches(obj, o))
-            || memo.written(
+    let (observed, verdict) = settled(
+        lookup,
+        |o| rv_of(o.meta()),
+        |o| match o.map(|o| &**o) {
+            Some(o) if matches(obj, o) => InPlace::Unchanged,
+            o if memo.written(
                 &key_of::<K>(obj.meta(), ""),
                 obj,
                 o.and_then(|o| rv_of(o.meta())),
-            )
-    });
-    apply_over(memo, api, obj, observed.as_deref()).await
+            ) =>
+            {
+                InPlace::Written
+            }
+            _ => InPlace::No,
+        },
+    );
+    let observed_rv = observed.as_deref().and_then(|o| rv_of(o.meta()));
+    match verdict {
+        InPlace::Unchanged => Ok(false),
+        InPlace::Written => apply_unless_written(memo, api, obj, observed_rv).await,
+        InPlace::No => apply_over(memo, api, obj, observed.as_deref()).await,
+    }
 }
 
 /// [`apply_if_changed`] on a copy of the object read from the API (`observed`).
@@ -363,21 +375,41 @@ where
     apply_unless_written(memo, api, obj, observed.and_then(|o| rv_of(o.meta()))).await
 }
 
-/// The store's copy a write decides on: `lookup()`, read a second time unless `in_place` (the
-/// copy already says `desired`, or the memo knows the write) holds on the first. Partnerkit's
-/// own last write may reach the store right after the first read, and its arrival drops the
-/// memo's entry for it ([`Echoes`]): a pass that read the store just before that would write
-/// the same body again. Read after the memo's answer, the store holds the write.
+/// What a write path found, on the store's copy and in the memo.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum InPlace {
+    /// The copy already says what is desired (and is not behind partnerkit's own last write).
+    Unchanged,
+    /// The memo says this body was written over this copy's version.
+    Written,
+    /// Neither: write.
+    No,
+}
+
+/// The store's copy a write decides on, and `judge`'s verdict on it, taken on a copy that was
+/// still the store's after the verdict (its `version` read again). Partnerkit's own last write
+/// may reach the store while the verdict is taken, and its arrival drops that write's
+/// bookkeeping ([`Echoes`]: the version it produced, the memo's entry), which the verdict reads.
+/// Taken on the copy from before that arrival, the verdict is wrong both ways: "not written"
+/// (a second write of the same body) or "unchanged, not behind" (a write skipped: the copy
+/// predates partnerkit's write of something else, an admin accepted and then removed). The
+/// store is updated before the bookkeeping is dropped, so a second read shows the change.
 fn settled<O>(
     lookup: impl Fn() -> Option<O>,
-    in_place: impl FnOnce(Option<&O>) -> bool,
-) -> Option<O> {
-    let observed = lookup();
-    if in_place(observed.as_ref()) {
-        observed
-    } else {
-        lookup()
+    version: impl Fn(&O) -> Option<u64>,
+    judge: impl Fn(Option<&O>) -> InPlace,
+) -> (Option<O>, InPlace) {
+    let mut seen = lookup();
+    for _ in 0..4 {
+        let verdict = judge(seen.as_ref());
+        let again = lookup();
+        if seen.as_ref().map(&version) == again.as_ref().map(&version) {
+            return (seen, verdict);
+        }
+        seen = again;
     }
+    // Still moving: write (an apply of the same body changes nothing).
+    (seen, InPlace::No)
 }
 
 /// [`apply_if_changed`] for a child kept as digests ([`Child`]): the same outcome, reading the
@@ -397,17 +429,28 @@ where
         let d = Child::of(obj);
         d.meta == o.meta && d.body == o.body && !memo.behind_own_write(obj, o.rv)
     };
-    let observed = settled(lookup, |o| {
-        o.is_some_and(|o| comparable(obj.meta()) && unchanged(o))
-            || memo.written(&key_of::<K>(obj.meta(), ""), obj, o.map(|o| o.rv))
-    });
+    let (observed, verdict) = settled(
+        lookup,
+        |o| Some(o.rv),
+        |o| match o {
+            Some(o) if comparable(obj.meta()) && unchanged(o) => InPlace::Unchanged,
+            o if memo.written(&key_of::<K>(obj.meta(), ""), obj, o.map(|o| o.rv)) => {
+                InPlace::Written
+            }
+            _ => InPlace::No,
+        },
+    );
+    match verdict {
+        InPlace::Unchanged => return Ok(false),
+        InPlace::Written => {
+            return apply_unless_written(memo, api, obj, observed.map(|o| o.rv)).await;
+        }
+        InPlace::No => {}
+    }
     let Some(o) = observed else {
         return apply_unless_written(memo, api, obj, None).await;
     };
     if comparable(obj.meta()) {
-        if unchanged(&o) {
-            return Ok(false);
-        }
         let d = Child::of(obj);
         if d.meta == o.meta && o.keys_within(&d) {
             // partnerkit's labels, partnerkit's keys: nothing anyone else added to strip.
@@ -433,19 +476,31 @@ pub async fn apply_namespace(
     let d = Ns::of(&desired.metadata);
     let plain = comparable(&desired.metadata);
     let unchanged = |o: &Ns| plain && d.meta == o.meta && !memo.behind_own_write(desired, o.rv);
-    let observed = settled(lookup, |o| {
-        o.is_some_and(unchanged)
-            || memo.written(
+    let (observed, verdict) = settled(
+        lookup,
+        |o| Some(o.rv),
+        |o| match o {
+            Some(o) if unchanged(o) => InPlace::Unchanged,
+            o if memo.written(
                 &key_of::<k8s_openapi::api::core::v1::Namespace>(&desired.metadata, ""),
                 desired,
                 o.map(|o| o.rv),
-            )
-    });
+            ) =>
+            {
+                InPlace::Written
+            }
+            _ => InPlace::No,
+        },
+    );
+    match verdict {
+        InPlace::Unchanged => return Ok(false),
+        InPlace::Written => {
+            return apply_unless_written(memo, api, desired, observed.map(|o| o.rv)).await;
+        }
+        InPlace::No => {}
+    }
     let mut observed_rv = None;
     if let Some(o) = &observed {
-        if unchanged(o) {
-            return Ok(false);
-        }
         observed_rv = Some(o.rv);
         if !plain || !o.keys_within(&d) {
             let name = desired.name_any();
@@ -977,13 +1032,53 @@ mod tests {
         let wrote = apply_child(&memo, &api, &cm("true", None), lookup).await;
         assert!(matches!(wrote, Ok(false)), "{wrote:?}");
         assert_eq!(requests.load(Ordering::SeqCst), 0, "nothing sent");
-        assert_eq!(reads.load(Ordering::SeqCst), 2, "the store read twice");
+        assert!(reads.load(Ordering::SeqCst) >= 2, "the store read again");
         // The store's copy says false: that is written.
         let wrote = apply_child(&memo, &api, &cm("false", None), || {
             Some(Child::of(&written))
         })
         .await;
         assert!(wrote.is_err(), "the API's 500: {wrote:?}");
+        assert_eq!(requests.load(Ordering::SeqCst), 1, "one apply sent");
+    }
+
+    /// The other way round: the store's copy looks as desired but predates partnerkit's own
+    /// write of something else (an admin added, then removed at once), and that write's echo
+    /// arrives while the pass decides, dropping the bookkeeping that said "behind". The pass
+    /// must still write: it decides on the copy the store holds after its verdict.
+    #[tokio::test]
+    async fn a_copy_that_the_echo_of_another_body_overtakes_is_not_trusted() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (client, requests) = super::super::counting_client();
+        let api: Api<ConfigMap> = Api::namespaced(client, "tenant-globex");
+        let cm = |admins: &str, rv: Option<&str>| {
+            let mut o = ConfigMap::default();
+            o.metadata.name = Some("partnerkit-admins".into());
+            o.metadata.namespace = Some("tenant-globex".into());
+            o.metadata.resource_version = rv.map(Into::into);
+            o.data = Some([("admins".to_string(), admins.to_string())].into());
+            o
+        };
+        let memo = Memo::new(std::sync::Arc::new(Echoes::default()));
+        let k = key::<ConfigMap>(Some("tenant-globex"), "partnerkit-admins", "");
+        let (before, with_carol) = (cm("alice", Some("4")), cm("alice,carol", Some("5")));
+        // partnerkit wrote carol in (version 5) over version 4; the store still shows 4.
+        memo.echoes.record(&with_carol);
+        memo.record(&k, &cm("alice,carol", None), Some(hash_of("4")));
+        // The first read shows version 4; then the echo of 5 arrives.
+        let reads = AtomicUsize::new(0);
+        let lookup = || {
+            if reads.fetch_add(1, Ordering::SeqCst) == 0 {
+                assert!(memo.echoes.is_echo::<ConfigMap>(&with_carol.metadata));
+                Some(Child::of(&before))
+            } else {
+                Some(Child::of(&with_carol))
+            }
+        };
+        // carol removed again: alice alone is desired, which version 4 shows.
+        let wrote = apply_child(&memo, &api, &cm("alice", None), lookup).await;
+        assert!(wrote.is_err(), "written (the API's 500): {wrote:?}");
         assert_eq!(requests.load(Ordering::SeqCst), 1, "one apply sent");
     }
 
